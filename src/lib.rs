@@ -1,2 +1,17 @@
+//! orgwarden keeps a Claude (Anthropic) organization clean and auditable.
+//!
+//! # Layout
+//! - `config`: the TOML file and environment, validated into typed values.
+//! - `admin_api`: typed models and the HTTP client; the only code that speaks to the API.
+//! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
+//! - `telemetry`: logging setup.
+//! - `cli`: the command-line interface; `src/main.rs` only calls it.
+//!
+//! Data flows one way: `admin_api` → `snapshot` → `store` → `policy` → `remediate` / `report` →
+//! `mail`, with `daemon` scheduling the jobs on top. See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
-pub mod x {}
+
+pub mod admin_api;
+pub mod cli;
+pub mod config;
+pub mod telemetry;

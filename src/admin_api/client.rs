@@ -1,0 +1,766 @@
+//! The HTTP client for the Admin API: one `reqwest::Client`, the base URL and the admin key.
+//!
+//! It owns retries (the contract's policy: `retry-after-ms`, then `retry-after`, then capped
+//! exponential backoff with jitter; `x-should-retry` obeyed; non-idempotent calls retried only on
+//! 429), a total deadline per call, a client-side request pacer, and cursor pagination with a
+//! guard against a server that repeats a cursor. It is the only module that speaks to the API.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::Stream;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::{ApiError, Call};
+use super::models::{
+    ApiKey, ApiKeyUpdate, Invite, OrgRole, Organization, Page, User, Workspace, WorkspaceMember,
+};
+
+/// How the client talks to the API. Built from `[api]` in the configuration.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub base_url: Url,
+    pub anthropic_version: String,
+    pub connect_timeout: Duration,
+    /// Bound on one HTTP exchange (headers and body).
+    pub request_timeout: Duration,
+    /// Bound on one call including every retry and wait.
+    pub total_deadline: Duration,
+    pub max_retries: u32,
+    /// Client-side pacing; `None` sends as fast as the server allows.
+    pub requests_per_second: Option<f64>,
+    /// `limit` for list calls (1..=1000).
+    pub page_size: u32,
+    /// First backoff step without a `retry-after` header; doubles per retry.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl ClientOptions {
+    /// The contract's defaults for a given base URL.
+    pub fn new(base_url: Url) -> ClientOptions {
+        ClientOptions {
+            base_url,
+            anthropic_version: "2023-06-01".to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            total_deadline: Duration::from_secs(120),
+            max_retries: 4,
+            requests_per_second: None,
+            page_size: 1000,
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Requests and retries made so far by a client (and its clones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub requests: u64,
+    pub retries: u64,
+}
+
+/// The result of a successful call, with the request-id the audit trail records.
+#[derive(Debug, Clone)]
+pub struct Answer<T> {
+    pub value: T,
+    pub status: u16,
+    pub request_id: Option<String>,
+}
+
+/// A cheap, clonable handle to the Admin API.
+#[derive(Clone)]
+pub struct AdminClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    options: ClientOptions,
+    admin_key: SecretString,
+    /// The earliest instant the next request may start, for client-side pacing.
+    next_slot: Mutex<Instant>,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The admin key is deliberately absent.
+        f.debug_struct("AdminClient")
+            .field("base_url", &self.inner.options.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the rule that the admin key only ever travels over TLS, except to this machine.
+pub fn check_base_url(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err("must be https unless the host is loopback".to_owned()),
+        other => Err(format!("unsupported scheme {other:?}: use https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+impl AdminClient {
+    /// Builds the client. Fails on a base URL that is not https (or loopback http).
+    pub fn new(options: ClientOptions, admin_key: SecretString) -> Result<AdminClient, ApiError> {
+        check_base_url(&options.base_url)
+            .map_err(|why| ApiError::Url(format!("{}: {why}", options.base_url)))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .user_agent(concat!("orgwarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Url(format!("cannot build HTTP client: {e}")))?;
+        Ok(AdminClient {
+            inner: Arc::new(Inner {
+                http,
+                options,
+                admin_key,
+                next_slot: Mutex::new(Instant::now()),
+                requests: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Counters since the client was built (shared by clones).
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            retries: self.inner.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    // ---- Reads --------------------------------------------------------------------------------
+
+    /// `GET /v1/organizations/me`.
+    pub async fn organization(&self) -> Result<Organization, ApiError> {
+        self.get(&["me"]).await
+    }
+
+    /// Every member, page by page.
+    pub fn users(&self) -> Pager<User> {
+        self.pager(&["users"], Vec::new())
+    }
+
+    /// Every invite the API lists (pending, accepted and expired; deleted ones are never listed).
+    pub fn invites(&self) -> Pager<Invite> {
+        self.pager(&["invites"], Vec::new())
+    }
+
+    /// Every workspace, archived ones too when asked.
+    pub fn workspaces(&self, include_archived: bool) -> Pager<Workspace> {
+        let query = vec![("include_archived".to_owned(), include_archived.to_string())];
+        self.pager(&["workspaces"], query)
+    }
+
+    /// The explicit members of one workspace.
+    pub fn workspace_members(&self, workspace_id: &str) -> Pager<WorkspaceMember> {
+        self.pager(&["workspaces", workspace_id, "members"], Vec::new())
+    }
+
+    /// Every API key, of every status.
+    pub fn api_keys(&self) -> Pager<ApiKey> {
+        self.pager(&["api_keys"], Vec::new())
+    }
+
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
+        self.get(&["users", user_id]).await
+    }
+
+    pub async fn get_invite(&self, invite_id: &str) -> Result<Invite, ApiError> {
+        self.get(&["invites", invite_id]).await
+    }
+
+    pub async fn get_api_key(&self, api_key_id: &str) -> Result<ApiKey, ApiError> {
+        self.get(&["api_keys", api_key_id]).await
+    }
+
+    pub async fn get_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<WorkspaceMember, ApiError> {
+        self.get(&["workspaces", workspace_id, "members", user_id])
+            .await
+    }
+
+    // ---- Mutations ----------------------------------------------------------------------------
+
+    /// `DELETE /v1/organizations/invites/{id}` (only pending invites can be deleted).
+    pub async fn delete_invite(
+        &self,
+        invite_id: &str,
+    ) -> Result<Answer<serde_json::Value>, ApiError> {
+        self.execute(Method::DELETE, &["invites", invite_id], &[], None, true)
+            .await
+    }
+
+    /// `POST /v1/organizations/api_keys/{id}`: rename and/or change status. Setting absolute
+    /// values is idempotent, so it is retried like a read.
+    pub async fn update_api_key(
+        &self,
+        api_key_id: &str,
+        update: &ApiKeyUpdate,
+    ) -> Result<Answer<ApiKey>, ApiError> {
+        let body = serde_json::to_value(update).map_err(|e| ApiError::Url(e.to_string()))?;
+        self.execute(
+            Method::POST,
+            &["api_keys", api_key_id],
+            &[],
+            Some(body),
+            true,
+        )
+        .await
+    }
+
+    /// `POST /v1/organizations/users/{id}` with a new role (never `admin`: the API refuses).
+    pub async fn update_user_role(
+        &self,
+        user_id: &str,
+        role: &OrgRole,
+    ) -> Result<Answer<User>, ApiError> {
+        let body = serde_json::json!({ "role": role.as_str() });
+        self.execute(Method::POST, &["users", user_id], &[], Some(body), true)
+            .await
+    }
+
+    /// `DELETE /v1/organizations/users/{id}` (admins cannot be removed).
+    pub async fn remove_user(&self, user_id: &str) -> Result<Answer<serde_json::Value>, ApiError> {
+        self.execute(Method::DELETE, &["users", user_id], &[], None, true)
+            .await
+    }
+
+    /// `DELETE /v1/organizations/workspaces/{id}/members/{user_id}`.
+    pub async fn remove_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<Answer<serde_json::Value>, ApiError> {
+        let path = ["workspaces", workspace_id, "members", user_id];
+        self.execute(Method::DELETE, &path, &[], None, true).await
+    }
+
+    /// A create call (`POST` that makes a new object): retried only on 429, because a replay
+    /// could create a duplicate. orgwarden itself never creates anything; tests use it.
+    pub async fn create_invite(
+        &self,
+        email: &str,
+        role: &OrgRole,
+    ) -> Result<Answer<Invite>, ApiError> {
+        let body = serde_json::json!({ "email": email, "role": role.as_str() });
+        self.execute(Method::POST, &["invites"], &[], Some(body), false)
+            .await
+    }
+
+    // ---- Machinery ----------------------------------------------------------------------------
+
+    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        Ok(self
+            .execute(Method::GET, segments, &[], None, true)
+            .await?
+            .value)
+    }
+
+    fn pager<T>(&self, segments: &[&str], query: Vec<(String, String)>) -> Pager<T> {
+        Pager {
+            client: self.clone(),
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query,
+            after_id: None,
+            seen: HashSet::new(),
+            done: false,
+            marker: PhantomData,
+        }
+    }
+
+    fn url(&self, segments: &[&str], query: &[(String, String)]) -> Result<Url, ApiError> {
+        let mut url = self.inner.options.base_url.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| ApiError::Url("base URL cannot have a path".to_owned()))?;
+            path.pop_if_empty();
+            path.extend(["v1", "organizations"]);
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// Waits for this request's slot under the client-side requests-per-second limit.
+    async fn pace(&self) {
+        let Some(rps) = self.inner.options.requests_per_second else {
+            return;
+        };
+        let interval = Duration::from_secs_f64(1.0 / rps.max(0.001));
+        let slot = {
+            // The lock is held for two instructions and never across an await; a poisoned lock
+            // only means another task panicked while holding it, and the instant is still valid.
+            let mut next = self
+                .inner
+                .next_slot
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Sends one call with the retry policy. `idempotent` decides which failures are retried.
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(String, String)],
+        body: Option<serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<Answer<T>, ApiError> {
+        let options = &self.inner.options;
+        let url = self.url(segments, query)?;
+        let call = Call {
+            method: method_name(&method),
+            path: url.path().to_owned(),
+        };
+        let deadline = Instant::now() + options.total_deadline;
+        let mut attempt: u32 = 0;
+        loop {
+            self.pace().await;
+            self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            let mut key =
+                HeaderValue::from_str(self.inner.admin_key.expose_secret()).map_err(|_| {
+                    ApiError::Url(
+                        "the admin key has characters not allowed in an HTTP header".to_owned(),
+                    )
+                })?;
+            key.set_sensitive(true);
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .header("x-api-key", key)
+                .header("anthropic-version", &options.anthropic_version);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let outcome = tokio::time::timeout_at(deadline, exchange(request)).await;
+            let failure = match outcome {
+                Err(_elapsed) => {
+                    return Err(ApiError::Transport {
+                        call,
+                        reason: format!(
+                            "gave up after the total deadline of {}s ({} retries)",
+                            options.total_deadline.as_secs(),
+                            attempt
+                        ),
+                    })
+                }
+                Ok(Err(error)) => Failure::Transport(describe_reqwest_error(&error)),
+                Ok(Ok((status, headers, bytes))) => {
+                    let request_id = header_text(&headers, "request-id");
+                    if (200..300).contains(&status) {
+                        return match serde_json::from_slice::<T>(&bytes) {
+                            Ok(value) => Ok(Answer {
+                                value,
+                                status,
+                                request_id,
+                            }),
+                            Err(error) => Err(ApiError::Decode {
+                                call,
+                                reason: error.to_string(),
+                                request_id,
+                            }),
+                        };
+                    }
+                    Failure::Status {
+                        status,
+                        headers,
+                        bytes,
+                        request_id,
+                    }
+                }
+            };
+            let (retryable, wait, error) = match failure {
+                Failure::Transport(reason) => (
+                    idempotent,
+                    None,
+                    ApiError::Transport {
+                        call: call.clone(),
+                        reason,
+                    },
+                ),
+                Failure::Status {
+                    status,
+                    headers,
+                    bytes,
+                    request_id,
+                } => {
+                    let (error_type, message, body_request_id) = parse_error_envelope(&bytes);
+                    let retryable = should_retry(status, &headers, idempotent);
+                    let error = ApiError::Status {
+                        call: call.clone(),
+                        status,
+                        error_type,
+                        message,
+                        request_id: request_id.or(body_request_id),
+                    };
+                    (retryable, retry_after(&headers), error)
+                }
+            };
+            if !retryable || attempt >= options.max_retries {
+                return Err(error);
+            }
+            let wait = wait.unwrap_or_else(|| backoff(options, attempt));
+            if Instant::now() + wait >= deadline {
+                tracing::warn!(call = %call, wait_ms = wait.as_millis() as u64, "not retrying: the wait would pass the call's deadline");
+                return Err(error);
+            }
+            tracing::debug!(call = %call, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            self.inner.retries.fetch_add(1, Ordering::Relaxed);
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+enum Failure {
+    Transport(String),
+    Status {
+        status: u16,
+        headers: HeaderMap,
+        bytes: Vec<u8>,
+        request_id: Option<String>,
+    },
+}
+
+/// Sends a request and reads its whole body; a body cut short is a transport error.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    Ok((status, headers, bytes.to_vec()))
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
+    }
+}
+
+fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    // `without_url` keeps cursors out of messages; the call already names the path.
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "connection broke while reading the response"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {}", ErrorChain(error));
+    text.truncate(500);
+    text
+}
+
+/// Displays an error with its sources, `a: b: c`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The contract's retry decision: `x-should-retry` wins; otherwise 408, 409, 429 and 5xx for
+/// idempotent calls, and 429 only for the others.
+fn should_retry(status: u16, headers: &HeaderMap, idempotent: bool) -> bool {
+    let header = header_text(headers, "x-should-retry");
+    match header.as_deref() {
+        Some("false") => false,
+        Some("true") if idempotent => true,
+        _ if !idempotent => status == 429,
+        _ => matches!(status, 408 | 409 | 429) || status >= 500,
+    }
+}
+
+/// `retry-after-ms` first, then `retry-after` (seconds or an HTTP date).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) =
+        header_text(headers, "retry-after-ms").and_then(|t| t.trim().parse::<f64>().ok())
+    {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let text = header_text(headers, "retry-after")?;
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// `base × 2^attempt`, capped, minus up to 25% jitter (the official SDKs' policy).
+fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
+    let raw = options
+        .backoff_base
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(options.backoff_cap);
+    raw.mul_f64(1.0 - 0.25 * fastrand::f64())
+}
+
+/// `(error.type, error.message, request_id)` from an error body; tolerant of anything.
+fn parse_error_envelope(bytes: &[u8]) -> (String, String, Option<String>) {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let error_type = value["error"]["type"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    let message = match value["error"]["message"].as_str() {
+        Some(message) => message.to_owned(),
+        None => {
+            let mut text = String::from_utf8_lossy(bytes).into_owned();
+            text.truncate(200);
+            if text.is_empty() {
+                "(empty body)".to_owned()
+            } else {
+                text
+            }
+        }
+    };
+    let request_id = value["request_id"].as_str().map(str::to_owned);
+    (error_type, message, request_id)
+}
+
+/// Walks a list endpoint with `after_id = last_id` until `has_more` is false.
+pub struct Pager<T> {
+    client: AdminClient,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    after_id: Option<String>,
+    /// Every cursor already sent: a repeat means a broken server and would loop forever.
+    seen: HashSet<String>,
+    done: bool,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Pager<T> {
+    /// The next page, or `None` once the list has been read to its end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<T>>, ApiError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut query = self.query.clone();
+        query.push((
+            "limit".to_owned(),
+            self.client.inner.options.page_size.to_string(),
+        ));
+        if let Some(after_id) = &self.after_id {
+            query.push(("after_id".to_owned(), after_id.clone()));
+        }
+        let segments: Vec<&str> = self.segments.iter().map(String::as_str).collect();
+        let page: Page<T> = self
+            .client
+            .execute(Method::GET, &segments, &query, None, true)
+            .await?
+            .value;
+        if !page.has_more {
+            self.done = true;
+            return Ok(Some(page.data));
+        }
+        let call = || Call {
+            method: "GET",
+            path: format!("/v1/organizations/{}", self.segments.join("/")),
+        };
+        let Some(last_id) = page.last_id else {
+            return Err(ApiError::Decode {
+                call: call(),
+                reason: "has_more is true but last_id is null; the list cannot be read to its end"
+                    .to_owned(),
+                request_id: None,
+            });
+        };
+        if !self.seen.insert(last_id.clone()) {
+            return Err(ApiError::CursorLoop {
+                call: call(),
+                cursor: last_id,
+            });
+        }
+        self.after_id = Some(last_id);
+        Ok(Some(page.data))
+    }
+
+    /// Reads every page into one vector.
+    pub async fn collect_all(mut self) -> Result<Vec<T>, ApiError> {
+        let mut all = Vec::new();
+        while let Some(page) = self.next_page().await? {
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The pages as a stream, ending after the last page or the first error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Vec<T>, ApiError>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut pager = state?;
+            match pager.next_page().await {
+                Ok(Some(page)) => Some((Ok(page), Some(pager))),
+                Ok(None) => None,
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn loopback_http_only() {
+        let ok = [
+            "https://api.anthropic.com",
+            "http://127.0.0.1:8787",
+            "http://[::1]:1",
+            "http://localhost:9",
+        ];
+        for url in ok {
+            assert!(check_base_url(&Url::parse(url).unwrap()).is_ok(), "{url}");
+        }
+        let bad = [
+            "http://api.anthropic.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "http://localhost.evil.com",
+        ];
+        for url in bad {
+            assert!(check_base_url(&Url::parse(url).unwrap()).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn retry_decision_table() {
+        let none = headers(&[]);
+        let yes = headers(&[("x-should-retry", "true")]);
+        let no = headers(&[("x-should-retry", "false")]);
+        let cases = [
+            (429, &none, true, true),
+            (500, &none, true, true),
+            (529, &none, true, true),
+            (408, &none, true, true),
+            (409, &none, true, true),
+            (400, &none, true, false),
+            (401, &none, true, false),
+            (404, &none, true, false),
+            (500, &none, false, false),
+            (429, &none, false, true),
+            (429, &no, false, false),
+            (500, &no, true, false),
+            (400, &yes, true, true),
+            (500, &yes, false, false),
+        ];
+        for (status, headers, idempotent, want) in cases {
+            assert_eq!(
+                should_retry(status, headers, idempotent),
+                want,
+                "{status} {headers:?} {idempotent}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_prefers_ms() {
+        let h = headers(&[("retry-after-ms", "250"), ("retry-after", "3")]);
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        let h = headers(&[("retry-after", "3")]);
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let h = headers(&[("retry-after", "soon")]);
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_with_jitter() {
+        let options = ClientOptions::new(Url::parse("https://x").unwrap());
+        for attempt in 0..10 {
+            let wait = backoff(&options, attempt);
+            let full = Duration::from_millis(500 * 2u64.pow(attempt)).min(Duration::from_secs(8));
+            assert!(
+                wait <= full && wait >= full.mul_f64(0.75),
+                "{attempt}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let client = AdminClient::new(
+            ClientOptions::new(Url::parse("https://api.anthropic.com").unwrap()),
+            SecretString::from("sk-ant-admin01-supersecret"),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("supersecret"));
+    }
+}

@@ -1,0 +1,11 @@
+//! The Admin API: typed models, errors and the HTTP client.
+//!
+//! **Invariant:** this is the only module that speaks to the API. Everything else gets typed
+//! values from here and never sees a URL, a header or the admin key.
+
+mod client;
+mod error;
+pub mod models;
+
+pub use client::{check_base_url, AdminClient, Answer, ClientOptions, ClientStats, Pager};
+pub use error::{ApiError, Call};
