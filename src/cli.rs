@@ -8,8 +8,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::future::Future;
+
+use anyhow::Context;
+
 use crate::admin_api::{AdminClient, ClientOptions};
 use crate::config::{self, Config, Environment};
+use crate::output::{render, Format};
+use crate::snapshot::{self, FetchOptions};
+use crate::store::{StoreError, Store};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;
@@ -36,6 +43,41 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Read the whole organization into the database as one atomic snapshot.
+    Snapshot,
+    /// List snapshot runs.
+    History {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show one kind of object as a snapshot saw it.
+    Show {
+        #[arg(value_enum)]
+        what: ShowWhat,
+        /// Snapshot run id (default: the latest complete one).
+        #[arg(long, value_name = "RUN")]
+        at: Option<i64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// What changed between two snapshots (default: the last two complete ones).
+    Diff {
+        #[arg(long, value_name = "RUN")]
+        from: Option<i64>,
+        #[arg(long, value_name = "RUN")]
+        to: Option<i64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowWhat {
+    Members,
+    Invites,
+    Keys,
+    Workspaces,
+    WorkspaceMembers,
 }
 
 /// Parses the arguments and runs the command.
@@ -57,6 +99,16 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { online } => check_config_command(cli.config, online).await,
+        Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::History { format } => {
+            with_config(cli.config, |c| async move { history_command(&c, format) }).await
+        }
+        Command::Show { what, at, format } => {
+            with_config(cli.config, |c| async move { show_command(&c, what, at, format) }).await
+        }
+        Command::Diff { from, to, format } => {
+            with_config(cli.config, |c| async move { diff_command(&c, from, to, format) }).await
+        }
     }
 }
 
@@ -137,4 +189,116 @@ async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the configuration (exit 78 on problems), runs `command`, and maps its error to exit 1.
+async fn with_config<F, Fut>(path: Option<PathBuf>, command: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    let loaded = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match command(loaded.config).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("orgwarden: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the database to write, naming this command as the holder of the writer lock.
+pub fn open_writer(config: &Config, holder: &str) -> Result<Store, StoreError> {
+    Store::open_writer(&config.store.path, holder)
+}
+
+async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
+    let client = api_client(&config)?;
+    let store = open_writer(&config, "orgwarden snapshot")?;
+    let options = FetchOptions {
+        max_in_flight: config.api.max_in_flight,
+        progress: true,
+    };
+    let summary = snapshot::run_snapshot(&client, &store, options).await?;
+    let mut store = store;
+    let pruned = store.prune(config.store.keep_days, chrono::Utc::now())?;
+    let c = summary.counts;
+    println!(
+        "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
+        summary.run_id,
+        summary.elapsed.as_secs_f64(),
+        c.members,
+        c.invites,
+        c.workspaces,
+        c.workspace_members,
+        c.api_keys,
+        summary.requests,
+        summary.retries
+    );
+    if pruned.runs > 0 {
+        println!("retention: pruned {} runs and {} old versions", pruned.runs, pruned.versions);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+    let store = Store::open_reader(&config.store.path)?;
+    print!("{}", render(format, &store.runs()?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run to read: the one asked for, else the latest complete one.
+fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
+    match at {
+        Some(run) => Ok(run),
+        None => Ok(store
+            .latest_complete(None)?
+            .context("no complete snapshot yet; run `orgwarden snapshot` first")?
+            .id),
+    }
+}
+
+fn show_command(
+    config: &Config,
+    what: ShowWhat,
+    at: Option<i64>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open_reader(&config.store.path)?;
+    let state = store.state_at(resolve_run(&store, at)?)?;
+    let text = match what {
+        ShowWhat::Members => render(format, &state.members),
+        ShowWhat::Invites => render(format, &state.invites),
+        ShowWhat::Keys => render(format, &state.api_keys),
+        ShowWhat::Workspaces => render(format, &state.workspaces),
+        ShowWhat::WorkspaceMembers => render(format, &state.workspace_members),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff_command(
+    config: &Config,
+    from: Option<i64>,
+    to: Option<i64>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open_reader(&config.store.path)?;
+    let to = resolve_run(&store, to)?;
+    let from = match from {
+        Some(from) => from,
+        None => store
+            .latest_complete(Some(to))?
+            .with_context(|| format!("no complete snapshot before run {to} to compare with"))?
+            .id,
+    };
+    let changes = snapshot::diff(&store.state_at(from)?, &store.state_at(to)?);
+    if format == Format::Table {
+        println!("changes from run {from} to run {to}:");
+    }
+    print!("{}", render(format, &changes));
+    Ok(ExitCode::SUCCESS)
 }

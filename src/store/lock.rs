@@ -1,0 +1,78 @@
+//! The writer lock: an exclusive `flock` on `<db>.lock`, held for the life of a writing store.
+//!
+//! The kernel releases it when the process dies, so a killed orgwarden never leaves a stale lock.
+//! The file's content (pid, what it is doing, since when) lets a refused process name the holder.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Result, StoreError};
+
+/// Proof that this process is the only writer of a database.
+#[derive(Debug)]
+pub struct WriterLock {
+    /// Kept open: closing the file releases the lock.
+    file: File,
+    path: PathBuf,
+}
+
+impl WriterLock {
+    /// Takes the lock or fails at once, naming the current holder.
+    pub fn acquire(db_path: &Path, holder: &str) -> Result<WriterLock> {
+        let mut path = db_path.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let io_err = |e: std::io::Error| StoreError::Other {
+            path: db_path.display().to_string(),
+            message: format!("cannot open lock file {}: {e}", path.display()),
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                // The holder may be rewriting it; an empty or partial name is still useful.
+                let _ = file.read_to_string(&mut text);
+                let text = text.trim();
+                return Err(StoreError::Locked {
+                    path: db_path.display().to_string(),
+                    holder: if text.is_empty() {
+                        "holder unknown".to_owned()
+                    } else {
+                        text.to_owned()
+                    },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        let description = format!(
+            "pid {} running `{holder}` since {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(description.as_bytes()))
+            .and_then(|()| file.flush())
+            .map_err(io_err)?;
+        Ok(WriterLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Clearing the name is cosmetic; the lock itself goes with the file handle.
+        let _ = self.file.set_len(0);
+    }
+}

@@ -1,0 +1,606 @@
+//! The SQLite store: snapshot runs, the versioned history of the organization, and (in later
+//! schemas) findings, actions and the mail outbox.
+//!
+//! **Invariant:** this is the only module that writes SQL. Schemas live in `sql/NNN_*.sql` and are
+//! applied in order, in one transaction, when a database is opened; `PRAGMA user_version` records
+//! how far a database is. A database written by a newer orgwarden is refused.
+//!
+//! **Invariant:** one writer at a time. Writers hold an exclusive `flock` on `<db>.lock`, whose
+//! content names the holder; a second writer fails at once with that name instead of waiting or
+//! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
+
+mod lock;
+mod snapshot_writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+pub use lock::WriterLock;
+pub use snapshot_writer::SnapshotWriter;
+
+use crate::admin_api::models::{
+    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
+};
+use crate::snapshot::OrgState;
+
+/// The schema steps, in order. Never edit one that has shipped: add a new file.
+const MIGRATIONS: &[&str] = &[include_str!("sql/001_snapshots.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}, but this orgwarden only knows up to {known}: it was written by a newer orgwarden; upgrade orgwarden instead of downgrading the database")]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("database {path} is in use by another orgwarden ({holder}); only one process may write at a time")]
+    Locked { path: String, holder: String },
+    #[error("database {path}: {message}")]
+    Other { path: String, message: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The outcome of a snapshot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Complete,
+    Failed,
+    Abandoned,
+}
+
+impl RunStatus {
+    fn parse(text: &str) -> RunStatus {
+        match text {
+            "running" => RunStatus::Running,
+            "complete" => RunStatus::Complete,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Abandoned,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Failed => "failed",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Counts of each kind of entity in one snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub members: u64,
+    pub invites: u64,
+    pub workspaces: u64,
+    pub workspace_members: u64,
+    pub api_keys: u64,
+}
+
+/// One row of `runs`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub org_id: Option<String>,
+    pub org_name: Option<String>,
+    pub counts: Option<Counts>,
+    pub requests: Option<u64>,
+    pub retries: Option<u64>,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    pub runs: u64,
+    pub versions: u64,
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Held for the life of a writing store; `None` for a reader.
+    lock: Option<WriterLock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("writer", &self.lock.is_some())
+            .finish()
+    }
+}
+
+pub(crate) fn ts(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_ts).transpose()
+}
+
+impl Store {
+    /// Opens (creating it if needed) a database to write: takes the writer lock, applies
+    /// migrations, and marks runs left `running` by a killed process as `abandoned`.
+    pub fn open_writer(path: &Path, holder: &str) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Other {
+                path: path.display().to_string(),
+                message: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        let lock = WriterLock::acquire(path, holder)?;
+        let conn = open_connection(path)?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            lock: Some(lock),
+        };
+        store.migrate()?;
+        let abandoned = store
+            .conn
+            .execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ?1, \
+                 error = 'the process stopped before the run finished' WHERE status = 'running'",
+                params![ts(&Utc::now())],
+            )
+            .map_err(|e| store.err(e))?;
+        if abandoned > 0 {
+            tracing::warn!(n_runs = abandoned, "marked interrupted snapshot runs as abandoned");
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing database to read. Refuses a missing file (with a hint) and a database
+    /// whose schema is older or newer than this build (an older one is upgraded by any writer).
+    pub fn open_reader(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Other {
+                path: path.display().to_string(),
+                message: "no database yet; run `orgwarden snapshot` first".to_owned(),
+            });
+        }
+        let conn = open_connection(path)?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+            lock: None,
+        };
+        let version = store.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: store.path_text(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            // Upgrading needs the writer lock; take it briefly.
+            drop(store);
+            let writer = Store::open_writer(path, "orgwarden (schema upgrade)")?;
+            drop(writer);
+            return Store::open_reader(path);
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn path_text(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path_text(),
+            source,
+        }
+    }
+
+    fn user_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Applies every missing schema step in one transaction.
+    fn migrate(&mut self) -> Result<()> {
+        let version = self.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path_text(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let path = self.path_text();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+        for (idx, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(step).map_err(|source| StoreError::Other {
+                path: path.clone(),
+                message: format!("schema step {} failed: {source}", idx + 1),
+            })?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+        tx.commit()
+            .map_err(|source| StoreError::Sqlite { path, source })?;
+        tracing::info!(from = version, to = SCHEMA_VERSION, "database schema upgraded");
+        Ok(())
+    }
+
+    // ---- Runs --------------------------------------------------------------------------------
+
+    /// Records the start of a snapshot run (committed at once, so a crash leaves a trace).
+    pub fn begin_run(&self, started_at: DateTime<Utc>) -> Result<i64> {
+        self.require_writer()?;
+        self.conn
+            .execute(
+                "INSERT INTO runs (status, started_at, pid) VALUES ('running', ?1, ?2)",
+                params![ts(&started_at), std::process::id()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Marks a run failed with the error text; its data was never committed.
+    pub fn fail_run(&self, run_id: i64, error: &str, requests: u64, retries: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3, requests = ?4, \
+                 retries = ?5 WHERE id = ?1",
+                params![run_id, ts(&Utc::now()), error, requests, retries],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A second connection for the snapshot writer thread; only for a writing store.
+    pub fn snapshot_writer(&self, run_id: i64) -> Result<SnapshotWriter> {
+        self.require_writer()?;
+        let conn = open_connection(&self.path)?;
+        SnapshotWriter::begin(conn, self.path_text(), run_id)
+    }
+
+    fn require_writer(&self) -> Result<()> {
+        if self.lock.is_none() {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: "opened read-only; this needs the writer lock".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        self.query_runs("SELECT * FROM runs ORDER BY id", [])
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs("SELECT * FROM runs WHERE id = ?1", [run_id])?
+            .pop())
+    }
+
+    /// The newest complete run, optionally only those before `before`.
+    pub fn latest_complete(&self, before: Option<i64>) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' AND id < ?1 ORDER BY id DESC LIMIT 1",
+                [before.unwrap_or(i64::MAX)],
+            )?
+            .pop())
+    }
+
+    /// How many complete runs there are from `from` up to and including `to`.
+    pub fn complete_runs_between(&self, from: i64, to: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM runs WHERE status = 'complete' AND id BETWEEN ?1 AND ?2",
+                params![from, to],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, |row| {
+                let status: String = row.get("status")?;
+                let n_members: Option<u64> = row.get("n_members")?;
+                let counts = match n_members {
+                    Some(members) => Some(Counts {
+                        members,
+                        invites: row.get("n_invites")?,
+                        workspaces: row.get("n_workspaces")?,
+                        workspace_members: row.get("n_workspace_members")?,
+                        api_keys: row.get("n_api_keys")?,
+                    }),
+                    None => None,
+                };
+                Ok(RunRecord {
+                    id: row.get("id")?,
+                    status: RunStatus::parse(&status),
+                    started_at: parse_ts(&row.get::<_, String>("started_at")?)?,
+                    finished_at: parse_opt_ts(row.get("finished_at")?)?,
+                    error: row.get("error")?,
+                    org_id: row.get("org_id")?,
+                    org_name: row.get("org_name")?,
+                    counts,
+                    requests: row.get("requests")?,
+                    retries: row.get("retries")?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- State -------------------------------------------------------------------------------
+
+    /// The organization as it was at a complete run.
+    pub fn state_at(&self, run_id: i64) -> Result<OrgState> {
+        let run = self.run(run_id)?.ok_or_else(|| StoreError::Other {
+            path: self.path_text(),
+            message: format!("no run {run_id}"),
+        })?;
+        if run.status != RunStatus::Complete {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: format!(
+                    "run {run_id} is {}, not complete; only complete snapshots can be read",
+                    run.status.as_str()
+                ),
+            });
+        }
+        let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
+        let members = self.query(
+            &format!("SELECT id, email, name, role, added_at FROM members WHERE {at} ORDER BY added_at, id"),
+            run_id,
+            |row| {
+                Ok(User {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                    name: row.get(2)?,
+                    role: row.get::<_, String>(3)?.into(),
+                    added_at: parse_ts(&row.get::<_, String>(4)?)?,
+                })
+            },
+        )?;
+        let invites = self.query(
+            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at} ORDER BY invited_at, id"),
+            run_id,
+            |row| {
+                Ok(Invite {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                    role: row.get::<_, String>(2)?.into(),
+                    status: row.get::<_, String>(3)?.into(),
+                    invited_at: parse_ts(&row.get::<_, String>(4)?)?,
+                    expires_at: parse_ts(&row.get::<_, String>(5)?)?,
+                    accepted_at: parse_opt_ts(row.get(6)?)?,
+                })
+            },
+        )?;
+        let workspaces = self.query(
+            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at} ORDER BY created_at, id"),
+            run_id,
+            |row| {
+                Ok(Workspace {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    display_color: row.get(2)?,
+                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
+                    archived_at: parse_opt_ts(row.get(4)?)?,
+                })
+            },
+        )?;
+        let workspace_members = self.query(
+            &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
+            run_id,
+            |row| {
+                Ok(WorkspaceMember {
+                    workspace_id: row.get(0)?,
+                    user_id: row.get(1)?,
+                    workspace_role: row.get::<_, String>(2)?.into(),
+                })
+            },
+        )?;
+        let api_keys = self.query(
+            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at} ORDER BY created_at, id"),
+            run_id,
+            |row| {
+                let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
+                    (Some(id), Some(kind)) => Some(Actor { id, kind }),
+                    _ => None,
+                };
+                let principal = row.get::<_, Option<String>>(9)?.map(|kind| Principal {
+                    kind,
+                    user_id: row.get(10).ok().flatten(),
+                    service_account_id: row.get(11).ok().flatten(),
+                });
+                Ok(ApiKey {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    workspace_id: row.get(2)?,
+                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
+                    created_by,
+                    partial_key_hint: row.get(6)?,
+                    status: row.get::<_, String>(7)?.into(),
+                    expires_at: parse_opt_ts(row.get(8)?)?,
+                    principal,
+                })
+            },
+        )?;
+        Ok(OrgState {
+            run_id,
+            taken_at: run.finished_at.unwrap_or(run.started_at),
+            organization: Organization {
+                id: run.org_id.unwrap_or_default(),
+                name: run.org_name.unwrap_or_default(),
+            },
+            members,
+            invites,
+            workspaces,
+            workspace_members,
+            api_keys,
+        })
+    }
+
+    fn query<T>(
+        &self,
+        sql: &str,
+        run_id: i64,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([run_id], map).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- Retention ---------------------------------------------------------------------------
+
+    /// Drops runs older than `keep_days` (always keeping the newest complete one) and every
+    /// version no kept snapshot can see, then returns freed pages to the file system in small
+    /// steps (`incremental_vacuum`), never with a full VACUUM pause.
+    pub fn prune(&mut self, keep_days: u32, now: DateTime<Utc>) -> Result<PruneStats> {
+        self.require_writer()?;
+        let cutoff = ts(&(now - chrono::Duration::days(i64::from(keep_days))));
+        let path = self.path_text();
+        let sql_err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let newest_complete: Option<i64> = tx
+            .query_row("SELECT max(id) FROM runs WHERE status = 'complete'", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        let keep_from: Option<i64> = tx
+            .query_row(
+                "SELECT min(id) FROM runs WHERE started_at >= ?1 OR id = ?2",
+                params![cutoff, newest_complete.unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        let Some(keep_from) = keep_from else {
+            return Ok(PruneStats::default());
+        };
+        let runs = tx
+            .execute("DELETE FROM runs WHERE id < ?1", [keep_from])
+            .map_err(sql_err)? as u64;
+        let mut versions = 0;
+        for table in ["members", "invites", "workspaces", "workspace_members", "api_keys"] {
+            // A version that ended at or before the oldest kept run is visible in no kept snapshot.
+            versions += tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE valid_to IS NOT NULL AND valid_to <= ?1"),
+                    [keep_from],
+                )
+                .map_err(sql_err)? as u64;
+        }
+        tx.commit().map_err(sql_err)?;
+        self.conn
+            .execute_batch("PRAGMA incremental_vacuum(2000);")
+            .map_err(|e| self.err(e))?;
+        Ok(PruneStats { runs, versions })
+    }
+
+    /// Checkpoints the WAL into the main file (used before measuring or backing up the file).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
+    /// `PRAGMA integrity_check`, `"ok"` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The schema as `sqlite_master` rows, whitespace-normalised, for migration tests.
+    pub fn schema_dump(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                let sql: String = row.get(2)?;
+                Ok(format!(
+                    "{} {} {}",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Opens a connection with the pragmas every connection needs (set in code, not in migrations).
+fn open_connection(path: &Path) -> Result<Connection> {
+    let err = |source| StoreError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    // auto_vacuum only takes effect on a new, empty file, so it comes first; it lets retention
+    // give pages back with `incremental_vacuum` instead of a full VACUUM pause.
+    conn.execute_batch(
+        "PRAGMA auto_vacuum = INCREMENTAL;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;",
+    )
+    .map_err(err)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+use chrono::TimeZone;
+
+use super::*;
+use crate::admin_api::models::*;
+
+fn t(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap()
+}
+
+fn user(id: &str, role: &str) -> User {
+    User {
+        id: id.to_owned(),
+        email: format!("{id}@example.com"),
+        name: id.to_owned(),
+        role: role.into(),
+        added_at: t(1),
+    }
+}
+
+fn key(id: &str, status: &str) -> ApiKey {
+    ApiKey {
+        id: id.to_owned(),
+        name: format!("key {id}"),
+        workspace_id: None,
+        created_at: t(1),
+        created_by: Some(Actor { id: "user_a".into(), kind: "user".into() }),
+        partial_key_hint: None,
+        status: status.into(),
+        expires_at: None,
+        principal: None,
+    }
+}
+
+fn org() -> Organization {
+    Organization { id: "org-1".into(), name: "Example".into() }
+}
+
+/// Writes one complete snapshot of the given members and keys.
+fn snapshot(store: &Store, members: &[User], keys: &[ApiKey]) -> i64 {
+    let run = store.begin_run(Utc::now()).unwrap();
+    let mut writer = store.snapshot_writer(run).unwrap();
+    writer.organization(org());
+    writer.members(members).unwrap();
+    writer.api_keys(keys).unwrap();
+    writer.finish(3, 0).unwrap();
+    run
+}
+
+fn version_rows(store: &Store) -> i64 {
+    store
+        .conn
+        .query_row("SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM api_keys)", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn history_grows_with_change_not_with_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let members = vec![user("user_a", "user"), user("user_b", "developer")];
+    let keys = vec![key("apikey_1", "active")];
+    let r1 = snapshot(&store, &members, &keys);
+    assert_eq!(version_rows(&store), 3);
+    let r2 = snapshot(&store, &members, &keys);
+    assert_eq!(version_rows(&store), 3, "an unchanged snapshot adds no versions");
+
+    // user_b becomes admin, user_a leaves, the key is deactivated, user_c joins.
+    let members3 = vec![user("user_b", "admin"), user("user_c", "user")];
+    let keys3 = vec![key("apikey_1", "inactive")];
+    let r3 = snapshot(&store, &members3, &keys3);
+    assert_eq!(version_rows(&store), 6);
+
+    let s1 = store.state_at(r1).unwrap();
+    let s2 = store.state_at(r2).unwrap();
+    let s3 = store.state_at(r3).unwrap();
+    assert_eq!(s1.members, members);
+    assert_eq!(s2.members, members);
+    assert_eq!(s3.members, members3);
+    assert_eq!(s3.api_keys, keys3);
+    assert_eq!(s1.organization, org());
+
+    let changes = crate::snapshot::diff(&s2, &s3);
+    let summary: Vec<(&str, &str, Option<String>)> = changes
+        .iter()
+        .map(|c| (c.kind, c.change, c.id.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("member", "role_changed", Some("user_b".into())),
+            ("member", "joined", Some("user_c".into())),
+            ("member", "left", Some("user_a".into())),
+            ("api_key", "status_changed", Some("apikey_1".into())),
+        ]
+    );
+    assert!(crate::snapshot::diff(&s1, &s2).is_empty());
+}
+
+#[test]
+fn an_unfinished_snapshot_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let r1 = snapshot(&store, &[user("user_a", "user")], &[]);
+    let run = store.begin_run(Utc::now()).unwrap();
+    {
+        let mut writer = store.snapshot_writer(run).unwrap();
+        writer.organization(org());
+        writer.members(&[user("user_z", "user")]).unwrap();
+        // Dropped without finish: a failure mid-snapshot.
+    }
+    store.fail_run(run, "boom", 1, 0).unwrap();
+    assert_eq!(version_rows(&store), 1);
+    assert_eq!(store.latest_complete(None).unwrap().unwrap().id, r1);
+    let failed = store.run(run).unwrap().unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("boom"));
+    assert!(store.state_at(run).is_err(), "a failed run cannot be read as a state");
+}
+
+#[test]
+fn second_writer_is_refused_with_the_holder_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let _first = Store::open_writer(&path, "orgwarden run").unwrap();
+    let error = Store::open_writer(&path, "orgwarden snapshot").unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::Locked { .. }), "{text}");
+    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(text.contains("orgwarden run"), "{text}");
+    // Readers are not blocked.
+    Store::open_reader(&path).unwrap();
+}
+
+#[test]
+fn newer_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    drop(Store::open_writer(&path, "test").unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1)).unwrap();
+    drop(conn);
+    let error = Store::open_writer(&path, "test").unwrap_err();
+    assert!(matches!(error, StoreError::TooNew { .. }), "{error}");
+    assert!(error.to_string().contains("newer orgwarden"));
+    assert!(matches!(Store::open_reader(&path).unwrap_err(), StoreError::TooNew { .. }));
+}
+
+#[test]
+fn interrupted_runs_are_marked_abandoned_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let store = Store::open_writer(&path, "test").unwrap();
+    let run = store.begin_run(Utc::now()).unwrap();
+    drop(store);
+    let store = Store::open_writer(&path, "test").unwrap();
+    assert_eq!(store.run(run).unwrap().unwrap().status, RunStatus::Abandoned);
+}
+
+#[test]
+fn retention_keeps_what_kept_snapshots_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let r1 = snapshot(&store, &[user("user_a", "user"), user("user_b", "user")], &[]);
+    let r2 = snapshot(&store, &[user("user_b", "user")], &[]);
+    // Age run 1 beyond the retention period.
+    store
+        .conn
+        .execute("UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?1", [r1])
+        .unwrap();
+    let stats = store.prune(30, Utc::now()).unwrap();
+    assert_eq!(stats, PruneStats { runs: 1, versions: 1 });
+    assert_eq!(store.state_at(r2).unwrap().members, vec![user("user_b", "user")]);
+    assert!(store.run(r1).unwrap().is_none());
+    // The newest complete run is kept however old it is.
+    store
+        .conn
+        .execute("UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z'", [])
+        .unwrap();
+    assert_eq!(store.prune(30, Utc::now()).unwrap().runs, 0);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn pragmas_are_set_in_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+    let vacuum: i64 = store.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    assert_eq!((mode.as_str(), fk, vacuum), ("wal", 1, 2));
+}
