@@ -691,3 +691,211 @@ pub(crate) fn build(seed: u64, sizes: SeedSizes, now: DateTime<Utc>) -> SimState
         clock: Some(now),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::model::parse_ts;
+    use std::time::Instant;
+
+    fn t0() -> DateTime<Utc> {
+        parse_ts("2026-01-01T00:00:00Z").expect("valid test time")
+    }
+
+    #[test]
+    fn same_seed_same_organization_and_different_seed_different() {
+        let a = SimState::seeded(42, SeedSizes::default(), t0()).to_json();
+        let b = SimState::seeded(42, SeedSizes::default(), t0()).to_json();
+        let c = SimState::seeded(43, SeedSizes::default(), t0()).to_json();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn seed_42_is_stable_across_versions() {
+        // Pins a few values of the default organization: if this fails, seeded organizations
+        // changed for everyone who relies on them (demos, saved expectations).
+        let s = SimState::seeded(42, SeedSizes::default(), t0());
+        let users = s.users();
+        assert_eq!(users[0]["role"], "admin");
+        assert_eq!(users[0]["added_at"], "2022-12-28T00:00:00.000000Z");
+        let again = SimState::seeded(42, SeedSizes::default(), t0());
+        assert_eq!(users[0]["id"], again.users()[0]["id"]);
+        assert_eq!(s.organization()["name"], ORGANIZATION_NAME);
+    }
+
+    #[test]
+    fn changing_one_size_keeps_the_other_parts() {
+        let a = SimState::seeded(42, SeedSizes::default(), t0());
+        let more_keys = SeedSizes {
+            keys: 90,
+            ..SeedSizes::default()
+        };
+        let b = SimState::seeded(42, more_keys, t0());
+        assert_eq!(a.users(), b.users());
+        assert_eq!(a.workspaces(), b.workspaces());
+        assert_ne!(a.api_keys(), b.api_keys());
+    }
+
+    #[test]
+    fn default_organization_has_the_realistic_mix() {
+        let s = SimState::seeded(42, SeedSizes::default(), t0());
+        assert_eq!(s.counts(), SeedSizes::default());
+        let users = s.users();
+        let role_count = |r: &str| users.iter().filter(|u| u["role"] == r).count();
+        assert!((2..=4).contains(&role_count("admin")));
+        assert!(role_count("billing") >= 1);
+        assert!(role_count("developer") > 5 && role_count("user") > 5);
+        let second = users
+            .iter()
+            .filter(|u| {
+                u["email"]
+                    .as_str()
+                    .is_some_and(|e| e.to_lowercase().ends_with(SECOND_DOMAIN))
+            })
+            .count();
+        assert!(second >= 1, "some members on the second domain");
+        let emails: Vec<String> = users
+            .iter()
+            .map(|u| u["email"].as_str().unwrap_or_default().to_lowercase())
+            .collect();
+        let unique: HashSet<&String> = emails.iter().collect();
+        assert_eq!(unique.len(), emails.len(), "emails are unique, case aside");
+
+        let invites = s.invites();
+        for status in ["pending", "accepted", "expired"] {
+            assert!(invites.iter().any(|i| i["status"] == status), "{status}");
+        }
+        for i in invites.iter().filter(|i| i["status"] == "accepted") {
+            assert!(!i["accepted_at"].is_null());
+            assert!(users.iter().any(|u| u["email"] == i["email"]));
+        }
+
+        let workspaces = s.workspaces();
+        assert!(workspaces.iter().any(|w| !w["archived_at"].is_null()));
+        let keys = s.api_keys();
+        let former: HashSet<String> = s
+            .former_members()
+            .iter()
+            .filter_map(|f| f["id"].as_str().map(str::to_string))
+            .collect();
+        let members: HashSet<&str> = users.iter().filter_map(|u| u["id"].as_str()).collect();
+        assert!(former.iter().all(|f| !members.contains(f.as_str())));
+        assert!(keys.iter().any(|k| k["created_by"]["id"]
+            .as_str()
+            .is_some_and(|id| former.contains(id))));
+        assert!(keys.iter().any(|k| k["workspace_id"].is_null()));
+        for k in &keys {
+            let archived_ws = workspaces
+                .iter()
+                .any(|w| w["id"] == k["workspace_id"] && !w["archived_at"].is_null());
+            if archived_ws {
+                assert_eq!(k["status"], "archived");
+            }
+            if k["principal"]["type"] == "user_actor" {
+                assert_eq!(k["principal"]["user_id"], k["created_by"]["id"]);
+            }
+        }
+    }
+
+    #[test]
+    fn larger_organizations_have_every_kind_of_key() {
+        let s = SimState::seeded(
+            7,
+            SeedSizes {
+                keys: 2_000,
+                ..SeedSizes::default()
+            },
+            t0(),
+        );
+        let keys = s.api_keys();
+        let has = |f: &dyn Fn(&serde_json::Value) -> bool| keys.iter().any(f);
+        assert!(has(&|k| k["created_by"]["type"] == "service_account"));
+        assert!(has(&|k| k["created_by"].is_null()));
+        assert!(has(&|k| k["principal"]["type"] == "user_actor"));
+        assert!(has(&|k| k["principal"]["type"] == "service_account_actor"));
+        assert!(has(&|k| k["scope"]["type"] == "organization"));
+        assert!(has(&|k| k["status"] == "inactive"));
+        assert!(has(&|k| k["status"] == "expired"));
+        assert!(has(
+            &|k| !k["expires_at"].is_null() && k["status"] != "expired"
+        ));
+        let default_share = keys
+            .iter()
+            .filter(|k| k["workspace_id"].is_null() && k["scope"]["type"] == "workspace")
+            .count() as f64
+            / keys.len() as f64;
+        assert!((0.05..0.15).contains(&default_share), "{default_share}");
+        let mixed_case = s
+            .users()
+            .iter()
+            .chain(s.former_members().iter())
+            .any(|u| u["email"].as_str().is_some_and(|e| e != e.to_lowercase()));
+        let big = SimState::seeded(
+            7,
+            SeedSizes {
+                members: 400,
+                ..SeedSizes::default()
+            },
+            t0(),
+        );
+        let mixed_case_big = big
+            .users()
+            .iter()
+            .any(|u| u["email"].as_str().is_some_and(|e| e != e.to_lowercase()));
+        assert!(mixed_case || mixed_case_big, "a few emails use mixed case");
+    }
+
+    #[test]
+    fn large_organization_has_exact_sizes_and_builds_fast() {
+        let sizes = SeedSizes {
+            members: 20_000,
+            invites: 5_000,
+            workspaces: 100,
+            keys: 50_000,
+            workspace_members: 40_000,
+        };
+        let started = Instant::now();
+        let s = SimState::seeded(1, sizes, t0());
+        let took = started.elapsed();
+        assert_eq!(s.counts(), sizes);
+        // Generous for an unoptimized test build on a busy machine; a quadratic step would
+        // take minutes.
+        assert!(took.as_secs() < 20, "seeding took {took:?}");
+        let admins = s.users.iter().filter(|u| u.role == "admin").count();
+        assert_eq!(admins, 4);
+    }
+
+    #[test]
+    fn memberships_fill_up_to_capacity_without_looping_forever() {
+        let sizes = SeedSizes {
+            members: 12,
+            invites: 0,
+            workspaces: 2,
+            keys: 0,
+            workspace_members: 1_000,
+        };
+        let s = SimState::seeded(3, sizes, t0());
+        let eligible = s
+            .users
+            .iter()
+            .filter(|u| matches!(u.role.as_str(), "user" | "developer" | "claude_code_user"))
+            .count();
+        let billing = usize::from(s.users.iter().any(|u| u.role == "billing"));
+        assert_eq!(s.counts().workspace_members, eligible * 2 + billing);
+        let empty = SimState::seeded(
+            3,
+            SeedSizes {
+                members: 0,
+                invites: 3,
+                workspaces: 0,
+                keys: 5,
+                workspace_members: 5,
+            },
+            t0(),
+        );
+        assert_eq!(empty.counts().members, 0);
+        assert_eq!(empty.counts().keys, 5);
+        assert_eq!(empty.counts().workspace_members, 0);
+    }
+}
