@@ -658,7 +658,7 @@ pub(crate) fn build(seed: u64, sizes: SeedSizes, now: DateTime<Utc>) -> SimState
         let purpose = *rng.pick(KEY_PURPOSES);
         let name = match rng.index(4) {
             0 => format!("{purpose} {}", 1 + rng.index(9)),
-            1 => format!("{} {purpose}", rng.pick(FIRST_NAMES)),
+            1 => format!("{purpose} ({})", rng.pick(FIRST_NAMES)),
             _ => purpose.to_string(),
         };
         let hint = format!("sk-ant-api03-{}...{}", rng.base62(3), rng.base62(4));
@@ -716,12 +716,20 @@ mod tests {
         // Pins a few values of the default organization: if this fails, seeded organizations
         // changed for everyone who relies on them (demos, saved expectations).
         let s = SimState::seeded(42, SeedSizes::default(), t0());
+        assert_eq!(
+            s.organization(),
+            serde_json::json!({"id":"31658192-85df-4854-999e-d3ca2e2516f2","type":"organization",
+                "name":"Example Corp"})
+        );
         let users = s.users();
-        assert_eq!(users[0]["role"], "admin");
-        assert_eq!(users[0]["added_at"], "2022-12-28T00:00:00.000000Z");
-        let again = SimState::seeded(42, SeedSizes::default(), t0());
-        assert_eq!(users[0]["id"], again.users()[0]["id"]);
-        assert_eq!(s.organization()["name"], ORGANIZATION_NAME);
+        assert_eq!(
+            users[1],
+            serde_json::json!({"type":"user","id":"user_01LNeEQmaCRog0QTcijiGHHB",
+                "email":"tara.pereira@example.com","name":"Tara Pereira","role":"admin",
+                "added_at":"2023-02-09T23:48:21.900049Z"})
+        );
+        assert_eq!(s.default_workspace_id(), "wrkspc_018TFu9nig12NH6NM5G4Geyv");
+        assert_eq!(s.invites()[0]["id"], "invite_01wAj3m4HO3OuEMKbQPlcA1x");
     }
 
     #[test]
