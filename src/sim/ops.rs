@@ -20,6 +20,11 @@
 //! - Every member mutation on an archived workspace is a 400, as are renames and other updates.
 //! - An `expired` key (past `expires_at`) can still be archived, but not set active or inactive.
 //! - Removing a user also removes their explicit workspace memberships; keys stay untouched.
+//! - A cursor may name any object the list's collection ever held, even one that the filters of
+//!   the request exclude or that was deleted since; it only fixes the position.
+//! - `roles[]`, `statuses[]` and the key `status` filter are validated against their enums (400
+//!   on an unknown value); a `workspace_id` or `created_by_user_id` that names nothing simply
+//!   matches nothing.
 
 use std::collections::BTreeMap;
 
