@@ -45,6 +45,8 @@ pub enum Command {
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
+    /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
+    Sim(crate::sim::cli::SimArgs),
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -100,6 +102,19 @@ async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { online } => check_config_command(cli.config, online).await,
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::Sim(args) => {
+            crate::telemetry::init("info", config::LogFormat::Text);
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            match crate::sim::cli::sim_command(args, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("orgwarden sim: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::History { format } => {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await
         }
