@@ -16,7 +16,7 @@ use crate::admin_api::{AdminClient, ClientOptions};
 use crate::config::{self, Config, Environment};
 use crate::output::{render, Format};
 use crate::snapshot::{self, FetchOptions};
-use crate::store::{StoreError, Store};
+use crate::store::{Store, StoreError};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;
@@ -119,10 +119,18 @@ async fn run(cli: Cli) -> ExitCode {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await
         }
         Command::Show { what, at, format } => {
-            with_config(cli.config, |c| async move { show_command(&c, what, at, format) }).await
+            with_config(
+                cli.config,
+                |c| async move { show_command(&c, what, at, format) },
+            )
+            .await
         }
         Command::Diff { from, to, format } => {
-            with_config(cli.config, |c| async move { diff_command(&c, from, to, format) }).await
+            with_config(
+                cli.config,
+                |c| async move { diff_command(&c, from, to, format) },
+            )
+            .await
         }
     }
 }
@@ -254,7 +262,10 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
         summary.retries
     );
     if pruned.runs > 0 {
-        println!("retention: pruned {} runs and {} old versions", pruned.runs, pruned.versions);
+        println!(
+            "retention: pruned {} runs and {} old versions",
+            pruned.runs, pruned.versions
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -305,10 +316,12 @@ fn diff_command(
     let to = resolve_run(&store, to)?;
     let from = match from {
         Some(from) => from,
-        None => store
-            .latest_complete(Some(to))?
-            .with_context(|| format!("no complete snapshot before run {to} to compare with"))?
-            .id,
+        None => {
+            store
+                .latest_complete(Some(to))?
+                .with_context(|| format!("no complete snapshot before run {to} to compare with"))?
+                .id
+        }
     };
     let changes = snapshot::diff(&store.state_at(from)?, &store.state_at(to)?);
     if format == Format::Table {

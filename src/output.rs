@@ -73,7 +73,10 @@ pub fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
         }
         out
     };
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| clean(c)).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for row in &rows {
         for (idx, cell) in row.iter().enumerate() {
@@ -90,7 +93,10 @@ pub fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&mut out, &columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
+    line(
+        &mut out,
+        &columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>(),
+    );
     for row in &rows {
         line(&mut out, row);
     }
@@ -107,13 +113,26 @@ fn opt<T: ToString>(value: &Option<T>) -> String {
 impl Tabular for User {
     const COLUMNS: &'static [&'static str] = &["id", "email", "name", "role", "added_at"];
     fn cells(&self) -> Vec<String> {
-        vec![self.id.clone(), self.email.clone(), self.name.clone(), self.role.to_string(), ts(&self.added_at)]
+        vec![
+            self.id.clone(),
+            self.email.clone(),
+            self.name.clone(),
+            self.role.to_string(),
+            ts(&self.added_at),
+        ]
     }
 }
 
 impl Tabular for Invite {
-    const COLUMNS: &'static [&'static str] =
-        &["id", "email", "role", "status", "invited_at", "expires_at", "accepted_at"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "email",
+        "role",
+        "status",
+        "invited_at",
+        "expires_at",
+        "accepted_at",
+    ];
     fn cells(&self) -> Vec<String> {
         vec![
             self.id.clone(),
@@ -128,7 +147,8 @@ impl Tabular for Invite {
 }
 
 impl Tabular for Workspace {
-    const COLUMNS: &'static [&'static str] = &["id", "name", "display_color", "created_at", "archived_at"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "display_color", "created_at", "archived_at"];
     fn cells(&self) -> Vec<String> {
         vec![
             self.id.clone(),
@@ -143,7 +163,11 @@ impl Tabular for Workspace {
 impl Tabular for WorkspaceMember {
     const COLUMNS: &'static [&'static str] = &["workspace_id", "user_id", "workspace_role"];
     fn cells(&self) -> Vec<String> {
-        vec![self.workspace_id.clone(), self.user_id.clone(), self.workspace_role.to_string()]
+        vec![
+            self.workspace_id.clone(),
+            self.user_id.clone(),
+            self.workspace_role.to_string(),
+        ]
     }
 }
 
@@ -168,10 +192,22 @@ impl Tabular for ApiKey {
             self.status.to_string(),
             opt(&self.workspace_id),
             ts(&self.created_at),
-            self.created_by.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
-            self.created_by.as_ref().map(|a| a.kind.clone()).unwrap_or_default(),
-            self.principal.as_ref().map(|p| p.kind.clone()).unwrap_or_default(),
-            self.principal.as_ref().and_then(|p| p.user_id.clone()).unwrap_or_default(),
+            self.created_by
+                .as_ref()
+                .map(|a| a.id.clone())
+                .unwrap_or_default(),
+            self.created_by
+                .as_ref()
+                .map(|a| a.kind.clone())
+                .unwrap_or_default(),
+            self.principal
+                .as_ref()
+                .map(|p| p.kind.clone())
+                .unwrap_or_default(),
+            self.principal
+                .as_ref()
+                .and_then(|p| p.user_id.clone())
+                .unwrap_or_default(),
             opt(&self.partial_key_hint),
             self.expires_at.as_ref().map(ts).unwrap_or_default(),
         ]
@@ -179,8 +215,9 @@ impl Tabular for ApiKey {
 }
 
 impl Tabular for Change {
-    const COLUMNS: &'static [&'static str] =
-        &["kind", "change", "id", "subject", "field", "before", "after"];
+    const COLUMNS: &'static [&'static str] = &[
+        "kind", "change", "id", "subject", "field", "before", "after",
+    ];
     fn cells(&self) -> Vec<String> {
         let id = match (&self.id, &self.workspace_id, &self.user_id) {
             (Some(id), _, _) => id.clone(),
@@ -215,7 +252,12 @@ impl Tabular for RunRecord {
         "error",
     ];
     fn cells(&self) -> Vec<String> {
-        let count = |f: fn(&crate::store::Counts) -> u64| self.counts.as_ref().map(|c| f(c).to_string()).unwrap_or_default();
+        let count = |f: fn(&crate::store::Counts) -> u64| {
+            self.counts
+                .as_ref()
+                .map(|c| f(c).to_string())
+                .unwrap_or_default()
+        };
         vec![
             self.id.to_string(),
             self.status.as_str().to_owned(),

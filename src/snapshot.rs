@@ -128,7 +128,10 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let mut changes = Vec::new();
 
     // Members.
-    let (old, new) = (index(&before.members, |u| u.id.as_str()), index(&after.members, |u| u.id.as_str()));
+    let (old, new) = (
+        index(&before.members, |u| u.id.as_str()),
+        index(&after.members, |u| u.id.as_str()),
+    );
     let member = |u: &User, change| Change {
         id: Some(u.id.clone()),
         email: Some(u.email.clone()),
@@ -157,7 +160,10 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     }
 
     // Invites.
-    let (old, new) = (index(&before.invites, |i| i.id.as_str()), index(&after.invites, |i| i.id.as_str()));
+    let (old, new) = (
+        index(&before.invites, |i| i.id.as_str()),
+        index(&after.invites, |i| i.id.as_str()),
+    );
     let invite = |i: &Invite, change| Change {
         id: Some(i.id.clone()),
         email: Some(i.email.clone()),
@@ -190,7 +196,10 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     }
 
     // Workspaces.
-    let (old, new) = (index(&before.workspaces, |w| w.id.as_str()), index(&after.workspaces, |w| w.id.as_str()));
+    let (old, new) = (
+        index(&before.workspaces, |w| w.id.as_str()),
+        index(&after.workspaces, |w| w.id.as_str()),
+    );
     let workspace = |w: &Workspace, change| Change {
         id: Some(w.id.clone()),
         name: Some(w.name.clone()),
@@ -201,7 +210,11 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
             None => changes.push(workspace(w, "created")),
             Some(o) => {
                 if o.archived_at.is_none() && w.archived_at.is_some() {
-                    changes.push(workspace(w, "archived").field("archived_at", "", opt_text(&w.archived_at.map(|t| crate::store::ts(&t)))));
+                    changes.push(workspace(w, "archived").field(
+                        "archived_at",
+                        "",
+                        opt_text(&w.archived_at.map(|t| crate::store::ts(&t))),
+                    ));
                 }
                 if o.name != w.name {
                     changes.push(workspace(w, "renamed").field("name", &o.name, &w.name));
@@ -217,7 +230,10 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
 
     // Workspace memberships.
     let key = |m: &WorkspaceMember| (m.workspace_id.clone(), m.user_id.clone());
-    let (old, new) = (index(&before.workspace_members, key), index(&after.workspace_members, key));
+    let (old, new) = (
+        index(&before.workspace_members, key),
+        index(&after.workspace_members, key),
+    );
     let membership = |m: &WorkspaceMember, change| Change {
         workspace_id: Some(m.workspace_id.clone()),
         user_id: Some(m.user_id.clone()),
@@ -225,10 +241,16 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     };
     for (k, m) in &new {
         match old.get(k) {
-            None => changes.push(membership(m, "added").field("workspace_role", "", &m.workspace_role)),
-            Some(o) if o.workspace_role != m.workspace_role => changes.push(
-                membership(m, "role_changed").field("workspace_role", &o.workspace_role, &m.workspace_role),
-            ),
+            None => {
+                changes.push(membership(m, "added").field("workspace_role", "", &m.workspace_role))
+            }
+            Some(o) if o.workspace_role != m.workspace_role => {
+                changes.push(membership(m, "role_changed").field(
+                    "workspace_role",
+                    &o.workspace_role,
+                    &m.workspace_role,
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -239,7 +261,10 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     }
 
     // API keys.
-    let (old, new) = (index(&before.api_keys, |k| k.id.as_str()), index(&after.api_keys, |k| k.id.as_str()));
+    let (old, new) = (
+        index(&before.api_keys, |k| k.id.as_str()),
+        index(&after.api_keys, |k| k.id.as_str()),
+    );
     let api_key = |k: &ApiKey, change| Change {
         id: Some(k.id.clone()),
         name: Some(k.name.clone()),
@@ -250,13 +275,18 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
             None => changes.push(api_key(k, "created")),
             Some(o) => {
                 if o.status != k.status {
-                    changes.push(api_key(k, "status_changed").field("status", &o.status, &k.status));
+                    changes
+                        .push(api_key(k, "status_changed").field("status", &o.status, &k.status));
                 }
                 if o.name != k.name {
                     changes.push(api_key(k, "renamed").field("name", &o.name, &k.name));
                 }
                 if o.workspace_id != k.workspace_id {
-                    changes.push(api_key(k, "changed").field("workspace_id", opt_text(&o.workspace_id), opt_text(&k.workspace_id)));
+                    changes.push(api_key(k, "changed").field(
+                        "workspace_id",
+                        opt_text(&o.workspace_id),
+                        opt_text(&k.workspace_id),
+                    ));
                 }
             }
         }
@@ -351,7 +381,9 @@ impl ResourceProgress {
 
     fn done(self) {
         match &self.bar {
-            Some(bar) => bar.finish_with_message(format!("{} read, {} pages ✓", self.items, self.pages)),
+            Some(bar) => {
+                bar.finish_with_message(format!("{} read, {} pages ✓", self.items, self.pages))
+            }
             None => tracing::info!(
                 resource = %self.name,
                 items = self.items,
@@ -384,7 +416,9 @@ where
         let page = match page {
             Ok(Some(page)) => page,
             Ok(None) => break,
-            Err(error) => return Err(anyhow::Error::new(error).context(format!("reading {}", progress.name))),
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(format!("reading {}", progress.name)))
+            }
         };
         progress.page(page.len());
         if let Some(sink) = sink {
@@ -409,7 +443,10 @@ async fn fetch_all(
     let organization = async {
         let organization = {
             let _permit = permits.acquire().await.expect("semaphore is never closed");
-            client.organization().await.context("reading the organization")?
+            client
+                .organization()
+                .await
+                .context("reading the organization")?
         };
         if let Some(sink) = &sink {
             sink.send(Batch::Organization(organization))
@@ -418,9 +455,27 @@ async fn fetch_all(
         }
         anyhow::Ok(())
     };
-    let members = drain(client.users(), &permits, &sink, progress.resource("members"), Batch::Members);
-    let invites = drain(client.invites(), &permits, &sink, progress.resource("invites"), Batch::Invites);
-    let api_keys = drain(client.api_keys(), &permits, &sink, progress.resource("api keys"), Batch::ApiKeys);
+    let members = drain(
+        client.users(),
+        &permits,
+        &sink,
+        progress.resource("members"),
+        Batch::Members,
+    );
+    let invites = drain(
+        client.invites(),
+        &permits,
+        &sink,
+        progress.resource("invites"),
+        Batch::Invites,
+    );
+    let api_keys = drain(
+        client.api_keys(),
+        &permits,
+        &sink,
+        progress.resource("api keys"),
+        Batch::ApiKeys,
+    );
     let workspaces_and_members = async {
         // Workspace ids are needed before their member lists can be read.
         let mut workspaces: Vec<Workspace> = Vec::new();
@@ -453,7 +508,8 @@ async fn fetch_all(
                     let mut pages = Vec::new();
                     loop {
                         let page = {
-                            let _permit = permits.acquire().await.expect("semaphore is never closed");
+                            let _permit =
+                                permits.acquire().await.expect("semaphore is never closed");
                             pager
                                 .next_page()
                                 .await
@@ -471,7 +527,8 @@ async fn fetch_all(
                 }
             })
             .collect();
-        let mut stream = futures::stream::iter(pending).buffer_unordered(options.max_in_flight.max(1));
+        let mut stream =
+            futures::stream::iter(pending).buffer_unordered(options.max_in_flight.max(1));
         let mut total = 0;
         while let Some(pages) = stream.try_next().await? {
             for n in pages {
@@ -482,8 +539,13 @@ async fn fetch_all(
         member_progress.done();
         anyhow::Ok((workspaces.len() as u64, total))
     };
-    let ((), members, invites, api_keys, (workspaces, workspace_members)) =
-        tokio::try_join!(organization, members, invites, api_keys, workspaces_and_members)?;
+    let ((), members, invites, api_keys, (workspaces, workspace_members)) = tokio::try_join!(
+        organization,
+        members,
+        invites,
+        api_keys,
+        workspaces_and_members
+    )?;
     Ok(Counts {
         members,
         invites,
@@ -495,7 +557,15 @@ async fn fetch_all(
 
 /// Fetches every page without storing anything: the bound a snapshot is measured against.
 pub async fn fetch_only(client: &AdminClient, max_in_flight: usize) -> anyhow::Result<Counts> {
-    fetch_all(client, FetchOptions { max_in_flight, progress: false }, None).await
+    fetch_all(
+        client,
+        FetchOptions {
+            max_in_flight,
+            progress: false,
+        },
+        None,
+    )
+    .await
 }
 
 /// Takes one snapshot into `store` (which must be open for writing).
@@ -527,7 +597,9 @@ pub async fn run_snapshot(
         let fetched = fetch_all(client, options, Some(sender)).await;
         // The sender is gone now (moved into fetch_all and dropped), so the writer drains and
         // returns. On a fetch error the writer is dropped unfinished, which rolls back.
-        let writer = writer_thread.await.context("the database writer panicked")?;
+        let writer = writer_thread
+            .await
+            .context("the database writer panicked")?;
         fetched?;
         let writer = writer?;
         let stats = client.stats();

@@ -140,7 +140,9 @@ pub(crate) fn ts(time: &DateTime<Utc>) -> String {
 pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -174,7 +176,10 @@ impl Store {
             )
             .map_err(|e| store.err(e))?;
         if abandoned > 0 {
-            tracing::warn!(n_runs = abandoned, "marked interrupted snapshot runs as abandoned");
+            tracing::warn!(
+                n_runs = abandoned,
+                "marked interrupted snapshot runs as abandoned"
+            );
         }
         Ok(store)
     }
@@ -250,7 +255,10 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         for (idx, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(step).map_err(|source| StoreError::Other {
                 path: path.clone(),
@@ -258,10 +266,17 @@ impl Store {
             })?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
-            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         tx.commit()
             .map_err(|source| StoreError::Sqlite { path, source })?;
-        tracing::info!(from = version, to = SCHEMA_VERSION, "database schema upgraded");
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "database schema upgraded"
+        );
         Ok(())
     }
 
@@ -506,13 +521,20 @@ impl Store {
         self.require_writer()?;
         let cutoff = ts(&(now - chrono::Duration::days(i64::from(keep_days))));
         let path = self.path_text();
-        let sql_err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         let newest_complete: Option<i64> = tx
-            .query_row("SELECT max(id) FROM runs WHERE status = 'complete'", [], |r| r.get(0))
+            .query_row(
+                "SELECT max(id) FROM runs WHERE status = 'complete'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(sql_err)?;
         let keep_from: Option<i64> = tx
             .query_row(
@@ -528,7 +550,13 @@ impl Store {
             .execute("DELETE FROM runs WHERE id < ?1", [keep_from])
             .map_err(sql_err)? as u64;
         let mut versions = 0;
-        for table in ["members", "invites", "workspaces", "workspace_members", "api_keys"] {
+        for table in [
+            "members",
+            "invites",
+            "workspaces",
+            "workspace_members",
+            "api_keys",
+        ] {
             // A version that ended at or before the oldest kept run is visible in no kept snapshot.
             versions += tx
                 .execute(

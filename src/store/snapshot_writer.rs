@@ -26,7 +26,14 @@ const MEMBERS: Table = Table {
 const INVITES: Table = Table {
     name: "invites",
     key: &["id"],
-    columns: &["email", "role", "status", "invited_at", "expires_at", "accepted_at"],
+    columns: &[
+        "email",
+        "role",
+        "status",
+        "invited_at",
+        "expires_at",
+        "accepted_at",
+    ],
 };
 const WORKSPACES: Table = Table {
     name: "workspaces",
@@ -55,7 +62,13 @@ const API_KEYS: Table = Table {
         "principal_sa_id",
     ],
 };
-const TABLES: [&Table; 5] = [&MEMBERS, &INVITES, &WORKSPACES, &WORKSPACE_MEMBERS, &API_KEYS];
+const TABLES: [&Table; 5] = [
+    &MEMBERS,
+    &INVITES,
+    &WORKSPACES,
+    &WORKSPACE_MEMBERS,
+    &API_KEYS,
+];
 
 impl Table {
     fn all_columns(&self) -> Vec<&'static str> {
@@ -163,16 +176,20 @@ impl SnapshotWriter {
 
     fn stage(&mut self, table: &Table, rows: &[Vec<Option<String>>]) -> Result<u64> {
         let sql = table.insert_stage();
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        for row in rows {
-            let values: Vec<&dyn ToSql> = row.iter().map(|v| v as &dyn ToSql).collect();
-            stmt.execute(values.as_slice()).map_err(|e| StoreError::Sqlite {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(|e| StoreError::Sqlite {
                 path: self.path.clone(),
                 source: e,
             })?;
+        for row in rows {
+            let values: Vec<&dyn ToSql> = row.iter().map(|v| v as &dyn ToSql).collect();
+            stmt.execute(values.as_slice())
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
         }
         Ok(rows.len() as u64)
     }
@@ -265,7 +282,9 @@ impl SnapshotWriter {
                     k.expires_at.as_ref().map(ts),
                     k.principal.as_ref().map(|p| p.kind.clone()),
                     k.principal.as_ref().and_then(|p| p.user_id.clone()),
-                    k.principal.as_ref().and_then(|p| p.service_account_id.clone()),
+                    k.principal
+                        .as_ref()
+                        .and_then(|p| p.service_account_id.clone()),
                 ]
             })
             .collect();
@@ -286,7 +305,11 @@ impl SnapshotWriter {
         for table in TABLES {
             let n: u64 = self
                 .conn
-                .query_row(&format!("SELECT count(*) FROM temp.stage_{}", table.name), [], |r| r.get(0))
+                .query_row(
+                    &format!("SELECT count(*) FROM temp.stage_{}", table.name),
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| self.err(e))?;
             match table.name {
                 "members" => counts.members = n,

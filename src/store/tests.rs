@@ -23,7 +23,10 @@ fn key(id: &str, status: &str) -> ApiKey {
         name: format!("key {id}"),
         workspace_id: None,
         created_at: t(1),
-        created_by: Some(Actor { id: "user_a".into(), kind: "user".into() }),
+        created_by: Some(Actor {
+            id: "user_a".into(),
+            kind: "user".into(),
+        }),
         partial_key_hint: None,
         status: status.into(),
         expires_at: None,
@@ -32,7 +35,10 @@ fn key(id: &str, status: &str) -> ApiKey {
 }
 
 fn org() -> Organization {
-    Organization { id: "org-1".into(), name: "Example".into() }
+    Organization {
+        id: "org-1".into(),
+        name: "Example".into(),
+    }
 }
 
 /// Writes one complete snapshot of the given members and keys.
@@ -49,7 +55,11 @@ fn snapshot(store: &Store, members: &[User], keys: &[ApiKey]) -> i64 {
 fn version_rows(store: &Store) -> i64 {
     store
         .conn
-        .query_row("SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM api_keys)", [], |r| r.get(0))
+        .query_row(
+            "SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM api_keys)",
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
 }
 
@@ -62,7 +72,11 @@ fn history_grows_with_change_not_with_time() {
     let r1 = snapshot(&store, &members, &keys);
     assert_eq!(version_rows(&store), 3);
     let r2 = snapshot(&store, &members, &keys);
-    assert_eq!(version_rows(&store), 3, "an unchanged snapshot adds no versions");
+    assert_eq!(
+        version_rows(&store),
+        3,
+        "an unchanged snapshot adds no versions"
+    );
 
     // user_b becomes admin, user_a leaves, the key is deactivated, user_c joins.
     let members3 = vec![user("user_b", "admin"), user("user_c", "user")];
@@ -114,7 +128,10 @@ fn an_unfinished_snapshot_leaves_nothing() {
     let failed = store.run(run).unwrap().unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     assert_eq!(failed.error.as_deref(), Some("boom"));
-    assert!(store.state_at(run).is_err(), "a failed run cannot be read as a state");
+    assert!(
+        store.state_at(run).is_err(),
+        "a failed run cannot be read as a state"
+    );
 }
 
 #[test]
@@ -125,7 +142,10 @@ fn second_writer_is_refused_with_the_holder_named() {
     let error = Store::open_writer(&path, "orgwarden snapshot").unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StoreError::Locked { .. }), "{text}");
-    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
     assert!(text.contains("orgwarden run"), "{text}");
     // Readers are not blocked.
     Store::open_reader(&path).unwrap();
@@ -137,12 +157,16 @@ fn newer_database_is_refused() {
     let path = dir.path().join("o.db");
     drop(Store::open_writer(&path, "test").unwrap());
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1)).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
+        .unwrap();
     drop(conn);
     let error = Store::open_writer(&path, "test").unwrap_err();
     assert!(matches!(error, StoreError::TooNew { .. }), "{error}");
     assert!(error.to_string().contains("newer orgwarden"));
-    assert!(matches!(Store::open_reader(&path).unwrap_err(), StoreError::TooNew { .. }));
+    assert!(matches!(
+        Store::open_reader(&path).unwrap_err(),
+        StoreError::TooNew { .. }
+    ));
 }
 
 #[test]
@@ -153,28 +177,50 @@ fn interrupted_runs_are_marked_abandoned_on_open() {
     let run = store.begin_run(Utc::now()).unwrap();
     drop(store);
     let store = Store::open_writer(&path, "test").unwrap();
-    assert_eq!(store.run(run).unwrap().unwrap().status, RunStatus::Abandoned);
+    assert_eq!(
+        store.run(run).unwrap().unwrap().status,
+        RunStatus::Abandoned
+    );
 }
 
 #[test]
 fn retention_keeps_what_kept_snapshots_need() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
-    let r1 = snapshot(&store, &[user("user_a", "user"), user("user_b", "user")], &[]);
+    let r1 = snapshot(
+        &store,
+        &[user("user_a", "user"), user("user_b", "user")],
+        &[],
+    );
     let r2 = snapshot(&store, &[user("user_b", "user")], &[]);
     // Age run 1 beyond the retention period.
     store
         .conn
-        .execute("UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?1", [r1])
+        .execute(
+            "UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?1",
+            [r1],
+        )
         .unwrap();
     let stats = store.prune(30, Utc::now()).unwrap();
-    assert_eq!(stats, PruneStats { runs: 1, versions: 1 });
-    assert_eq!(store.state_at(r2).unwrap().members, vec![user("user_b", "user")]);
+    assert_eq!(
+        stats,
+        PruneStats {
+            runs: 1,
+            versions: 1
+        }
+    );
+    assert_eq!(
+        store.state_at(r2).unwrap().members,
+        vec![user("user_b", "user")]
+    );
     assert!(store.run(r1).unwrap().is_none());
     // The newest complete run is kept however old it is.
     store
         .conn
-        .execute("UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z'", [])
+        .execute(
+            "UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z'",
+            [],
+        )
         .unwrap();
     assert_eq!(store.prune(30, Utc::now()).unwrap().runs, 0);
     assert_eq!(store.integrity_check().unwrap(), "ok");
@@ -184,8 +230,17 @@ fn retention_keeps_what_kept_snapshots_need() {
 fn pragmas_are_set_in_code() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
-    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
-    let vacuum: i64 = store.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let fk: i64 = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    let vacuum: i64 = store
+        .conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((mode.as_str(), fk, vacuum), ("wal", 1, 2));
 }

@@ -46,9 +46,15 @@ async fn the_admin_key_is_read_from_the_credentials_directory() {
     let config = write_config(dir.path(), &sim.base_url(), "");
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    std::fs::write(creds.join("anthropic_admin_key"), format!("{}\n", orgwarden::sim::DEMO_ADMIN_KEY)).unwrap();
+    std::fs::write(
+        creds.join("anthropic_admin_key"),
+        format!("{}\n", orgwarden::sim::DEMO_ADMIN_KEY),
+    )
+    .unwrap();
     let mut command = orgwarden(&config, &["check-config", "--online"]);
-    command.env("ANTHROPIC_ADMIN_KEY", "sk-ant-admin01-wrong").env("CREDENTIALS_DIRECTORY", &creds);
+    command
+        .env("ANTHROPIC_ADMIN_KEY", "sk-ant-admin01-wrong")
+        .env("CREDENTIALS_DIRECTORY", &creds);
     let (code, out, err) = run(command).await;
     assert_eq!(code, 0, "{out}{err}");
     // Without the credential the (wrong) environment key is used and refused.
@@ -59,7 +65,10 @@ async fn the_admin_key_is_read_from_the_credentials_directory() {
     })
     .await;
     assert_eq!(code, 1);
-    assert!(err.contains("401") && !err.contains("sk-ant-admin01-wrong"), "{err}");
+    assert!(
+        err.contains("401") && !err.contains("sk-ant-admin01-wrong"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

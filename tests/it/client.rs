@@ -28,13 +28,33 @@ async fn every_list_is_read_completely_at_any_page_size() {
     assert!(users.len() > 20 && invites.len() > 5 && keys.len() > 20 && workspaces.len() > 2);
     for page_size in [1, 7, 1000] {
         let client = client(&sim, page_size);
-        assert_eq!(client.users().collect_all().await.unwrap(), users, "users at {page_size}");
-        assert_eq!(client.invites().collect_all().await.unwrap(), invites, "invites at {page_size}");
-        assert_eq!(client.workspaces(true).collect_all().await.unwrap(), workspaces, "workspaces at {page_size}");
-        assert_eq!(client.api_keys().collect_all().await.unwrap(), keys, "keys at {page_size}");
+        assert_eq!(
+            client.users().collect_all().await.unwrap(),
+            users,
+            "users at {page_size}"
+        );
+        assert_eq!(
+            client.invites().collect_all().await.unwrap(),
+            invites,
+            "invites at {page_size}"
+        );
+        assert_eq!(
+            client.workspaces(true).collect_all().await.unwrap(),
+            workspaces,
+            "workspaces at {page_size}"
+        );
+        assert_eq!(
+            client.api_keys().collect_all().await.unwrap(),
+            keys,
+            "keys at {page_size}"
+        );
         for workspace in &workspaces {
             let members: Vec<WorkspaceMember> = truth(state.workspace_members(&workspace.id));
-            let got = client.workspace_members(&workspace.id).collect_all().await.unwrap();
+            let got = client
+                .workspace_members(&workspace.id)
+                .collect_all()
+                .await
+                .unwrap();
             assert_eq!(got, members, "members of {} at {page_size}", workspace.id);
         }
         let expected_pages = users.len().div_ceil(page_size as usize) as u64;
@@ -43,7 +63,10 @@ async fn every_list_is_read_completely_at_any_page_size() {
         assert_eq!(client.stats().requests - before, expected_pages.max(1));
     }
     let org = client(&sim, 1000).organization().await.unwrap();
-    assert_eq!(serde_json::to_value(&org).unwrap()["id"], state.organization()["id"]);
+    assert_eq!(
+        serde_json::to_value(&org).unwrap()["id"],
+        state.organization()["id"]
+    );
 }
 
 #[tokio::test]
@@ -56,41 +79,94 @@ async fn mutations_and_their_rule_violations() {
     let keys: Vec<ApiKey> = truth(state.api_keys());
 
     // Delete a pending invite; a non-pending one is refused with 400.
-    let pending = invites.iter().find(|i| i.status == InviteStatus::Pending).unwrap();
+    let pending = invites
+        .iter()
+        .find(|i| i.status == InviteStatus::Pending)
+        .unwrap();
     let answer = client.delete_invite(&pending.id).await.unwrap();
     assert_eq!(answer.value["type"], "invite_deleted");
     assert!(answer.request_id.as_deref().unwrap().starts_with("req_"));
-    assert!(client.get_invite(&pending.id).await.map(|i| i.status == InviteStatus::Deleted).unwrap_or(true));
-    let accepted = invites.iter().find(|i| i.status != InviteStatus::Pending).unwrap();
+    assert!(client
+        .get_invite(&pending.id)
+        .await
+        .map(|i| i.status == InviteStatus::Deleted)
+        .unwrap_or(true));
+    let accepted = invites
+        .iter()
+        .find(|i| i.status != InviteStatus::Pending)
+        .unwrap();
     let error = client.delete_invite(&accepted.id).await.unwrap_err();
     assert_eq!(error.status(), Some(400), "{error}");
-    assert!(error.to_string().contains("invalid_request_error"), "{error}");
+    assert!(
+        error.to_string().contains("invalid_request_error"),
+        "{error}"
+    );
     assert!(error.request_id().is_some());
 
     // Deactivate a key, rename it; archived is terminal.
-    let active = keys.iter().find(|k| k.status == ApiKeyStatus::Active).unwrap();
-    let update = ApiKeyUpdate { status: Some(ApiKeyStatus::Inactive), name: Some("renamed".into()) };
-    let updated = client.update_api_key(&active.id, &update).await.unwrap().value;
-    assert_eq!((updated.status, updated.name.as_str()), (ApiKeyStatus::Inactive, "renamed"));
-    let archived = ApiKeyUpdate { status: Some(ApiKeyStatus::Archived), name: None };
+    let active = keys
+        .iter()
+        .find(|k| k.status == ApiKeyStatus::Active)
+        .unwrap();
+    let update = ApiKeyUpdate {
+        status: Some(ApiKeyStatus::Inactive),
+        name: Some("renamed".into()),
+    };
+    let updated = client
+        .update_api_key(&active.id, &update)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        (updated.status, updated.name.as_str()),
+        (ApiKeyStatus::Inactive, "renamed")
+    );
+    let archived = ApiKeyUpdate {
+        status: Some(ApiKeyStatus::Archived),
+        name: None,
+    };
     client.update_api_key(&active.id, &archived).await.unwrap();
-    let back = ApiKeyUpdate { status: Some(ApiKeyStatus::Active), name: None };
-    assert_eq!(client.update_api_key(&active.id, &back).await.unwrap_err().status(), Some(400));
+    let back = ApiKeyUpdate {
+        status: Some(ApiKeyStatus::Active),
+        name: None,
+    };
+    assert_eq!(
+        client
+            .update_api_key(&active.id, &back)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
 
     // Roles: admin is not assignable; a developer can become a user.
     let developer = users.iter().find(|u| u.role == OrgRole::Developer).unwrap();
-    let user = client.update_user_role(&developer.id, &OrgRole::User).await.unwrap().value;
+    let user = client
+        .update_user_role(&developer.id, &OrgRole::User)
+        .await
+        .unwrap()
+        .value;
     assert_eq!(user.role, OrgRole::User);
-    let error = client.update_user_role(&developer.id, &OrgRole::Admin).await.unwrap_err();
+    let error = client
+        .update_user_role(&developer.id, &OrgRole::Admin)
+        .await
+        .unwrap_err();
     assert_eq!(error.status(), Some(400));
 
     // Admins cannot be removed; others can, and their keys stay as they were.
     let admin = users.iter().find(|u| u.role.is_admin()).unwrap();
-    assert_eq!(client.remove_user(&admin.id).await.unwrap_err().status(), Some(400));
+    assert_eq!(
+        client.remove_user(&admin.id).await.unwrap_err().status(),
+        Some(400)
+    );
     let keys_before = client.api_keys().collect_all().await.unwrap();
     let answer = client.remove_user(&developer.id).await.unwrap();
     assert_eq!(answer.value["type"], "user_deleted");
-    assert!(client.get_user(&developer.id).await.unwrap_err().is_not_found());
+    assert!(client
+        .get_user(&developer.id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert_eq!(client.api_keys().collect_all().await.unwrap(), keys_before);
 
     // Workspace memberships.
@@ -106,19 +182,40 @@ async fn mutations_and_their_rule_violations() {
             Some((w.clone(), member))
         })
         .unwrap();
-    client.get_workspace_member(&workspace.id, &member.user_id).await.unwrap();
-    client.remove_workspace_member(&workspace.id, &member.user_id).await.unwrap();
-    let error = client.get_workspace_member(&workspace.id, &member.user_id).await.unwrap_err();
+    client
+        .get_workspace_member(&workspace.id, &member.user_id)
+        .await
+        .unwrap();
+    client
+        .remove_workspace_member(&workspace.id, &member.user_id)
+        .await
+        .unwrap();
+    let error = client
+        .get_workspace_member(&workspace.id, &member.user_id)
+        .await
+        .unwrap_err();
     assert!(error.is_not_found(), "{error}");
-    assert!(client.remove_workspace_member(&workspace.id, &member.user_id).await.unwrap_err().is_not_found());
+    assert!(client
+        .remove_workspace_member(&workspace.id, &member.user_id)
+        .await
+        .unwrap_err()
+        .is_not_found());
 
     // Unknown ids are 404.
-    assert!(client.get_api_key("apikey_01doesnotexist0000000000").await.unwrap_err().is_not_found());
+    assert!(client
+        .get_api_key("apikey_01doesnotexist0000000000")
+        .await
+        .unwrap_err()
+        .is_not_found());
 }
 
 #[tokio::test]
 async fn rate_limit_429_is_retried_after_retry_after() {
-    let sim = sim_with(SimOptions { rps: Some(2), ..SimOptions::default() }).await;
+    let sim = sim_with(SimOptions {
+        rps: Some(2),
+        ..SimOptions::default()
+    })
+    .await;
     let client = client(&sim, 1000);
     let started = Instant::now();
     for _ in 0..4 {
@@ -126,7 +223,11 @@ async fn rate_limit_429_is_retried_after_retry_after() {
     }
     assert!(client.stats().retries >= 1, "{:?}", client.stats());
     // The simulator says `retry-after: 1` (seconds): the client waited at least that once.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -134,12 +235,18 @@ async fn server_errors_are_retried_then_surfaced() {
     let sim = sim(small()).await;
     let client = client(&sim, 5);
     // Transient: a share of 500/529 answers is absorbed by retries.
-    sim.set_faults(Faults { error_rate: 0.3, ..no_faults() });
+    sim.set_faults(Faults {
+        error_rate: 0.3,
+        ..no_faults()
+    });
     let users = client.users().collect_all().await.unwrap();
     assert_eq!(users.len(), sim.snapshot_state().users().len());
     assert!(client.stats().retries > 0);
     // Persistent: surfaced after max_retries (3) retries, i.e. 4 requests.
-    sim.set_faults(Faults { error_rate: 1.0, ..no_faults() });
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..no_faults()
+    });
     let before = client.stats();
     let error = client.organization().await.unwrap_err();
     assert!(matches!(error.status(), Some(500 | 529)), "{error}");
@@ -151,12 +258,21 @@ async fn server_errors_are_retried_then_surfaced() {
 async fn dropped_connections_and_malformed_bodies_are_errors() {
     let sim = sim(small()).await;
     let client = client(&sim, 1000);
-    sim.set_faults(Faults { drop_rate: 1.0, ..no_faults() });
+    sim.set_faults(Faults {
+        drop_rate: 1.0,
+        ..no_faults()
+    });
     let error = client.organization().await.unwrap_err();
     assert!(matches!(error, ApiError::Transport { .. }), "{error}");
-    sim.set_faults(Faults { malformed_rate: 1.0, ..no_faults() });
+    sim.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..no_faults()
+    });
     let error = client.users().collect_all().await.unwrap_err();
-    assert!(matches!(error, ApiError::Decode { .. } | ApiError::Transport { .. }), "{error}");
+    assert!(
+        matches!(error, ApiError::Decode { .. } | ApiError::Transport { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +281,10 @@ async fn unauthorized_is_surfaced_at_once() {
     let client = client_with_key(&sim, 1000, "sk-ant-admin01-wrong");
     let error = client.users().collect_all().await.unwrap_err();
     assert_eq!(error.status(), Some(401));
-    assert!(error.to_string().contains("authentication_error"), "{error}");
+    assert!(
+        error.to_string().contains("authentication_error"),
+        "{error}"
+    );
     assert_eq!(client.stats().requests, 1, "a 401 is never retried");
 }
 
@@ -186,7 +305,8 @@ async fn a_repeated_cursor_is_detected() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut options = orgwarden::admin_api::ClientOptions::new(format!("http://{addr}").parse().unwrap());
+    let mut options =
+        orgwarden::admin_api::ClientOptions::new(format!("http://{addr}").parse().unwrap());
     options.max_retries = 0;
     let client = orgwarden::admin_api::AdminClient::new(options, "k".to_owned().into()).unwrap();
     let error = client.users().collect_all().await.unwrap_err();
@@ -228,7 +348,10 @@ async fn the_admin_key_never_appears_in_logs_errors_or_debug() {
     let client = client(&sim, 7);
     let mut seen = format!("{client:?}");
     client.users().collect_all().await.unwrap();
-    sim.set_faults(Faults { error_rate: 1.0, ..no_faults() });
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..no_faults()
+    });
     let error = client.organization().await.unwrap_err();
     seen.push_str(&format!("{error} {error:?}"));
     sim.set_faults(no_faults());

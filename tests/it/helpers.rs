@@ -10,11 +10,17 @@ use secrecy::SecretString;
 
 /// Starts a simulator with the given sizes on 127.0.0.1:0.
 pub async fn sim(sizes: SeedSizes) -> SimHandle {
-    sim_with(SimOptions { sizes, ..SimOptions::default() }).await
+    sim_with(SimOptions {
+        sizes,
+        ..SimOptions::default()
+    })
+    .await
 }
 
 pub async fn sim_with(options: SimOptions) -> SimHandle {
-    SimHandle::start_local(options).await.expect("simulator starts")
+    SimHandle::start_local(options)
+        .await
+        .expect("simulator starts")
 }
 
 pub fn small() -> SeedSizes {

@@ -9,10 +9,16 @@ use orgwarden::store::{RunStatus, Store};
 
 use crate::helpers::*;
 
-const FETCH: FetchOptions = FetchOptions { max_in_flight: 4, progress: false };
+const FETCH: FetchOptions = FetchOptions {
+    max_in_flight: 4,
+    progress: false,
+};
 
 fn parse<T: serde::de::DeserializeOwned>(values: Vec<serde_json::Value>) -> Vec<T> {
-    values.into_iter().map(|v| serde_json::from_value(v).unwrap()).collect()
+    values
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect()
 }
 
 fn sorted<T: Clone, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> Vec<T> {
@@ -32,21 +38,42 @@ async fn a_snapshot_stores_exactly_what_the_api_lists() {
     let truth = sim.snapshot_state();
 
     let users: Vec<User> = parse(truth.users());
-    assert_eq!(sorted(&state.members, |u| u.id.clone()), sorted(&users, |u| u.id.clone()));
+    assert_eq!(
+        sorted(&state.members, |u| u.id.clone()),
+        sorted(&users, |u| u.id.clone())
+    );
     let invites: Vec<Invite> = parse(truth.invites());
-    assert_eq!(sorted(&state.invites, |i| i.id.clone()), sorted(&invites, |i| i.id.clone()));
+    assert_eq!(
+        sorted(&state.invites, |i| i.id.clone()),
+        sorted(&invites, |i| i.id.clone())
+    );
     let keys: Vec<ApiKey> = parse(truth.api_keys());
-    assert_eq!(sorted(&state.api_keys, |k| k.id.clone()), sorted(&keys, |k| k.id.clone()));
+    assert_eq!(
+        sorted(&state.api_keys, |k| k.id.clone()),
+        sorted(&keys, |k| k.id.clone())
+    );
     let workspaces: Vec<Workspace> = parse(truth.workspaces());
-    assert!(workspaces.iter().any(|w| w.archived_at.is_some()), "archived workspaces are read too");
-    assert_eq!(sorted(&state.workspaces, |w| w.id.clone()), sorted(&workspaces, |w| w.id.clone()));
+    assert!(
+        workspaces.iter().any(|w| w.archived_at.is_some()),
+        "archived workspaces are read too"
+    );
+    assert_eq!(
+        sorted(&state.workspaces, |w| w.id.clone()),
+        sorted(&workspaces, |w| w.id.clone())
+    );
     let memberships: Vec<WorkspaceMember> = workspaces
         .iter()
         .flat_map(|w| parse::<WorkspaceMember>(truth.workspace_members(&w.id)))
         .collect();
     let key = |m: &WorkspaceMember| (m.workspace_id.clone(), m.user_id.clone());
-    assert_eq!(sorted(&state.workspace_members, key), sorted(&memberships, key));
-    assert_eq!(state.organization.id, truth.organization()["id"].as_str().unwrap());
+    assert_eq!(
+        sorted(&state.workspace_members, key),
+        sorted(&memberships, key)
+    );
+    assert_eq!(
+        state.organization.id,
+        truth.organization()["id"].as_str().unwrap()
+    );
 
     let run = store.run(summary.run_id).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Complete);
@@ -68,29 +95,48 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
     store.checkpoint().unwrap();
     let size2 = std::fs::metadata(&path).unwrap().len();
     assert!(size2 - size1 < 64 * 1024, "{size1} -> {size2}");
-    assert!(orgwarden::snapshot::diff(&store.state_at(r1).unwrap(), &store.state_at(r2).unwrap()).is_empty());
+    assert!(
+        orgwarden::snapshot::diff(&store.state_at(r1).unwrap(), &store.state_at(r2).unwrap())
+            .is_empty()
+    );
 
     // Someone leaves, someone becomes admin... through the Console (direct state edits).
     let truth = sim.snapshot_state();
     let users: Vec<User> = parse(truth.users());
     let leaver = users.iter().find(|u| !u.role.is_admin()).unwrap().clone();
-    let promoted = users.iter().rev().find(|u| u.role == OrgRole::Developer).unwrap().clone();
-    let key: ApiKey = parse::<ApiKey>(truth.api_keys()).into_iter().find(|k| k.status == ApiKeyStatus::Active).unwrap();
+    let promoted = users
+        .iter()
+        .rev()
+        .find(|u| u.role == OrgRole::Developer)
+        .unwrap()
+        .clone();
+    let key: ApiKey = parse::<ApiKey>(truth.api_keys())
+        .into_iter()
+        .find(|k| k.status == ApiKeyStatus::Active)
+        .unwrap();
     sim.with_state(|s| {
         assert!(s.remove_user(&leaver.id));
         assert!(s.set_user_role(&promoted.id, "admin"));
         assert!(s.set_key_status(&key.id, "inactive"));
     });
     let r3 = run_snapshot(&client, &store, FETCH).await.unwrap().run_id;
-    let changes = orgwarden::snapshot::diff(&store.state_at(r2).unwrap(), &store.state_at(r3).unwrap());
+    let changes =
+        orgwarden::snapshot::diff(&store.state_at(r2).unwrap(), &store.state_at(r3).unwrap());
     let has = |kind: &str, change: &str, id: &str| {
-        changes.iter().any(|c| c.kind == kind && c.change == change && c.id.as_deref() == Some(id))
+        changes
+            .iter()
+            .any(|c| c.kind == kind && c.change == change && c.id.as_deref() == Some(id))
     };
     assert!(has("member", "left", &leaver.id), "{changes:?}");
     assert!(has("member", "role_changed", &promoted.id), "{changes:?}");
     assert!(has("api_key", "status_changed", &key.id), "{changes:?}");
     // The old state is still readable exactly as it was.
-    assert!(store.state_at(r2).unwrap().members.iter().any(|m| m.id == leaver.id));
+    assert!(store
+        .state_at(r2)
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.id == leaver.id));
 }
 
 /// Runs a snapshot with a fault that hits mid-way and checks nothing of it is visible.
@@ -109,30 +155,55 @@ async fn failing_snapshot(faults: Faults, expect_in_error: &str) {
     let text = format!("{error:#}");
     assert!(text.contains(expect_in_error), "{text}");
     let latest = store.latest_complete(None).unwrap().unwrap();
-    assert_eq!(latest.id, good, "the previous complete snapshot is still the latest");
+    assert_eq!(
+        latest.id, good,
+        "the previous complete snapshot is still the latest"
+    );
     let runs = store.runs().unwrap();
     let failed = runs.last().unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
-    assert!(failed.error.as_deref().unwrap().contains(expect_in_error), "{:?}", failed.error);
+    assert!(
+        failed.error.as_deref().unwrap().contains(expect_in_error),
+        "{:?}",
+        failed.error
+    );
     // No partial data: the versions are those of the good run only.
-    assert_eq!(store.state_at(good).unwrap().members.len(), sim.snapshot_state().users().len() + 1);
+    assert_eq!(
+        store.state_at(good).unwrap().members.len(),
+        sim.snapshot_state().users().len() + 1
+    );
 }
 
 #[tokio::test]
 async fn server_errors_past_the_retry_budget_fail_the_run() {
-    let faults = Faults { error_rate: 1.0, path_contains: Some("/api_keys".into()), after_requests: 3, ..no_faults() };
+    let faults = Faults {
+        error_rate: 1.0,
+        path_contains: Some("/api_keys".into()),
+        after_requests: 3,
+        ..no_faults()
+    };
     failing_snapshot(faults, "reading api keys").await;
 }
 
 #[tokio::test]
 async fn a_dropped_connection_fails_the_run() {
-    let faults = Faults { drop_rate: 1.0, path_contains: Some("/users".into()), after_requests: 2, ..no_faults() };
+    let faults = Faults {
+        drop_rate: 1.0,
+        path_contains: Some("/users".into()),
+        after_requests: 2,
+        ..no_faults()
+    };
     failing_snapshot(faults, "reading members").await;
 }
 
 #[tokio::test]
 async fn a_malformed_page_fails_the_run() {
-    let faults = Faults { malformed_rate: 1.0, path_contains: Some("/invites".into()), after_requests: 1, ..no_faults() };
+    let faults = Faults {
+        malformed_rate: 1.0,
+        path_contains: Some("/invites".into()),
+        after_requests: 1,
+        ..no_faults()
+    };
     failing_snapshot(faults, "reading invites").await;
 }
 
@@ -157,9 +228,18 @@ async fn the_snapshot_command_prints_a_summary_and_fails_with_exit_1() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("snapshot run 1 complete"), "{out}");
     for (args, want) in [
-        (&["history", "--format", "json"][..], "\"status\": \"complete\""),
-        (&["show", "members", "--format", "csv"][..], "id,email,name,role,added_at"),
-        (&["show", "keys", "--format", "json"][..], "\"partial_key_hint\""),
+        (
+            &["history", "--format", "json"][..],
+            "\"status\": \"complete\"",
+        ),
+        (
+            &["show", "members", "--format", "csv"][..],
+            "id,email,name,role,added_at",
+        ),
+        (
+            &["show", "keys", "--format", "json"][..],
+            "\"partial_key_hint\"",
+        ),
         (&["show", "workspace-members"][..], "WORKSPACE_ROLE"),
     ] {
         let (code, out, err) = run(orgwarden(&config, args)).await;
@@ -167,16 +247,28 @@ async fn the_snapshot_command_prints_a_summary_and_fails_with_exit_1() {
         assert!(out.contains(want), "{args:?}: {out}");
     }
     sim.with_state(|s| {
-        let id = parse::<User>(s.users()).iter().find(|u| !u.role.is_admin()).unwrap().id.clone();
+        let id = parse::<User>(s.users())
+            .iter()
+            .find(|u| !u.role.is_admin())
+            .unwrap()
+            .id
+            .clone();
         s.remove_user(&id);
     });
     assert_eq!(run(orgwarden(&config, &["snapshot"])).await.0, 0);
     let (code, out, _) = run(orgwarden(&config, &["diff", "--format", "json"])).await;
     assert_eq!(code, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert!(rows.iter().any(|r| r["change"] == "left" && r["email"].is_string()), "{out}");
+    assert!(
+        rows.iter()
+            .any(|r| r["change"] == "left" && r["email"].is_string()),
+        "{out}"
+    );
 
-    sim.set_faults(Faults { error_rate: 1.0, ..no_faults() });
+    sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..no_faults()
+    });
     let (code, _, err) = run(orgwarden(&config, &["snapshot"])).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("snapshot run 3 failed"), "{err}");
@@ -185,13 +277,25 @@ async fn the_snapshot_command_prints_a_summary_and_fails_with_exit_1() {
 #[tokio::test]
 async fn sigkill_mid_snapshot_leaves_a_sound_database_and_an_abandoned_run() {
     let sim = sim_with(SimOptions {
-        faults: Faults { latency: Duration::from_millis(300), ..no_faults() },
+        faults: Faults {
+            latency: Duration::from_millis(300),
+            ..no_faults()
+        },
         ..SimOptions::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config_api(dir.path(), &sim.base_url(), "page_size = 3\nmax_in_flight = 1", "");
-    let mut child = orgwarden(&config, &["snapshot"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let config = write_config_api(
+        dir.path(),
+        &sim.base_url(),
+        "page_size = 3\nmax_in_flight = 1",
+        "",
+    );
+    let mut child = orgwarden(&config, &["snapshot"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let db = dir.path().join("orgwarden.db");
     // Wait until the run has started, then a little longer so pages are being written.
     for _ in 0..100 {
@@ -205,7 +309,10 @@ async fn sigkill_mid_snapshot_leaves_a_sound_database_and_an_abandoned_run() {
     // A second snapshot meanwhile is refused, naming the holder.
     let (code, _, err) = run(orgwarden(&config, &["snapshot"])).await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("in use by another orgwarden") && err.contains("orgwarden snapshot"), "{err}");
+    assert!(
+        err.contains("in use by another orgwarden") && err.contains("orgwarden snapshot"),
+        "{err}"
+    );
 
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
