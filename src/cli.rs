@@ -45,6 +45,8 @@ pub enum Command {
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
+    /// Measure a snapshot of a large simulated organization; prints JSON figures.
+    Bench(crate::bench::BenchArgs),
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
     Sim(crate::sim::cli::SimArgs),
     /// List snapshot runs.
@@ -102,6 +104,16 @@ async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { online } => check_config_command(cli.config, online).await,
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::Bench(args) => {
+            crate::telemetry::init("warn", config::LogFormat::Text);
+            match crate::bench::bench_command(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("orgwarden bench: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {

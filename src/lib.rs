@@ -12,8 +12,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_api;
+pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod jobs;
 pub mod output;
 pub mod sim;
 pub mod snapshot;

@@ -579,7 +579,7 @@ pub async fn run_snapshot(
     let run_id = store.begin_run(Utc::now())?;
     let result = async {
         let mut writer = store.snapshot_writer(run_id)?;
-        let (sender, mut receiver) = mpsc::channel::<Batch>(64);
+        let (sender, mut receiver) = mpsc::channel::<Batch>(4);
         // SQLite is blocking: the writer lives on its own thread and gets pages over a channel.
         let writer_thread = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             while let Some(batch) = receiver.blocking_recv() {

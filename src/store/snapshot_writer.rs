@@ -1,9 +1,13 @@
 //! Writes one snapshot inside one transaction, page by page, on its own connection.
 //!
-//! Pages are staged in temporary tables as they arrive; `finish` then closes the versions that
-//! changed or vanished, inserts the new ones and marks the run complete, all in the same
-//! transaction. Dropping the writer without `finish` rolls everything back, so a failed snapshot
-//! leaves no partial data anywhere.
+//! At the start the writer loads a digest of every current version. Each page is then compared
+//! row by row as it arrives: an unchanged row costs no SQL, a changed one closes its old version
+//! and inserts a new one, a new one is inserted. `finish` closes the versions this run never saw
+//! (vanished objects) and marks the run complete, in the same transaction, so little work is left
+//! once the last page arrives. Dropping the writer without `finish` rolls everything back, so a
+//! failed snapshot leaves no partial data anywhere.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use rusqlite::{params, Connection, ToSql};
@@ -75,96 +79,127 @@ impl Table {
         self.key.iter().chain(self.columns).copied().collect()
     }
 
-    fn create_stage(&self) -> String {
-        let columns = self.all_columns().join(", ");
+    fn select_current(&self) -> String {
         format!(
-            "CREATE TEMP TABLE IF NOT EXISTS stage_{name} AS SELECT {columns} FROM main.{name} WHERE 0;
-             DELETE FROM temp.stage_{name};
-             CREATE UNIQUE INDEX IF NOT EXISTS temp.stage_{name}_key ON stage_{name} ({key});",
-            name = self.name,
-            key = self.key.join(", "),
+            "SELECT {} FROM main.{} WHERE valid_to IS NULL",
+            self.all_columns().join(", "),
+            self.name
         )
     }
 
-    fn insert_stage(&self) -> String {
-        let columns = self.all_columns();
-        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    fn close_one(&self) -> String {
+        let key_match: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(idx, k)| format!("{k} = ?{}", idx + 2))
+            .collect();
         format!(
-            "INSERT OR REPLACE INTO temp.stage_{} ({}) VALUES ({})",
+            "UPDATE main.{} SET valid_to = ?1 WHERE {} AND valid_to IS NULL",
+            self.name,
+            key_match.join(" AND ")
+        )
+    }
+
+    fn insert(&self) -> String {
+        let columns = self.all_columns();
+        let marks: Vec<String> = (2..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO main.{} ({}, valid_from) VALUES ({}, ?1)",
             self.name,
             columns.join(", "),
             marks.join(", ")
         )
     }
-
-    /// Closes current versions that are absent from the stage or differ from it.
-    fn close_changed(&self) -> String {
-        // Keys are never NULL and compare with `=` so the stage's unique index is used; the other
-        // columns may be NULL and compare with `IS`.
-        let same: Vec<String> = self
-            .key
-            .iter()
-            .map(|c| format!("s.{c} = main.{name}.{c}", name = self.name))
-            .chain(
-                self.columns
-                    .iter()
-                    .map(|c| format!("s.{c} IS main.{name}.{c}", name = self.name)),
-            )
-            .collect();
-        format!(
-            "UPDATE main.{name} SET valid_to = ?1 WHERE valid_to IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM temp.stage_{name} s WHERE {same})",
-            name = self.name,
-            same = same.join(" AND ")
-        )
-    }
-
-    /// Inserts a version for every staged row that has no current version (new or just closed).
-    fn insert_new(&self) -> String {
-        let columns = self.all_columns();
-        let key_match: Vec<String> = self.key.iter().map(|k| format!("m.{k} = s.{k}")).collect();
-        let selected: Vec<String> = columns.iter().map(|c| format!("s.{c}")).collect();
-        format!(
-            "INSERT INTO main.{name} ({columns}, valid_from) SELECT {selected}, ?1 FROM temp.stage_{name} s \
-             WHERE NOT EXISTS (SELECT 1 FROM main.{name} m WHERE {key_match} AND m.valid_to IS NULL)",
-            name = self.name,
-            columns = columns.join(", "),
-            selected = selected.join(", "),
-            key_match = key_match.join(" AND ")
-        )
-    }
 }
 
-/// One snapshot being written. Not `Send`-shared: it lives on the writer thread.
+/// A row's values in column order (key columns first).
+type Row = Vec<Option<String>>;
+
+/// A 128-bit digest of a row, to tell "unchanged" without keeping every value in memory.
+fn digest(row: &Row) -> u128 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    // Two independently salted SipHash runs; both sides of a comparison are computed in the same
+    // process, so the hasher's fixed keys need not be stable across versions.
+    let mut a = DefaultHasher::new();
+    let mut b = DefaultHasher::new();
+    0xA5u8.hash(&mut b);
+    row.hash(&mut a);
+    row.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+fn key_of(table: &Table, row: &Row) -> String {
+    let mut key = String::new();
+    for (idx, value) in row.iter().take(table.key.len()).enumerate() {
+        if idx > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(value.as_deref().unwrap_or_default());
+    }
+    key
+}
+
+/// The current versions of one table, and what this run has seen of it.
+struct Current {
+    /// Key → digest of the current version; entries are removed as the run sees them, so what
+    /// remains at the end vanished.
+    open: HashMap<String, u128>,
+    seen: HashSet<String>,
+}
+
+/// One snapshot being written. It lives on the writer thread.
 pub struct SnapshotWriter {
     conn: Connection,
     path: String,
     run_id: i64,
     organization: Option<Organization>,
-    counts: Counts,
+    current: Vec<Current>,
 }
 
 impl SnapshotWriter {
     pub(super) fn begin(conn: Connection, path: String, run_id: i64) -> Result<SnapshotWriter> {
-        let writer = SnapshotWriter {
+        let mut writer = SnapshotWriter {
             conn,
             path,
             run_id,
             organization: None,
-            counts: Counts::default(),
+            current: Vec::new(),
         };
-        for table in TABLES {
-            writer
-                .conn
-                .execute_batch(&table.create_stage())
-                .map_err(|e| writer.err(e))?;
-        }
         // Every later statement is part of this one transaction until `finish`.
         writer
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| writer.err(e))?;
+        for table in TABLES {
+            let current = writer.load_current(table)?;
+            writer.current.push(current);
+        }
         Ok(writer)
+    }
+
+    fn load_current(&self, table: &Table) -> Result<Current> {
+        let n_columns = table.all_columns().len();
+        let mut stmt = self
+            .conn
+            .prepare(&table.select_current())
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                (0..n_columns)
+                    .map(|idx| r.get::<_, Option<String>>(idx))
+                    .collect::<rusqlite::Result<Row>>()
+            })
+            .map_err(|e| self.err(e))?;
+        let mut open = HashMap::new();
+        for row in rows {
+            let row = row.map_err(|e| self.err(e))?;
+            open.insert(key_of(table, &row), digest(&row));
+        }
+        Ok(Current {
+            open,
+            seen: HashSet::new(),
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -174,24 +209,42 @@ impl SnapshotWriter {
         }
     }
 
-    fn stage(&mut self, table: &Table, rows: &[Vec<Option<String>>]) -> Result<u64> {
-        let sql = table.insert_stage();
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                source: e,
-            })?;
+    /// Compares one page with the current versions and writes only what changed.
+    fn stage(&mut self, table_idx: usize, rows: &[Row]) -> Result<()> {
+        let table = TABLES[table_idx];
+        let run_id = self.run_id;
+        let path = self.path.clone();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let current = &mut self.current[table_idx];
         for row in rows {
-            let values: Vec<&dyn ToSql> = row.iter().map(|v| v as &dyn ToSql).collect();
-            stmt.execute(values.as_slice())
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+            let key = key_of(table, row);
+            if !current.seen.insert(key.clone()) {
+                // Listed twice in one run: the first occurrence stands.
+                continue;
+            }
+            let changed = match current.open.remove(&key) {
+                Some(old) if old == digest(row) => continue,
+                Some(_) => true,
+                None => false,
+            };
+            if changed {
+                let mut close = self
+                    .conn
+                    .prepare_cached(&table.close_one())
+                    .map_err(sql_err)?;
+                let mut values: Vec<&dyn ToSql> = vec![&run_id];
+                values.extend(row.iter().take(table.key.len()).map(|v| v as &dyn ToSql));
+                close.execute(values.as_slice()).map_err(sql_err)?;
+            }
+            let mut insert = self.conn.prepare_cached(&table.insert()).map_err(sql_err)?;
+            let mut values: Vec<&dyn ToSql> = vec![&run_id];
+            values.extend(row.iter().map(|v| v as &dyn ToSql));
+            insert.execute(values.as_slice()).map_err(sql_err)?;
         }
-        Ok(rows.len() as u64)
+        Ok(())
     }
 
     pub fn organization(&mut self, organization: Organization) {
@@ -211,7 +264,7 @@ impl SnapshotWriter {
                 ]
             })
             .collect();
-        self.counts.members += self.stage(&MEMBERS, &rows)?;
+        self.stage(0, &rows)?;
         Ok(())
     }
 
@@ -230,7 +283,7 @@ impl SnapshotWriter {
                 ]
             })
             .collect();
-        self.counts.invites += self.stage(&INVITES, &rows)?;
+        self.stage(1, &rows)?;
         Ok(())
     }
 
@@ -247,7 +300,7 @@ impl SnapshotWriter {
                 ]
             })
             .collect();
-        self.counts.workspaces += self.stage(&WORKSPACES, &rows)?;
+        self.stage(2, &rows)?;
         Ok(())
     }
 
@@ -262,7 +315,7 @@ impl SnapshotWriter {
                 ]
             })
             .collect();
-        self.counts.workspace_members += self.stage(&WORKSPACE_MEMBERS, &rows)?;
+        self.stage(3, &rows)?;
         Ok(())
     }
 
@@ -288,7 +341,7 @@ impl SnapshotWriter {
                 ]
             })
             .collect();
-        self.counts.api_keys += self.stage(&API_KEYS, &rows)?;
+        self.stage(4, &rows)?;
         Ok(())
     }
 
@@ -300,17 +353,10 @@ impl SnapshotWriter {
                 message: "snapshot finished without the organization".to_owned(),
             });
         };
-        // Unique indexes on the stage may have folded duplicates: count what is really there.
         let mut counts = Counts::default();
-        for table in TABLES {
-            let n: u64 = self
-                .conn
-                .query_row(
-                    &format!("SELECT count(*) FROM temp.stage_{}", table.name),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(e))?;
+        for (table_idx, table) in TABLES.iter().enumerate() {
+            let current = &mut self.current[table_idx];
+            let n = current.seen.len() as u64;
             match table.name {
                 "members" => counts.members = n,
                 "invites" => counts.invites = n,
@@ -318,12 +364,26 @@ impl SnapshotWriter {
                 "workspace_members" => counts.workspace_members = n,
                 _ => counts.api_keys = n,
             }
-            self.conn
-                .execute(&table.close_changed(), [self.run_id])
-                .map_err(|e| self.err(e))?;
-            self.conn
-                .execute(&table.insert_new(), [self.run_id])
-                .map_err(|e| self.err(e))?;
+            // What was current and never seen in this run has vanished.
+            let vanished: Vec<String> = current.open.drain().map(|(key, _)| key).collect();
+            let mut close = self
+                .conn
+                .prepare_cached(&table.close_one())
+                .map_err(|source| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            for key in vanished {
+                let parts: Vec<&str> = key.split('\u{1f}').collect();
+                let mut values: Vec<&dyn ToSql> = vec![&self.run_id];
+                values.extend(parts.iter().map(|v| v as &dyn ToSql));
+                close
+                    .execute(values.as_slice())
+                    .map_err(|source| StoreError::Sqlite {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+            }
         }
         self.conn
             .execute(
@@ -346,12 +406,6 @@ impl SnapshotWriter {
             )
             .map_err(|e| self.err(e))?;
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
-        for table in TABLES {
-            // Empty the stage so the temp store does not hold a copy of the organization.
-            let _ = self
-                .conn
-                .execute_batch(&format!("DELETE FROM temp.stage_{}", table.name));
-        }
         Ok(counts)
     }
 }

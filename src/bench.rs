@@ -1,0 +1,205 @@
+//! `orgwarden bench snapshot`: measures a full snapshot of a large simulated organization.
+//!
+//! The simulator runs in this process; each snapshot runs as a child `orgwarden snapshot`, so the
+//! peak RSS reported is that of the real command alone (from `getrusage(RUSAGE_CHILDREN)`), not
+//! of the simulator. The fetch-only bound is measured here with the same client settings and
+//! concurrency. Figures are printed as one JSON object.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::admin_api::{AdminClient, ClientOptions};
+use crate::sim::{Faults, SeedSizes, SimHandle, SimOptions, DEMO_ADMIN_KEY};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "snapshot")]
+    pub what: BenchWhat,
+    #[arg(long, default_value_t = 20_000)]
+    pub members: usize,
+    #[arg(long, default_value_t = 5_000)]
+    pub invites: usize,
+    #[arg(long, default_value_t = 100)]
+    pub workspaces: usize,
+    #[arg(long, default_value_t = 40_000)]
+    pub workspace_members: usize,
+    #[arg(long, default_value_t = 50_000)]
+    pub keys: usize,
+    /// Latency the simulator adds to every request.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Requests in flight (api.max_in_flight).
+    #[arg(long, default_value_t = 4)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BenchWhat {
+    Snapshot,
+}
+
+#[derive(Debug, Serialize)]
+struct Figures {
+    members: usize,
+    invites: usize,
+    workspaces: usize,
+    workspace_members: usize,
+    api_keys: usize,
+    latency_ms: u64,
+    max_in_flight: usize,
+    snapshot_secs: f64,
+    fetch_only_secs: f64,
+    snapshot_over_fetch: f64,
+    requests: u64,
+    peak_rss_bytes: u64,
+    db_bytes: u64,
+    unchanged_growth_bytes: i64,
+    changed_1pct_growth_bytes: i64,
+    audit_secs: Option<f64>,
+}
+
+pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchWhat::Snapshot = args.what;
+    let sizes = SeedSizes {
+        members: args.members,
+        invites: args.invites,
+        workspaces: args.workspaces,
+        keys: args.keys,
+        workspace_members: args.workspace_members,
+    };
+    eprintln!(
+        "seeding the simulator ({} members, {} keys)...",
+        sizes.members, sizes.keys
+    );
+    let sim = SimHandle::start_local(SimOptions {
+        sizes,
+        faults: Faults {
+            latency: Duration::from_millis(args.latency_ms),
+            ..Faults::default()
+        },
+        ..SimOptions::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nbase_url = \"{}\"\nrequests_per_second = 0\nmax_in_flight = {}\n[store]\npath = \"orgwarden.db\"\n",
+            sim.base_url(),
+            args.max_in_flight
+        ),
+    )?;
+    let db = dir.path().join("orgwarden.db");
+
+    // The bound: the same pages, the same concurrency, nothing stored.
+    let mut options = ClientOptions::new(sim.base_url().parse()?);
+    options.requests_per_second = None;
+    let client = AdminClient::new(options, DEMO_ADMIN_KEY.to_owned().into())?;
+    let started = Instant::now();
+    let counts = crate::snapshot::fetch_only(&client, args.max_in_flight).await?;
+    let fetch_only_secs = started.elapsed().as_secs_f64();
+    eprintln!("fetch only: {fetch_only_secs:.2}s ({counts:?})");
+
+    let served_before = sim.requests_served();
+    let snapshot_secs = snapshot_child(&config).await?;
+    let requests = sim.requests_served() - served_before;
+    let db_bytes = file_size(&db);
+    eprintln!("snapshot: {snapshot_secs:.2}s, {requests} requests, {db_bytes} bytes");
+
+    snapshot_child(&config).await?;
+    let unchanged_growth_bytes = file_size(&db) as i64 - db_bytes as i64;
+
+    change_one_percent(&sim);
+    let before = file_size(&db);
+    snapshot_child(&config).await?;
+    let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
+
+    let audit_secs = crate::jobs::bench_audit(&db).ok();
+    let peak_rss_bytes = children_peak_rss();
+    let figures = Figures {
+        members: args.members,
+        invites: args.invites,
+        workspaces: args.workspaces,
+        workspace_members: args.workspace_members,
+        api_keys: args.keys,
+        latency_ms: args.latency_ms,
+        max_in_flight: args.max_in_flight,
+        snapshot_secs,
+        fetch_only_secs,
+        snapshot_over_fetch: snapshot_secs / fetch_only_secs,
+        requests,
+        peak_rss_bytes,
+        db_bytes,
+        unchanged_growth_bytes,
+        changed_1pct_growth_bytes,
+        audit_secs,
+    };
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    sim.shutdown();
+    Ok(())
+}
+
+/// Runs `orgwarden snapshot` as a child and returns its wall time.
+async fn snapshot_child(config: &Path) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe().context("locating the orgwarden binary")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("snapshot")
+        .env("ANTHROPIC_ADMIN_KEY", DEMO_ADMIN_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || command.status()).await??;
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "the snapshot child failed: {status}");
+    Ok(secs)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Changes about 1% of members, invites, keys and memberships, as people would in the Console.
+fn change_one_percent(sim: &SimHandle) {
+    sim.with_state(|state| {
+        let users = state.users();
+        for user in users.iter().step_by(100) {
+            let id = user["id"].as_str().unwrap_or_default().to_owned();
+            let role = if user["role"] == "developer" {
+                "user"
+            } else {
+                "developer"
+            };
+            if user["role"] != "admin" {
+                state.set_user_role(&id, role);
+            }
+        }
+        let keys = state.api_keys();
+        for key in keys.iter().step_by(100) {
+            let id = key["id"].as_str().unwrap_or_default().to_owned();
+            let name = format!("{} (renamed)", key["name"].as_str().unwrap_or_default());
+            state.set_key_name(&id, &name);
+        }
+        let now = state.now();
+        for idx in 0..(users.len() / 100).max(1) {
+            state.add_invite(&format!("new-hire-{idx}@example.com"), "user", now);
+        }
+    });
+}
+
+/// The largest peak RSS of any child this process has waited for.
+fn children_peak_rss() -> u64 {
+    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) {
+        // Linux reports ru_maxrss in kilobytes.
+        Ok(usage) => (usage.max_rss().max(0) as u64) * 1024,
+        Err(_) => 0,
+    }
+}
