@@ -15,6 +15,7 @@ pub mod admin_api;
 pub mod cli;
 pub mod config;
 pub mod output;
+pub mod policy;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
