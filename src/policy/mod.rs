@@ -313,7 +313,11 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         run(EXCESS_ADMINS, r.excess_admins.enabled, || {
             Ok(rules::excess_admins(&ctx))
         }),
-        run(PRIVILEGE_ESCALATION, r.privilege_escalation.enabled, escalation),
+        run(
+            PRIVILEGE_ESCALATION,
+            r.privilege_escalation.enabled,
+            escalation,
+        ),
     ];
 
     let mut findings = Vec::new();

@@ -57,9 +57,9 @@ pub fn parse_roster(
 
     let headers = reader
         .headers()
-        .map_err(|error| csv_error(&error, 1))?
+        .map_err(|error| csv_error(text, &error, 1))?
         .clone();
-    let header_line = line_of(&headers, 1);
+    let header_line = line_of(text, &headers, 1);
     let column = |name: &str| {
         headers
             .iter()
@@ -80,8 +80,8 @@ pub fn parse_roster(
 
     let mut entries = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|error| csv_error(&error, header_line + 1))?;
-        let line = line_of(&record, header_line + 1);
+        let record = record.map_err(|error| csv_error(text, &error, header_line + 1))?;
+        let line = line_of(text, &record, header_line + 1);
         if record.len() != headers.len() {
             return Err(RosterError::new(
                 line,
@@ -93,7 +93,9 @@ pub fn parse_roster(
             ));
         }
         let email = record.get(email_at).unwrap_or_default();
-        let last_day = last_day_at.and_then(|at| record.get(at)).unwrap_or_default();
+        let last_day = last_day_at
+            .and_then(|at| record.get(at))
+            .unwrap_or_default();
         // An unclosed quote makes the CSV reader swallow the following lines into one field; the
         // embedded newline is the only trace it leaves.
         if email.contains('\n') || last_day.contains('\n') {
@@ -149,11 +151,28 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
-fn line_of(record: &StringRecord, fallback: u64) -> u64 {
-    record.position().map_or(fallback, |p| p.line())
+/// The line a record starts on. The CSV reader's own line counter miscounts blank lines and CRLF
+/// endings, and its byte offset points just after the previous record's terminator, so the line
+/// is counted here: skip the line breaks that precede the record, then count the ones before it.
+fn line_of(text: &str, record: &StringRecord, fallback: u64) -> u64 {
+    record
+        .position()
+        .map_or(fallback, |p| line_at(text, p.byte()))
 }
 
-fn csv_error(error: &csv::Error, fallback: u64) -> RosterError {
-    let line = error.position().map_or(fallback, |p| p.line());
+fn line_at(text: &str, byte: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    let newlines = bytes[..start].iter().filter(|&&b| b == b'\n').count();
+    newlines as u64 + 1
+}
+
+fn csv_error(text: &str, error: &csv::Error, fallback: u64) -> RosterError {
+    let line = error
+        .position()
+        .map_or(fallback, |p| line_at(text, p.byte()));
     RosterError::new(line, format!("unreadable CSV: {error}"))
 }

@@ -16,8 +16,7 @@ use super::{
     STALE_INVITES, UNATTRIBUTED_KEYS,
 };
 use crate::admin_api::models::{
-    ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember,
-    WorkspaceRole,
+    ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
 use crate::config::{normalize_domain, ExemptionMatch, Severity};
 use crate::snapshot::OrgState;
@@ -141,7 +140,11 @@ impl<'a> Context<'a> {
             today: input.now.date_naive(),
             members: state.members.iter().map(|m| (m.id.as_str(), m)).collect(),
             former,
-            workspaces: state.workspaces.iter().map(|w| (w.id.as_str(), w)).collect(),
+            workspaces: state
+                .workspaces
+                .iter()
+                .map(|w| (w.id.as_str(), w))
+                .collect(),
         }
     }
 
@@ -226,7 +229,7 @@ impl<'a> Context<'a> {
     }
 }
 
-// ---- stale_invites -------------------------------------------------------------------------------
+// ---- stale_invites ------------------------------------------------------------------------------
 
 pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.stale_invites;
@@ -278,7 +281,7 @@ pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
-// ---- departed_domains ----------------------------------------------------------------------------
+// ---- departed_domains ---------------------------------------------------------------------------
 
 /// The configured domain lists, normalised again here so that hand-built configurations behave
 /// like loaded ones (normalising is idempotent).
@@ -424,7 +427,8 @@ fn member_action(member: &User, evidence: String) -> (Action, String) {
         (
             Action::Review,
             format!(
-                "{evidence}; as an {} this member cannot be removed through the API, so review and demote first",
+                "{evidence}; with role {} this member cannot be removed through \
+                    the API, so review and demote first",
                 member.role
             ),
         )
@@ -433,17 +437,14 @@ fn member_action(member: &User, evidence: String) -> (Action, String) {
     }
 }
 
-// ---- offboarding_roster --------------------------------------------------------------------------
+// ---- offboarding_roster -------------------------------------------------------------------------
 
 /// The roster entry that makes someone departed today, per lowercased email.
 ///
 /// Only entries whose last day has passed (or that have none) count. When a person is listed more
 /// than once, the latest last day wins, so that someone who came back after an earlier departure
 /// is judged against the most recent one.
-fn departed_people<'r>(
-    entries: &'r [RosterEntry],
-    today: NaiveDate,
-) -> HashMap<String, &'r RosterEntry> {
+fn departed_people(entries: &[RosterEntry], today: NaiveDate) -> HashMap<String, &RosterEntry> {
     let mut gone: HashMap<String, &RosterEntry> = HashMap::new();
     for entry in entries {
         if entry.last_day.is_some_and(|last| last >= today) {
@@ -462,9 +463,7 @@ fn departed_people<'r>(
 
 /// True when the person returned after their last day: then the roster line is history.
 fn came_back(since: DateTime<Utc>, entry: &RosterEntry) -> bool {
-    entry
-        .last_day
-        .is_some_and(|last| since.date_naive() > last)
+    entry.last_day.is_some_and(|last| since.date_naive() > last)
 }
 
 fn roster_says(entry: &RosterEntry) -> String {
@@ -605,7 +604,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
     out
 }
 
-// ---- orphaned_keys and unattributed_keys ---------------------------------------------------------
+// ---- orphaned_keys and unattributed_keys --------------------------------------------------------
 
 pub(super) fn orphaned_keys(ctx: &Context<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.orphaned_keys;
@@ -655,7 +654,8 @@ pub(super) fn unattributed_keys(ctx: &Context<'_>) -> Vec<Finding> {
             continue;
         }
         let evidence = format!(
-            "active key created {} {} names neither a principal nor a creator, so no person answers for it",
+            "active key created {} {} names neither a principal nor a \
+                creator, so no person answers for it",
             day(key.created_at),
             ctx.key_place(key)
         );
@@ -674,7 +674,7 @@ pub(super) fn unattributed_keys(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
-// ---- excess_admins -------------------------------------------------------------------------------
+// ---- excess_admins ------------------------------------------------------------------------------
 
 /// `a, b, c and 4 more`, in the order given.
 fn listing(items: &[String]) -> String {
@@ -701,8 +701,8 @@ pub(super) fn excess_admins(ctx: &Context<'_>) -> Vec<Finding> {
     if admins.len() > config.max_admins as usize {
         let org = &ctx.state.organization;
         let evidence = format!(
-            "{} organization admins where the limit is {}: {}",
-            admins.len(),
+            "{} where the limit is {}: {}",
+            plural(admins.len(), "organization admin", "organization admins"),
             config.max_admins,
             listing(&admins)
         );
@@ -748,8 +748,12 @@ pub(super) fn excess_admins(ctx: &Context<'_>) -> Vec<Finding> {
         }
         emails.sort();
         let evidence = format!(
-            "{} explicit workspace_admin members in workspace {} where the limit is {}: {}",
-            emails.len(),
+            "{} in workspace {} where the limit is {}: {}",
+            plural(
+                emails.len(),
+                "explicit workspace_admin member",
+                "explicit workspace_admin members"
+            ),
             workspace.name,
             config.max_workspace_admins,
             listing(emails)
@@ -766,7 +770,7 @@ pub(super) fn excess_admins(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
-// ---- privilege_escalation ------------------------------------------------------------------------
+// ---- privilege_escalation -----------------------------------------------------------------------
 
 pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Vec<Finding> {
     let config = &ctx.input.rules.privilege_escalation;
@@ -824,16 +828,18 @@ pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Ve
             continue;
         }
         let place = ctx.workspace_label(&membership.workspace_id);
-        let key = (membership.workspace_id.as_str(), membership.user_id.as_str());
+        let key = (
+            membership.workspace_id.as_str(),
+            membership.user_id.as_str(),
+        );
         let evidence = match before.get(&key) {
             Some(old) if old.workspace_role == WorkspaceRole::WorkspaceAdmin => continue,
             Some(old) => format!(
-                "workspace role in {place} changed from {} to workspace_admin since the snapshot of {since}",
+                "workspace role in {place} changed from {} to workspace_admin \
+                    since the snapshot of {since}",
                 old.workspace_role
             ),
-            None => format!(
-                "added to {place} as workspace_admin after the snapshot of {since}"
-            ),
+            None => format!("added to {place} as workspace_admin after the snapshot of {since}"),
         };
         let email = member.map(|m| m.email.as_str());
         let draft = Draft::new(
@@ -850,10 +856,19 @@ pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Ve
     out
 }
 
-// ---- Wording helpers -----------------------------------------------------------------------------
+// ---- Wording helpers ----------------------------------------------------------------------------
 
 fn day(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
+}
+
+/// "1 admin", "2 admins".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// "about 40 days ago", in whole days, for evidence.
