@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod jobs;
 pub mod output;
+pub mod policy;
 pub mod sim;
 pub mod snapshot;
 pub mod store;

@@ -1,0 +1,362 @@
+//! Policy: the pure evaluation of one organization snapshot into findings.
+//!
+//! This module owns the audit rules (which objects are findings, with what severity, evidence,
+//! recommended action and compliance controls), the exemptions that annotate findings, and the
+//! parsing of the offboarding roster's text. [`evaluate`] is the single entry point.
+//!
+//! It must not do I/O of any kind: no files, network, database, clock or environment. Everything
+//! it needs, `now` included, arrives through [`PolicyInput`], so the same input always gives the
+//! same [`Evaluation`] and every rule can be tested with hand-built states. It also must not act:
+//! an [`Action`] is only a recommendation, and whether it is carried out is for the remediation
+//! module to decide.
+
+mod glob;
+mod roster;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::config::{Exemption, RulesConfig, Severity};
+use crate::snapshot::OrgState;
+
+pub use glob::glob_match;
+pub use roster::{parse_roster, RosterEntry, RosterError};
+
+/// Pending invites too old, and expired invites still listed.
+pub const STALE_INVITES: &str = "stale_invites";
+/// Members, invites and keys of departed (or not allowed) email domains.
+pub const DEPARTED_DOMAINS: &str = "departed_domains";
+/// People on the offboarding roster who still have access.
+pub const OFFBOARDING_ROSTER: &str = "offboarding_roster";
+/// Active keys whose owner is no longer a member.
+pub const ORPHANED_KEYS: &str = "orphaned_keys";
+/// Active keys that name no owner at all; governed by the `orphaned_keys` configuration.
+pub const UNATTRIBUTED_KEYS: &str = "unattributed_keys";
+/// More organization or workspace admins than allowed.
+pub const EXCESS_ADMINS: &str = "excess_admins";
+/// Members who became admins since the previous snapshot.
+pub const PRIVILEGE_ESCALATION: &str = "privilege_escalation";
+
+/// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
+pub const RULE_IDS: &[&str] = &[
+    STALE_INVITES,
+    DEPARTED_DOMAINS,
+    OFFBOARDING_ROSTER,
+    ORPHANED_KEYS,
+    UNATTRIBUTED_KEYS,
+    EXCESS_ADMINS,
+    PRIVILEGE_ESCALATION,
+];
+
+/// The compliance controls a rule's findings give evidence for.
+///
+/// The mapping, and why:
+/// - `stale_invites`: an unused invite is a provisioned-but-unneeded credential path, so it
+///   belongs to account provisioning and management (SOC 2 CC6.2, NIST 800-53 AC-2).
+/// - `departed_domains` and `offboarding_roster`: access left behind by people who left is
+///   the core of de-provisioning (SOC 2 CC6.2 and CC6.3), of disabling accounts that should no
+///   longer exist (NIST AC-2(3)) and of personnel termination (NIST PS-4).
+/// - `orphaned_keys`: a credential without an accountable owner weakens logical access control
+///   and authenticator management (SOC 2 CC6.1, CC6.3, NIST IA-5) and is an account that should
+///   have been disabled (NIST AC-2(3)).
+/// - `unattributed_keys`: nobody can be held to a credential without an owner (SOC 2 CC6.1,
+///   NIST IA-5); it is not tied to a departure, hence no AC-2(3).
+/// - `excess_admins`: least privilege for privileged accounts (SOC 2 CC6.3, NIST AC-6(5)).
+/// - `privilege_escalation`: role changes must be authorised and monitored (SOC 2 CC6.3 and
+///   CC7.2, NIST AC-2(4) account-action auditing, AC-6(9) logging of privileged functions).
+///
+/// An unknown rule id has no controls.
+pub fn controls_for(rule: &str) -> &'static [&'static str] {
+    match rule {
+        STALE_INVITES => &["SOC 2 CC6.2", "NIST 800-53 AC-2"],
+        DEPARTED_DOMAINS | OFFBOARDING_ROSTER => &[
+            "SOC 2 CC6.2",
+            "SOC 2 CC6.3",
+            "NIST 800-53 AC-2(3)",
+            "NIST 800-53 PS-4",
+        ],
+        ORPHANED_KEYS => &[
+            "SOC 2 CC6.1",
+            "SOC 2 CC6.3",
+            "NIST 800-53 IA-5",
+            "NIST 800-53 AC-2(3)",
+        ],
+        UNATTRIBUTED_KEYS => &["SOC 2 CC6.1", "NIST 800-53 IA-5"],
+        EXCESS_ADMINS => &["SOC 2 CC6.3", "NIST 800-53 AC-6(5)"],
+        PRIVILEGE_ESCALATION => &[
+            "SOC 2 CC6.3",
+            "SOC 2 CC7.2",
+            "NIST 800-53 AC-2(4)",
+            "NIST 800-53 AC-6(9)",
+        ],
+        _ => &[],
+    }
+}
+
+/// What kind of object a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    Member,
+    Invite,
+    ApiKey,
+    Workspace,
+    WorkspaceMember,
+    Organization,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Member => "member",
+            SubjectKind::Invite => "invite",
+            SubjectKind::ApiKey => "api_key",
+            SubjectKind::Workspace => "workspace",
+            SubjectKind::WorkspaceMember => "workspace_member",
+            SubjectKind::Organization => "organization",
+        }
+    }
+}
+
+/// The recommended action for a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    DeleteInvite,
+    DeactivateKey,
+    RemoveMember,
+    RemoveWorkspaceMember,
+    /// Report only: a person has to look, nothing can or should be done automatically.
+    Review,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DeleteInvite => "delete_invite",
+            Action::DeactivateKey => "deactivate_key",
+            Action::RemoveMember => "remove_member",
+            Action::RemoveWorkspaceMember => "remove_workspace_member",
+            Action::Review => "review",
+        }
+    }
+}
+
+/// One thing in the organization that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule id, one of [`RULE_IDS`].
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub subject_kind: SubjectKind,
+    /// The object id; for a workspace membership `wrkspc_…/user_…`.
+    pub subject_id: String,
+    /// The human name of the subject: an email, a key name, a workspace or organization name.
+    pub subject: String,
+    /// One sentence with the facts a reviewer needs.
+    pub evidence: String,
+    pub action: Action,
+    pub controls: &'static [&'static str],
+    /// The reason of the exemption that matched; the finding is still listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<String>,
+    /// Set for workspace memberships, whose removal needs both ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+impl Finding {
+    /// A stable identity across runs: the same object breaking the same rule always has the same
+    /// fingerprint, whatever the evidence text says today.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.rule,
+            self.subject_kind.as_str(),
+            self.subject_id
+        )
+    }
+}
+
+/// Someone earlier snapshots listed as a member and the current one does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormerMember {
+    pub id: String,
+    pub email: String,
+    /// When the last snapshot that listed them was taken.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The offboarding roster as the caller found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roster {
+    NotConfigured,
+    Loaded(Vec<RosterEntry>),
+    /// The roster exists but cannot be used; the text says why (the [`RosterError`] text, or
+    /// why the file could not be read).
+    Invalid(String),
+}
+
+/// Everything one evaluation depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyInput<'a> {
+    pub state: &'a OrgState,
+    /// The previous complete snapshot, for `privilege_escalation`.
+    pub previous: Option<&'a OrgState>,
+    /// People seen in earlier snapshots and absent from `state`.
+    pub former_members: &'a [FormerMember],
+    pub rules: &'a RulesConfig,
+    pub exemptions: &'a [Exemption],
+    pub roster: &'a Roster,
+    pub now: DateTime<Utc>,
+}
+
+/// Whether a rule ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleStatus {
+    Evaluated,
+    Disabled,
+    /// Enabled but impossible to evaluate this time; the text says why.
+    NotEvaluated(String),
+}
+
+impl RuleStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RuleStatus::Evaluated => "evaluated",
+            RuleStatus::Disabled => "disabled",
+            RuleStatus::NotEvaluated(_) => "not_evaluated",
+        }
+    }
+
+    /// Why the rule was not evaluated, if it was not.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RuleStatus::NotEvaluated(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleOutcome {
+    pub rule: &'static str,
+    pub status: RuleStatus,
+    pub n_findings: usize,
+}
+
+/// Serialised flat, `{"rule", "status", "reason"?, "n_findings"}`, so that reports and JSON
+/// output need no nested objects for a status.
+impl Serialize for RuleOutcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let reason = self.status.reason();
+        let mut out =
+            serializer.serialize_struct("RuleOutcome", 3 + usize::from(reason.is_some()))?;
+        out.serialize_field("rule", self.rule)?;
+        out.serialize_field("status", self.status.as_str())?;
+        if let Some(reason) = reason {
+            out.serialize_field("reason", reason)?;
+        }
+        out.serialize_field("n_findings", &self.n_findings)?;
+        out.end()
+    }
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// Sorted by severity (highest first), then rule, subject and subject id.
+    pub findings: Vec<Finding>,
+    /// One outcome per rule, in [`RULE_IDS`] order.
+    pub rules: Vec<RuleOutcome>,
+}
+
+/// Evaluates every rule against `input.state`.
+///
+/// A rule that cannot run (no roster, no previous snapshot) is reported as not evaluated and
+/// the others still run: one missing input must never hide the findings of the rest.
+pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
+    let ctx = rules::Context::new(input);
+    let r = input.rules;
+
+    let roster = || match input.roster {
+        Roster::NotConfigured => Err("no roster_csv configured".to_owned()),
+        Roster::Invalid(error) => Err(error.clone()),
+        Roster::Loaded(entries) => Ok(rules::offboarding_roster(&ctx, entries)),
+    };
+    let escalation = || match input.previous {
+        None => Err("needs a previous snapshot".to_owned()),
+        Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
+    };
+
+    let runs = [
+        run(STALE_INVITES, r.stale_invites.enabled, || {
+            Ok(rules::stale_invites(&ctx))
+        }),
+        run(DEPARTED_DOMAINS, r.departed_domains.enabled, || {
+            Ok(rules::departed_domains(&ctx))
+        }),
+        run(OFFBOARDING_ROSTER, r.offboarding_roster.enabled, roster),
+        run(ORPHANED_KEYS, r.orphaned_keys.enabled, || {
+            Ok(rules::orphaned_keys(&ctx))
+        }),
+        run(UNATTRIBUTED_KEYS, r.orphaned_keys.enabled, || {
+            Ok(rules::unattributed_keys(&ctx))
+        }),
+        run(EXCESS_ADMINS, r.excess_admins.enabled, || {
+            Ok(rules::excess_admins(&ctx))
+        }),
+        run(
+            PRIVILEGE_ESCALATION,
+            r.privilege_escalation.enabled,
+            escalation,
+        ),
+    ];
+
+    let mut findings = Vec::new();
+    let mut outcomes = Vec::with_capacity(runs.len());
+    for (outcome, found) in runs {
+        findings.extend(found);
+        outcomes.push(outcome);
+    }
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(b.rule))
+            .then_with(|| a.subject.cmp(&b.subject))
+            .then_with(|| a.subject_id.cmp(&b.subject_id))
+    });
+    Evaluation {
+        findings,
+        rules: outcomes,
+    }
+}
+
+/// Runs one rule when it is enabled and records its outcome.
+fn run(
+    rule: &'static str,
+    enabled: bool,
+    body: impl FnOnce() -> Result<Vec<Finding>, String>,
+) -> (RuleOutcome, Vec<Finding>) {
+    let (status, found) = if !enabled {
+        (RuleStatus::Disabled, Vec::new())
+    } else {
+        match body() {
+            Ok(found) => (RuleStatus::Evaluated, found),
+            Err(reason) => (RuleStatus::NotEvaluated(reason), Vec::new()),
+        }
+    };
+    let outcome = RuleOutcome {
+        rule,
+        status,
+        n_findings: found.len(),
+    };
+    (outcome, found)
+}

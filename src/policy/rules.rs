@@ -1,0 +1,881 @@
+//! The rules themselves: each function turns the snapshot in a [`Context`] into findings.
+//!
+//! This module owns the decisions of every rule and the wording of its evidence. It must not
+//! decide whether a rule runs (that is [`super::evaluate`]'s job, from the configuration and the
+//! available inputs), must not drop exempted findings (they are listed with their reason), and,
+//! like all of policy, must not do I/O.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::glob::glob_match;
+use super::{
+    controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, SubjectKind,
+    DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
+    STALE_INVITES, UNATTRIBUTED_KEYS,
+};
+use crate::admin_api::models::{
+    ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
+};
+use crate::config::{normalize_domain, ExemptionMatch, Severity};
+use crate::snapshot::OrgState;
+
+/// How many emails an `excess_admins` finding lists before it says "and N more": enough to
+/// recognise the people, short enough to stay one readable sentence.
+const MAX_LISTED_ADMINS: usize = 10;
+
+/// The input plus the indexes several rules share.
+pub(super) struct Context<'a> {
+    input: &'a PolicyInput<'a>,
+    state: &'a OrgState,
+    now: DateTime<Utc>,
+    /// Exemptions and roster last days are whole days, compared with `now`'s UTC date.
+    today: NaiveDate,
+    members: HashMap<&'a str, &'a User>,
+    /// The most recent sighting of each former member.
+    former: HashMap<&'a str, &'a FormerMember>,
+    workspaces: HashMap<&'a str, &'a Workspace>,
+}
+
+/// A person found by user id: a current member, or someone orgwarden saw leave.
+enum Person<'a> {
+    Current(&'a User),
+    Former(&'a FormerMember),
+}
+
+impl Person<'_> {
+    fn email(&self) -> &str {
+        match self {
+            Person::Current(user) => &user.email,
+            Person::Former(former) => &former.email,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Person::Current(user) => format!("member {}", user.email),
+            Person::Former(former) => format!(
+                "former member {} (last seen {})",
+                former.email,
+                day(former.last_seen)
+            ),
+        }
+    }
+}
+
+/// What a finding is about, for exemption matching: an email (a member's, an invite's or a key
+/// owner's) and, for key findings, the key.
+#[derive(Clone, Copy, Default)]
+struct Target<'k> {
+    email: Option<&'k str>,
+    key: Option<&'k ApiKey>,
+}
+
+/// The parts of a finding a rule supplies; the rest comes from the rule id and configuration.
+struct Draft<'k> {
+    kind: SubjectKind,
+    id: String,
+    subject: String,
+    evidence: String,
+    action: Action,
+    target: Target<'k>,
+    workspace_id: Option<String>,
+    user_id: Option<String>,
+}
+
+impl<'k> Draft<'k> {
+    fn new(
+        kind: SubjectKind,
+        id: &str,
+        subject: &str,
+        evidence: String,
+        action: Action,
+    ) -> Draft<'k> {
+        Draft {
+            kind,
+            id: id.to_owned(),
+            subject: subject.to_owned(),
+            evidence,
+            action,
+            target: Target::default(),
+            workspace_id: None,
+            user_id: None,
+        }
+    }
+
+    fn email(mut self, email: Option<&'k str>) -> Draft<'k> {
+        self.target.email = email;
+        self
+    }
+
+    fn key(mut self, key: &'k ApiKey) -> Draft<'k> {
+        self.target.key = Some(key);
+        self
+    }
+
+    fn membership(mut self, membership: &WorkspaceMember) -> Draft<'k> {
+        self.workspace_id = Some(membership.workspace_id.clone());
+        self.user_id = Some(membership.user_id.clone());
+        self
+    }
+}
+
+impl<'a> Context<'a> {
+    pub(super) fn new(input: &'a PolicyInput<'a>) -> Context<'a> {
+        let state = input.state;
+        let mut former: HashMap<&str, &FormerMember> = HashMap::new();
+        for person in input.former_members {
+            let newest = former
+                .get(person.id.as_str())
+                .is_none_or(|seen| seen.last_seen < person.last_seen);
+            if newest {
+                former.insert(&person.id, person);
+            }
+        }
+        Context {
+            input,
+            state,
+            now: input.now,
+            today: input.now.date_naive(),
+            members: state.members.iter().map(|m| (m.id.as_str(), m)).collect(),
+            former,
+            workspaces: state
+                .workspaces
+                .iter()
+                .map(|w| (w.id.as_str(), w))
+                .collect(),
+        }
+    }
+
+    /// Looks a user id up among current members first, so that someone who left and came back
+    /// counts as present.
+    fn person(&self, user_id: &str) -> Option<Person<'a>> {
+        if let Some(user) = self.members.get(user_id) {
+            return Some(Person::Current(user));
+        }
+        self.former.get(user_id).map(|f| Person::Former(f))
+    }
+
+    /// The active keys with their owner.
+    fn active_keys(&self) -> impl Iterator<Item = (&'a ApiKey, KeyOwner<'a>)> {
+        self.state
+            .api_keys
+            .iter()
+            .filter(|k| k.status == ApiKeyStatus::Active)
+            .map(|k| (k, k.owner()))
+    }
+
+    /// The reason of the first exemption, in configuration order, that is still valid today and
+    /// matches the target.
+    fn exemption(&self, target: Target<'_>) -> Option<String> {
+        self.input
+            .exemptions
+            .iter()
+            .filter(|e| e.until.is_none_or(|last| self.today <= last))
+            .find(|e| match &e.matches {
+                ExemptionMatch::Email(email) => target
+                    .email
+                    .is_some_and(|t| t.trim().to_lowercase() == email.trim().to_lowercase()),
+                ExemptionMatch::KeyId(id) => target.key.is_some_and(|k| k.id == *id),
+                ExemptionMatch::KeyName(pattern) => {
+                    target.key.is_some_and(|k| glob_match(pattern, &k.name))
+                }
+            })
+            .map(|e| e.reason.clone())
+    }
+
+    fn finish(&self, rule: &'static str, severity: Severity, draft: Draft<'_>) -> Finding {
+        Finding {
+            rule,
+            severity,
+            subject_kind: draft.kind,
+            subject_id: draft.id,
+            subject: draft.subject,
+            evidence: draft.evidence,
+            action: draft.action,
+            controls: controls_for(rule),
+            exemption: self.exemption(draft.target),
+            workspace_id: draft.workspace_id,
+            user_id: draft.user_id,
+        }
+    }
+
+    /// Where a key lives, for evidence.
+    fn key_place(&self, key: &ApiKey) -> String {
+        match &key.workspace_id {
+            None => "in the Default Workspace".to_owned(),
+            Some(id) => format!("in {}", self.workspace_label(id)),
+        }
+    }
+
+    fn workspace_label(&self, id: &str) -> String {
+        match self.workspaces.get(id) {
+            Some(w) => format!("workspace {} ({id})", w.name),
+            None => format!("workspace {id}"),
+        }
+    }
+
+    fn is_archived(&self, workspace_id: &str) -> bool {
+        self.workspaces
+            .get(workspace_id)
+            .is_some_and(|w| w.archived_at.is_some())
+    }
+
+    fn user_email(&self, user_id: &'a str) -> &'a str {
+        self.members
+            .get(user_id)
+            .map_or(user_id, |user| user.email.as_str())
+    }
+}
+
+// ---- stale_invites ------------------------------------------------------------------------------
+
+pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.stale_invites;
+    let max_days = config.max_pending_days;
+    let limit = Duration::days(i64::from(max_days));
+    let mut out = Vec::new();
+    for invite in &ctx.state.invites {
+        let base = format!("invited {} as {}", day(invite.invited_at), invite.role);
+        let evidence = match invite.status {
+            InviteStatus::Expired => format!(
+                "{base}, expired {} and is still listed",
+                day(invite.expires_at)
+            ),
+            // The API may not have flipped the status yet; expiry is what counts, and an
+            // invite that expires exactly now can no longer be accepted.
+            InviteStatus::Pending if invite.expires_at <= ctx.now => format!(
+                "{base}, still pending although it expired {} ({})",
+                day(invite.expires_at),
+                ago(ctx.now, invite.expires_at)
+            ),
+            InviteStatus::Pending if ctx.now - invite.invited_at > limit => {
+                let days = (ctx.now - invite.invited_at).num_days();
+                // Whole days can round down to the limit itself; say "more than" rather than
+                // print a number that looks within the limit.
+                let pending = if days > i64::from(max_days) {
+                    format!("pending for {days} days")
+                } else {
+                    format!("pending for more than {max_days} days")
+                };
+                format!(
+                    "{base}, {pending} (limit {max_days}); expires {}",
+                    day(invite.expires_at)
+                )
+            }
+            // Accepted and deleted invites are history, and an unknown status is not ours
+            // to judge.
+            _ => continue,
+        };
+        let draft = Draft::new(
+            SubjectKind::Invite,
+            &invite.id,
+            &invite.email,
+            evidence,
+            Action::DeleteInvite,
+        )
+        .email(Some(&invite.email));
+        out.push(ctx.finish(STALE_INVITES, config.severity, draft));
+    }
+    out
+}
+
+// ---- departed_domains ---------------------------------------------------------------------------
+
+/// The configured domain lists, normalised again here so that hand-built configurations behave
+/// like loaded ones (normalising is idempotent).
+struct DomainPolicy {
+    departed: Vec<String>,
+    allowed: Vec<String>,
+}
+
+impl DomainPolicy {
+    fn new(departed: &[String], allowed: &[String]) -> DomainPolicy {
+        let normalise = |list: &[String]| {
+            list.iter()
+                .map(|d| normalize_domain(d).unwrap_or_else(|| d.trim().to_lowercase()))
+                .collect()
+        };
+        DomainPolicy {
+            departed: normalise(departed),
+            allowed: normalise(allowed),
+        }
+    }
+
+    /// Why `email` breaks the domain policy, as a clause for the evidence; `None` when it does
+    /// not.
+    fn verdict(&self, email: &str) -> Option<String> {
+        let domain = email
+            .rsplit_once('@')
+            .and_then(|(_, domain)| normalize_domain(domain));
+        let Some(domain) = domain else {
+            // Without a domain nothing can be departed, but nothing can be allowed either.
+            return (!self.allowed.is_empty())
+                .then(|| "the email has no readable domain while allowed_domains is set".into());
+        };
+        if let Some(departed) = self.departed.iter().find(|d| within(&domain, d)) {
+            return Some(if domain == *departed {
+                format!("email domain {domain} is a departed domain")
+            } else {
+                format!("email domain {domain} is under departed domain {departed}")
+            });
+        }
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| within(&domain, a)) {
+            return Some(format!("email domain {domain} is not in allowed_domains"));
+        }
+        None
+    }
+}
+
+/// True when `domain` is `parent` or one of its subdomains; `notexample.com` is not within
+/// `example.com` because the match must start at a label boundary.
+fn within(domain: &str, parent: &str) -> bool {
+    domain == parent
+        || domain
+            .strip_suffix(parent)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+pub(super) fn departed_domains(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.departed_domains;
+    let policy = DomainPolicy::new(&config.departed_domains, &config.allowed_domains);
+    let mut out = Vec::new();
+
+    for member in &ctx.state.members {
+        let Some(reason) = policy.verdict(&member.email) else {
+            continue;
+        };
+        let (action, evidence) = member_action(
+            member,
+            format!(
+                "member since {} with role {}; {reason}",
+                day(member.added_at),
+                member.role
+            ),
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            action,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
+    }
+
+    for invite in &ctx.state.invites {
+        if invite.status != InviteStatus::Pending {
+            continue;
+        }
+        let Some(reason) = policy.verdict(&invite.email) else {
+            continue;
+        };
+        let evidence = format!(
+            "pending invite sent {} as {}; {reason}",
+            day(invite.invited_at),
+            invite.role
+        );
+        let draft = Draft::new(
+            SubjectKind::Invite,
+            &invite.id,
+            &invite.email,
+            evidence,
+            Action::DeleteInvite,
+        )
+        .email(Some(&invite.email));
+        out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
+    }
+
+    for (key, owner) in ctx.active_keys() {
+        // Only a person's key has a domain; an owner orgwarden never saw has no known email,
+        // and orphaned_keys reports that key instead.
+        let KeyOwner::User(owner_id) = owner else {
+            continue;
+        };
+        let Some(person) = ctx.person(owner_id) else {
+            continue;
+        };
+        let Some(reason) = policy.verdict(person.email()) else {
+            continue;
+        };
+        let evidence = format!(
+            "active key created {} {}, owned by {}; {reason}",
+            day(key.created_at),
+            ctx.key_place(key),
+            person.describe()
+        );
+        let draft = Draft::new(
+            SubjectKind::ApiKey,
+            &key.id,
+            &key.name,
+            evidence,
+            Action::DeactivateKey,
+        )
+        .email(Some(person.email()))
+        .key(key);
+        out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
+    }
+    out
+}
+
+/// Removal is recommended for ordinary members only: the API refuses to remove admins, so for
+/// them the recommendation is a review, and the evidence says why.
+fn member_action(member: &User, evidence: String) -> (Action, String) {
+    if member.role.is_admin() {
+        (
+            Action::Review,
+            format!(
+                "{evidence}; with role {} this member cannot be removed through \
+                    the API, so review and demote first",
+                member.role
+            ),
+        )
+    } else {
+        (Action::RemoveMember, evidence)
+    }
+}
+
+// ---- offboarding_roster -------------------------------------------------------------------------
+
+/// The roster entry that makes someone departed today, per lowercased email.
+///
+/// Only entries whose last day has passed (or that have none) count. When a person is listed more
+/// than once, the latest last day wins, so that someone who came back after an earlier departure
+/// is judged against the most recent one.
+fn departed_people(entries: &[RosterEntry], today: NaiveDate) -> HashMap<String, &RosterEntry> {
+    let mut gone: HashMap<String, &RosterEntry> = HashMap::new();
+    for entry in entries {
+        if entry.last_day.is_some_and(|last| last >= today) {
+            continue;
+        }
+        let email = entry.email.trim().to_lowercase();
+        let replace = gone
+            .get(&email)
+            .is_none_or(|seen| seen.last_day < entry.last_day);
+        if replace {
+            gone.insert(email, entry);
+        }
+    }
+    gone
+}
+
+/// True when the person returned after their last day: then the roster line is history.
+fn came_back(since: DateTime<Utc>, entry: &RosterEntry) -> bool {
+    entry.last_day.is_some_and(|last| since.date_naive() > last)
+}
+
+fn roster_says(entry: &RosterEntry) -> String {
+    match entry.last_day {
+        Some(last) => format!(
+            "last day {} per roster line {}",
+            last.format("%Y-%m-%d"),
+            entry.line
+        ),
+        None => format!("listed without a last day on roster line {}", entry.line),
+    }
+}
+
+pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> Vec<Finding> {
+    let config = &ctx.input.rules.offboarding_roster;
+    let gone = departed_people(entries, ctx.today);
+    let lookup = |email: &str| gone.get(&email.trim().to_lowercase()).copied();
+    let mut out = Vec::new();
+
+    // Members who came back are remembered so that their memberships and keys are spared too.
+    let mut returned: HashSet<&str> = HashSet::new();
+    let mut departed_members: HashMap<&str, (&User, &RosterEntry)> = HashMap::new();
+    for member in &ctx.state.members {
+        let Some(entry) = lookup(&member.email) else {
+            continue;
+        };
+        if came_back(member.added_at, entry) {
+            returned.insert(&member.id);
+            continue;
+        }
+        departed_members.insert(&member.id, (member, entry));
+        let (action, evidence) = member_action(
+            member,
+            format!(
+                "still a member (role {}, since {}) after their {}",
+                member.role,
+                day(member.added_at),
+                roster_says(entry)
+            ),
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            action,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+    }
+
+    for membership in &ctx.state.workspace_members {
+        let Some((member, entry)) = departed_members.get(membership.user_id.as_str()) else {
+            continue;
+        };
+        // An archived workspace grants nothing and cannot be changed any more.
+        if ctx.is_archived(&membership.workspace_id) {
+            continue;
+        }
+        let evidence = format!(
+            "{} in {} after their {}",
+            membership.workspace_role,
+            ctx.workspace_label(&membership.workspace_id),
+            roster_says(entry)
+        );
+        let draft = Draft::new(
+            SubjectKind::WorkspaceMember,
+            &format!("{}/{}", membership.workspace_id, membership.user_id),
+            &member.email,
+            evidence,
+            Action::RemoveWorkspaceMember,
+        )
+        .email(Some(&member.email))
+        .membership(membership);
+        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+    }
+
+    for invite in &ctx.state.invites {
+        if invite.status != InviteStatus::Pending {
+            continue;
+        }
+        let Some(entry) = lookup(&invite.email) else {
+            continue;
+        };
+        // An invite sent after the last day is a re-hire in progress, just as a member added
+        // after it has come back.
+        if came_back(invite.invited_at, entry) {
+            continue;
+        }
+        let evidence = format!(
+            "pending invite sent {} as {} for someone whose {}",
+            day(invite.invited_at),
+            invite.role,
+            roster_says(entry)
+        );
+        let draft = Draft::new(
+            SubjectKind::Invite,
+            &invite.id,
+            &invite.email,
+            evidence,
+            Action::DeleteInvite,
+        )
+        .email(Some(&invite.email));
+        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+    }
+
+    for (key, owner) in ctx.active_keys() {
+        let KeyOwner::User(owner_id) = owner else {
+            continue;
+        };
+        if returned.contains(owner_id) {
+            continue;
+        }
+        let Some(person) = ctx.person(owner_id) else {
+            continue;
+        };
+        let Some(entry) = lookup(person.email()) else {
+            continue;
+        };
+        let evidence = format!(
+            "active key created {} {}, owned by {} whose {}",
+            day(key.created_at),
+            ctx.key_place(key),
+            person.describe(),
+            roster_says(entry)
+        );
+        let draft = Draft::new(
+            SubjectKind::ApiKey,
+            &key.id,
+            &key.name,
+            evidence,
+            Action::DeactivateKey,
+        )
+        .email(Some(person.email()))
+        .key(key);
+        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+    }
+    out
+}
+
+// ---- orphaned_keys and unattributed_keys --------------------------------------------------------
+
+pub(super) fn orphaned_keys(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.orphaned_keys;
+    let mut out = Vec::new();
+    for (key, owner) in ctx.active_keys() {
+        // Service-account keys outlive people by design, and a member who left and came back
+        // is a member: neither is orphaned.
+        let KeyOwner::User(owner_id) = owner else {
+            continue;
+        };
+        if ctx.members.contains_key(owner_id) {
+            continue;
+        }
+        let former = ctx.former.get(owner_id).copied();
+        let who = match former {
+            Some(f) => format!(
+                "owner {} left {} (last seen {})",
+                f.email,
+                ago(ctx.now, f.last_seen),
+                day(f.last_seen)
+            ),
+            None => format!("owner {owner_id} is not a member and was never seen by orgwarden"),
+        };
+        let evidence = format!(
+            "active key created {} {}; {who}",
+            day(key.created_at),
+            ctx.key_place(key)
+        );
+        let draft = Draft::new(
+            SubjectKind::ApiKey,
+            &key.id,
+            &key.name,
+            evidence,
+            Action::DeactivateKey,
+        )
+        .email(former.map(|f| f.email.as_str()))
+        .key(key);
+        out.push(ctx.finish(ORPHANED_KEYS, config.severity, draft));
+    }
+    out
+}
+
+pub(super) fn unattributed_keys(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (key, owner) in ctx.active_keys() {
+        if owner != KeyOwner::Unattributed {
+            continue;
+        }
+        let evidence = format!(
+            "active key created {} {} names neither a principal nor a \
+                creator, so no person answers for it",
+            day(key.created_at),
+            ctx.key_place(key)
+        );
+        let draft = Draft::new(
+            SubjectKind::ApiKey,
+            &key.id,
+            &key.name,
+            evidence,
+            Action::Review,
+        )
+        .key(key);
+        // A fixed, low severity: an unattributed key is a bookkeeping gap, not evidence that
+        // anyone left.
+        out.push(ctx.finish(UNATTRIBUTED_KEYS, Severity::Low, draft));
+    }
+    out
+}
+
+// ---- excess_admins ------------------------------------------------------------------------------
+
+/// `a, b, c and 4 more`, in the order given.
+fn listing(items: &[String]) -> String {
+    let shown = items.len().min(MAX_LISTED_ADMINS);
+    let mut text = items[..shown].join(", ");
+    if items.len() > shown {
+        text.push_str(&format!(" and {} more", items.len() - shown));
+    }
+    text
+}
+
+pub(super) fn excess_admins(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.excess_admins;
+    let mut out = Vec::new();
+
+    let mut admins: Vec<String> = ctx
+        .state
+        .members
+        .iter()
+        .filter(|m| m.role.is_admin())
+        .map(|m| format!("{} ({})", m.email, m.role))
+        .collect();
+    admins.sort();
+    if admins.len() > config.max_admins as usize {
+        let org = &ctx.state.organization;
+        let evidence = format!(
+            "{} where the limit is {}: {}",
+            plural(admins.len(), "organization admin", "organization admins"),
+            config.max_admins,
+            listing(&admins)
+        );
+        // Organization-level findings match no exemption: an exemption names one person or key,
+        // and the count is about all of them.
+        let draft = Draft::new(
+            SubjectKind::Organization,
+            &org.id,
+            &org.name,
+            evidence,
+            Action::Review,
+        );
+        out.push(ctx.finish(EXCESS_ADMINS, config.severity, draft));
+    }
+
+    // Org admins are workspace admins everywhere automatically, so only explicit grants to
+    // other members measure how a workspace hands out admin rights.
+    let mut explicit: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for membership in &ctx.state.workspace_members {
+        if membership.workspace_role != WorkspaceRole::WorkspaceAdmin {
+            continue;
+        }
+        let org_admin = ctx
+            .members
+            .get(membership.user_id.as_str())
+            .is_some_and(|m| m.role.is_admin());
+        if !org_admin {
+            explicit
+                .entry(&membership.workspace_id)
+                .or_default()
+                .push(ctx.user_email(&membership.user_id).to_owned());
+        }
+    }
+    for workspace in &ctx.state.workspaces {
+        if workspace.archived_at.is_some() {
+            continue;
+        }
+        let Some(emails) = explicit.get_mut(workspace.id.as_str()) else {
+            continue;
+        };
+        if emails.len() <= config.max_workspace_admins as usize {
+            continue;
+        }
+        emails.sort();
+        let evidence = format!(
+            "{} in workspace {} where the limit is {}: {}",
+            plural(
+                emails.len(),
+                "explicit workspace_admin member",
+                "explicit workspace_admin members"
+            ),
+            workspace.name,
+            config.max_workspace_admins,
+            listing(emails)
+        );
+        let draft = Draft::new(
+            SubjectKind::Workspace,
+            &workspace.id,
+            &workspace.name,
+            evidence,
+            Action::Review,
+        );
+        out.push(ctx.finish(EXCESS_ADMINS, config.severity, draft));
+    }
+    out
+}
+
+// ---- privilege_escalation -----------------------------------------------------------------------
+
+pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Vec<Finding> {
+    let config = &ctx.input.rules.privilege_escalation;
+    let since = day(previous.taken_at);
+    let before: HashMap<&str, &User> = previous
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), m))
+        .collect();
+    let mut out = Vec::new();
+
+    for member in &ctx.state.members {
+        if !member.role.is_admin() {
+            continue;
+        }
+        // A move between admin-like roles (admin to owner) is not an escalation into admin.
+        let evidence = match before.get(member.id.as_str()) {
+            Some(old) if old.role.is_admin() => continue,
+            Some(old) => format!(
+                "role changed from {} to {} since the snapshot of {since}",
+                old.role, member.role
+            ),
+            None => format!(
+                "joined {} directly as {}, after the snapshot of {since}",
+                day(member.added_at),
+                member.role
+            ),
+        };
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(PRIVILEGE_ESCALATION, config.severity, draft));
+    }
+
+    let before: HashMap<(&str, &str), &WorkspaceMember> = previous
+        .workspace_members
+        .iter()
+        .map(|m| ((m.workspace_id.as_str(), m.user_id.as_str()), m))
+        .collect();
+    for membership in &ctx.state.workspace_members {
+        if membership.workspace_role != WorkspaceRole::WorkspaceAdmin {
+            continue;
+        }
+        // Org admins hold workspace_admin everywhere; their promotion is reported once, above.
+        let member = ctx.members.get(membership.user_id.as_str()).copied();
+        if member.is_some_and(|m| m.role.is_admin()) {
+            continue;
+        }
+        if ctx.is_archived(&membership.workspace_id) {
+            continue;
+        }
+        let place = ctx.workspace_label(&membership.workspace_id);
+        let key = (
+            membership.workspace_id.as_str(),
+            membership.user_id.as_str(),
+        );
+        let evidence = match before.get(&key) {
+            Some(old) if old.workspace_role == WorkspaceRole::WorkspaceAdmin => continue,
+            Some(old) => format!(
+                "workspace role in {place} changed from {} to workspace_admin \
+                    since the snapshot of {since}",
+                old.workspace_role
+            ),
+            None => format!("added to {place} as workspace_admin after the snapshot of {since}"),
+        };
+        let email = member.map(|m| m.email.as_str());
+        let draft = Draft::new(
+            SubjectKind::WorkspaceMember,
+            &format!("{}/{}", membership.workspace_id, membership.user_id),
+            email.unwrap_or(&membership.user_id),
+            evidence,
+            Action::Review,
+        )
+        .email(email)
+        .membership(membership);
+        out.push(ctx.finish(PRIVILEGE_ESCALATION, config.severity, draft));
+    }
+    out
+}
+
+// ---- Wording helpers ----------------------------------------------------------------------------
+
+fn day(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// "1 admin", "2 admins".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// "about 40 days ago", in whole days, for evidence.
+fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    match (now - then).num_days() {
+        days if days < 1 => "less than a day ago".to_owned(),
+        1 => "about 1 day ago".to_owned(),
+        days => format!("about {days} days ago"),
+    }
+}
