@@ -15,7 +15,7 @@ use anyhow::Context;
 use crate::admin_api::{AdminClient, ClientOptions};
 use crate::config::{self, Config, Environment};
 use crate::output::{render, Format};
-use crate::snapshot::{self, FetchOptions};
+use crate::snapshot;
 use crate::store::{Store, StoreError};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
@@ -251,15 +251,8 @@ pub fn open_writer(config: &Config, holder: &str) -> Result<Store, StoreError> {
 }
 
 async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
-    let client = api_client(&config)?;
-    let store = open_writer(&config, "orgwarden snapshot")?;
-    let options = FetchOptions {
-        max_in_flight: config.api.max_in_flight,
-        progress: true,
-    };
-    let summary = snapshot::run_snapshot(&client, &store, options).await?;
-    let mut store = store;
-    let pruned = store.prune(config.store.keep_days, chrono::Utc::now())?;
+    let mut store = open_writer(&config, "orgwarden snapshot")?;
+    let (summary, pruned) = crate::jobs::snapshot_job(&config, &mut store, true).await?;
     let c = summary.counts;
     println!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",

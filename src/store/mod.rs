@@ -10,6 +10,7 @@
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
 mod lock;
+mod records;
 mod snapshot_writer;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use lock::WriterLock;
+pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
 
 use crate::admin_api::models::{
