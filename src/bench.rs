@@ -60,7 +60,8 @@ struct Figures {
     db_bytes: u64,
     unchanged_growth_bytes: i64,
     changed_1pct_growth_bytes: i64,
-    audit_secs: Option<f64>,
+    audit_secs: f64,
+    audit_findings: usize,
 }
 
 pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
@@ -120,7 +121,7 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
-    let audit_secs = crate::jobs::bench_audit(&db).ok();
+    let (audit_secs, audit_findings) = crate::jobs::bench_audit(&db)?;
     let peak_rss_bytes = children_peak_rss();
     let figures = Figures {
         members: args.members,
@@ -139,6 +140,7 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         unchanged_growth_bytes,
         changed_1pct_growth_bytes,
         audit_secs,
+        audit_findings,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     sim.shutdown();

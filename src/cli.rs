@@ -49,6 +49,14 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
     Sim(crate::sim::cli::SimArgs),
+    /// Evaluate the policy rules over a snapshot, record the findings and print them.
+    Audit {
+        /// Snapshot run id (default: the latest complete one).
+        #[arg(long, value_name = "RUN")]
+        at: Option<i64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -126,6 +134,9 @@ async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Audit { at, format } => {
+            with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
         }
         Command::History { format } => {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await
@@ -270,6 +281,33 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
         println!(
             "retention: pruned {} runs and {} old versions",
             pruned.runs, pruned.versions
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
+    let mut store = open_writer(config, "orgwarden audit")?;
+    let summary = crate::jobs::audit_job(config, &mut store, at)?;
+    print!("{}", render(format, &summary.result.findings));
+    if format == Format::Table {
+        for outcome in &summary.rules {
+            if let Some(reason) = outcome.status.reason() {
+                eprintln!("rule {} not evaluated: {reason}", outcome.rule);
+            }
+        }
+        let r = &summary.result;
+        eprintln!(
+            "audit of snapshot run {}: {} findings ({} new), {} resolved{}",
+            summary.run_id,
+            r.findings.len() - r.n_resolved,
+            r.n_new,
+            r.n_resolved,
+            if r.stored {
+                ""
+            } else {
+                "; not recorded: a newer snapshot was already audited"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

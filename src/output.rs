@@ -275,6 +275,39 @@ impl Tabular for RunRecord {
     }
 }
 
+impl Tabular for crate::store::FindingRecord {
+    const COLUMNS: &'static [&'static str] = &[
+        "rule",
+        "severity",
+        "status",
+        "subject_kind",
+        "subject_id",
+        "subject",
+        "evidence",
+        "action",
+        "controls",
+        "first_seen",
+        "last_seen",
+        "resolved_at",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.rule.clone(),
+            self.severity.as_str().to_owned(),
+            self.status.as_str().to_owned(),
+            self.subject_kind.as_str().to_owned(),
+            self.subject_id.clone(),
+            self.subject.clone(),
+            self.evidence.clone(),
+            self.action.as_str().to_owned(),
+            self.controls.join("; "),
+            ts(&self.first_seen),
+            ts(&self.last_seen),
+            self.resolved_at.as_ref().map(ts).unwrap_or_default(),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //! content names the holder; a second writer fails at once with that name instead of waiting or
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
+mod findings;
 mod lock;
 mod records;
 mod snapshot_writer;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
+pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
@@ -29,7 +31,10 @@ use crate::admin_api::models::{
 use crate::snapshot::OrgState;
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
-const MIGRATIONS: &[&str] = &[include_str!("sql/001_snapshots.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/001_snapshots.sql"),
+    include_str!("sql/002_findings.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

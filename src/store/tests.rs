@@ -244,3 +244,236 @@ fn pragmas_are_set_in_code() {
         .unwrap();
     assert_eq!((mode.as_str(), fk, vacuum), ("wal", 1, 2));
 }
+
+// ---- Findings lifecycle ----------------------------------------------------------------------
+
+fn finding(rule: &'static str, id: &str) -> crate::policy::Finding {
+    crate::policy::Finding {
+        rule,
+        severity: crate::config::Severity::High,
+        subject_kind: crate::policy::SubjectKind::ApiKey,
+        subject_id: id.to_owned(),
+        subject: format!("key {id}"),
+        evidence: format!("evidence for {id}"),
+        action: crate::policy::Action::DeactivateKey,
+        controls: crate::policy::controls_for(rule),
+        exemption: None,
+        workspace_id: None,
+        user_id: None,
+    }
+}
+
+/// An evaluation where every rule ran, except those named in `not_evaluated`.
+fn evaluation(
+    findings: Vec<crate::policy::Finding>,
+    not_evaluated: &[&str],
+) -> crate::policy::Evaluation {
+    use crate::policy::{RuleOutcome, RuleStatus, RULE_IDS};
+    let rules = RULE_IDS
+        .iter()
+        .map(|rule| RuleOutcome {
+            rule,
+            status: if not_evaluated.contains(rule) {
+                RuleStatus::NotEvaluated("roster unreadable".into())
+            } else {
+                RuleStatus::Evaluated
+            },
+            n_findings: findings.iter().filter(|f| f.rule == *rule).count(),
+        })
+        .collect();
+    crate::policy::Evaluation { findings, rules }
+}
+
+fn statuses(result: &AuditResult) -> Vec<(String, FindingStatus)> {
+    let mut out: Vec<_> = result
+        .findings
+        .iter()
+        .map(|f| (f.subject_id.clone(), f.status))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn findings_move_from_new_to_open_to_resolved_and_back() {
+    use crate::policy::{OFFBOARDING_ROSTER, ORPHANED_KEYS};
+    use FindingStatus::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let members = vec![user("user_a", "user")];
+    let r1 = snapshot(&store, &members, &[]);
+    let a = || finding(ORPHANED_KEYS, "apikey_a");
+    let b = || finding(ORPHANED_KEYS, "apikey_b");
+    let roster = || finding(OFFBOARDING_ROSTER, "apikey_r");
+
+    let first = store
+        .record_audit(r1, t(1), &evaluation(vec![a(), roster()], &[]), t(1))
+        .unwrap();
+    assert_eq!(
+        statuses(&first),
+        vec![("apikey_a".into(), New), ("apikey_r".into(), New)],
+        "the first audit of a database marks everything new"
+    );
+    assert_eq!(first.n_new, 2);
+    assert!(first.stored);
+
+    // Same snapshot audited again: nothing ages.
+    let again = store
+        .record_audit(r1, t(1), &evaluation(vec![a(), roster()], &[]), t(1))
+        .unwrap();
+    assert_eq!(statuses(&again), statuses(&first));
+
+    let r2 = snapshot(&store, &members, &[]);
+    // The roster could not be read this time: its finding is neither seen nor resolved.
+    let second = store
+        .record_audit(
+            r2,
+            t(2),
+            &evaluation(vec![a(), b()], &[OFFBOARDING_ROSTER]),
+            t(2),
+        )
+        .unwrap();
+    assert_eq!(
+        statuses(&second),
+        vec![("apikey_a".into(), Open), ("apikey_b".into(), New)]
+    );
+    assert_eq!(second.n_resolved, 0);
+    let streaks = store.finding_streaks().unwrap();
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_a"], 2);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"], 1);
+    assert_eq!(streaks["offboarding_roster:api_key:apikey_r"], 1);
+
+    let r3 = snapshot(&store, &members, &[]);
+    let third = store
+        .record_audit(r3, t(3), &evaluation(vec![b()], &[]), t(3))
+        .unwrap();
+    assert_eq!(
+        statuses(&third),
+        vec![
+            ("apikey_a".into(), Resolved),
+            ("apikey_b".into(), Open),
+            ("apikey_r".into(), Resolved)
+        ]
+    );
+    let resolved_a = third
+        .findings
+        .iter()
+        .find(|f| f.subject_id == "apikey_a")
+        .unwrap();
+    assert_eq!(resolved_a.resolved_at, Some(t(3)));
+    assert_eq!(resolved_a.first_seen, t(1));
+    assert_eq!(store.findings(true).unwrap().len(), 1);
+    assert_eq!(store.findings_resolved_since(t(2)).unwrap().len(), 2);
+
+    // It comes back: a new occurrence.
+    let r4 = snapshot(&store, &members, &[]);
+    let fourth = store
+        .record_audit(r4, t(4), &evaluation(vec![a(), b()], &[]), t(4))
+        .unwrap();
+    assert_eq!(
+        statuses(&fourth),
+        vec![("apikey_a".into(), New), ("apikey_b".into(), Open)]
+    );
+    let back = fourth
+        .findings
+        .iter()
+        .find(|f| f.subject_id == "apikey_a")
+        .unwrap();
+    assert_eq!(back.first_seen, t(4));
+    assert_eq!(
+        store.finding_streaks().unwrap()["orphaned_keys:api_key:apikey_b"],
+        3
+    );
+
+    // An older snapshot can be audited but does not move history backwards.
+    let old = store
+        .record_audit(r1, t(1), &evaluation(vec![], &[]), t(5))
+        .unwrap();
+    assert!(!old.stored);
+    assert_eq!(store.findings(true).unwrap().len(), 2);
+    assert_eq!(
+        store.audits(10).unwrap().len(),
+        5,
+        "the re-audit of run 1 is recorded, the backwards one is not"
+    );
+}
+
+#[test]
+fn exempted_findings_are_listed_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let r1 = snapshot(&store, &[user("user_a", "user")], &[]);
+    let mut exempt = finding(crate::policy::ORPHANED_KEYS, "apikey_x");
+    exempt.exemption = Some("CI key, owned by the platform team".into());
+    let result = store
+        .record_audit(r1, t(1), &evaluation(vec![exempt], &[]), t(1))
+        .unwrap();
+    assert_eq!(result.findings.len(), 1);
+    assert_eq!(result.findings[0].status, FindingStatus::Exempted);
+    assert!(result.findings[0]
+        .evidence
+        .contains("exempted: CI key, owned by the platform team"));
+    assert_eq!(result.n_new, 0);
+    let stored = store.findings(true).unwrap();
+    assert_eq!(stored[0].status, FindingStatus::Exempted);
+    assert_eq!(
+        stored[0].controls,
+        crate::policy::controls_for("orphaned_keys")
+    );
+}
+
+#[test]
+fn former_members_are_those_no_longer_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let a = user("user_a", "user");
+    let b = user("user_b", "user");
+    let r1 = snapshot(&store, &[a.clone(), b.clone()], &[]);
+    assert!(store.former_members(r1).unwrap().is_empty());
+    let r2 = snapshot(&store, std::slice::from_ref(&a), &[]);
+    let former = store.former_members(r2).unwrap();
+    assert_eq!(former.len(), 1);
+    assert_eq!(former[0].id, "user_b");
+    assert_eq!(former[0].email, "user_b@example.com");
+    let r1_time = store.run(r1).unwrap().unwrap().finished_at.unwrap();
+    assert_eq!(former[0].last_seen, r1_time);
+    // Seen from the first snapshot's point of view, nobody had left yet.
+    assert!(store.former_members(r1).unwrap().is_empty());
+    // Back again: a member, not a former member.
+    let r3 = snapshot(&store, &[a, b], &[]);
+    assert!(store.former_members(r3).unwrap().is_empty());
+}
+
+#[test]
+fn a_schema_1_database_upgrades_to_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        // A database as the first release wrote it, with one snapshot in it.
+        let conn = open_connection(&old).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+        conn.execute(
+            "INSERT INTO runs (status, started_at, finished_at, org_id, org_name) \
+             VALUES ('complete', ?1, ?1, 'org-1', 'Example')",
+            [ts(&t(1))],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO members (id, email, name, role, added_at, valid_from) \
+             VALUES ('user_a', 'a@example.com', 'A', 'user', ?1, 1)",
+            [ts(&t(1))],
+        )
+        .unwrap();
+    }
+    let upgraded = Store::open_writer(&old, "test").unwrap();
+    assert_eq!(upgraded.user_version().unwrap(), SCHEMA_VERSION);
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test").unwrap();
+    assert_eq!(
+        upgraded.schema_dump().unwrap(),
+        fresh.schema_dump().unwrap()
+    );
+    // The data written before the upgrade is still there.
+    assert_eq!(upgraded.state_at(1).unwrap().members.len(), 1);
+    assert_eq!(upgraded.integrity_check().unwrap(), "ok");
+}

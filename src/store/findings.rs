@@ -1,0 +1,476 @@
+//! Findings and their lifecycle, audits, reports, and the former members the policy needs.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+
+use super::{parse_opt_ts, parse_ts, ts, Result, Store, StoreError};
+use crate::config::Severity;
+use crate::policy::{Action, Evaluation, FormerMember, RuleStatus, SubjectKind};
+use crate::store::{FindingRecord, FindingStatus};
+
+/// What one audit did to the findings table.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditResult {
+    /// The findings this audit saw (new, open, exempted), then those it resolved.
+    pub findings: Vec<FindingRecord>,
+    pub n_new: usize,
+    pub n_resolved: usize,
+    /// False when the lifecycle was left untouched (an older snapshot than the last audited).
+    pub stored: bool,
+}
+
+/// One row of `audits`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub audited_at: DateTime<Utc>,
+    /// The rule outcomes as JSON (`[{"rule", "status", "reason"?, "n_findings"}]`).
+    pub rules: serde_json::Value,
+    pub n_findings: u64,
+    pub n_new: u64,
+    pub n_resolved: u64,
+}
+
+/// One row of `reports`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub generated_at: DateTime<Utc>,
+    pub message_id: Option<String>,
+    pub out_dir: Option<String>,
+}
+
+const FINDING_COLUMNS: &str =
+    "rule, severity, subject_kind, subject_id, subject, evidence, action, \
+    status, first_seen, last_seen, resolved_at, controls";
+
+fn from_text<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn finding_from_row(row: &Row<'_>) -> rusqlite::Result<FindingRecord> {
+    let severity: String = row.get(1)?;
+    let status: String = row.get(7)?;
+    let controls: String = row.get(11)?;
+    Ok(FindingRecord {
+        rule: row.get(0)?,
+        severity: Severity::parse(&severity).unwrap_or(Severity::Medium),
+        subject_kind: from_text::<SubjectKind>(row.get(2)?)?,
+        subject_id: row.get(3)?,
+        subject: row.get(4)?,
+        evidence: row.get(5)?,
+        action: from_text::<Action>(row.get(6)?)?,
+        status: FindingStatus::parse(&status).unwrap_or(FindingStatus::Open),
+        first_seen: parse_ts(&row.get::<_, String>(8)?)?,
+        last_seen: parse_ts(&row.get::<_, String>(9)?)?,
+        resolved_at: parse_opt_ts(row.get(10)?)?,
+        controls: serde_json::from_str(&controls).unwrap_or_default(),
+    })
+}
+
+/// Orders findings as people read them: severity (highest first), rule, subject.
+pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.subject.cmp(&b.subject))
+            .then_with(|| a.subject_id.cmp(&b.subject_id))
+    });
+}
+
+impl Store {
+    /// People an earlier snapshot listed as members and the snapshot of `run_id` does not, with
+    /// when a snapshot last saw them (as far back as retention keeps history).
+    pub fn former_members(&self, run_id: i64) -> Result<Vec<FormerMember>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.id, m.email, \
+                   (SELECT max(coalesce(r.finished_at, r.started_at)) FROM runs r \
+                     WHERE r.status = 'complete' AND r.id >= m.valid_from AND r.id < m.valid_to) \
+                 FROM members m \
+                 WHERE m.valid_to IS NOT NULL AND m.valid_to <= ?1 \
+                   AND m.valid_to = (SELECT max(valid_to) FROM members o WHERE o.id = m.id) \
+                   AND NOT EXISTS (SELECT 1 FROM members c WHERE c.id = m.id \
+                       AND c.valid_from <= ?1 AND (c.valid_to IS NULL OR c.valid_to > ?1)) \
+                 ORDER BY m.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |row| {
+                let last_seen: Option<String> = row.get(2)?;
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    last_seen,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, email, last_seen) = row.map_err(|e| self.err(e))?;
+            // A version whose runs were all pruned or never completed has no sighting to report.
+            let Some(last_seen) = last_seen else { continue };
+            let last_seen = parse_ts(&last_seen).map_err(|e| self.err(e))?;
+            out.push(FormerMember {
+                id,
+                email,
+                last_seen,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The run id of the newest audit, if any.
+    pub fn last_audited_run(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT max(run_id) FROM audits", [], |row| row.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Applies one audit of the snapshot `run_id` (taken at `taken_at`) to the findings'
+    /// lifecycle, in one transaction:
+    /// - a finding never seen (or seen, resolved, and back) is `new`;
+    /// - one seen before is `open` (or `exempted` while an exemption covers it);
+    /// - a tracked finding of a rule that was evaluated (or is now disabled) and that this
+    ///   evaluation no longer shows is `resolved`; the findings of a rule that could not be
+    ///   evaluated this time keep their status.
+    ///
+    /// Auditing a snapshot older than the last audited one computes the statuses but stores
+    /// nothing (`stored` is false): history must not move backwards.
+    pub fn record_audit(
+        &mut self,
+        run_id: i64,
+        taken_at: DateTime<Utc>,
+        evaluation: &Evaluation,
+        audited_at: DateTime<Utc>,
+    ) -> Result<AuditResult> {
+        self.require_writer()?;
+        let store = self.last_audited_run()?.is_none_or(|last| run_id >= last);
+        let path = self.path_text();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let when = ts(&taken_at);
+
+        let mut seen = HashSet::new();
+        let mut findings = Vec::with_capacity(evaluation.findings.len());
+        let mut n_new = 0;
+        {
+            let mut get = tx
+                .prepare("SELECT status, first_seen, last_run, consecutive FROM findings WHERE fingerprint = ?1")
+                .map_err(sql_err)?;
+            let mut put = tx
+                .prepare(
+                    "INSERT INTO findings (fingerprint, rule, severity, subject_kind, subject_id, \
+                       subject, evidence, action, controls, status, exemption, workspace_id, \
+                       user_id, first_seen, last_seen, resolved_at, first_run, last_run, consecutive) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL, ?16, ?17, ?18) \
+                     ON CONFLICT (fingerprint) DO UPDATE SET severity = excluded.severity, \
+                       subject = excluded.subject, evidence = excluded.evidence, \
+                       action = excluded.action, controls = excluded.controls, \
+                       status = excluded.status, exemption = excluded.exemption, \
+                       workspace_id = excluded.workspace_id, user_id = excluded.user_id, \
+                       first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
+                       resolved_at = NULL, first_run = excluded.first_run, \
+                       last_run = excluded.last_run, consecutive = excluded.consecutive",
+                )
+                .map_err(sql_err)?;
+            for finding in &evaluation.findings {
+                let fingerprint = finding.fingerprint();
+                if !seen.insert(fingerprint.clone()) {
+                    continue;
+                }
+                let before: Option<(String, String, i64, i64)> = get
+                    .query_row([&fingerprint], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()
+                    .map_err(sql_err)?;
+                let live = before.as_ref().filter(|(status, ..)| status != "resolved");
+                let (first_seen, first_run, consecutive, was_new) = match live {
+                    // Re-auditing the same snapshot changes nothing about its age.
+                    Some((status, first, last_run, consecutive)) if *last_run == run_id => {
+                        (first.clone(), None, *consecutive, status == "new")
+                    }
+                    Some((_, first, _, consecutive)) => {
+                        (first.clone(), None, consecutive + 1, false)
+                    }
+                    None => (when.clone(), Some(run_id), 1, true),
+                };
+                let status = if finding.exemption.is_some() {
+                    FindingStatus::Exempted
+                } else if was_new {
+                    FindingStatus::New
+                } else {
+                    FindingStatus::Open
+                };
+                if status == FindingStatus::New {
+                    n_new += 1;
+                }
+                let mut evidence = finding.evidence.clone();
+                if let Some(reason) = &finding.exemption {
+                    evidence = format!("{evidence} (exempted: {reason})");
+                }
+                let first_run = match first_run {
+                    Some(run) => run,
+                    None => tx
+                        .query_row(
+                            "SELECT first_run FROM findings WHERE fingerprint = ?1",
+                            [&fingerprint],
+                            |r| r.get(0),
+                        )
+                        .map_err(sql_err)?,
+                };
+                put.execute(params![
+                    fingerprint,
+                    finding.rule,
+                    finding.severity.as_str(),
+                    finding.subject_kind.as_str(),
+                    finding.subject_id,
+                    finding.subject,
+                    evidence,
+                    finding.action.as_str(),
+                    serde_json::to_string(finding.controls).unwrap_or_else(|_| "[]".to_owned()),
+                    status.as_str(),
+                    finding.exemption,
+                    finding.workspace_id,
+                    finding.user_id,
+                    first_seen,
+                    when,
+                    first_run,
+                    run_id,
+                    consecutive,
+                ])
+                .map_err(sql_err)?;
+                findings.push(FindingRecord {
+                    rule: finding.rule.to_owned(),
+                    severity: finding.severity,
+                    subject_kind: finding.subject_kind,
+                    subject_id: finding.subject_id.clone(),
+                    subject: finding.subject.clone(),
+                    evidence,
+                    action: finding.action,
+                    status,
+                    first_seen: parse_ts(&first_seen).map_err(sql_err)?,
+                    last_seen: taken_at,
+                    resolved_at: None,
+                    controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
+                });
+            }
+        }
+
+        // Resolve what this evaluation no longer shows, for the rules that ran (or were turned off).
+        let settled: Vec<&str> = evaluation
+            .rules
+            .iter()
+            .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
+            .map(|o| o.rule)
+            .collect();
+        let mut resolved = Vec::new();
+        {
+            let mut live = tx
+                .prepare(&format!(
+                    "SELECT fingerprint, {FINDING_COLUMNS} FROM findings WHERE status != 'resolved'"
+                ))
+                .map_err(sql_err)?;
+            let rows = live
+                .query_map([], |row| {
+                    let fingerprint: String = row.get(0)?;
+                    // Shift by one column: finding_from_row expects `rule` first.
+                    let record = FindingRecord {
+                        rule: row.get(1)?,
+                        severity: Severity::parse(&row.get::<_, String>(2)?)
+                            .unwrap_or(Severity::Medium),
+                        subject_kind: from_text(row.get(3)?)?,
+                        subject_id: row.get(4)?,
+                        subject: row.get(5)?,
+                        evidence: row.get(6)?,
+                        action: from_text(row.get(7)?)?,
+                        status: FindingStatus::Resolved,
+                        first_seen: parse_ts(&row.get::<_, String>(9)?)?,
+                        last_seen: parse_ts(&row.get::<_, String>(10)?)?,
+                        resolved_at: Some(taken_at),
+                        controls: serde_json::from_str(&row.get::<_, String>(12)?)
+                            .unwrap_or_default(),
+                    };
+                    Ok((fingerprint, record))
+                })
+                .map_err(sql_err)?;
+            for row in rows {
+                let (fingerprint, record) = row.map_err(sql_err)?;
+                if !seen.contains(&fingerprint) && settled.contains(&record.rule.as_str()) {
+                    resolved.push((fingerprint, record));
+                }
+            }
+        }
+        for (fingerprint, _) in &resolved {
+            tx.execute(
+                "UPDATE findings SET status = 'resolved', resolved_at = ?2, consecutive = 0 \
+                 WHERE fingerprint = ?1",
+                params![fingerprint, when],
+            )
+            .map_err(sql_err)?;
+        }
+        let n_resolved = resolved.len();
+        let mut resolved: Vec<FindingRecord> = resolved.into_iter().map(|(_, r)| r).collect();
+        sort_findings(&mut resolved);
+        findings.extend(resolved);
+
+        tx.execute(
+            "INSERT INTO audits (run_id, audited_at, rules, n_findings, n_new, n_resolved) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run_id,
+                ts(&audited_at),
+                serde_json::to_string(&evaluation.rules).unwrap_or_else(|_| "[]".to_owned()),
+                seen.len() as i64,
+                n_new as i64,
+                n_resolved as i64
+            ],
+        )
+        .map_err(sql_err)?;
+        if store {
+            tx.commit().map_err(sql_err)?;
+        }
+        // Dropping an uncommitted transaction rolls it back.
+        Ok(AuditResult {
+            findings,
+            n_new,
+            n_resolved,
+            stored: store,
+        })
+    }
+
+    /// Every tracked finding, in reading order; `active_only` keeps new, open and exempted.
+    pub fn findings(&self, active_only: bool) -> Result<Vec<FindingRecord>> {
+        let filter = if active_only {
+            "WHERE status != 'resolved'"
+        } else {
+            ""
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {FINDING_COLUMNS} FROM findings {filter}"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], finding_from_row)
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        sort_findings(&mut out);
+        Ok(out)
+    }
+
+    /// Findings resolved after `since` (exclusive), for "resolved since the last report".
+    pub fn findings_resolved_since(&self, since: DateTime<Utc>) -> Result<Vec<FindingRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'resolved' AND resolved_at > ?1"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([ts(&since)], finding_from_row)
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        sort_findings(&mut out);
+        Ok(out)
+    }
+
+    /// How many audited snapshots in a row showed each live finding, by fingerprint.
+    pub fn finding_streaks(&self) -> Result<HashMap<String, u32>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT fingerprint, consecutive FROM findings WHERE status != 'resolved'")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest audits, newest first.
+    pub fn audits(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, run_id, audited_at, rules, n_findings, n_new, n_resolved FROM audits \
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit], |row| {
+                Ok(AuditRecord {
+                    id: row.get(0)?,
+                    run_id: row.get(1)?,
+                    audited_at: parse_ts(&row.get::<_, String>(2)?)?,
+                    rules: serde_json::from_str(&row.get::<_, String>(3)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    n_findings: row.get(4)?,
+                    n_new: row.get(5)?,
+                    n_resolved: row.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a report made from snapshot `run_id`.
+    pub fn record_report(
+        &self,
+        run_id: i64,
+        generated_at: DateTime<Utc>,
+        message_id: Option<&str>,
+        out_dir: Option<&str>,
+    ) -> Result<i64> {
+        self.require_writer()?;
+        self.conn
+            .execute(
+                "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, ts(&generated_at), message_id, out_dir],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest report, if any.
+    pub fn last_report(&self) -> Result<Option<ReportRecord>> {
+        self.conn
+            .query_row(
+                "SELECT id, run_id, generated_at, message_id, out_dir FROM reports ORDER BY id DESC LIMIT 1",
+                [],
+                |row| {
+                    Ok(ReportRecord {
+                        id: row.get(0)?,
+                        run_id: row.get(1)?,
+                        generated_at: parse_ts(&row.get::<_, String>(2)?)?,
+                        message_id: row.get(3)?,
+                        out_dir: row.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
