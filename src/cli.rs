@@ -57,6 +57,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Plan remediation for the latest snapshot and show every guard's verdict; with --apply
+    /// (and remediation.mode = "enforce") carry the plan out.
+    Cleanup {
+        #[arg(long)]
+        apply: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -137,6 +145,12 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Audit { at, format } => {
             with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
+        }
+        Command::Cleanup { apply, format } => {
+            with_config(cli.config, |c| async move {
+                cleanup_command(&c, apply, format).await
+            })
+            .await
         }
         Command::History { format } => {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await
@@ -309,6 +323,55 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
                 "; not recorded: a newer snapshot was already audited"
             }
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let mut store = open_writer(config, "orgwarden cleanup")?;
+    let summary = crate::jobs::cleanup_job(config, &mut store, apply).await?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = &summary.plan;
+    for record in &summary.reconciled {
+        println!(
+            "reconciled interrupted action {} {} {}: {}",
+            record.id,
+            record.action.as_str(),
+            record.subject_id,
+            record.status.as_str()
+        );
+    }
+    for finding in &plan.guard_findings {
+        println!("GUARD TRIPPED: {}", finding.evidence);
+    }
+    print!("{}", render(format, &plan.actions));
+    let eligible = plan.eligible().count();
+    println!(
+        "plan for snapshot run {} (mode {}): {} actions, {} eligible",
+        plan.run_id,
+        plan.mode.as_str(),
+        plan.actions.len(),
+        eligible
+    );
+    if summary.applied {
+        for done in &summary.executed {
+            println!(
+                "{} {} ({}): {}{}",
+                done.action.as_str(),
+                done.subject,
+                done.subject_id,
+                done.status.as_str(),
+                done.reason
+                    .as_deref()
+                    .map(|r| format!(" - {r}"))
+                    .unwrap_or_default()
+            );
+        }
+    } else if eligible > 0 {
+        println!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
     }
     Ok(ExitCode::SUCCESS)
 }

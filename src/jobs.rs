@@ -18,7 +18,7 @@ use crate::store::{PruneStats, Store};
 #[derive(Debug, Clone, Serialize)]
 pub struct CycleSummary {
     pub snapshot: SnapshotSummary,
-    pub audit: AuditSummary,
+    pub cleanup: CleanupSummary,
     pub pruned_runs: u64,
     pub pruned_versions: u64,
 }
@@ -44,10 +44,11 @@ pub async fn snapshot_job(
 /// The scheduled `audit` job: snapshot, then audit and remediation of that snapshot.
 pub async fn audit_cycle(config: &Config, store: &mut Store) -> anyhow::Result<CycleSummary> {
     let (snapshot, pruned) = snapshot_job(config, store, false).await?;
-    let audit = audit_job(config, store, Some(snapshot.run_id))?;
+    let apply = config.remediation.mode == crate::config::RemediationMode::Enforce;
+    let cleanup = cleanup_job(config, store, apply).await?;
     Ok(CycleSummary {
         snapshot,
-        audit,
+        cleanup,
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
     })
@@ -105,13 +106,15 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
     }
 }
 
-/// Evaluates the policy over snapshot `at` (default: the latest complete one) and records the
-/// findings' lifecycle.
-pub fn audit_job(
-    config: &Config,
-    store: &mut Store,
-    at: Option<i64>,
-) -> anyhow::Result<AuditSummary> {
+/// A snapshot evaluated by the policy, not yet recorded.
+struct Evaluated {
+    state: crate::snapshot::OrgState,
+    previous: Option<crate::snapshot::OrgState>,
+    evaluation: crate::policy::Evaluation,
+}
+
+/// Evaluates the policy over snapshot `at` (default: the latest complete one).
+fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Result<Evaluated> {
     let run_id = match at {
         Some(run) => run,
         None => {
@@ -134,7 +137,6 @@ pub fn audit_job(
             "roster unusable, rule not evaluated: {why}"
         );
     }
-    let now = Utc::now();
     let input = crate::policy::PolicyInput {
         state: &state,
         previous: previous.as_ref(),
@@ -142,14 +144,111 @@ pub fn audit_job(
         rules: &config.rules,
         exemptions: &config.exemptions,
         roster: &roster,
-        now,
+        now: Utc::now(),
     };
     let evaluation = crate::policy::evaluate(&input);
-    let result = store.record_audit(run_id, state.taken_at, &evaluation, now)?;
+    Ok(Evaluated {
+        state,
+        previous,
+        evaluation,
+    })
+}
+
+fn record(store: &mut Store, evaluated: &Evaluated) -> anyhow::Result<AuditSummary> {
+    let state = &evaluated.state;
+    let result = store.record_audit(
+        state.run_id,
+        state.taken_at,
+        &evaluated.evaluation,
+        Utc::now(),
+    )?;
     Ok(AuditSummary {
-        run_id,
+        run_id: state.run_id,
         taken_at: state.taken_at,
-        rules: evaluation.rules,
+        rules: evaluated.evaluation.rules.clone(),
         result,
+    })
+}
+
+/// Evaluates the policy over snapshot `at` (default: the latest complete one) and records the
+/// findings' lifecycle.
+pub fn audit_job(
+    config: &Config,
+    store: &mut Store,
+    at: Option<i64>,
+) -> anyhow::Result<AuditSummary> {
+    let evaluated = evaluate_run(config, store, at)?;
+    record(store, &evaluated)
+}
+
+/// What a cleanup did: the audit it made, the plan, and (when applied) the calls.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupSummary {
+    pub audit: AuditSummary,
+    pub plan: crate::remediate::Plan,
+    /// Whether eligible actions were carried out (`--apply` with `mode = "enforce"`).
+    pub applied: bool,
+    pub executed: Vec<crate::remediate::Executed>,
+    /// Actions a stopped process had left `planned`, settled before planning.
+    pub reconciled: Vec<crate::store::ActionRecord>,
+}
+
+/// Audits the latest complete snapshot, plans remediation and, when `apply` is set and the
+/// mode is `enforce`, carries the plan out. In `dry-run` and `off` it only plans.
+pub async fn cleanup_job(
+    config: &Config,
+    store: &mut Store,
+    apply: bool,
+) -> anyhow::Result<CleanupSummary> {
+    use crate::config::RemediationMode;
+    let mode = config.remediation.mode;
+    if apply && mode != RemediationMode::Enforce {
+        anyhow::bail!(
+            "remediation.mode is \"{}\": nothing is carried out unless it is \"enforce\" (run without --apply to see the plan)",
+            mode.as_str()
+        );
+    }
+    let client = if apply {
+        Some(api_client(config)?)
+    } else {
+        None
+    };
+    let reconciled = match &client {
+        Some(client) => crate::remediate::reconcile(client, store).await?,
+        None => Vec::new(),
+    };
+    let evaluated = evaluate_run(config, store, None)?;
+    let audit = record(store, &evaluated)?;
+    let streaks = store.finding_streaks()?;
+    let done = store.succeeded_actions()?;
+    let plan = crate::remediate::plan(&crate::remediate::PlanInput {
+        config,
+        state: &evaluated.state,
+        previous: evaluated.previous.as_ref().map(|p| p.counts()),
+        findings: &evaluated.evaluation.findings,
+        streaks: &streaks,
+        done: &done,
+        now: Utc::now(),
+    });
+    let state = &evaluated.state;
+    store.record_guard_findings(
+        state.run_id,
+        state.taken_at,
+        &plan.guard_findings,
+        Utc::now(),
+    )?;
+    for finding in &plan.guard_findings {
+        tracing::error!(rule = finding.rule, "{}", finding.evidence);
+    }
+    let executed = match &client {
+        Some(client) => crate::remediate::execute(client, store, state, &plan).await?,
+        None => Vec::new(),
+    };
+    Ok(CleanupSummary {
+        audit,
+        plan,
+        applied: client.is_some(),
+        executed,
+        reconciled,
     })
 }

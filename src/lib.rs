@@ -18,6 +18,7 @@ pub mod config;
 pub mod jobs;
 pub mod output;
 pub mod policy;
+pub mod remediate;
 pub mod sim;
 pub mod snapshot;
 pub mod store;

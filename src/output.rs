@@ -308,6 +308,29 @@ impl Tabular for crate::store::FindingRecord {
     }
 }
 
+impl Tabular for crate::remediate::PlannedAction {
+    const COLUMNS: &'static [&'static str] = &[
+        "action",
+        "subject_kind",
+        "subject_id",
+        "subject",
+        "rule",
+        "eligible",
+        "blocked_by",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.action.as_str().to_owned(),
+            self.subject_kind.as_str().to_owned(),
+            self.subject_id.clone(),
+            self.subject.clone(),
+            self.rule.to_owned(),
+            if self.eligible { "yes" } else { "no" }.to_owned(),
+            self.blocked_by().unwrap_or_default(),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,9 @@ pub const EXCESS_ADMINS: &str = "excess_admins";
 /// Members who became admins since the previous snapshot.
 pub const PRIVILEGE_ESCALATION: &str = "privilege_escalation";
 
+/// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
+pub const REMEDIATION_GUARD: &str = "remediation_guard";
+
 /// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
 pub const RULE_IDS: &[&str] = &[
     STALE_INVITES,
@@ -69,6 +72,9 @@ pub const RULE_IDS: &[&str] = &[
 /// - `privilege_escalation`: role changes must be authorised and monitored (SOC 2 CC6.3 and
 ///   CC7.2, NIST AC-2(4) account-action auditing, AC-6(9) logging of privileged functions).
 ///
+/// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
+///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
+///
 /// An unknown rule id has no controls.
 pub fn controls_for(rule: &str) -> &'static [&'static str] {
     match rule {
@@ -93,6 +99,7 @@ pub fn controls_for(rule: &str) -> &'static [&'static str] {
             "NIST 800-53 AC-2(4)",
             "NIST 800-53 AC-6(9)",
         ],
+        REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
         _ => &[],
     }
 }

@@ -49,7 +49,7 @@ const FINDING_COLUMNS: &str =
     "rule, severity, subject_kind, subject_id, subject, evidence, action, \
     status, first_seen, last_seen, resolved_at, controls";
 
-fn from_text<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
+pub(super) fn from_text<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(text)).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -152,6 +152,37 @@ impl Store {
         taken_at: DateTime<Utc>,
         evaluation: &Evaluation,
         audited_at: DateTime<Utc>,
+    ) -> Result<AuditResult> {
+        self.record_findings(run_id, taken_at, evaluation, audited_at, true)
+    }
+
+    /// Records the findings raised by remediation's guards for snapshot `run_id`, with the same
+    /// lifecycle as the policy's: a guard that no longer trips resolves its finding.
+    pub fn record_guard_findings(
+        &mut self,
+        run_id: i64,
+        taken_at: DateTime<Utc>,
+        findings: &[crate::policy::Finding],
+        at: DateTime<Utc>,
+    ) -> Result<AuditResult> {
+        let evaluation = Evaluation {
+            findings: findings.to_vec(),
+            rules: vec![crate::policy::RuleOutcome {
+                rule: crate::policy::REMEDIATION_GUARD,
+                status: RuleStatus::Evaluated,
+                n_findings: findings.len(),
+            }],
+        };
+        self.record_findings(run_id, taken_at, &evaluation, at, false)
+    }
+
+    fn record_findings(
+        &mut self,
+        run_id: i64,
+        taken_at: DateTime<Utc>,
+        evaluation: &Evaluation,
+        audited_at: DateTime<Utc>,
+        log_audit: bool,
     ) -> Result<AuditResult> {
         self.require_writer()?;
         let store = self.last_audited_run()?.is_none_or(|last| run_id >= last);
@@ -330,19 +361,21 @@ impl Store {
         sort_findings(&mut resolved);
         findings.extend(resolved);
 
-        tx.execute(
-            "INSERT INTO audits (run_id, audited_at, rules, n_findings, n_new, n_resolved) \
+        if log_audit {
+            tx.execute(
+                "INSERT INTO audits (run_id, audited_at, rules, n_findings, n_new, n_resolved) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                run_id,
-                ts(&audited_at),
-                serde_json::to_string(&evaluation.rules).unwrap_or_else(|_| "[]".to_owned()),
-                seen.len() as i64,
-                n_new as i64,
-                n_resolved as i64
-            ],
-        )
-        .map_err(sql_err)?;
+                params![
+                    run_id,
+                    ts(&audited_at),
+                    serde_json::to_string(&evaluation.rules).unwrap_or_else(|_| "[]".to_owned()),
+                    seen.len() as i64,
+                    n_new as i64,
+                    n_resolved as i64
+                ],
+            )
+            .map_err(sql_err)?;
+        }
         if store {
             tx.commit().map_err(sql_err)?;
         }

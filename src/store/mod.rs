@@ -9,6 +9,7 @@
 //! content names the holder; a second writer fails at once with that name instead of waiting or
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
+mod actions;
 mod findings;
 mod lock;
 mod records;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
+pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
@@ -34,6 +36,7 @@ use crate::snapshot::OrgState;
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/001_snapshots.sql"),
     include_str!("sql/002_findings.sql"),
+    include_str!("sql/004_actions.sql"),
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,166 @@
+//! The remediation audit trail.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Row};
+
+use super::findings::from_text;
+use super::{parse_opt_ts, parse_ts, ts, Result, Store};
+use crate::policy::{Action, SubjectKind};
+use crate::store::{ActionRecord, ActionStatus};
+
+/// What is known about an action before its call.
+#[derive(Debug, Clone)]
+pub struct NewAction<'a> {
+    pub run_id: i64,
+    pub action: Action,
+    pub subject_kind: SubjectKind,
+    pub subject_id: &'a str,
+    pub subject: &'a str,
+    pub finding: &'a str,
+    /// The object as read right before the call, as JSON.
+    pub before: Option<&'a str>,
+}
+
+/// How an action ended.
+#[derive(Debug, Clone)]
+pub struct ActionOutcome {
+    pub status: ActionStatus,
+    pub reason: Option<String>,
+    pub http_status: Option<u16>,
+    pub request_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, run_id, action, subject_kind, subject_id, subject, finding, status, \
+    reason, http_status, request_id, before, planned_at, finished_at";
+
+fn action_from_row(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
+    let status: String = row.get(7)?;
+    Ok(ActionRecord {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        action: from_text(row.get(2)?)?,
+        subject_kind: from_text(row.get(3)?)?,
+        subject_id: row.get(4)?,
+        subject: row.get(5)?,
+        finding: row.get(6)?,
+        status: ActionStatus::parse(&status).unwrap_or(ActionStatus::Failed),
+        reason: row.get(8)?,
+        http_status: row.get(9)?,
+        request_id: row.get(10)?,
+        before: row.get(11)?,
+        planned_at: parse_ts(&row.get::<_, String>(12)?)?,
+        finished_at: parse_opt_ts(row.get(13)?)?,
+    })
+}
+
+impl Store {
+    /// Writes an action as `planned` (committed at once, before the call is made).
+    pub fn action_planned(&self, new: &NewAction<'_>, now: DateTime<Utc>) -> Result<i64> {
+        self.insert_action(new, ActionStatus::Planned, None, now)
+    }
+
+    /// Writes an action that was decided against right before its call.
+    pub fn action_skipped(
+        &self,
+        new: &NewAction<'_>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.insert_action(new, ActionStatus::Skipped, Some(reason), now)
+    }
+
+    fn insert_action(
+        &self,
+        new: &NewAction<'_>,
+        status: ActionStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.require_writer()?;
+        let finished = (status != ActionStatus::Planned).then(|| ts(&now));
+        self.conn
+            .execute(
+                "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
+                   status, reason, before, planned_at, finished_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    new.run_id,
+                    new.action.as_str(),
+                    new.subject_kind.as_str(),
+                    new.subject_id,
+                    new.subject,
+                    new.finding,
+                    status.as_str(),
+                    reason,
+                    new.before,
+                    ts(&now),
+                    finished
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a planned action ended.
+    pub fn action_finished(
+        &self,
+        id: i64,
+        outcome: &ActionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.require_writer()?;
+        self.conn
+            .execute(
+                "UPDATE actions SET status = ?2, reason = ?3, http_status = ?4, request_id = ?5, \
+                   finished_at = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    outcome.status.as_str(),
+                    outcome.reason,
+                    outcome.http_status,
+                    outcome.request_id,
+                    ts(&now)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Actions left `planned` by a process that stopped mid-way.
+    pub fn planned_actions(&self) -> Result<Vec<ActionRecord>> {
+        self.select_actions("WHERE status = 'planned' ORDER BY id", [])
+    }
+
+    /// Every action planned after `since` (all when `None`), oldest first.
+    pub fn actions_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<ActionRecord>> {
+        let since = since.map(|t| ts(&t)).unwrap_or_default();
+        self.select_actions("WHERE planned_at > ?1 ORDER BY id", [since])
+    }
+
+    /// (finding fingerprint, action) of every action that succeeded.
+    pub fn succeeded_actions(&self) -> Result<HashSet<(String, Action)>> {
+        Ok(self
+            .select_actions("WHERE status = 'succeeded'", [])?
+            .into_iter()
+            .map(|a| (a.finding, a.action))
+            .collect())
+    }
+
+    fn select_actions<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<ActionRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM actions {filter}"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, action_from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
