@@ -1,1 +1,440 @@
+//! Table tests of the plan: every guard, alone, decides.
 
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::admin_api::models::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
+use crate::config::{Config, Environment};
+use crate::policy::{Action, Finding, SubjectKind};
+
+fn now() -> DateTime<Utc> {
+    "2026-02-01T12:00:00Z".parse().unwrap()
+}
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "[remediation]\nmode = \"enforce\"\n{extra}\n\
+         [rules.stale_invites]\nremediate = true\n\
+         [rules.orphaned_keys]\nremediate = true\n\
+         [rules.departed_domains]\nremediate = true\nremove_members = true\n\
+         [rules.offboarding_roster]\nremediate = true\n"
+    );
+    // The rule tables may appear twice when `extra` sets them too; merge by writing extra last.
+    Config::from_toml(&text, &Environment::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+/// 20 members (one admin), 20 pending invites, 20 active keys, 10 workspace memberships.
+fn state() -> OrgState {
+    let t = now() - Duration::minutes(10);
+    OrgState {
+        run_id: 7,
+        taken_at: t,
+        organization: Organization {
+            id: "org-1".into(),
+            name: "Example".into(),
+        },
+        members: (0..20)
+            .map(|i| User {
+                id: format!("user_{i}"),
+                email: format!("u{i}@example.com"),
+                name: format!("U {i}"),
+                role: if i == 0 { "admin" } else { "user" }.into(),
+                added_at: t,
+            })
+            .collect(),
+        invites: (0..20)
+            .map(|i| Invite {
+                id: format!("invite_{i}"),
+                email: format!("i{i}@example.com"),
+                role: "user".into(),
+                status: "pending".into(),
+                invited_at: t,
+                expires_at: t,
+                accepted_at: None,
+            })
+            .collect(),
+        workspaces: Vec::new(),
+        workspace_members: (0..10)
+            .map(|i| WorkspaceMember {
+                workspace_id: "wrkspc_1".into(),
+                user_id: format!("user_{i}"),
+                workspace_role: "workspace_user".into(),
+            })
+            .collect(),
+        api_keys: (0..20)
+            .map(|i| ApiKey {
+                id: format!("apikey_{i}"),
+                name: format!("key {i}"),
+                workspace_id: None,
+                created_at: t,
+                created_by: Some(Actor {
+                    id: "user_gone".into(),
+                    kind: "user".into(),
+                }),
+                partial_key_hint: None,
+                status: "active".into(),
+                expires_at: None,
+                principal: None,
+            })
+            .collect(),
+    }
+}
+
+fn finding(rule: &'static str, kind: SubjectKind, id: &str, action: Action) -> Finding {
+    Finding {
+        rule,
+        severity: crate::config::Severity::High,
+        subject_kind: kind,
+        subject_id: id.into(),
+        subject: id.into(),
+        evidence: "test".into(),
+        action,
+        controls: crate::policy::controls_for(rule),
+        exemption: None,
+        workspace_id: None,
+        user_id: None,
+    }
+}
+
+fn stale(id: &str) -> Finding {
+    finding(STALE_INVITES, SubjectKind::Invite, id, Action::DeleteInvite)
+}
+
+fn orphan(id: &str) -> Finding {
+    finding(
+        ORPHANED_KEYS,
+        SubjectKind::ApiKey,
+        id,
+        Action::DeactivateKey,
+    )
+}
+
+fn departed_member(id: &str) -> Finding {
+    finding(
+        DEPARTED_DOMAINS,
+        SubjectKind::Member,
+        id,
+        Action::RemoveMember,
+    )
+}
+
+struct Case {
+    name: &'static str,
+    config: &'static str,
+    findings: Vec<Finding>,
+    /// Streak of every finding (grace).
+    streak: u32,
+    done: Vec<(&'static str, Action)>,
+    age_minutes: i64,
+    previous_members: Option<u64>,
+    /// Expected (subject_id, first failing guard or "eligible").
+    want: Vec<(&'static str, &'static str)>,
+    /// Expected guard finding ids.
+    guards: Vec<&'static str>,
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Case {
+            name: "",
+            config: "",
+            findings: Vec::new(),
+            streak: 2,
+            done: Vec::new(),
+            age_minutes: 10,
+            previous_members: None,
+            want: Vec::new(),
+            guards: Vec::new(),
+        }
+    }
+}
+
+fn run(case: &Case) -> Plan {
+    let config = config(case.config);
+    let mut state = state();
+    state.taken_at = now() - Duration::minutes(case.age_minutes);
+    let previous = case.previous_members.map(|members| {
+        let mut counts = state.counts();
+        counts.members = members;
+        counts
+    });
+    let streaks: HashMap<String, u32> = case
+        .findings
+        .iter()
+        .map(|f| (f.fingerprint(), case.streak))
+        .collect();
+    let done: HashSet<(String, Action)> = case
+        .done
+        .iter()
+        .map(|(id, action)| {
+            let f = case
+                .findings
+                .iter()
+                .find(|f| f.subject_id == *id)
+                .expect("done refers to a finding");
+            (f.fingerprint(), *action)
+        })
+        .collect();
+    plan(&PlanInput {
+        config: &config,
+        state: &state,
+        previous,
+        findings: &case.findings,
+        streaks: &streaks,
+        done: &done,
+        now: now(),
+    })
+}
+
+#[test]
+fn every_guard_decides() {
+    let mut exempt = orphan("apikey_3");
+    exempt.exemption = Some("CI".into());
+    let cases = vec![
+        Case {
+            name: "all guards pass",
+            findings: vec![
+                stale("invite_1"),
+                orphan("apikey_1"),
+                departed_member("user_5"),
+            ],
+            want: vec![
+                ("invite_1", "eligible"),
+                ("apikey_1", "eligible"),
+                ("user_5", "eligible"),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "rule not opted in",
+            config: "[rules.excess_admins]\nmax_admins = 3",
+            findings: vec![finding(
+                crate::policy::OFFBOARDING_ROSTER,
+                SubjectKind::Member,
+                "user_4",
+                Action::RemoveMember,
+            )],
+            want: vec![("user_4", "opt_in")],
+            ..Case::default()
+        },
+        Case {
+            name: "grace not yet served",
+            findings: vec![orphan("apikey_1")],
+            streak: 1,
+            want: vec![("apikey_1", "grace")],
+            ..Case::default()
+        },
+        Case {
+            name: "snapshot too old",
+            findings: vec![orphan("apikey_1")],
+            age_minutes: 121,
+            want: vec![("apikey_1", "snapshot_age")],
+            ..Case::default()
+        },
+        Case {
+            name: "exempted",
+            findings: vec![exempt.clone()],
+            want: vec![("apikey_3", "exemption")],
+            ..Case::default()
+        },
+        Case {
+            name: "already done",
+            findings: vec![orphan("apikey_1")],
+            done: vec![("apikey_1", Action::DeactivateKey)],
+            want: vec![("apikey_1", "already_done")],
+            ..Case::default()
+        },
+        Case {
+            name: "admins are never removed",
+            findings: vec![departed_member("user_0")],
+            want: vec![("user_0", "admin")],
+            ..Case::default()
+        },
+        Case {
+            name: "population dropped by more than 20%",
+            findings: vec![orphan("apikey_1"), stale("invite_1")],
+            previous_members: Some(26),
+            want: vec![
+                ("apikey_1", "population_drop"),
+                ("invite_1", "population_drop"),
+            ],
+            guards: vec!["population_drop"],
+            ..Case::default()
+        },
+        Case {
+            name: "population drop within the limit",
+            findings: vec![orphan("apikey_1")],
+            previous_members: Some(24),
+            want: vec![("apikey_1", "eligible")],
+            ..Case::default()
+        },
+        Case {
+            name: "fraction of a kind exceeded: none of that kind, others still run",
+            // 3 of 20 invites > 10% (limit 2); one key is within limits.
+            findings: vec![
+                stale("invite_1"),
+                stale("invite_2"),
+                stale("invite_3"),
+                orphan("apikey_1"),
+            ],
+            want: vec![
+                ("invite_1", "blast_radius"),
+                ("invite_2", "blast_radius"),
+                ("invite_3", "blast_radius"),
+                ("apikey_1", "eligible"),
+            ],
+            guards: vec!["blast_radius:delete_invite"],
+            ..Case::default()
+        },
+        Case {
+            name: "max_actions_per_run exceeded",
+            config: "max_actions_per_run = 1\nmax_fraction = 1.0",
+            findings: vec![orphan("apikey_1"), orphan("apikey_2")],
+            want: vec![("apikey_1", "blast_radius"), ("apikey_2", "blast_radius")],
+            guards: vec!["blast_radius:deactivate_key"],
+            ..Case::default()
+        },
+        Case {
+            name: "blocked actions do not count against the blast radius",
+            findings: vec![stale("invite_1"), stale("invite_2"), stale("invite_3")],
+            done: vec![("invite_3", Action::DeleteInvite)],
+            want: vec![
+                ("invite_1", "eligible"),
+                ("invite_2", "eligible"),
+                ("invite_3", "already_done"),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "one call per object even with two findings",
+            findings: vec![
+                orphan("apikey_1"),
+                finding(
+                    DEPARTED_DOMAINS,
+                    SubjectKind::ApiKey,
+                    "apikey_1",
+                    Action::DeactivateKey,
+                ),
+            ],
+            want: vec![("apikey_1", "eligible"), ("apikey_1", "duplicate")],
+            ..Case::default()
+        },
+        Case {
+            name: "report-only findings plan nothing",
+            findings: vec![finding(
+                crate::policy::EXCESS_ADMINS,
+                SubjectKind::Organization,
+                "org-1",
+                Action::Review,
+            )],
+            want: vec![],
+            ..Case::default()
+        },
+    ];
+    for case in &cases {
+        let plan = run(case);
+        let got: Vec<(&str, String)> = plan
+            .actions
+            .iter()
+            .map(|a| {
+                let verdict = a
+                    .verdicts
+                    .iter()
+                    .find(|v| !v.pass)
+                    .map_or("eligible".to_owned(), |v| v.guard.to_owned());
+                (a.subject_id.as_str(), verdict)
+            })
+            .collect();
+        let want: Vec<(&str, String)> = case
+            .want
+            .iter()
+            .map(|(id, v)| (*id, (*v).to_owned()))
+            .collect();
+        assert_eq!(got, want, "case {:?}", case.name);
+        for action in &plan.actions {
+            assert_eq!(
+                action.eligible,
+                action.verdicts.iter().all(|v| v.pass),
+                "case {:?}",
+                case.name
+            );
+        }
+        let guards: Vec<&str> = plan
+            .guard_findings
+            .iter()
+            .map(|f| f.subject_id.as_str())
+            .collect();
+        assert_eq!(guards, case.guards, "case {:?}", case.name);
+        for finding in &plan.guard_findings {
+            assert_eq!(finding.severity, crate::config::Severity::Critical);
+            assert_eq!(finding.rule, crate::policy::REMEDIATION_GUARD);
+        }
+    }
+}
+
+#[test]
+fn an_empty_member_list_stops_everything() {
+    // The API returned no members: every key looks orphaned. Nothing may run.
+    let config = config("");
+    let mut state = state();
+    state.members.clear();
+    let findings: Vec<Finding> = (0..20).map(|i| orphan(&format!("apikey_{i}"))).collect();
+    let streaks = findings.iter().map(|f| (f.fingerprint(), 5)).collect();
+    let plan = plan(&PlanInput {
+        config: &config,
+        state: &state,
+        previous: Some(crate::store::Counts {
+            members: 20,
+            ..state.counts()
+        }),
+        findings: &findings,
+        streaks: &streaks,
+        done: &HashSet::new(),
+        now: now(),
+    });
+    assert_eq!(plan.actions.len(), 20);
+    assert_eq!(plan.eligible().count(), 0);
+    let guards: Vec<&str> = plan
+        .guard_findings
+        .iter()
+        .map(|f| f.subject_id.as_str())
+        .collect();
+    // The drop blocks everything first, so the blast radius has nothing left to count.
+    assert_eq!(guards, vec!["population_drop"]);
+}
+
+#[test]
+fn dry_run_plans_but_never_acts() {
+    let mut config = config("");
+    config.remediation.mode = crate::config::RemediationMode::DryRun;
+    let state = state();
+    let findings = vec![stale("invite_1"), orphan("apikey_1")];
+    let streaks = findings.iter().map(|f| (f.fingerprint(), 2)).collect();
+    let plan = plan(&PlanInput {
+        config: &config,
+        state: &state,
+        previous: None,
+        findings: &findings,
+        streaks: &streaks,
+        done: &HashSet::new(),
+        now: now(),
+    });
+    assert_eq!(plan.actions.len(), 2);
+    assert_eq!(plan.eligible().count(), 0);
+    for action in &plan.actions {
+        assert_eq!(
+            action.blocked_by().unwrap(),
+            "mode: remediation.mode = dry-run"
+        );
+        // Every other guard passed: this is what enforcement would do.
+        assert!(action
+            .verdicts
+            .iter()
+            .filter(|v| v.guard != "mode")
+            .all(|v| v.pass));
+    }
+}
