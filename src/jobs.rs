@@ -156,12 +156,19 @@ fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Resu
 
 fn record(store: &mut Store, evaluated: &Evaluated) -> anyhow::Result<AuditSummary> {
     let state = &evaluated.state;
-    let result = store.record_audit(
+    let mut result = store.record_audit(
         state.run_id,
         state.taken_at,
         &evaluated.evaluation,
         Utc::now(),
     )?;
+    // Findings raised by remediation's guards are not the policy's, but they are open findings
+    // all the same: list them with the rest.
+    let guards = store
+        .findings(true)?
+        .into_iter()
+        .filter(|f| f.rule == crate::policy::REMEDIATION_GUARD);
+    result.findings.splice(0..0, guards);
     Ok(AuditSummary {
         run_id: state.run_id,
         taken_at: state.taken_at,

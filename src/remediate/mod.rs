@@ -11,6 +11,8 @@
 //! - `exemption`: no `[[exemptions]]` entry covers the finding;
 //! - `already_done`: no earlier action on this finding succeeded;
 //! - `admin`: org admins are never removed (the API forbids it; a person must look);
+//! - `deletable`: only pending invites are deleted (the API refuses the others; an expired
+//!   invite can no longer be accepted, so it stays a report-only finding);
 //! - `snapshot_age`: the snapshot is no older than `max_snapshot_age`;
 //! - `grace`: the finding was seen in at least `min_consecutive_snapshots` snapshots;
 //! - `population_drop`: members or keys did not drop by more than `max_population_drop` since
@@ -296,6 +298,25 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         "an admin cannot be removed through the API; a person must do it".to_owned()
                     } else {
                         "not an admin".to_owned()
+                    },
+                });
+            }
+            if action == Action::DeleteInvite {
+                let status = state
+                    .invites
+                    .iter()
+                    .find(|i| i.id == finding.subject_id)
+                    .map(|i| i.status.clone());
+                let pending = status == Some(crate::admin_api::models::InviteStatus::Pending);
+                verdicts.push(Verdict {
+                    guard: "deletable",
+                    pass: pending,
+                    detail: match status {
+                        Some(_) if pending => "pending".to_owned(),
+                        Some(status) => format!(
+                            "the API deletes only pending invites; this one is {status} and can no longer be accepted"
+                        ),
+                        None => "not in the snapshot".to_owned(),
                     },
                 });
             }

@@ -5,4 +5,5 @@ mod helpers;
 mod audit;
 mod cli;
 mod client;
+mod remediate;
 mod snapshot;
