@@ -65,6 +65,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Last runs, open findings by severity and next scheduled times; exits 1 when the last
+    /// complete snapshot is older than twice the audit period.
+    Status {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -151,6 +157,9 @@ async fn run(cli: Cli) -> ExitCode {
                 cleanup_command(&c, apply, format).await
             })
             .await
+        }
+        Command::Status { format } => {
+            with_config(cli.config, |c| async move { status_command(&c, format) }).await
         }
         Command::History { format } => {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await
@@ -374,6 +383,20 @@ async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow
         println!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+    let store = Store::open_reader(&config.store.path)?;
+    let status = crate::status::status(config, &store, chrono::Utc::now())?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        _ => print!("{}", crate::status::render_text(&status)),
+    }
+    Ok(if status.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {

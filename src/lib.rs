@@ -21,5 +21,6 @@ pub mod policy;
 pub mod remediate;
 pub mod sim;
 pub mod snapshot;
+pub mod status;
 pub mod store;
 pub mod telemetry;

@@ -7,3 +7,4 @@ mod cli;
 mod client;
 mod remediate;
 mod snapshot;
+mod status;

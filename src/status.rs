@@ -1,0 +1,161 @@
+//! `orgwarden status`: what a person or a monitoring system needs to know at a glance.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::{RunRecord, Store};
+
+/// The state of one orgwarden installation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub database: String,
+    /// The newest runs, newest first.
+    pub last_runs: Vec<RunRecord>,
+    pub last_complete: Option<RunRecord>,
+    /// Seconds since the last complete snapshot finished.
+    pub last_complete_age_secs: Option<i64>,
+    /// New and open findings (exempted ones excluded) by severity.
+    pub open_findings: BTreeMap<String, usize>,
+    pub exempted_findings: usize,
+    /// Next times of each scheduled job, in the configured timezone.
+    pub next: BTreeMap<String, Option<String>>,
+    /// Healthy: a complete snapshot no older than twice the audit period.
+    pub healthy: bool,
+    pub problem: Option<String>,
+}
+
+/// The next occurrence of a cron expression (seconds required) after `after`.
+pub fn next_occurrence(
+    expr: &str,
+    tz: chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .ok()?;
+    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The gap between two consecutive occurrences from `after`: the job's period.
+pub fn period(expr: &str, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<chrono::Duration> {
+    let first = next_occurrence(expr, tz, after)?;
+    let second = next_occurrence(expr, tz, first)?;
+    Some(second - first)
+}
+
+/// Reads the status from the database (read-only) and the configured schedule.
+pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status> {
+    let mut runs = store.runs()?;
+    runs.reverse();
+    let last_complete = store.latest_complete(None)?;
+    let age = last_complete
+        .as_ref()
+        .map(|r| now - r.finished_at.unwrap_or(r.started_at));
+    let mut open_findings: BTreeMap<String, usize> = BTreeMap::new();
+    let mut exempted = 0;
+    for finding in store.findings(true)? {
+        if finding.status.is_active() {
+            *open_findings
+                .entry(finding.severity.as_str().to_owned())
+                .or_default() += 1;
+        } else {
+            exempted += 1;
+        }
+    }
+    let s = &config.schedule;
+    let mut next = BTreeMap::new();
+    for (job, expr) in [
+        ("audit", &s.audit),
+        ("report", &s.report),
+        ("outbox", &s.outbox),
+    ] {
+        next.insert(
+            job.to_owned(),
+            next_occurrence(expr, s.timezone, now)
+                .map(|t| t.with_timezone(&s.timezone).to_rfc3339()),
+        );
+    }
+    let limit = period(&s.audit, s.timezone, now).map(|p| p * 2);
+    let problem = match (age, limit) {
+        (None, _) => Some("no complete snapshot yet".to_owned()),
+        (Some(age), Some(limit)) if age > limit => Some(format!(
+            "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
+            age.num_minutes(),
+            limit.num_minutes()
+        )),
+        _ => None,
+    };
+    Ok(Status {
+        database: store.path().display().to_string(),
+        last_runs: runs.into_iter().take(5).collect(),
+        last_complete,
+        last_complete_age_secs: age.map(|a| a.num_seconds()),
+        open_findings,
+        exempted_findings: exempted,
+        next,
+        healthy: problem.is_none(),
+        problem,
+    })
+}
+
+/// The human-readable form.
+pub fn render_text(status: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "database: {}", status.database);
+    match &status.last_complete {
+        Some(run) => {
+            let _ = writeln!(
+                out,
+                "last complete snapshot: run {} of {} ({} min ago)",
+                run.id,
+                run.org_name.as_deref().unwrap_or("?"),
+                status.last_complete_age_secs.unwrap_or(0) / 60
+            );
+        }
+        None => {
+            let _ = writeln!(out, "last complete snapshot: none");
+        }
+    }
+    let _ = writeln!(out, "recent runs:");
+    for run in &status.last_runs {
+        let _ = writeln!(
+            out,
+            "  run {:>5}  {:<9}  {}{}",
+            run.id,
+            run.status.as_str(),
+            crate::store::ts(&run.started_at),
+            run.error
+                .as_deref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        );
+    }
+    let total: usize = status.open_findings.values().sum();
+    let by: Vec<String> = ["critical", "high", "medium", "low"]
+        .iter()
+        .filter_map(|s| status.open_findings.get(*s).map(|n| format!("{n} {s}")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "open findings: {total}{} ({} exempted)",
+        if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by.join(", "))
+        },
+        status.exempted_findings
+    );
+    for (job, next) in &status.next {
+        let _ = writeln!(out, "next {job}: {}", next.as_deref().unwrap_or("never"));
+    }
+    let _ = writeln!(out, "health: {}", status.problem.as_deref().unwrap_or("ok"));
+    out
+}
