@@ -1,8 +1,7 @@
 //! `orgwarden bench snapshot`: measures a full snapshot of a large simulated organization.
 //!
 //! The simulator runs in this process; each snapshot runs as a child `orgwarden snapshot`, so the
-//! peak RSS reported is that of the real command alone (from `getrusage(RUSAGE_CHILDREN)`), not
-//! of the simulator. The fetch-only bound is measured here with the same client settings and
+//! peak RSS reported is that of the real command alone (its `VmHWM`), not of the simulator. The fetch-only bound is measured here with the same client settings and
 //! concurrency. Figures are printed as one JSON object.
 
 use std::path::Path;
@@ -108,21 +107,21 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     eprintln!("fetch only: {fetch_only_secs:.2}s ({counts:?})");
 
     let served_before = sim.requests_served();
-    let snapshot_secs = snapshot_child(&config).await?;
+    let (snapshot_secs, rss_first) = snapshot_child(&config).await?;
     let requests = sim.requests_served() - served_before;
     let db_bytes = file_size(&db);
     eprintln!("snapshot: {snapshot_secs:.2}s, {requests} requests, {db_bytes} bytes");
 
-    snapshot_child(&config).await?;
+    let (_, rss_unchanged) = snapshot_child(&config).await?;
     let unchanged_growth_bytes = file_size(&db) as i64 - db_bytes as i64;
 
     change_one_percent(&sim);
     let before = file_size(&db);
-    snapshot_child(&config).await?;
+    let (_, rss_changed) = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
     let (audit_secs, audit_findings) = crate::jobs::bench_audit(&db)?;
-    let peak_rss_bytes = children_peak_rss();
+    let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
     let figures = Figures {
         members: args.members,
         invites: args.invites,
@@ -147,8 +146,13 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `orgwarden snapshot` as a child and returns its wall time.
-async fn snapshot_child(config: &Path) -> anyhow::Result<f64> {
+/// Runs `orgwarden snapshot` as a child; returns its wall time and peak RSS.
+///
+/// The peak is the child's `VmHWM` from `/proc/<pid>/status`, polled until it exits (a
+/// high-water mark, so the last reading holds the peak up to then). `getrusage(RUSAGE_CHILDREN)`
+/// would be wrong here: Linux carries the pre-exec size of the forked bench process, simulator
+/// and all, into the child's `ru_maxrss`.
+async fn snapshot_child(config: &Path) -> anyhow::Result<(f64, u64)> {
     let exe = std::env::current_exe().context("locating the orgwarden binary")?;
     let mut command = Command::new(exe);
     command
@@ -159,10 +163,31 @@ async fn snapshot_child(config: &Path) -> anyhow::Result<f64> {
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null());
     let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || command.status()).await??;
+    let mut child = command.spawn().context("starting the snapshot child")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|text| vm_hwm_bytes(&text))
+        {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "the snapshot child failed: {status}");
-    Ok(secs)
+    Ok((secs, peak))
+}
+
+/// `VmHWM:   34392 kB` → bytes.
+fn vm_hwm_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -195,13 +220,4 @@ fn change_one_percent(sim: &SimHandle) {
             state.add_invite(&format!("new-hire-{idx}@example.com"), "user", now);
         }
     });
-}
-
-/// The largest peak RSS of any child this process has waited for.
-fn children_peak_rss() -> u64 {
-    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) {
-        // Linux reports ru_maxrss in kilobytes.
-        Ok(usage) => (usage.max_rss().max(0) as u64) * 1024,
-        Err(_) => 0,
-    }
 }
