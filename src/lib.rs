@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+pub mod mail;
 pub mod output;
 pub mod policy;
 pub mod sim;

@@ -10,6 +10,7 @@
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
 mod lock;
+mod outbox;
 mod records;
 mod snapshot_writer;
 
@@ -20,6 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use lock::WriterLock;
+pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
 
@@ -29,7 +31,10 @@ use crate::admin_api::models::{
 use crate::snapshot::OrgState;
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
-const MIGRATIONS: &[&str] = &[include_str!("sql/001_snapshots.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/001_snapshots.sql"),
+    include_str!("sql/003_outbox.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
