@@ -68,18 +68,22 @@ pub fn message_id_header(id: &str) -> String {
 }
 
 /// A subject made safe for a header: every control character (CR, LF, tab, NEL, ...) and line
-/// or paragraph separator becomes a space. lettre encodes the rest (RFC 2047).
+/// or paragraph separator becomes a space, runs of spaces become one, and the ends are trimmed.
+/// lettre encodes the rest (RFC 2047).
 pub fn clean_subject(subject: &str) -> String {
-    subject
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(subject.len());
+    for c in subject.chars() {
+        let c = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && out.ends_with(' ') {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_matches(' ').to_owned()
 }
 
 /// Renders a message: `multipart/mixed` holding a `multipart/alternative` (text/plain, then

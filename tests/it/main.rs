@@ -4,4 +4,5 @@ mod helpers;
 
 mod cli;
 mod client;
+mod mail;
 mod snapshot;
