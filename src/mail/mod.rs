@@ -133,8 +133,11 @@ fn build_message_to(
                 attachment.filename, attachment.content_type
             )
         })?;
-        let body = Body::new_with_encoding(attachment.bytes.clone(), ContentTransferEncoding::Base64)
-            .map_err(|_| anyhow::anyhow!("attachment {:?}: cannot encode", attachment.filename))?;
+        let body =
+            Body::new_with_encoding(attachment.bytes.clone(), ContentTransferEncoding::Base64)
+                .map_err(|_| {
+                    anyhow::anyhow!("attachment {:?}: cannot encode", attachment.filename)
+                })?;
         mixed = mixed.singlepart(
             lettre::message::Attachment::new(clean_subject(&attachment.filename))
                 .body(body, content_type),
@@ -255,7 +258,7 @@ pub async fn enqueue_and_flush(
         message_id,
         created_at: now,
         subject: &clean_subject(&outgoing.subject),
-        sender: &config.from.email.to_string(),
+        sender: config.from.email.as_ref(),
         recipients: &recipients,
         raw: &raw,
     })?;
@@ -287,9 +290,15 @@ pub async fn send_test_email(
         ),
         attachments: Vec::new(),
     };
-    let raw = build_message_to(config, std::slice::from_ref(to), &outgoing, &message_id, now)
-        .map_err(|e| MailError::Config(format!("{e:#}")))?;
-    let envelope = envelope_for(&config.from.email.to_string(), &[to.email.to_string()])?;
+    let raw = build_message_to(
+        config,
+        std::slice::from_ref(to),
+        &outgoing,
+        &message_id,
+        now,
+    )
+    .map_err(|e| MailError::Config(format!("{e:#}")))?;
+    let envelope = envelope_for(config.from.email.as_ref(), &[to.email.to_string()])?;
     deliver(config, &envelope, &raw).await?;
     Ok(message_id)
 }

@@ -41,7 +41,13 @@ fn outgoing(subject: &str) -> Outgoing {
 
 #[test]
 fn message_is_mixed_with_alternative_then_attachments() {
-    let raw = build_message(&config(), &outgoing("Weekly report"), "report-2025-W10", date()).unwrap();
+    let raw = build_message(
+        &config(),
+        &outgoing("Weekly report"),
+        "report-2025-W10",
+        date(),
+    )
+    .unwrap();
     assert!(raw.is_ascii(), "8-bit content must be encoded");
     let message = MessageParser::default().parse(&raw).unwrap();
     assert_eq!(message.subject(), Some("Weekly report"));
@@ -49,12 +55,18 @@ fn message_is_mixed_with_alternative_then_attachments() {
     assert_eq!(message.date().unwrap().to_rfc3339(), "2025-03-03T08:00:00Z");
     let root = message.root_part();
     let ctype = root.content_type().unwrap();
-    assert_eq!((ctype.ctype(), ctype.subtype()), ("multipart", Some("mixed")));
+    assert_eq!(
+        (ctype.ctype(), ctype.subtype()),
+        ("multipart", Some("mixed"))
+    );
     let children = root.sub_parts().unwrap();
     assert_eq!(children.len(), 3);
     let alternative = &message.parts[children[0] as usize];
     let ctype = alternative.content_type().unwrap();
-    assert_eq!((ctype.ctype(), ctype.subtype()), ("multipart", Some("alternative")));
+    assert_eq!(
+        (ctype.ctype(), ctype.subtype()),
+        ("multipart", Some("alternative"))
+    );
     let alternatives = alternative.sub_parts().unwrap();
     let kinds: Vec<_> = alternatives
         .iter()
@@ -155,7 +167,16 @@ fn hostile_subjects_cannot_add_headers() {
 
 #[test]
 fn message_ids_are_checked() {
-    for bad in ["", "a b", "a@b", "<x>", "a\r\nb", ".a", "a..b", &"x".repeat(201)] {
+    for bad in [
+        "",
+        "a b",
+        "a@b",
+        "<x>",
+        "a\r\nb",
+        ".a",
+        "a..b",
+        &"x".repeat(201),
+    ] {
         assert!(
             build_message(&config(), &outgoing("s"), bad, date()).is_err(),
             "{bad:?}"
@@ -179,4 +200,3 @@ fn backoff_doubles_from_five_minutes_up_to_six_hours() {
     assert_eq!(backoff(0).num_minutes(), 5);
     assert_eq!(backoff(u32::MAX).num_hours(), 6);
 }
-

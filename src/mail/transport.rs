@@ -69,7 +69,7 @@ impl MailError {
 /// The SMTP envelope for the configured sender and recipients.
 pub fn envelope(config: &MailConfig) -> Result<Envelope, MailError> {
     envelope_for(
-        &config.from.email.to_string(),
+        config.from.email.as_ref(),
         &config
             .to
             .iter()
@@ -84,16 +84,17 @@ pub fn envelope_for(from: &str, to: &[String]) -> Result<Envelope, MailError> {
         text.parse::<lettre::Address>()
             .map_err(|e| MailError::Config(format!("{text:?} is not an email address: {e}")))
     };
-    let recipients = to
-        .iter()
-        .map(|t| parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let recipients = to.iter().map(|t| parse(t)).collect::<Result<Vec<_>, _>>()?;
     Envelope::new(Some(parse(from)?), recipients)
         .map_err(|e| MailError::Config(format!("invalid envelope: {e}")))
 }
 
 /// Delivers one rendered message with the configured transport.
-pub async fn deliver(config: &MailConfig, envelope: &Envelope, raw: &[u8]) -> Result<(), MailError> {
+pub async fn deliver(
+    config: &MailConfig,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<(), MailError> {
     match &config.transport {
         MailTransport::File { dir } => write_eml(dir, raw),
         MailTransport::Smtp {
@@ -363,7 +364,10 @@ fn file_stem(raw: &[u8]) -> String {
             .collect::<String>()
             .trim_start_matches('.')
             .to_owned(),
-        None => format!("message-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")),
+        None => format!(
+            "message-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+        ),
     }
 }
 
@@ -405,7 +409,13 @@ mod tests {
     #[test]
     fn port_hint_names_the_usual_pairs() {
         let hint = port_hint(587, TlsMode::Tls);
-        assert!(hint.contains("port 465 expects mail.tls = \"tls\""), "{hint}");
-        assert!(hint.contains("configured: port 587, tls = \"tls\""), "{hint}");
+        assert!(
+            hint.contains("port 465 expects mail.tls = \"tls\""),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("configured: port 587, tls = \"tls\""),
+            "{hint}"
+        );
     }
 }

@@ -116,9 +116,7 @@ fn smtp_server(options: ServerOptions<'_>) -> Smtp {
     let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).unwrap();
     let port = listener.local_addr().unwrap().port();
     let recorder = Recorder {
-        login: options
-            .login
-            .map(|(u, p)| (u.to_owned(), p.to_owned())),
+        login: options.login.map(|(u, p)| (u.to_owned(), p.to_owned())),
         reject: options.reject.map(str::to_owned),
         ..Recorder::default()
     };
@@ -219,7 +217,8 @@ async fn implicit_tls_front(pki: &Pki, inner_port: u16) -> u16 {
                 let Ok(mut tls) = acceptor.accept(stream).await else {
                     return;
                 };
-                if let Ok(mut inner) = tokio::net::TcpStream::connect(("127.0.0.1", inner_port)).await
+                if let Ok(mut inner) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", inner_port)).await
                 {
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
                 }
@@ -243,16 +242,23 @@ fn mail_config(lines: &str) -> MailConfig {
 }
 
 fn plain(port: u16) -> MailConfig {
-    mail_config(&format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\""))
+    mail_config(&format!(
+        "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\""
+    ))
 }
 
 fn tls_config(port: u16, tls: &str, pki: Option<&Pki>, login: Option<(&str, &str)>) -> MailConfig {
     let mut lines = format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n");
     if let Some(pki) = pki {
-        lines.push_str(&format!("ca_file = {:?}\n", pki.ca_pem.display().to_string()));
+        lines.push_str(&format!(
+            "ca_file = {:?}\n",
+            pki.ca_pem.display().to_string()
+        ));
     }
     if let Some((user, password)) = login {
-        lines.push_str(&format!("username = \"{user}\"\npassword = \"{password}\"\n"));
+        lines.push_str(&format!(
+            "username = \"{user}\"\npassword = \"{password}\"\n"
+        ));
     }
     mail_config(&lines)
 }
@@ -270,7 +276,9 @@ fn report(subject: &str) -> Outgoing {
             Attachment {
                 filename: "findings.csv".to_owned(),
                 content_type: "text/csv; charset=utf-8".to_owned(),
-                bytes: "severity,email\r\nhigh,josé@example.com\r\n.\r\n".as_bytes().to_vec(),
+                bytes: "severity,email\r\nhigh,josé@example.com\r\n.\r\n"
+                    .as_bytes()
+                    .to_vec(),
             },
             Attachment {
                 filename: "raw.bin".to_owned(),
@@ -297,7 +305,9 @@ async fn plain_delivery_arrives_intact() {
     let server = smtp_server(ServerOptions::default());
     let config = plain(server.port);
     let hostile = "Weekly report\r\nBcc: attacker@evil.example\r\n\u{202E}🛡️ ü";
-    send(&config, &report(hostile), "report-2025-W10").await.unwrap();
+    send(&config, &report(hostile), "report-2025-W10")
+        .await
+        .unwrap();
 
     let received = server.received();
     assert_eq!(received.len(), 1);
@@ -343,7 +353,12 @@ async fn starttls_with_login_and_a_private_ca() {
         login: Some(("orgwarden", PASSWORD)),
         ..ServerOptions::default()
     });
-    let good = tls_config(server.port, "starttls", Some(&pki), Some(("orgwarden", PASSWORD)));
+    let good = tls_config(
+        server.port,
+        "starttls",
+        Some(&pki),
+        Some(("orgwarden", PASSWORD)),
+    );
     send(&good, &report("ok"), "starttls-1").await.unwrap();
     assert_eq!(server.received().len(), 1);
 
@@ -375,9 +390,10 @@ async fn starttls_with_login_and_a_private_ca() {
     // Through the outbox: the error is stored, the password is not (anywhere in the file).
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let (id, summary) = mail::enqueue_and_flush(&bad, &mut store, &report("no"), "starttls-3", now())
-        .await
-        .unwrap();
+    let (id, summary) =
+        mail::enqueue_and_flush(&bad, &mut store, &report("no"), "starttls-3", now())
+            .await
+            .unwrap();
     assert_eq!((summary.attempted, summary.retrying), (1, 1));
     let record = store.outbox_get(id).unwrap().unwrap();
     assert_eq!(record.status, OutboxStatus::Pending);
@@ -391,7 +407,9 @@ async fn starttls_with_login_and_a_private_ca() {
 
     // Without the CA the server is not trusted, and the hint says what to set.
     let untrusted = tls_config(server.port, "starttls", None, Some(("orgwarden", PASSWORD)));
-    let error = send(&untrusted, &report("no"), "starttls-4").await.unwrap_err();
+    let error = send(&untrusted, &report("no"), "starttls-4")
+        .await
+        .unwrap_err();
     assert!(matches!(error, MailError::Tls { .. }), "{error:?}");
     assert!(error.to_string().contains("mail.ca_file"), "{error}");
     assert_eq!(server.received().len(), 1);
@@ -402,9 +420,13 @@ async fn implicit_tls_delivers_and_mismatched_modes_get_port_hints() {
     let pki = pki();
     let inner = smtp_server(ServerOptions::default());
     let port = implicit_tls_front(&pki, inner.port).await;
-    send(&tls_config(port, "tls", Some(&pki), None), &report("tls"), "tls-1")
-        .await
-        .unwrap();
+    send(
+        &tls_config(port, "tls", Some(&pki), None),
+        &report("tls"),
+        "tls-1",
+    )
+    .await
+    .unwrap();
     let received = inner.received();
     assert_eq!(received.len(), 1);
     let message = MessageParser::default().parse(&received[0].data).unwrap();
@@ -424,7 +446,9 @@ async fn implicit_tls_delivers_and_mismatched_modes_get_port_hints() {
     .unwrap_err();
     assert!(matches!(error, MailError::Tls { .. }), "{error:?}");
     assert!(
-        error.to_string().contains("port 465 expects mail.tls = \"tls\""),
+        error
+            .to_string()
+            .contains("port 465 expects mail.tls = \"tls\""),
         "{error}"
     );
 
@@ -467,35 +491,55 @@ async fn server_down_then_up_delivers_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
 
-    let (id, summary) = mail::enqueue_and_flush(&config, &mut store, &report("r"), "report-1", now())
-        .await
-        .unwrap();
-    assert_eq!((summary.attempted, summary.sent, summary.retrying), (1, 0, 1));
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("r"), "report-1", now())
+            .await
+            .unwrap();
+    assert_eq!(
+        (summary.attempted, summary.sent, summary.retrying),
+        (1, 0, 1)
+    );
     let record = store.outbox_get(id).unwrap().unwrap();
     assert_eq!(record.status, OutboxStatus::Pending);
     assert_eq!(record.attempts, 1);
-    assert_eq!(record.next_attempt_at, Some(now() + chrono::Duration::minutes(5)));
+    assert_eq!(
+        record.next_attempt_at,
+        Some(now() + chrono::Duration::minutes(5))
+    );
     let error = record.last_error.unwrap();
     assert!(error.contains("connection refused"), "{error}");
     assert!(error.contains("mail.host and mail.port"), "{error}");
 
     // Not due yet: nothing is tried.
     let later = now() + chrono::Duration::minutes(4);
-    assert_eq!(mail::flush_outbox(&config, &mut store, later).await.unwrap().attempted, 0);
+    assert_eq!(
+        mail::flush_outbox(&config, &mut store, later)
+            .await
+            .unwrap()
+            .attempted,
+        0
+    );
     // Due, still down: the wait doubles.
     let later = now() + chrono::Duration::minutes(5);
-    let summary = mail::flush_outbox(&config, &mut store, later).await.unwrap();
+    let summary = mail::flush_outbox(&config, &mut store, later)
+        .await
+        .unwrap();
     assert_eq!((summary.attempted, summary.retrying), (1, 1));
     let record = store.outbox_get(id).unwrap().unwrap();
     assert_eq!(record.attempts, 2);
-    assert_eq!(record.next_attempt_at, Some(later + chrono::Duration::minutes(10)));
+    assert_eq!(
+        record.next_attempt_at,
+        Some(later + chrono::Duration::minutes(10))
+    );
 
     let server = smtp_server(ServerOptions {
         port: Some(port),
         ..ServerOptions::default()
     });
     let later = later + chrono::Duration::minutes(10);
-    let summary = mail::flush_outbox(&config, &mut store, later).await.unwrap();
+    let summary = mail::flush_outbox(&config, &mut store, later)
+        .await
+        .unwrap();
     assert_eq!((summary.attempted, summary.sent), (1, 1));
     assert_eq!(server.received().len(), 1);
     let record = store.outbox_get(id).unwrap().unwrap();
@@ -509,11 +553,18 @@ async fn server_down_then_up_delivers_exactly_once() {
         .await
         .unwrap();
     assert_eq!(summary.attempted, 0);
-    let (again, summary) = mail::enqueue_and_flush(&config, &mut store, &report("r"), "report-1", later)
-        .await
-        .unwrap();
+    let (again, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("r"), "report-1", later)
+            .await
+            .unwrap();
     assert_eq!((again, summary.attempted), (id, 0));
-    assert_eq!(mail::retry_outbox(&config, &mut store, later).await.unwrap().attempted, 0);
+    assert_eq!(
+        mail::retry_outbox(&config, &mut store, later)
+            .await
+            .unwrap()
+            .attempted,
+        0
+    );
     assert_eq!(server.received().len(), 1);
     let counts = store.outbox_counts().unwrap();
     assert_eq!((counts.pending, counts.sent, counts.failed), (0, 1, 0));
@@ -528,14 +579,18 @@ async fn a_rejected_recipient_fails_for_good() {
     let config = plain(server.port);
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let (id, summary) = mail::enqueue_and_flush(&config, &mut store, &report("r"), "rejected", now())
-        .await
-        .unwrap();
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("r"), "rejected", now())
+            .await
+            .unwrap();
     assert_eq!((summary.attempted, summary.failed), (1, 1));
     let record = store.outbox_get(id).unwrap().unwrap();
     assert_eq!(record.status, OutboxStatus::Failed);
     let error = record.last_error.unwrap();
-    assert!(error.contains("550") && error.contains("mail.to"), "{error}");
+    assert!(
+        error.contains("550") && error.contains("mail.to"),
+        "{error}"
+    );
     assert_eq!(
         mail::retry_outbox(&config, &mut store, now() + chrono::Duration::days(1))
             .await
@@ -555,11 +610,15 @@ async fn file_transport_writes_a_parseable_eml() {
         mail_dir.display().to_string()
     ));
     let mut store = open_store(dir.path());
-    let (id, summary) = mail::enqueue_and_flush(&config, &mut store, &report("file"), "report-f", now())
-        .await
-        .unwrap();
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("file"), "report-f", now())
+            .await
+            .unwrap();
     assert_eq!(summary.sent, 1, "{:?}", summary.errors);
-    assert_eq!(store.outbox_get(id).unwrap().unwrap().status, OutboxStatus::Sent);
+    assert_eq!(
+        store.outbox_get(id).unwrap().unwrap().status,
+        OutboxStatus::Sent
+    );
     let names: Vec<String> = std::fs::read_dir(&mail_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -578,7 +637,11 @@ async fn send_test_email_and_outbox_commands() {
     let mail_section = |port: u16| {
         format!("[mail]\nfrom = \"orgwarden@example.com\"\nto = [\"sec@example.com\"]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"5s\"\n")
     };
-    let config = write_config(dir.path(), "https://api.anthropic.com", &mail_section(server.port));
+    let config = write_config(
+        dir.path(),
+        "https://api.anthropic.com",
+        &mail_section(server.port),
+    );
     let (code, out, err) = run(orgwarden(&config, &["send-test-email", "me@example.net"])).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("@orgwarden>"), "{out}");
@@ -597,9 +660,15 @@ async fn send_test_email_and_outbox_commands() {
     {
         let mut store = open_store(dir.path());
         let mail_config = plain(down);
-        mail::enqueue_and_flush(&mail_config, &mut store, &report("queued"), "queued-1", Utc::now())
-            .await
-            .unwrap();
+        mail::enqueue_and_flush(
+            &mail_config,
+            &mut store,
+            &report("queued"),
+            "queued-1",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
     }
     let (code, out, err) = run(orgwarden(&config, &["outbox", "--format", "json"])).await;
     assert_eq!(code, 0, "{err}");
