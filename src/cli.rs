@@ -95,6 +95,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// List the mail outbox; with --retry first deliver every pending message now.
+    Outbox {
+        /// Deliver every pending message now, ignoring its backoff.
+        #[arg(long)]
+        retry: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Send a test message to ADDRESS directly (not through the outbox); exit 1 on failure.
+    SendTestEmail {
+        /// Recipient, e.g. "you@example.com" or "You <you@example.com>".
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -177,6 +190,12 @@ async fn run(cli: Cli) -> ExitCode {
                 |c| async move { diff_command(&c, from, to, format) },
             )
             .await
+        }
+        Command::Outbox { retry, format } => {
+            with_config(cli.config, |c| outbox_command(c, retry, format)).await
+        }
+        Command::SendTestEmail { address } => {
+            with_config(cli.config, |c| send_test_email_command(c, address)).await
         }
     }
 }
@@ -458,4 +477,53 @@ fn diff_command(
     }
     print!("{}", render(format, &changes));
     Ok(ExitCode::SUCCESS)
+}
+
+fn mail_config(config: &Config) -> anyhow::Result<&config::MailConfig> {
+    config.mail.as_ref().context(
+        "mail is not configured: set mail.from and mail.to, and mail.host (or transport = \"file\")",
+    )
+}
+
+async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let records = if retry {
+        let mail = mail_config(&config)?;
+        let mut store = open_writer(&config, "orgwarden outbox --retry")?;
+        let summary = crate::mail::retry_outbox(mail, &mut store, chrono::Utc::now()).await?;
+        eprintln!(
+            "outbox: {} tried, {} sent, {} still pending, {} failed for good",
+            summary.attempted, summary.sent, summary.retrying, summary.failed
+        );
+        for error in &summary.errors {
+            eprintln!("  - {error}");
+        }
+        store.outbox_list()?
+    } else if config.store.path.exists() {
+        Store::open_reader(&config.store.path)?.outbox_list()?
+    } else {
+        Vec::new()
+    };
+    print!("{}", render(format, &records));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send_test_email_command(config: Config, address: String) -> anyhow::Result<ExitCode> {
+    let mail = mail_config(&config)?;
+    let to: lettre::message::Mailbox = address
+        .parse()
+        .with_context(|| format!("{address:?} is not an email address"))?;
+    match crate::mail::send_test_email(mail, &to, chrono::Utc::now()).await {
+        Ok(message_id) => {
+            println!(
+                "test message {} sent to {}",
+                crate::mail::message_id_header(&message_id),
+                to.email
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("orgwarden: the test message was not delivered: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

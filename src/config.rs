@@ -274,6 +274,8 @@ pub enum MailTransport {
         username: Option<String>,
         password: Option<SecretString>,
         timeout: Duration,
+        /// An extra PEM root certificate to trust (e.g. an internal CA), besides the system roots.
+        ca_file: Option<PathBuf>,
     },
     File {
         dir: PathBuf,
@@ -478,6 +480,7 @@ struct RawMail {
     password: Option<String>,
     password_file: Option<PathBuf>,
     timeout: Option<String>,
+    ca_file: Option<PathBuf>,
     dir: Option<PathBuf>,
 }
 
@@ -616,6 +619,17 @@ impl Config {
         }) = &mut self.mail
         {
             rebase(mail_dir);
+        }
+        if let Some(MailConfig {
+            transport:
+                MailTransport::Smtp {
+                    ca_file: Some(ca_file),
+                    ..
+                },
+            ..
+        }) = &mut self.mail
+        {
+            rebase(ca_file);
         }
     }
 }
@@ -1395,6 +1409,12 @@ fn validate_mail(raw: RawMail, env: &Environment, check: &mut Check<'_>) -> Opti
             if password.is_some() && raw.username.is_none() {
                 check.problem("mail.username", "is required when a password is given");
             }
+            if raw.ca_file.is_some() && tls == TlsMode::None {
+                check.problem(
+                    "mail.ca_file",
+                    "is only used with tls = \"starttls\" or \"tls\"",
+                );
+            }
             MailTransport::Smtp {
                 host,
                 port,
@@ -1406,6 +1426,7 @@ fn validate_mail(raw: RawMail, env: &Environment, check: &mut Check<'_>) -> Opti
                     raw.timeout.as_deref(),
                     Duration::from_secs(30),
                 ),
+                ca_file: raw.ca_file,
             }
         }
         Some("file") => match raw.dir {
@@ -1675,6 +1696,30 @@ mod tests {
             mail.transport,
             MailTransport::Smtp { port: 25, .. }
         ));
+    }
+
+    #[test]
+    fn mail_ca_file_is_relative_to_the_file_and_needs_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"smtp.example.com\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let loaded = load(Some(&path), &env(&[])).unwrap();
+        match loaded.config.mail.unwrap().transport {
+            MailTransport::Smtp { ca_file, .. } => {
+                assert_eq!(ca_file, Some(dir.path().join("ca.pem")))
+            }
+            MailTransport::File { .. } => panic!("smtp expected"),
+        }
+        let error = Config::from_toml(
+            "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nca_file = \"ca.pem\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(error.problems[0].key, "mail.ca_file");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - `config`: the TOML file and environment, validated into typed values.
 //! - `admin_api`: typed models and the HTTP client; the only code that speaks to the API.
 //! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
+//! - `mail`: building messages, SMTP or file delivery, and the durable outbox; the only code
+//!   that speaks SMTP.
 //! - `telemetry`: logging setup.
 //! - `cli`: the command-line interface; `src/main.rs` only calls it.
 //!
@@ -16,6 +18,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+pub mod mail;
 pub mod output;
 pub mod policy;
 pub mod remediate;

@@ -12,6 +12,7 @@
 mod actions;
 mod findings;
 mod lock;
+mod outbox;
 mod records;
 mod snapshot_writer;
 
@@ -24,6 +25,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
+pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
 
@@ -36,6 +38,7 @@ use crate::snapshot::OrgState;
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/001_snapshots.sql"),
     include_str!("sql/002_findings.sql"),
+    include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
 ];
 

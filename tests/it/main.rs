@@ -5,6 +5,7 @@ mod helpers;
 mod audit;
 mod cli;
 mod client;
+mod mail;
 mod remediate;
 mod snapshot;
 mod status;

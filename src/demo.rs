@@ -1,0 +1,283 @@
+//! `orgwarden demo`: the whole cycle, twice, against an in-process simulated organization.
+//!
+//! It needs no key, no network and no configuration: the simulator listens on loopback, the
+//! configuration is written to `<dir>/config.toml` (a real file a user can read and reuse), and
+//! everything lands under `<dir>` (default `./orgwarden-demo/`). It calls the same job functions
+//! as the CLI and the daemon; only the base URL differs from production.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Duration;
+
+use crate::config::{Config, Environment};
+use crate::jobs;
+use crate::output::{render, Format};
+use crate::sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
+use crate::store::{FindingStatus, Store};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where the database, the configuration, the reports and the outbox go.
+    #[arg(long, default_value = "orgwarden-demo")]
+    pub dir: PathBuf,
+}
+
+fn demo_config(dir: &Path, base_url: &str) -> String {
+    format!(
+        r#"# Written by `orgwarden demo`; a complete configuration you can start from.
+[api]
+base_url = "{base_url}"
+requests_per_second = 0
+
+[store]
+path = "{db}"
+
+[rules.departed_domains]
+departed_domains = ["contractor.example.net"]
+remediate = true
+
+[rules.offboarding_roster]
+roster_csv = "{roster}"
+remediate = true
+
+[rules.stale_invites]
+remediate = true
+
+[rules.orphaned_keys]
+remediate = true
+
+[remediation]
+mode = "dry-run"
+min_consecutive_snapshots = 1
+
+[mail]
+from = "orgwarden <orgwarden@example.com>"
+to = ["security@example.com"]
+transport = "file"
+dir = "{outbox}"
+
+[report]
+out_dir = "{reports}"
+"#,
+        db = dir.join("orgwarden.db").display(),
+        roster = dir.join("departed.csv").display(),
+        outbox = dir.join("outbox").display(),
+        reports = dir.join("reports").display(),
+    )
+}
+
+/// The organization changes between the two cycles, as it would in a week.
+struct Week {
+    leaver: String,
+    promoted: String,
+}
+
+fn a_week_passes(sim: &SimHandle) -> anyhow::Result<Week> {
+    let week = sim.with_state(|s| {
+        let users = s.users();
+        let keys = s.api_keys();
+        // Someone who created active keys leaves.
+        let leaver = users
+            .iter()
+            .filter(|u| u["role"] != "admin" && u["role"] != "primary_owner")
+            .find(|u| {
+                keys.iter()
+                    .any(|k| k["created_by"]["id"] == u["id"] && k["status"] == "active")
+            })
+            .map(|u| u["email"].as_str().unwrap_or_default().to_owned());
+        // An ordinary member becomes an admin.
+        let promoted = users
+            .iter()
+            .rev()
+            .find(|u| u["role"] == "user" || u["role"] == "developer")
+            .map(|u| u["email"].as_str().unwrap_or_default().to_owned());
+        let (Some(leaver), Some(promoted)) = (leaver, promoted) else {
+            return None;
+        };
+        let id_of = |email: &str| {
+            users
+                .iter()
+                .find(|u| u["email"] == email)
+                .and_then(|u| u["id"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        s.remove_user(&id_of(&leaver));
+        s.set_user_role(&id_of(&promoted), "admin");
+        Some(Week { leaver, promoted })
+    });
+    // The clock moves on: the invite sent 20 days and 23 hours ago expires.
+    sim.advance(Duration::hours(2));
+    week.context("the seeded organization has no member with keys to leave")
+}
+
+/// Runs the demo and returns the summary to print.
+pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    // A demo starts from a clean slate; everything it writes is under `dir`.
+    for stale in ["orgwarden.db", "orgwarden.db-wal", "orgwarden.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    for stale in ["outbox", "reports"] {
+        let _ = std::fs::remove_dir_all(dir.join(stale));
+    }
+
+    let sim = SimHandle::start_local(SimOptions::default()).await?;
+    let (roster_email, expiring) = sim.with_state(|s| {
+        let now = s.now();
+        // One person on the offboarding roster, and an invite about to expire.
+        let email = s
+            .users()
+            .iter()
+            .filter(|u| u["role"] == "user")
+            .nth(2)
+            .and_then(|u| u["email"].as_str())
+            .unwrap_or("nobody@example.com")
+            .to_owned();
+        let invite = s.add_invite(
+            "new.hire@example.com",
+            "user",
+            now - Duration::days(21) + Duration::hours(1),
+        );
+        (email, invite)
+    });
+    let last_day = (chrono::Utc::now() - Duration::days(3)).format("%Y-%m-%d");
+    std::fs::write(
+        dir.join("departed.csv"),
+        format!("email,last_day\n{roster_email},{last_day}\n"),
+    )?;
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, demo_config(&dir, &sim.base_url()))?;
+    let env = Environment {
+        vars: vec![("ANTHROPIC_ADMIN_KEY".to_owned(), DEMO_ADMIN_KEY.to_owned())],
+    };
+    let text = std::fs::read_to_string(&config_path)?;
+    let (config, _) = Config::from_toml(&text, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut store = Store::open_writer(&config.store.path, "orgwarden demo")?;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "orgwarden demo: simulated organization at {}\n",
+        sim.base_url()
+    );
+
+    let first = cycle(&config, &mut store, 1).await?;
+    let week = a_week_passes(&sim)?;
+    let second = cycle(&config, &mut store, 2).await?;
+
+    let _ = writeln!(
+        out,
+        "Cycle 1: snapshot run {} ({} members, {} invites, {} API keys); {} findings, all new (first audit).",
+        first.run_id, first.members, first.invites, first.keys, first.findings
+    );
+    let _ = writeln!(
+        out,
+        "Then a week passed: {} left, {} became an admin, invite {expiring} expired.\n",
+        week.leaver, week.promoted
+    );
+    let _ = writeln!(
+        out,
+        "Cycle 2: snapshot run {}; {} findings ({} new, {} resolved).\n",
+        second.run_id, second.findings, second.new, second.resolved
+    );
+
+    let _ = writeln!(out, "Findings by rule (cycle 2):");
+    let findings = store.findings(false)?;
+    let mut rules: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
+    for f in &findings {
+        let slot = match f.status {
+            FindingStatus::New => 0,
+            FindingStatus::Open => 1,
+            FindingStatus::Resolved => 2,
+            FindingStatus::Exempted => 3,
+        };
+        rules.entry(f.rule.as_str()).or_default()[slot] += 1;
+    }
+    let rows = rules
+        .iter()
+        .map(|(rule, n)| {
+            let mut row = vec![(*rule).to_owned()];
+            row.extend(n.iter().map(usize::to_string));
+            row
+        })
+        .collect();
+    out.push_str(&crate::output::table(
+        &["rule", "new", "open", "resolved", "exempted"],
+        rows,
+    ));
+
+    let changes = crate::snapshot::diff(
+        &store.state_at(first.run_id)?,
+        &store.state_at(second.run_id)?,
+    );
+    let _ = writeln!(
+        out,
+        "\nWhat changed between run {} and run {}:",
+        first.run_id, second.run_id
+    );
+    out.push_str(&render(Format::Table, &changes));
+
+    let _ = writeln!(
+        out,
+        "\nCleanup plan (dry-run: nothing was changed; `blocked_by` names the first guard that holds each action back):"
+    );
+    out.push_str(&render(Format::Table, &second.plan));
+
+    let _ = writeln!(out, "\nFiles written:");
+    let _ = writeln!(out, "  configuration  {}", config_path.display());
+    let _ = writeln!(out, "  database       {}", config.store.path.display());
+    for path in first.files.iter().chain(&second.files) {
+        let _ = writeln!(out, "  report         {}", path.display());
+    }
+    let _ = writeln!(
+        out,
+        "\nTry: orgwarden --config {} status   (the simulator is gone, but the history stays)",
+        config_path.display()
+    );
+    sim.shutdown();
+    Ok(out)
+}
+
+struct CycleResult {
+    run_id: i64,
+    members: u64,
+    invites: u64,
+    keys: u64,
+    findings: usize,
+    new: usize,
+    resolved: usize,
+    plan: Vec<crate::remediate::PlannedAction>,
+    files: Vec<PathBuf>,
+}
+
+/// One scheduled cycle, as the daemon runs it, then a report.
+async fn cycle(config: &Config, store: &mut Store, n: u32) -> anyhow::Result<CycleResult> {
+    let cycle = jobs::audit_cycle(config, store).await?;
+    let report = jobs::report_job(
+        config,
+        store,
+        Some(&config.report.out_dir.join(format!("cycle-{n}"))),
+        true,
+    )
+    .await?;
+    let audit = &cycle.cleanup.audit.result;
+    let counts = cycle.snapshot.counts;
+    Ok(CycleResult {
+        run_id: cycle.snapshot.run_id,
+        members: counts.members,
+        invites: counts.invites,
+        keys: counts.api_keys,
+        findings: audit.findings.len() - audit.n_resolved,
+        new: audit.n_new,
+        resolved: audit.n_resolved,
+        plan: cycle.cleanup.plan.actions,
+        files: report.files,
+    })
+}

@@ -1,0 +1,360 @@
+//! The durable mail outbox: rendered messages waiting for (or done with) delivery.
+//!
+//! Only the SQL lives here; `crate::mail` decides when to deliver and what a failure means.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{parse_opt_ts, parse_ts, ts, Result, Store};
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Not yet accepted by the mail server; tried again at `next_attempt_at`.
+    Pending,
+    /// Accepted by the mail server; never sent again.
+    Sent,
+    /// Refused for good (e.g. an unknown recipient); not retried.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> OutboxStatus {
+        match text {
+            "sent" => OutboxStatus::Sent,
+            "failed" => OutboxStatus::Failed,
+            _ => OutboxStatus::Pending,
+        }
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewOutboxMessage<'a> {
+    /// The Message-ID local part (stable: the same message enqueued twice is stored once).
+    pub message_id: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub subject: &'a str,
+    /// The envelope sender address.
+    pub sender: &'a str,
+    /// The envelope recipient addresses.
+    pub recipients: &'a [String],
+    /// The rendered message (RFC 5322 bytes).
+    pub raw: &'a [u8],
+}
+
+/// One row of `outbox`, without the message bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub subject: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Size of the rendered message in bytes.
+    pub size: u64,
+}
+
+/// A row with its message bytes, ready to deliver.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub record: OutboxRecord,
+    pub raw: Vec<u8>,
+}
+
+/// How many messages are in each state (for `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// When the oldest pending message was enqueued.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, message_id, created_at, subject, sender, recipients, status, attempts, \
+                       next_attempt_at, last_attempt_at, last_error, sent_at, length(raw)";
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
+    let recipients: String = row.get(5)?;
+    let recipients = serde_json::from_str(&recipients).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(OutboxRecord {
+        id: row.get(0)?,
+        message_id: row.get(1)?,
+        created_at: parse_ts(&row.get::<_, String>(2)?)?,
+        subject: row.get(3)?,
+        sender: row.get(4)?,
+        recipients,
+        status: OutboxStatus::parse(&row.get::<_, String>(6)?),
+        attempts: row.get(7)?,
+        next_attempt_at: parse_opt_ts(row.get(8)?)?,
+        last_attempt_at: parse_opt_ts(row.get(9)?)?,
+        last_error: row.get(10)?,
+        sent_at: parse_opt_ts(row.get(11)?)?,
+        size: row.get(12)?,
+    })
+}
+
+impl Store {
+    /// Stores a message as pending, due at once. Returns its row id and whether it is new: a
+    /// message whose `message_id` is already stored is left as it is (whatever its status).
+    pub fn outbox_enqueue(&self, message: &NewOutboxMessage<'_>) -> Result<(i64, bool)> {
+        self.require_writer()?;
+        let recipients =
+            serde_json::to_string(message.recipients).unwrap_or_else(|_| "[]".to_owned());
+        let inserted = self
+            .conn
+            .execute(
+                "INSERT INTO outbox (message_id, created_at, subject, sender, recipients, raw, \
+                 next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?2) \
+                 ON CONFLICT (message_id) DO NOTHING",
+                params![
+                    message.message_id,
+                    ts(&message.created_at),
+                    message.subject,
+                    message.sender,
+                    recipients,
+                    message.raw,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        let id = self
+            .conn
+            .query_row(
+                "SELECT id FROM outbox WHERE message_id = ?1",
+                [message.message_id],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((id, inserted == 1))
+    }
+
+    /// Pending messages whose next attempt is due at `now`, oldest first.
+    pub fn outbox_due(&self, now: DateTime<Utc>) -> Result<Vec<OutboxMessage>> {
+        self.outbox_messages(
+            &format!(
+                "SELECT {COLUMNS}, raw FROM outbox WHERE status = 'pending' \
+                 AND next_attempt_at <= ?1 ORDER BY id"
+            ),
+            params![ts(&now)],
+        )
+    }
+
+    /// Every pending message, due or not, oldest first (`outbox --retry`).
+    pub fn outbox_pending(&self) -> Result<Vec<OutboxMessage>> {
+        self.outbox_messages(
+            &format!("SELECT {COLUMNS}, raw FROM outbox WHERE status = 'pending' ORDER BY id"),
+            [],
+        )
+    }
+
+    fn outbox_messages<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<OutboxMessage>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, |row| {
+                Ok(OutboxMessage {
+                    record: record(row)?,
+                    raw: row.get(13)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that the server accepted a pending message. Returns false when the message was not
+    /// pending (already sent or failed), in which case nothing changes.
+    pub fn outbox_mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        self.require_writer()?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_attempt_at = ?2, \
+                 attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL \
+                 WHERE id = ?1 AND status = 'pending'",
+                params![id, ts(&at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Records a failed attempt on a pending message: `permanent` marks it failed for good,
+    /// otherwise it stays pending until `next_attempt_at`.
+    pub fn outbox_mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        at: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+        permanent: bool,
+    ) -> Result<bool> {
+        self.require_writer()?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE outbox SET status = ?3, last_error = ?4, last_attempt_at = ?2, \
+                 attempts = attempts + 1, next_attempt_at = ?5 \
+                 WHERE id = ?1 AND status = 'pending'",
+                params![
+                    id,
+                    ts(&at),
+                    if permanent { "failed" } else { "pending" },
+                    error,
+                    (!permanent).then(|| ts(&next_attempt_at)),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Every message, oldest first, without the message bytes.
+    pub fn outbox_list(&self) -> Result<Vec<OutboxRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], record).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One message by row id, without its bytes.
+    pub fn outbox_get(&self, id: i64) -> Result<Option<OutboxRecord>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
+                [id],
+                record,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn outbox_counts(&self) -> Result<OutboxCounts> {
+        self.conn
+            .query_row(
+                "SELECT \
+                   count(*) FILTER (WHERE status = 'pending'), \
+                   count(*) FILTER (WHERE status = 'sent'), \
+                   count(*) FILTER (WHERE status = 'failed'), \
+                   min(created_at) FILTER (WHERE status = 'pending') \
+                 FROM outbox",
+                [],
+                |row| {
+                    Ok(OutboxCounts {
+                        pending: row.get(0)?,
+                        sent: row.get(1)?,
+                        failed: row.get(2)?,
+                        oldest_pending: parse_opt_ts(row.get(3)?)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 3, 8, minute, 0).unwrap()
+    }
+
+    fn message<'a>(id: &'a str, recipients: &'a [String]) -> NewOutboxMessage<'a> {
+        NewOutboxMessage {
+            message_id: id,
+            created_at: at(0),
+            subject: "weekly report",
+            sender: "o@example.com",
+            recipients,
+            raw: b"Subject: x\r\n\r\nbody\r\n",
+        }
+    }
+
+    #[test]
+    fn lifecycle_of_outbox_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let store = Store::open_writer(&path, "test").unwrap();
+        let to = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
+        let (a, new) = store.outbox_enqueue(&message("a", &to)).unwrap();
+        assert!(new);
+        // The same message id again is stored once.
+        let (again, new) = store.outbox_enqueue(&message("a", &to)).unwrap();
+        assert_eq!((again, new), (a, false));
+        let (b, _) = store.outbox_enqueue(&message("b", &to)).unwrap();
+
+        let due = store.outbox_due(at(0)).unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].record.recipients, to);
+        assert_eq!(due[0].raw, b"Subject: x\r\n\r\nbody\r\n");
+        assert_eq!(due[0].record.size, due[0].raw.len() as u64);
+
+        assert!(store.outbox_mark_sent(a, at(1)).unwrap());
+        // A sent message is never touched again.
+        assert!(!store.outbox_mark_sent(a, at(2)).unwrap());
+        assert!(!store
+            .outbox_mark_failed(a, "late", at(2), at(9), false)
+            .unwrap());
+        assert!(store
+            .outbox_mark_failed(b, "connection refused", at(1), at(6), false)
+            .unwrap());
+        assert!(store.outbox_due(at(5)).unwrap().is_empty());
+        assert_eq!(store.outbox_due(at(6)).unwrap().len(), 1);
+        assert_eq!(store.outbox_pending().unwrap().len(), 1);
+
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!((counts.pending, counts.sent, counts.failed), (1, 1, 0));
+        assert_eq!(counts.oldest_pending, Some(at(0)));
+
+        assert!(store
+            .outbox_mark_failed(b, "550 no such user", at(6), at(6), true)
+            .unwrap());
+        let list = store.outbox_list().unwrap();
+        assert_eq!(list[0].status, OutboxStatus::Sent);
+        assert_eq!(list[0].attempts, 1);
+        assert_eq!(list[0].sent_at, Some(at(1)));
+        assert_eq!(list[1].status, OutboxStatus::Failed);
+        assert_eq!(list[1].attempts, 2);
+        assert_eq!(list[1].next_attempt_at, None);
+        assert_eq!(list[1].last_error.as_deref(), Some("550 no such user"));
+        assert!(store.outbox_due(at(59)).unwrap().is_empty());
+        assert_eq!(store.outbox_get(b).unwrap(), Some(list[1].clone()));
+    }
+
+    #[test]
+    fn a_reader_cannot_write_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        drop(Store::open_writer(&path, "test").unwrap());
+        let reader = Store::open_reader(&path).unwrap();
+        let to = vec!["a@example.com".to_owned()];
+        assert!(reader.outbox_enqueue(&message("a", &to)).is_err());
+        assert!(reader.outbox_mark_sent(1, at(0)).is_err());
+        assert_eq!(reader.outbox_list().unwrap(), vec![]);
+    }
+}
