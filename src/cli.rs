@@ -73,6 +73,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Run as a service: scheduled jobs, SIGHUP reloads, SIGTERM stops (see systemd/).
+    Run,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,7 +99,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    let code = runtime.block_on(run(cli));
+    // A daemon job that outlived its shutdown timeout must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -144,6 +149,10 @@ async fn run(cli: Cli) -> ExitCode {
             )
             .await
         }
+        Command::Run => match load_config(cli.config.clone()) {
+            Ok(loaded) => crate::daemon::run(cli.config, loaded.config).await,
+            Err(code) => code,
+        },
     }
 }
 

@@ -15,6 +15,7 @@ pub mod admin_api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod jobs;
 pub mod output;
 pub mod policy;
