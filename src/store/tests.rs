@@ -244,3 +244,20 @@ fn pragmas_are_set_in_code() {
         .unwrap();
     assert_eq!((mode.as_str(), fk, vacuum), ("wal", 1, 2));
 }
+
+#[test]
+fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let writer = Store::open_writer(&path, "test").unwrap();
+    writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let reader = Store::open_reader(&path).unwrap();
+    reader.runs().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.conn.execute_batch("ROLLBACK").unwrap();
+}

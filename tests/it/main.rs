@@ -4,4 +4,6 @@ mod helpers;
 
 mod cli;
 mod client;
+mod daemon;
 mod snapshot;
+mod systemd;
