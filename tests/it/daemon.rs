@@ -350,3 +350,64 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_a_valid_one_reschedul
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(DEADLINE).await, 0, "{}", daemon.log());
 }
+
+#[tokio::test]
+async fn a_failing_job_is_logged_and_retried_and_a_reload_fixes_the_next_runs() {
+    let sim = sim(small()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = "[schedule]\naudit = \"* * * * * *\"\nrun_on_start = true\n";
+    let config = write_config(dir.path(), &sim.base_url(), schedule);
+    let mut daemon = Daemon::start_in(
+        dir,
+        config,
+        &[("ANTHROPIC_ADMIN_KEY", "sk-ant-admin01-not-the-right-key")],
+    );
+    daemon.wait_ready().await;
+    daemon
+        .wait_for("two failed runs", |d| {
+            d.log().matches("audit failed after").count() >= 2
+        })
+        .await;
+    assert!(daemon.log().contains("it will run again at its next tick"));
+    daemon
+        .wait_for("STATUS= with the failure", |d| {
+            d.notifications()
+                .iter()
+                .any(|m| m.contains("STATUS=last audit ") && m.contains(" failed: "))
+        })
+        .await;
+    assert_eq!(complete(&daemon.db()), 0);
+
+    // The file's key wins over the environment's; a reload applies it to the next runs.
+    let key_file = daemon.dir.path().join("admin_key");
+    std::fs::write(&key_file, orgwarden::sim::DEMO_ADMIN_KEY).unwrap();
+    write_config_api(
+        daemon.dir.path(),
+        &sim.base_url(),
+        &format!("admin_key_file = {:?}", key_file.to_str().unwrap()),
+        schedule,
+    );
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_log("configuration reloaded").await;
+    daemon.wait_complete_runs(1).await;
+    daemon
+        .wait_for("STATUS= ok", |d| {
+            d.notifications()
+                .iter()
+                .any(|m| m.contains("STATUS=last audit ") && m.contains(" ok: "))
+        })
+        .await;
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(DEADLINE).await, 0, "{}", daemon.log());
+}
+
+#[tokio::test]
+async fn run_without_an_admin_key_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", "");
+    let mut command = orgwarden(&config, &["run"]);
+    command.env_remove("ANTHROPIC_ADMIN_KEY");
+    let (code, _, err) = run(command).await;
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("api.admin_key"), "{err}");
+}
