@@ -342,8 +342,8 @@ async fn schedule_loop(
     loop {
         // Never before the previous tick, so a clock that is a little behind cannot fire twice.
         let from = previous.map_or(Utc::now(), |p| p.max(Utc::now()));
-        let next = match cron.find_next_occurrence(&from.with_timezone(&timezone), false) {
-            Ok(next) => next.with_timezone(&Utc),
+        let next = match next_occurrence(&cron, timezone, from) {
+            Ok(next) => next,
             Err(error) => {
                 tracing::error!(job = name, "{name} has no next occurrence: {error}");
                 return;
@@ -358,6 +358,17 @@ async fn schedule_loop(
         previous = Some(next);
         trigger(&shared, index);
     }
+}
+
+/// The first occurrence of `cron` strictly after `after`, reading the expression as wall-clock
+/// time in `timezone` (so `0 0 8 * * *` stays at 08:00 local across DST changes).
+pub fn next_occurrence(
+    cron: &Cron,
+    timezone: chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Result<DateTime<Utc>, croner::errors::CronError> {
+    cron.find_next_occurrence(&after.with_timezone(&timezone), false)
+        .map(|next| next.with_timezone(&Utc))
 }
 
 /// Starts a run of job `index` on its own thread, unless one is still going.
@@ -484,4 +495,65 @@ fn schedule_changed(old: &ScheduleConfig, new: &ScheduleConfig) -> bool {
         || JOBS
             .iter()
             .any(|spec| (spec.schedule)(old) != (spec.schedule)(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cron(expression: &str) -> Cron {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(expression)
+            .unwrap()
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn occurrences_follow_the_zone_across_dst() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let daily = cron("0 0 8 * * *");
+        // Saturday before the spring change: 08:00 CET is 07:00 UTC ...
+        let saturday = next_occurrence(&daily, paris, utc("2026-03-27T12:00:00Z")).unwrap();
+        assert_eq!(saturday, utc("2026-03-28T07:00:00Z"));
+        // ... and on Sunday 08:00 CEST is 06:00 UTC.
+        let sunday = next_occurrence(&daily, paris, saturday).unwrap();
+        assert_eq!(sunday, utc("2026-03-29T06:00:00Z"));
+    }
+
+    #[test]
+    fn the_next_occurrence_is_strictly_after() {
+        let every_two = cron("*/2 * * * * *");
+        let at = utc("2026-01-01T00:00:02Z");
+        assert_eq!(
+            next_occurrence(&every_two, chrono_tz::UTC, at).unwrap(),
+            utc("2026-01-01T00:00:04Z")
+        );
+    }
+
+    #[test]
+    fn every_job_has_a_valid_default_schedule() {
+        let (config, _) = Config::from_toml("", &Environment::default()).unwrap();
+        for spec in JOBS {
+            let expression = (spec.schedule)(&config.schedule);
+            assert!(
+                croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Required)
+                    .build()
+                    .parse(expression)
+                    .is_ok(),
+                "{}: {expression}",
+                spec.name
+            );
+        }
+        let names: Vec<&str> = JOBS.iter().map(|spec| spec.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "job names are unique: {names:?}");
+    }
 }
