@@ -108,6 +108,8 @@ pub enum Command {
         /// Recipient, e.g. "you@example.com" or "You <you@example.com>".
         address: String,
     },
+    /// Run as a service: scheduled jobs, SIGHUP reloads, SIGTERM stops (see systemd/).
+    Run,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,7 +134,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    let code = runtime.block_on(run(cli));
+    // A daemon job that outlived its shutdown timeout must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -197,6 +202,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::SendTestEmail { address } => {
             with_config(cli.config, |c| send_test_email_command(c, address)).await
         }
+        Command::Run => match load_config(cli.config.clone()) {
+            Ok(loaded) => crate::daemon::run(cli.config, loaded.config).await,
+            Err(code) => code,
+        },
     }
 }
 

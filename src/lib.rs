@@ -17,6 +17,7 @@ pub mod admin_api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod jobs;
 pub mod mail;
 pub mod output;

@@ -630,10 +630,18 @@ fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
     // auto_vacuum only takes effect on a new, empty file, so it comes first; it lets retention
-    // give pages back with `incremental_vacuum` instead of a full VACUUM pause.
+    // give pages back with `incremental_vacuum` instead of a full VACUUM pause. Only on an empty
+    // file: on an existing one the pragma waits for the write lock, which would block a reader
+    // (up to the busy timeout) while the daemon writes a snapshot.
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .map_err(err)?;
+    if pages == 0 {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(err)?;
+    }
     conn.execute_batch(
-        "PRAGMA auto_vacuum = INCREMENTAL;
-         PRAGMA journal_mode = WAL;
+        "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;

@@ -477,3 +477,20 @@ fn a_schema_1_database_upgrades_to_the_current_schema() {
     assert_eq!(upgraded.state_at(1).unwrap().members.len(), 1);
     assert_eq!(upgraded.integrity_check().unwrap(), "ok");
 }
+
+#[test]
+fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let writer = Store::open_writer(&path, "test").unwrap();
+    writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let reader = Store::open_reader(&path).unwrap();
+    reader.runs().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.conn.execute_batch("ROLLBACK").unwrap();
+}

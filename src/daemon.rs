@@ -1,0 +1,559 @@
+//! `orgwarden run`: the long-running service. Schedules the jobs of [`crate::jobs`] from
+//! `[schedule]`, reloads the configuration on SIGHUP, stops cleanly on SIGTERM/SIGINT and talks
+//! to systemd (`Type=notify`: READY, STATUS, WATCHDOG, RELOADING, STOPPING).
+//!
+//! # Jobs
+//! [`JOBS`] is the table of scheduled jobs; adding one is one line (see its documentation). Each
+//! job gets its own cron expression from `[schedule]`, evaluated in `schedule.timezone` with
+//! `croner` (the parser `config` validates with; DST changes are handled because the zone is a
+//! real `chrono_tz::Tz`, not a fixed offset).
+//!
+//! # Execution model
+//! The daemon opens the database once, at start, as the single writer (a second daemon is refused
+//! and told who holds it) and keeps the [`Store`] in a `Mutex`. A `Store` is `Send` but not
+//! `Sync`, so job futures are not `Send`: each run goes to its own blocking thread and is driven
+//! there with `Handle::block_on`. A job never overlaps itself: a tick that finds the previous run
+//! still going is skipped with a warning. A failing job is logged with its cause chain and tried
+//! again at its next tick; the daemon never exits because of a job.
+//!
+//! # Stopping
+//! SIGTERM or SIGINT: no new runs start; a running job may finish within
+//! `schedule.shutdown_timeout`; then the WAL is checkpointed, the database closed and the exit
+//! code is 0. If the job does not finish in time (or a second signal arrives), the daemon exits 1
+//! without waiting further: the interrupted snapshot run is marked `abandoned` at the next start.
+//!
+//! # Reloading
+//! SIGHUP re-reads the same configuration file. An invalid configuration is logged with every
+//! problem and the running one kept. A valid one is used by every run that starts afterwards (a
+//! running job finishes with the configuration it started with); a changed schedule is applied at
+//! once. `store.path` and `[log]` cannot change live: the daemon warns that they need a restart.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use croner::Cron;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config, Environment, ScheduleConfig};
+use crate::jobs;
+use crate::store::Store;
+
+/// The holder name written in the writer lock, shown to anyone refused the database.
+pub const HOLDER: &str = "orgwarden run";
+
+/// What a job returns: a one-line summary for the log and the systemd status.
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<String>> + 'a>>;
+
+/// One scheduled job.
+pub struct JobSpec {
+    /// Used in logs and the systemd status.
+    pub name: &'static str,
+    /// Where the job's cron expression (with seconds) is in `[schedule]`.
+    pub schedule: fn(&ScheduleConfig) -> &str,
+    /// Also run once at start when `schedule.run_on_start` is set.
+    pub on_start: bool,
+    /// The job itself, usually `|c, s| summarized(jobs::some_job(c, s))`.
+    pub run: for<'a> fn(&'a Config, &'a mut Store) -> JobFuture<'a>,
+}
+
+/// The scheduled jobs. To add one, write an `async fn(&Config, &mut Store) -> anyhow::Result<T>`
+/// in `jobs.rs` whose summary `T` implements `Display`, and add one line here, e.g.
+/// `job("report", |s| &s.report, false, |c, s| summarized(jobs::report_job(c, s))),`.
+pub const JOBS: &[JobSpec] = &[job(
+    "audit",
+    |s| &s.audit,
+    true,
+    |c, s| summarized(jobs::audit_cycle(c, s)),
+)];
+
+/// Builds a [`JobSpec`] (keeps each line of [`JOBS`] short).
+pub const fn job(
+    name: &'static str,
+    schedule: fn(&ScheduleConfig) -> &str,
+    on_start: bool,
+    run: for<'a> fn(&'a Config, &'a mut Store) -> JobFuture<'a>,
+) -> JobSpec {
+    JobSpec {
+        name,
+        schedule,
+        on_start,
+        run,
+    }
+}
+
+/// Boxes a job's future and turns its summary into text.
+pub fn summarized<'a, T: Display>(
+    job: impl Future<Output = anyhow::Result<T>> + 'a,
+) -> JobFuture<'a> {
+    Box::pin(async move { job.await.map(|summary| summary.to_string()) })
+}
+
+impl Display for jobs::CycleSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.snapshot;
+        let c = &s.counts;
+        write!(
+            f,
+            "snapshot run {}: {} members, {} invites, {} workspaces, {} workspace members, {} API keys",
+            s.run_id,
+            c.members,
+            c.invites,
+            c.workspaces,
+            c.workspace_members,
+            c.api_keys
+        )?;
+        if self.pruned_runs > 0 || self.pruned_versions > 0 {
+            write!(
+                f,
+                "; pruned {} runs, {} versions",
+                self.pruned_runs, self.pruned_versions
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// State shared by the main loop, the schedule loops and the job threads.
+struct Shared {
+    /// The configuration for runs that start from now on.
+    config: RwLock<Arc<Config>>,
+    /// The daemon's one writing connection (and the writer lock).
+    store: Mutex<Store>,
+    /// Per job (same order as [`JOBS`]): is a run going on?
+    running: Vec<AtomicBool>,
+    /// Per job: the outcome of the last run, for the systemd status.
+    last: Mutex<Vec<Option<String>>>,
+    /// Every job run, so shutdown can wait for them.
+    tracker: TaskTracker,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. `config_path` is what `--config` said (re-resolved the
+/// same way on SIGHUP); `config` is the configuration already loaded from it.
+pub async fn run(config_path: Option<PathBuf>, config: Config) -> ExitCode {
+    if let Err(error) = crate::cli::api_client(&config) {
+        tracing::error!("cannot start: {error:#}");
+        return ExitCode::from(crate::cli::EXIT_CONFIG);
+    }
+    let signals = (|| {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        ))
+    })();
+    let (mut sigterm, mut sigint, mut sighup) = match signals {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!("cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match Store::open_writer(&config.store.path, HOLDER) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::error!("cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared = Arc::new(Shared {
+        config: RwLock::new(Arc::new(config)),
+        store: Mutex::new(store),
+        running: JOBS.iter().map(|_| AtomicBool::new(false)).collect(),
+        last: Mutex::new(vec![None; JOBS.len()]),
+        tracker: TaskTracker::new(),
+        runtime: tokio::runtime::Handle::current(),
+    });
+    let config = shared.current_config();
+    let mut schedule = Schedule::start(&shared, &config.schedule);
+    tracing::info!(
+        database = %config.store.path.display(),
+        timezone = %config.schedule.timezone,
+        "orgwarden daemon started"
+    );
+    if config.schedule.run_on_start {
+        for (index, spec) in JOBS.iter().enumerate() {
+            if spec.on_start {
+                trigger(&shared, index);
+            }
+        }
+    }
+    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+
+    let watchdog = sd_notify::watchdog_enabled().map(|interval| interval / 2);
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let stop_signal = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => reload(&shared, config_path.as_deref(), &mut schedule).await,
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+        }
+    };
+
+    // Shutdown: no new runs, let a running one finish, close the database.
+    tracing::info!("{stop_signal} received: stopping; no new job runs will start");
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    schedule.stop().await;
+    shared.tracker.close();
+    let timeout = shared.current_config().schedule.shutdown_timeout;
+    if !shared.tracker.is_empty() {
+        tracing::info!(
+            "waiting up to {}s for the running job to finish",
+            timeout.as_secs_f64()
+        );
+    }
+    let finished = tokio::select! {
+        finished = tokio::time::timeout(timeout, shared.tracker.wait()) => finished.is_ok(),
+        _ = sigterm.recv() => false,
+        _ = sigint.recv() => false,
+    };
+    if !finished {
+        let running: Vec<&str> = JOBS
+            .iter()
+            .zip(&shared.running)
+            .filter(|(_, running)| running.load(Ordering::Acquire))
+            .map(|(spec, _)| spec.name)
+            .collect();
+        tracing::error!(
+            "stopping without waiting for {} (shutdown_timeout {}s passed or a second signal came); \
+             an interrupted snapshot run is marked abandoned at the next start",
+            running.join(", "),
+            timeout.as_secs_f64()
+        );
+        return ExitCode::FAILURE;
+    }
+    let closing = Arc::clone(&shared);
+    let closed = tokio::task::spawn_blocking(move || {
+        closing
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .checkpoint()
+    })
+    .await;
+    match closed {
+        Ok(Ok(())) => tracing::info!("database checkpointed and closed; stopped"),
+        Ok(Err(error)) => tracing::warn!("stopped; checkpointing the database failed: {error}"),
+        Err(error) => tracing::warn!("stopped; checkpointing the database failed: {error}"),
+    }
+    ExitCode::SUCCESS
+}
+
+impl Shared {
+    fn current_config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sends STATUS= with the last outcome of every job that has run.
+    fn publish_status(&self) {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let status: Vec<&str> = last.iter().flatten().map(String::as_str).collect();
+        if !status.is_empty() {
+            notify(&[NotifyState::Status(&status.join("; "))]);
+        }
+    }
+}
+
+/// Sends to systemd; does nothing without `NOTIFY_SOCKET`. A failure is only logged.
+fn notify(states: &[NotifyState]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::debug!("cannot notify systemd: {error}");
+    }
+}
+
+/// The schedule loops (one task per job) of one `[schedule]`.
+struct Schedule {
+    token: CancellationToken,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Schedule {
+    fn start(shared: &Arc<Shared>, schedule: &ScheduleConfig) -> Schedule {
+        let token = CancellationToken::new();
+        let mut loops = Vec::new();
+        for (index, spec) in JOBS.iter().enumerate() {
+            let expression = (spec.schedule)(schedule);
+            let cron = match croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Required)
+                .build()
+                .parse(expression)
+            {
+                Ok(cron) => cron,
+                Err(error) => {
+                    // `config` validated it already; this would be a bug.
+                    tracing::error!(
+                        job = spec.name,
+                        "{} is not scheduled: {expression:?}: {error}",
+                        spec.name
+                    );
+                    continue;
+                }
+            };
+            tracing::info!(
+                job = spec.name,
+                "{} scheduled at {expression:?} ({})",
+                spec.name,
+                schedule.timezone
+            );
+            loops.push(tokio::spawn(schedule_loop(
+                Arc::clone(shared),
+                index,
+                cron,
+                schedule.timezone,
+                token.clone(),
+            )));
+        }
+        Schedule { token, loops }
+    }
+
+    /// Stops the loops; returns once none can start a run any more.
+    async fn stop(&mut self) {
+        self.token.cancel();
+        for handle in self.loops.drain(..) {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Sleeps until each occurrence of `cron` and triggers the job, until `token` is cancelled.
+async fn schedule_loop(
+    shared: Arc<Shared>,
+    index: usize,
+    cron: Cron,
+    timezone: chrono_tz::Tz,
+    token: CancellationToken,
+) {
+    let name = JOBS[index].name;
+    let mut previous: Option<DateTime<Utc>> = None;
+    loop {
+        // Never before the previous tick, so a clock that is a little behind cannot fire twice.
+        let from = previous.map_or(Utc::now(), |p| p.max(Utc::now()));
+        let next = match next_occurrence(&cron, timezone, from) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::error!(job = name, "{name} has no next occurrence: {error}");
+                return;
+            }
+        };
+        tracing::debug!(job = name, next = %next, "next {name} run");
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        previous = Some(next);
+        trigger(&shared, index);
+    }
+}
+
+/// The first occurrence of `cron` strictly after `after`, reading the expression as wall-clock
+/// time in `timezone` (so `0 0 8 * * *` stays at 08:00 local across DST changes).
+pub fn next_occurrence(
+    cron: &Cron,
+    timezone: chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Result<DateTime<Utc>, croner::errors::CronError> {
+    cron.find_next_occurrence(&after.with_timezone(&timezone), false)
+        .map(|next| next.with_timezone(&Utc))
+}
+
+/// Starts a run of job `index` on its own thread, unless one is still going.
+fn trigger(shared: &Arc<Shared>, index: usize) {
+    let name = JOBS[index].name;
+    if shared.running[index].swap(true, Ordering::AcqRel) {
+        tracing::warn!(
+            job = name,
+            "{name} is still running from an earlier tick; skipping this one"
+        );
+        return;
+    }
+    let job_shared = Arc::clone(shared);
+    let after_shared = Arc::clone(shared);
+    shared.tracker.spawn(async move {
+        let outcome = tokio::task::spawn_blocking(move || run_job(&job_shared, index)).await;
+        if let Err(error) = outcome {
+            tracing::error!(
+                job = name,
+                "{name} panicked: {error}; it will run again at its next tick"
+            );
+        }
+        after_shared.running[index].store(false, Ordering::Release);
+    });
+}
+
+/// One run of job `index`, on a blocking thread: logs it and records its outcome.
+fn run_job(shared: &Shared, index: usize) {
+    let spec = &JOBS[index];
+    let name = spec.name;
+    let config = shared.current_config();
+    let started_at = Utc::now();
+    let started = Instant::now();
+    tracing::info!(job = name, "{name} started");
+    let result = {
+        let mut store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.runtime.block_on((spec.run)(&config, &mut store))
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let when = started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let status = match result {
+        Ok(summary) => {
+            tracing::info!(
+                job = name,
+                elapsed_s = elapsed,
+                "{name} finished in {elapsed:.1}s: {summary}"
+            );
+            format!("last {name} {when} ok: {summary}")
+        }
+        Err(error) => {
+            tracing::error!(
+                job = name,
+                elapsed_s = elapsed,
+                "{name} failed after {elapsed:.1}s: {error:#}; it will run again at its next tick"
+            );
+            format!("last {name} {when} failed: {error:#}")
+        }
+    };
+    shared.last.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(status);
+    shared.publish_status();
+}
+
+/// SIGHUP: loads the configuration again; keeps the old one if the new one is invalid.
+async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: &mut Schedule) {
+    notify(&[
+        NotifyState::Reloading,
+        NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading")),
+    ]);
+    let loaded = config::load(path, &Environment::from_process())
+        .map_err(|error| error.to_string())
+        .and_then(|loaded| match crate::cli::api_client(&loaded.config) {
+            Ok(_) => Ok(loaded),
+            Err(error) => Err(format!("{error:#}")),
+        });
+    match loaded {
+        Err(problems) => {
+            tracing::error!(
+                "SIGHUP: configuration reload refused, keeping the running configuration: {}",
+                problems.trim_end()
+            );
+        }
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            let old = shared.current_config();
+            let new = loaded.config;
+            if new.store.path != old.store.path {
+                tracing::warn!(
+                    "store.path changed to {}; the daemon keeps using {} until it is restarted",
+                    new.store.path.display(),
+                    old.store.path.display()
+                );
+            }
+            if new.log.level != old.log.level || new.log.format != old.log.format {
+                tracing::warn!("[log] changed; it applies when the daemon is restarted");
+            }
+            let rescheduled = schedule_changed(&old.schedule, &new.schedule);
+            let new = Arc::new(new);
+            *shared
+                .config
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&new);
+            if rescheduled {
+                schedule.stop().await;
+                *schedule = Schedule::start(shared, &new.schedule);
+            }
+            tracing::info!(
+                rescheduled,
+                "SIGHUP: configuration reloaded{}",
+                loaded
+                    .path
+                    .map(|p| format!(" from {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    notify(&[NotifyState::Ready]);
+    shared.publish_status();
+}
+
+fn schedule_changed(old: &ScheduleConfig, new: &ScheduleConfig) -> bool {
+    old.timezone != new.timezone
+        || JOBS
+            .iter()
+            .any(|spec| (spec.schedule)(old) != (spec.schedule)(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cron(expression: &str) -> Cron {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(expression)
+            .unwrap()
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn occurrences_follow_the_zone_across_dst() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let daily = cron("0 0 8 * * *");
+        // Saturday before the spring change: 08:00 CET is 07:00 UTC ...
+        let saturday = next_occurrence(&daily, paris, utc("2026-03-27T12:00:00Z")).unwrap();
+        assert_eq!(saturday, utc("2026-03-28T07:00:00Z"));
+        // ... and on Sunday 08:00 CEST is 06:00 UTC.
+        let sunday = next_occurrence(&daily, paris, saturday).unwrap();
+        assert_eq!(sunday, utc("2026-03-29T06:00:00Z"));
+    }
+
+    #[test]
+    fn the_next_occurrence_is_strictly_after() {
+        let every_two = cron("*/2 * * * * *");
+        let at = utc("2026-01-01T00:00:02Z");
+        assert_eq!(
+            next_occurrence(&every_two, chrono_tz::UTC, at).unwrap(),
+            utc("2026-01-01T00:00:04Z")
+        );
+    }
+
+    #[test]
+    fn every_job_has_a_valid_default_schedule() {
+        let (config, _) = Config::from_toml("", &Environment::default()).unwrap();
+        for spec in JOBS {
+            let expression = (spec.schedule)(&config.schedule);
+            assert!(
+                croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Required)
+                    .build()
+                    .parse(expression)
+                    .is_ok(),
+                "{}: {expression}",
+                spec.name
+            );
+        }
+        let names: Vec<&str> = JOBS.iter().map(|spec| spec.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "job names are unique: {names:?}");
+    }
+}
