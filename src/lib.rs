@@ -5,6 +5,7 @@
 //! - `admin_api`: typed models and the HTTP client; the only code that speaks to the API.
 //! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
 //! - `telemetry`: logging setup.
+//! - `report`: the pure rendering of the compliance report (email bodies and CSVs).
 //! - `cli`: the command-line interface; `src/main.rs` only calls it.
 //!
 //! Data flows one way: `admin_api` → `snapshot` → `store` → `policy` → `remediate` / `report` →
@@ -18,6 +19,7 @@ pub mod config;
 pub mod jobs;
 pub mod output;
 pub mod policy;
+pub mod report;
 pub mod sim;
 pub mod snapshot;
 pub mod store;
