@@ -227,9 +227,7 @@ pub fn csv_files(input: &ReportInput<'_>) -> Vec<(String, Vec<u8>)> {
     let mut workspaces: Vec<&Workspace> = state.workspaces.iter().collect();
     workspaces.sort_by(|a, b| a.id.cmp(&b.id));
     let mut memberships: Vec<&WorkspaceMember> = state.workspace_members.iter().collect();
-    memberships.sort_by(|a, b| {
-        (&a.workspace_id, &a.user_id).cmp(&(&b.workspace_id, &b.user_id))
-    });
+    memberships.sort_by(|a, b| (&a.workspace_id, &a.user_id).cmp(&(&b.workspace_id, &b.user_id)));
     let mut actions: Vec<&ActionRecord> = input.actions.iter().collect();
     actions.sort_by_key(|a| a.id);
 
@@ -337,10 +335,13 @@ fn is_breaking(c: char) -> bool {
 /// shown as U+FFFD, at most `max` characters (the last one `…` when cut). Emoji and other
 /// printable characters are kept as they are.
 pub fn clean(text: &str, max: usize) -> String {
-    let mut chars = text
-        .chars()
-        .filter(|c| !is_bidi_control(*c))
-        .map(|c| if is_breaking(c) { '\u{FFFD}' } else { c });
+    let mut chars = text.chars().filter(|c| !is_bidi_control(*c)).map(|c| {
+        if is_breaking(c) {
+            '\u{FFFD}'
+        } else {
+            c
+        }
+    });
     let mut out = String::new();
     let mut count = 0;
     while let Some(c) = chars.next() {
@@ -439,7 +440,9 @@ const RULE_COLUMNS: &[&str] = &[
     "rule", "status", "critical", "high", "medium", "low", "open", "new", "exempted", "resolved",
 ];
 
-const FINDING_COLUMNS: &[&str] = &["severity", "status", "rule", "subject", "action", "evidence"];
+const FINDING_COLUMNS: &[&str] = &[
+    "severity", "status", "rule", "subject", "action", "evidence",
+];
 
 fn severity_index(severity: Severity) -> usize {
     match severity {
@@ -739,7 +742,10 @@ impl<'a> View<'a> {
         let not_evaluated = self.not_evaluated();
         if !not_evaluated.is_empty() {
             out.push('\n');
-            let _ = writeln!(out, "NOT EVALUATED (their findings are missing from this report)");
+            let _ = writeln!(
+                out,
+                "NOT EVALUATED (their findings are missing from this report)"
+            );
             for (rule, reason) in not_evaluated {
                 let _ = writeln!(out, "- {rule}: {}", clean(reason, TEXT_VALUE_MAX));
             }
