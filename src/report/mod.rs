@@ -964,6 +964,7 @@ fn severity_colour(text: &str) -> Option<&'static str> {
 }
 
 /// A simple inline-styled table; every cell is a user value (cleaned, escaped, in `<bdi>`).
+/// One cell a line, so that no line comes near the 998-octet limit of SMTP.
 /// `severity_column` is coloured; `last_row_total` makes the last row bold.
 fn html_table(
     out: &mut String,
@@ -973,18 +974,18 @@ fn html_table(
     last_row_total: bool,
 ) {
     const CELL: &str = "border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top";
-    out.push_str("<table style=\"border-collapse:collapse;margin:0 0 8px\">\n<tr>");
+    out.push_str("<table style=\"border-collapse:collapse;margin:0 0 8px\">\n<tr>\n");
     for column in columns {
         let _ = write!(
             out,
-            "<th style=\"{CELL};background:#f2f2f2\">{}</th>",
+            "<th style=\"{CELL};background:#f2f2f2\">{}</th>\n",
             escape_html(column)
         );
     }
     out.push_str("</tr>\n");
     for (idx, row) in rows.iter().enumerate() {
         let bold = last_row_total && idx + 1 == rows.len();
-        out.push_str("<tr>");
+        out.push_str("<tr>\n");
         for (col, cell) in row.iter().enumerate() {
             let mut style = CELL.to_owned();
             if bold {
@@ -995,7 +996,7 @@ fn html_table(
                     let _ = write!(style, ";color:{colour};font-weight:bold");
                 }
             }
-            let _ = write!(out, "<td style=\"{style}\">{}</td>", html_value(cell));
+            let _ = write!(out, "<td style=\"{style}\">{}</td>\n", html_value(cell));
         }
         out.push_str("</tr>\n");
     }

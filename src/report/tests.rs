@@ -1040,6 +1040,9 @@ fn html_body_is_escaped_and_isolated() {
         "10 KB name not cut"
     );
     assert!(html.contains("🚀"));
+    // No line near SMTP's 998-octet limit, whatever the data.
+    let longest = html.lines().map(str::len).max().unwrap();
+    assert!(longest < 998, "{longest}");
     // Only our own tags: every '<' starts one of them.
     let allowed = [
         "<!DOCTYPE html>",
