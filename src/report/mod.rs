@@ -976,9 +976,9 @@ fn html_table(
     const CELL: &str = "border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top";
     out.push_str("<table style=\"border-collapse:collapse;margin:0 0 8px\">\n<tr>\n");
     for column in columns {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<th style=\"{CELL};background:#f2f2f2\">{}</th>\n",
+            "<th style=\"{CELL};background:#f2f2f2\">{}</th>",
             escape_html(column)
         );
     }
@@ -996,7 +996,7 @@ fn html_table(
                     let _ = write!(style, ";color:{colour};font-weight:bold");
                 }
             }
-            let _ = write!(out, "<td style=\"{style}\">{}</td>\n", html_value(cell));
+            let _ = writeln!(out, "<td style=\"{style}\">{}</td>", html_value(cell));
         }
         out.push_str("</tr>\n");
     }
