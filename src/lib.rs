@@ -7,6 +7,7 @@
 //! - `mail`: building messages, SMTP or file delivery, and the durable outbox; the only code
 //!   that speaks SMTP.
 //! - `telemetry`: logging setup.
+//! - `report`: the pure rendering of the compliance report (email bodies and CSVs).
 //! - `cli`: the command-line interface; `src/main.rs` only calls it.
 //!
 //! Data flows one way: `admin_api` → `snapshot` → `store` → `policy` → `remediate` / `report` →
@@ -23,6 +24,7 @@ pub mod mail;
 pub mod output;
 pub mod policy;
 pub mod remediate;
+pub mod report;
 pub mod sim;
 pub mod snapshot;
 pub mod status;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::admin_api::models::{ApiKey, Invite, User, Workspace, WorkspaceMember};
 use crate::snapshot::Change;
-use crate::store::{ts, RunRecord};
+use crate::store::{ts, ActionRecord, FindingRecord, RunRecord};
 
 /// The `--format` of list commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,6 +23,14 @@ pub enum Format {
 pub trait Tabular: Serialize {
     const COLUMNS: &'static [&'static str];
     fn cells(&self) -> Vec<String>;
+}
+
+/// Borrowed rows render like owned ones, so callers can sort references instead of cloning.
+impl<T: Tabular + ?Sized> Tabular for &T {
+    const COLUMNS: &'static [&'static str] = T::COLUMNS;
+    fn cells(&self) -> Vec<String> {
+        (**self).cells()
+    }
 }
 
 /// Renders rows in the chosen format.
@@ -275,7 +283,7 @@ impl Tabular for RunRecord {
     }
 }
 
-impl Tabular for crate::store::FindingRecord {
+impl Tabular for FindingRecord {
     const COLUMNS: &'static [&'static str] = &[
         "rule",
         "severity",
@@ -304,6 +312,43 @@ impl Tabular for crate::store::FindingRecord {
             ts(&self.first_seen),
             ts(&self.last_seen),
             self.resolved_at.as_ref().map(ts).unwrap_or_default(),
+        ]
+    }
+}
+
+impl Tabular for ActionRecord {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "run_id",
+        "action",
+        "subject_kind",
+        "subject_id",
+        "subject",
+        "finding",
+        "status",
+        "reason",
+        "http_status",
+        "request_id",
+        "before",
+        "planned_at",
+        "finished_at",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.run_id.to_string(),
+            self.action.as_str().to_owned(),
+            self.subject_kind.as_str().to_owned(),
+            self.subject_id.clone(),
+            self.subject.clone(),
+            self.finding.clone(),
+            self.status.as_str().to_owned(),
+            opt(&self.reason),
+            opt(&self.http_status),
+            opt(&self.request_id),
+            opt(&self.before),
+            ts(&self.planned_at),
+            self.finished_at.as_ref().map(ts).unwrap_or_default(),
         ]
     }
 }
