@@ -71,6 +71,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Write the report CSVs for the latest complete snapshot; with --send also queue the email
+    /// in the outbox and deliver it.
+    Report {
+        /// Directory for the CSVs (default: a new directory under report.out_dir).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        send: bool,
+    },
+    /// Run the whole cycle twice against a built-in simulated organization (no key, no network).
+    Demo(crate::demo::DemoArgs),
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -178,6 +189,44 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Status { format } => {
             with_config(cli.config, |c| async move { status_command(&c, format) }).await
+        }
+        Command::Report { out, send } => {
+            with_config(cli.config, |c| async move {
+                let mut store = open_writer(&c, "orgwarden report")?;
+                let summary = crate::jobs::report_job(&c, &mut store, out.as_deref(), send).await?;
+                println!("{}", summary.subject);
+                for file in &summary.files {
+                    println!("wrote {}", file.display());
+                }
+                if let (Some(id), Some(outbox)) = (&summary.message_id, &summary.outbox) {
+                    println!(
+                        "email {id}: {} sent, {} waiting in the outbox for a retry",
+                        outbox.sent, outbox.retrying
+                    );
+                    for error in &outbox.errors {
+                        eprintln!("  - {error}");
+                    }
+                    if outbox.sent == 0 {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        Command::Demo(args) => {
+            // The summary says what matters; guard trips are in it, not in log lines.
+            crate::telemetry::init("off", config::LogFormat::Text);
+            match crate::demo::demo_command(args).await {
+                Ok(summary) => {
+                    print!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("orgwarden demo: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::History { format } => {
             with_config(cli.config, |c| async move { history_command(&c, format) }).await

@@ -70,12 +70,26 @@ pub struct JobSpec {
 /// The scheduled jobs. To add one, write an `async fn(&Config, &mut Store) -> anyhow::Result<T>`
 /// in `jobs.rs` whose summary `T` implements `Display`, and add one line here, e.g.
 /// `job("report", |s| &s.report, false, |c, s| summarized(jobs::report_job(c, s))),`.
-pub const JOBS: &[JobSpec] = &[job(
-    "audit",
-    |s| &s.audit,
-    true,
-    |c, s| summarized(jobs::audit_cycle(c, s)),
-)];
+pub const JOBS: &[JobSpec] = &[
+    job(
+        "audit",
+        |s| &s.audit,
+        true,
+        |c, s| summarized(jobs::audit_cycle(c, s)),
+    ),
+    job(
+        "report",
+        |s| &s.report,
+        false,
+        |c, s| summarized(jobs::scheduled_report(c, s)),
+    ),
+    job(
+        "outbox",
+        |s| &s.outbox,
+        false,
+        |c, s| summarized(jobs::outbox_job(c, s)),
+    ),
+];
 
 /// Builds a [`JobSpec`] (keeps each line of [`JOBS`] short).
 pub const fn job(
@@ -113,6 +127,34 @@ impl Display for jobs::CycleSummary {
             c.workspace_members,
             c.api_keys
         )?;
+        let audit = &self.cleanup.audit.result;
+        write!(
+            f,
+            "; {} findings ({} new, {} resolved)",
+            audit.findings.len() - audit.n_resolved,
+            audit.n_new,
+            audit.n_resolved
+        )?;
+        let plan = &self.cleanup.plan;
+        write!(
+            f,
+            "; remediation {}: {} planned, {} eligible",
+            plan.mode.as_str(),
+            plan.actions.len(),
+            plan.eligible().count()
+        )?;
+        if self.cleanup.applied {
+            let ok = self
+                .cleanup
+                .executed
+                .iter()
+                .filter(|e| e.status == crate::store::ActionStatus::Succeeded)
+                .count();
+            write!(f, ", {ok} done of {}", self.cleanup.executed.len())?;
+        }
+        if !plan.guard_findings.is_empty() {
+            write!(f, "; {} guards tripped", plan.guard_findings.len())?;
+        }
         if self.pruned_runs > 0 || self.pruned_versions > 0 {
             write!(
                 f,
@@ -121,6 +163,32 @@ impl Display for jobs::CycleSummary {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Display for jobs::ReportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "report of snapshot run {} written to {}",
+            self.run_id,
+            self.out_dir.display()
+        )?;
+        if let Some(outbox) = &self.outbox {
+            write!(f, "; email ")?;
+            Display::fmt(outbox, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for crate::mail::OutboxSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tried, {} sent, {} retrying, {} failed",
+            self.attempted, self.sent, self.retrying, self.failed
+        )
     }
 }
 

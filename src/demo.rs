@@ -230,11 +230,26 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
     );
     out.push_str(&render(Format::Table, &second.plan));
 
+    for guard in store
+        .findings(true)?
+        .iter()
+        .filter(|f| f.rule == crate::policy::REMEDIATION_GUARD)
+    {
+        let _ = writeln!(out, "Guard: {}", guard.evidence);
+    }
+
     let _ = writeln!(out, "\nFiles written:");
     let _ = writeln!(out, "  configuration  {}", config_path.display());
     let _ = writeln!(out, "  database       {}", config.store.path.display());
     for path in first.files.iter().chain(&second.files) {
         let _ = writeln!(out, "  report         {}", path.display());
+    }
+    let mut emails: Vec<PathBuf> = std::fs::read_dir(dir.join("outbox"))
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    emails.sort();
+    for path in emails {
+        let _ = writeln!(out, "  email          {}", path.display());
     }
     let _ = writeln!(
         out,

@@ -259,3 +259,176 @@ pub async fn cleanup_job(
         reconciled,
     })
 }
+
+/// What one report wrote and sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportSummary {
+    pub run_id: i64,
+    pub subject: String,
+    pub out_dir: std::path::PathBuf,
+    pub files: Vec<std::path::PathBuf>,
+    /// The queued message, when the report was sent.
+    pub message_id: Option<String>,
+    pub outbox: Option<crate::mail::OutboxSummary>,
+}
+
+/// Turns the stored rule outcomes (JSON) back into outcomes with the policy's static rule ids.
+fn stored_rule_outcomes(rules: &serde_json::Value) -> Vec<crate::policy::RuleOutcome> {
+    use crate::policy::{RuleOutcome, RuleStatus, RULE_IDS};
+    let Some(list) = rules.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|o| {
+            let name = o["rule"].as_str()?;
+            let rule = *RULE_IDS.iter().find(|r| **r == name)?;
+            let status = match o["status"].as_str()? {
+                "evaluated" => RuleStatus::Evaluated,
+                "disabled" => RuleStatus::Disabled,
+                _ => RuleStatus::NotEvaluated(o["reason"].as_str().unwrap_or("").to_owned()),
+            };
+            Some(RuleOutcome {
+                rule,
+                status,
+                n_findings: o["n_findings"].as_u64().unwrap_or(0) as usize,
+            })
+        })
+        .collect()
+}
+
+/// Writes the report of the latest complete snapshot (auditing it first if needed) into `out`
+/// (default: a new directory under `report.out_dir`) and, when `send` is set and `[mail]` has
+/// recipients, stores the email in the outbox and tries to deliver it.
+///
+/// "Since the last report" (changes, resolved findings, actions) is measured from the previous
+/// report; the first report has no changes and lists every resolved finding.
+pub async fn report_job(
+    config: &Config,
+    store: &mut Store,
+    out: Option<&Path>,
+    send: bool,
+) -> anyhow::Result<ReportSummary> {
+    let latest = store
+        .latest_complete(None)?
+        .context("no complete snapshot yet; run `orgwarden snapshot` first")?;
+    if store.last_audited_run()? != Some(latest.id) {
+        audit_job(config, store, Some(latest.id))?;
+    }
+    let state = store.state_at(latest.id)?;
+    let previous = store.last_report()?;
+    let since = previous.as_ref().map(|r| r.generated_at);
+    let mut findings = store.findings(true)?;
+    findings
+        .extend(store.findings_resolved_since(since.unwrap_or(chrono::DateTime::<Utc>::MIN_UTC))?);
+    let rules = store
+        .audits(1)?
+        .first()
+        .map(|a| stored_rule_outcomes(&a.rules))
+        .unwrap_or_default();
+    let (changes, changes_since) = match &previous {
+        Some(report) => match store.state_at(report.run_id) {
+            Ok(before) => (
+                crate::snapshot::diff(&before, &state),
+                Some(before.taken_at),
+            ),
+            // Retention removed that snapshot: no diff rather than a wrong one.
+            Err(_) => (Vec::new(), None),
+        },
+        None => (Vec::new(), None),
+    };
+    let actions = store.actions_since(since)?;
+    let generated_at = Utc::now();
+    let rendered = crate::report::render(&crate::report::ReportInput {
+        state: &state,
+        findings: &findings,
+        rules: &rules,
+        changes: &changes,
+        changes_since,
+        actions: &actions,
+        top_n: config.report.top_findings,
+        generated_at,
+    });
+
+    let out_dir = match out {
+        Some(dir) => dir.to_owned(),
+        None => config.report.out_dir.join(format!(
+            "{}-run-{}",
+            generated_at.format("%Y%m%dT%H%M%SZ"),
+            latest.id
+        )),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
+    let mut files = Vec::new();
+    for (name, bytes) in &rendered.files {
+        let path = out_dir.join(name);
+        let tmp = out_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+    }
+
+    let mut message_id = None;
+    let mut outbox = None;
+    if send {
+        let mail = config
+            .mail
+            .as_ref()
+            .filter(|m| !m.to.is_empty())
+            .context("mail.to is empty: nowhere to send the report (set [mail] to and from)")?;
+        let outgoing = crate::mail::Outgoing {
+            subject: rendered.subject.clone(),
+            text: rendered.text.clone(),
+            html: rendered.html.clone(),
+            attachments: rendered
+                .files
+                .iter()
+                .map(|(name, bytes)| crate::mail::Attachment {
+                    filename: name.clone(),
+                    content_type: "text/csv; charset=utf-8".to_owned(),
+                    bytes: bytes.clone(),
+                })
+                .collect(),
+        };
+        let id = format!(
+            "report-{}-run-{}",
+            generated_at.format("%Y%m%dT%H%M%S%.6fZ"),
+            latest.id
+        );
+        let (_, summary) =
+            crate::mail::enqueue_and_flush(mail, store, &outgoing, &id, generated_at).await?;
+        message_id = Some(id);
+        outbox = Some(summary);
+    }
+    store.record_report(
+        latest.id,
+        generated_at,
+        message_id.as_deref(),
+        Some(&out_dir.display().to_string()),
+    )?;
+    Ok(ReportSummary {
+        run_id: latest.id,
+        subject: rendered.subject,
+        out_dir,
+        files,
+        message_id,
+        outbox,
+    })
+}
+
+/// The scheduled report: sent when `[mail]` has recipients, else only written.
+pub async fn scheduled_report(config: &Config, store: &mut Store) -> anyhow::Result<ReportSummary> {
+    let send = config.mail.as_ref().is_some_and(|m| !m.to.is_empty());
+    report_job(config, store, None, send).await
+}
+
+/// Delivers every outbox message whose retry time has come.
+pub async fn outbox_job(
+    config: &Config,
+    store: &mut Store,
+) -> anyhow::Result<crate::mail::OutboxSummary> {
+    match &config.mail {
+        Some(mail) => crate::mail::flush_outbox(mail, store, Utc::now()).await,
+        None => Ok(crate::mail::OutboxSummary::default()),
+    }
+}

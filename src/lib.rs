@@ -19,6 +19,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod jobs;
 pub mod mail;
 pub mod output;
