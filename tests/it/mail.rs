@@ -20,10 +20,10 @@ const PASSWORD: &str = "s3cret-smtp-pa55word";
 // ---- A recording SMTP server ------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
-struct Received {
-    from: String,
-    to: Vec<String>,
-    data: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) from: String,
+    pub(crate) to: Vec<String>,
+    pub(crate) data: Vec<u8>,
 }
 
 #[derive(Clone, Default)]
@@ -84,25 +84,25 @@ impl Recorder {
     }
 }
 
-struct Smtp {
-    port: u16,
+pub(crate) struct Smtp {
+    pub(crate) port: u16,
     inbox: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Smtp {
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.inbox.lock().unwrap().clone()
     }
 }
 
 #[derive(Default)]
-struct ServerOptions<'a> {
+pub(crate) struct ServerOptions<'a> {
     /// Offer STARTTLS with this certificate.
-    starttls: Option<&'a Pki>,
-    login: Option<(&'a str, &'a str)>,
-    reject: Option<&'a str>,
+    pub(crate) starttls: Option<&'a Pki>,
+    pub(crate) login: Option<(&'a str, &'a str)>,
+    pub(crate) reject: Option<&'a str>,
     /// Listen on this port instead of an ephemeral one.
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
 }
 
 fn install_crypto() {
@@ -111,7 +111,7 @@ fn install_crypto() {
 }
 
 /// Starts a mailin-embedded server on 127.0.0.1 in a thread (it lives until the tests end).
-fn smtp_server(options: ServerOptions<'_>) -> Smtp {
+pub(crate) fn smtp_server(options: ServerOptions<'_>) -> Smtp {
     install_crypto();
     let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -142,7 +142,7 @@ fn smtp_server(options: ServerOptions<'_>) -> Smtp {
 }
 
 /// A port nothing listens on (yet).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -153,7 +153,7 @@ fn free_port() -> u16 {
 // ---- Certificates -------------------------------------------------------------------------------
 
 /// A test CA and a server certificate it signed for localhost and 127.0.0.1.
-struct Pki {
+pub(crate) struct Pki {
     _dir: tempfile::TempDir,
     ca_pem: PathBuf,
     cert_pem: PathBuf,

@@ -1,0 +1,70 @@
+//! `orgwarden demo`: runs with no key, no network and no configuration, and writes what it says.
+
+use std::process::Command;
+
+use mail_parser::MessageParser;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_demo_writes_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(bin());
+    command
+        .current_dir(dir.path())
+        .arg("demo")
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ORGWARDEN_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    let (code, out, err) = run(command).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in [
+        "Cycle 1",
+        "Cycle 2",
+        "Findings by rule",
+        "privilege_escalation",
+        "orphaned_keys",
+        "What changed",
+        "role_changed",
+        "left",
+        "expired",
+        "Cleanup plan",
+        "dry-run",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // Every path it lists exists, under ./orgwarden-demo/.
+    let base = dir.path().join("orgwarden-demo").canonicalize().unwrap();
+    let listed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            ["configuration", "database", "report", "email"]
+                .iter()
+                .find_map(|k| l.strip_prefix(k))
+                .map(str::trim)
+        })
+        .collect();
+    assert!(listed.len() >= 2 + 16 + 2, "{listed:?}");
+    for path in &listed {
+        let path = std::path::Path::new(path);
+        assert!(path.starts_with(&base), "{}", path.display());
+        assert!(path.exists(), "{} listed but missing", path.display());
+    }
+    let emails: Vec<_> = listed.iter().filter(|p| p.ends_with(".eml")).collect();
+    assert_eq!(emails.len(), 2, "one email per cycle");
+    for eml in emails {
+        let bytes = std::fs::read(eml).unwrap();
+        let message = MessageParser::default().parse(&bytes).unwrap();
+        assert!(message.subject().unwrap().contains("open finding"));
+        assert_eq!(message.attachments().count(), 8);
+    }
+    // A second run starts from a clean slate and succeeds too.
+    let mut again = Command::new(bin());
+    again
+        .current_dir(dir.path())
+        .arg("demo")
+        .env_remove("ANTHROPIC_ADMIN_KEY");
+    let (code, out, err) = run(again).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+}
