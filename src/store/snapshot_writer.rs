@@ -166,6 +166,12 @@ impl SnapshotWriter {
             organization: None,
             current: Vec::new(),
         };
+        // A snapshot's transaction can dirty tens of megabytes; a larger page cache keeps SQLite
+        // from spilling pages to the WAL mid-transaction (and rewriting them later).
+        writer
+            .conn
+            .execute_batch("PRAGMA cache_size = -32768;")
+            .map_err(|e| writer.err(e))?;
         // Every later statement is part of this one transaction until `finish`.
         writer
             .conn
