@@ -3,11 +3,15 @@
 //! # Layout
 //! - `config`: the TOML file and environment, validated into typed values.
 //! - `admin_api`: typed models and the HTTP client; the only code that speaks to the API.
-//! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
+//! - `snapshot`: reading the whole organization; `OrgState` and the pure `diff`.
+//! - `store`: SQLite (history, findings, outbox, actions); the only code that writes SQL.
+//! - `policy`: the pure audit rules; `remediate`: the pure plan and its execution.
+//! - `report`: the pure rendering of the compliance report (email bodies and CSVs).
 //! - `mail`: building messages, SMTP or file delivery, and the durable outbox; the only code
 //!   that speaks SMTP.
-//! - `telemetry`: logging setup.
-//! - `report`: the pure rendering of the compliance report (email bodies and CSVs).
+//! - `jobs`: the job functions; `daemon`: `orgwarden run`; `status`, `demo`, `bench`.
+//! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
+//! - `output`, `telemetry`: presentation and logging.
 //! - `cli`: the command-line interface; `src/main.rs` only calls it.
 //!
 //! Data flows one way: `admin_api` → `snapshot` → `store` → `policy` → `remediate` / `report` →
