@@ -20,6 +20,8 @@ pub struct Status {
     /// New and open findings (exempted ones excluded) by severity.
     pub open_findings: BTreeMap<String, usize>,
     pub exempted_findings: usize,
+    /// Messages waiting in the mail outbox, sent, and failed for good.
+    pub outbox: crate::store::OutboxCounts,
     /// Next times of each scheduled job, in the configured timezone.
     pub next: BTreeMap<String, Option<String>>,
     /// Healthy: a complete snapshot no older than twice the audit period.
@@ -69,6 +71,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
             exempted += 1;
         }
     }
+    let outbox = store.outbox_counts()?;
     let s = &config.schedule;
     let mut next = BTreeMap::new();
     for (job, expr) in [
@@ -99,6 +102,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         last_complete_age_secs: age.map(|a| a.num_seconds()),
         open_findings,
         exempted_findings: exempted,
+        outbox,
         next,
         healthy: problem.is_none(),
         problem,
@@ -152,6 +156,17 @@ pub fn render_text(status: &Status) -> String {
             format!(" ({})", by.join(", "))
         },
         status.exempted_findings
+    );
+    let o = &status.outbox;
+    let _ = writeln!(
+        out,
+        "outbox: {} pending{}, {} sent, {} failed",
+        o.pending,
+        o.oldest_pending
+            .map(|t| format!(" (oldest from {})", crate::store::ts(&t)))
+            .unwrap_or_default(),
+        o.sent,
+        o.failed
     );
     for (job, next) in &status.next {
         let _ = writeln!(out, "next {job}: {}", next.as_deref().unwrap_or("never"));

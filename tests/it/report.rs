@@ -171,6 +171,9 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["status"], "pending");
+    let (_, status, _) = run(orgwarden(&config, &["status", "--format", "json"])).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["outbox"]["pending"], 1, "{status:#}");
 
     // The server comes up: one retry delivers it, a second one has nothing to do.
     let smtp = smtp_server(ServerOptions {
@@ -185,6 +188,10 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
     let (_, list, _) = run(orgwarden(&config, &["outbox", "--format", "json"])).await;
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["status"], "sent");
+    let (_, status, _) = run(orgwarden(&config, &["status", "--format", "json"])).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["outbox"]["pending"], 0);
+    assert_eq!(status["outbox"]["sent"], 1);
 }
 
 #[tokio::test]
