@@ -139,13 +139,25 @@ impl Store {
         self.select_actions("WHERE planned_at > ?1 ORDER BY id", [since])
     }
 
-    /// (finding fingerprint, action) of every action that succeeded.
+    /// (finding fingerprint, action) of every action that succeeded during the current
+    /// occurrence of its finding: after the finding was (last) first seen. A finding that was
+    /// resolved and came back is a new occurrence, and may be acted on again.
     pub fn succeeded_actions(&self) -> Result<HashSet<(String, Action)>> {
-        Ok(self
-            .select_actions("WHERE status = 'succeeded'", [])?
-            .into_iter()
-            .map(|a| (a.finding, a.action))
-            .collect())
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.finding, a.action FROM actions a JOIN findings f \
+                   ON f.fingerprint = a.finding \
+                 WHERE a.status = 'succeeded' AND a.planned_at >= f.first_seen",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, from_text::<Action>(row.get(1)?)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<HashSet<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     fn select_actions<P: rusqlite::Params>(

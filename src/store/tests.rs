@@ -494,3 +494,57 @@ fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
     );
     writer.conn.execute_batch("ROLLBACK").unwrap();
 }
+
+#[test]
+fn a_finding_that_comes_back_may_be_acted_on_again() {
+    use crate::policy::{Action, SubjectKind, ORPHANED_KEYS};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let members = vec![user("user_a", "user")];
+    let key = || finding(ORPHANED_KEYS, "apikey_k");
+    let fingerprint = key().fingerprint();
+    let r1 = snapshot(&store, &members, &[]);
+    store
+        .record_audit(r1, t(1), &evaluation(vec![key()], &[]), t(1))
+        .unwrap();
+    let new = NewAction {
+        run_id: r1,
+        action: Action::DeactivateKey,
+        subject_kind: SubjectKind::ApiKey,
+        subject_id: "apikey_k",
+        subject: "key apikey_k",
+        finding: &fingerprint,
+        before: Some("{}"),
+    };
+    let id = store
+        .action_planned(&new, t(1) + chrono::Duration::minutes(5))
+        .unwrap();
+    store
+        .action_finished(
+            id,
+            &ActionOutcome {
+                status: ActionStatus::Succeeded,
+                reason: None,
+                http_status: Some(200),
+                request_id: Some("req_1".into()),
+            },
+            t(1) + chrono::Duration::minutes(5),
+        )
+        .unwrap();
+    let done = store.succeeded_actions().unwrap();
+    assert!(done.contains(&(fingerprint.clone(), Action::DeactivateKey)));
+
+    // Resolved (someone reactivated the key later, say) and back: a new occurrence.
+    let r2 = snapshot(&store, &members, &[]);
+    store
+        .record_audit(r2, t(2), &evaluation(vec![], &[]), t(2))
+        .unwrap();
+    let r3 = snapshot(&store, &members, &[]);
+    store
+        .record_audit(r3, t(3), &evaluation(vec![key()], &[]), t(3))
+        .unwrap();
+    assert!(store.succeeded_actions().unwrap().is_empty());
+    let trail = store.actions_since(None).unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].request_id.as_deref(), Some("req_1"));
+}
