@@ -226,17 +226,9 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
 
     let _ = writeln!(
         out,
-        "\nCleanup plan (dry-run: nothing was changed; `blocked_by` names the first guard that holds each action back):"
+        "\nCleanup plan (dry-run: nothing was changed; `blocked_by` lists every guard that holds an action back, `cleanup --format json` says why):"
     );
     out.push_str(&render(Format::Table, &second.plan));
-
-    for guard in store
-        .findings(true)?
-        .iter()
-        .filter(|f| f.rule == crate::policy::REMEDIATION_GUARD)
-    {
-        let _ = writeln!(out, "Guard: {}", guard.evidence);
-    }
 
     let _ = writeln!(out, "\nFiles written:");
     let _ = writeln!(out, "  configuration  {}", config_path.display());

@@ -371,7 +371,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject.clone(),
             self.rule.to_owned(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
-            self.blocked_by().unwrap_or_default(),
+            self.failing_guards(),
         ]
     }
 }

@@ -81,8 +81,10 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
     ] {
         next.insert(
             job.to_owned(),
-            next_occurrence(expr, s.timezone, now)
-                .map(|t| t.with_timezone(&s.timezone).to_rfc3339()),
+            next_occurrence(expr, s.timezone, now).map(|t| {
+                t.with_timezone(&s.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }),
         );
     }
     let limit = period(&s.audit, s.timezone, now).map(|p| p * 2);

@@ -17,6 +17,9 @@
 //! - `grace`: the finding was seen in at least `min_consecutive_snapshots` snapshots;
 //! - `population_drop`: members or keys did not drop by more than `max_population_drop` since
 //!   the previous complete snapshot (else nothing runs at all this time);
+//!
+//! In `enforce`, a tripped population-drop or blast-radius guard also raises a critical
+//! `remediation_guard` finding; in `dry-run` the plan's verdicts show it and nothing is raised.
 //! - `blast_radius`: the eligible actions of one kind are at most `max_actions_per_run` and at
 //!   most `max_fraction` of that kind's population (at least one is always allowed), else none
 //!   of that kind runs;
@@ -69,6 +72,16 @@ pub struct PlannedAction {
 }
 
 impl PlannedAction {
+    /// The names of every guard that failed, comma-separated (empty when eligible).
+    pub fn failing_guards(&self) -> String {
+        self.verdicts
+            .iter()
+            .filter(|v| !v.pass)
+            .map(|v| v.guard)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The first guard that failed, as `guard: detail`.
     pub fn blocked_by(&self) -> Option<String> {
         self.verdicts
@@ -351,7 +364,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut seen_calls = HashSet::new();
     for action in &mut actions {
         let call = (action.action, action.subject_id.clone());
-        let passes = action.verdicts.iter().all(|v| v.pass);
+        // Judged as enforcement would, so a dry run shows the same plan.
+        let passes = action
+            .verdicts
+            .iter()
+            .filter(|v| v.guard != "mode")
+            .all(|v| v.pass);
         if passes && !seen_calls.insert(call) {
             action.verdicts.push(Verdict {
                 guard: "duplicate",
@@ -416,6 +434,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         action.eligible = action.verdicts.iter().all(|v| v.pass);
     }
 
+    // A guard finding says "enforcement was stopped"; without enforcement there is nothing to
+    // stop, and the verdicts in the plan already show what would have tripped.
+    if rc.mode != RemediationMode::Enforce {
+        guard_findings.clear();
+    }
     Plan {
         run_id: state.run_id,
         mode: rc.mode,

@@ -412,7 +412,13 @@ fn dry_run_plans_but_never_acts() {
     let mut config = config("");
     config.remediation.mode = crate::config::RemediationMode::DryRun;
     let state = state();
-    let findings = vec![stale("invite_1"), orphan("apikey_1")];
+    // Three stale invites of twenty exceed the 10% blast radius.
+    let findings = vec![
+        stale("invite_1"),
+        stale("invite_2"),
+        stale("invite_3"),
+        orphan("apikey_1"),
+    ];
     let streaks = findings.iter().map(|f| (f.fingerprint(), 2)).collect();
     let plan = plan(&PlanInput {
         config: &config,
@@ -423,18 +429,27 @@ fn dry_run_plans_but_never_acts() {
         done: &HashSet::new(),
         now: now(),
     });
-    assert_eq!(plan.actions.len(), 2);
+    assert_eq!(plan.actions.len(), 4);
     assert_eq!(plan.eligible().count(), 0);
     for action in &plan.actions {
         assert_eq!(
             action.blocked_by().unwrap(),
             "mode: remediation.mode = dry-run"
         );
-        // Every other guard passed: this is what enforcement would do.
-        assert!(action
+        // The other verdicts are what enforcement would decide.
+        let others_pass = action
             .verdicts
             .iter()
             .filter(|v| v.guard != "mode")
-            .all(|v| v.pass));
+            .all(|v| v.pass);
+        assert_eq!(
+            others_pass,
+            action.action == Action::DeactivateKey,
+            "{action:?}"
+        );
     }
+    assert!(
+        plan.guard_findings.is_empty(),
+        "nothing was stopped, so nothing is raised"
+    );
 }
