@@ -453,3 +453,45 @@ fn dry_run_plans_but_never_acts() {
         "nothing was stopped, so nothing is raised"
     );
 }
+
+#[test]
+fn dry_run_shows_the_plan_enforcement_would_make() {
+    let findings = vec![
+        orphan("apikey_1"),
+        finding(
+            DEPARTED_DOMAINS,
+            SubjectKind::ApiKey,
+            "apikey_1",
+            Action::DeactivateKey,
+        ),
+        stale("invite_1"),
+    ];
+    let streaks: HashMap<String, u32> = findings.iter().map(|f| (f.fingerprint(), 2)).collect();
+    let state = state();
+    let judge = |mode| {
+        let mut config = config("");
+        config.remediation.mode = mode;
+        let plan = plan(&PlanInput {
+            config: &config,
+            state: &state,
+            previous: None,
+            findings: &findings,
+            streaks: &streaks,
+            done: &HashSet::new(),
+            now: now(),
+        });
+        plan.actions
+            .iter()
+            .map(|a| {
+                a.verdicts
+                    .iter()
+                    .filter(|v| v.guard != "mode")
+                    .map(|v| (v.guard, v.pass))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let enforce = judge(crate::config::RemediationMode::Enforce);
+    assert_eq!(judge(crate::config::RemediationMode::DryRun), enforce);
+    assert!(enforce[1].contains(&("duplicate", false)));
+}
