@@ -482,17 +482,6 @@ fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The run to read: the one asked for, else the latest complete one.
-fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
-    match at {
-        Some(run) => Ok(run),
-        None => Ok(store
-            .latest_complete(None)?
-            .context("no complete snapshot yet; run `orgwarden snapshot` first")?
-            .id),
-    }
-}
-
 fn show_command(
     config: &Config,
     what: ShowWhat,
@@ -500,7 +489,7 @@ fn show_command(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    let state = store.state_at(resolve_run(&store, at)?)?;
+    let state = store.state_at(crate::jobs::resolve_run(&store, at)?)?;
     let text = match what {
         ShowWhat::Members => render(format, &state.members),
         ShowWhat::Invites => render(format, &state.invites),
@@ -519,7 +508,7 @@ fn diff_command(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    let to = resolve_run(&store, to)?;
+    let to = crate::jobs::resolve_run(&store, to)?;
     let from = match from {
         Some(from) => from,
         None => {

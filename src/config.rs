@@ -931,15 +931,20 @@ impl Check<'_> {
 
     fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let expr = value.unwrap_or_else(|| default.to_owned());
-        if let Err(error) = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Required)
-            .build()
-            .parse(&expr)
-        {
+        if let Err(error) = parse_cron(&expr) {
             self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
         }
         expr
     }
+}
+
+/// Parses a `[schedule]` cron expression: six fields, seconds first (`sec min hour dom mon dow`).
+/// The one parser behind validation, the daemon's schedule and `status`.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
 }
 
 /// Parses `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"500ms"` or a bare number of seconds.

@@ -355,11 +355,7 @@ impl Schedule {
         let mut loops = Vec::new();
         for (index, spec) in JOBS.iter().enumerate() {
             let expression = (spec.schedule)(schedule);
-            let cron = match croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Required)
-                .build()
-                .parse(expression)
-            {
+            let cron = match config::parse_cron(expression) {
                 Ok(cron) => cron,
                 Err(error) => {
                     // `config` validated it already; this would be a bug.
@@ -570,11 +566,7 @@ mod tests {
     use super::*;
 
     fn cron(expression: &str) -> Cron {
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Required)
-            .build()
-            .parse(expression)
-            .unwrap()
+        config::parse_cron(expression).unwrap()
     }
 
     fn utc(text: &str) -> DateTime<Utc> {
@@ -609,11 +601,7 @@ mod tests {
         for spec in JOBS {
             let expression = (spec.schedule)(&config.schedule);
             assert!(
-                croner::parser::CronParser::builder()
-                    .seconds(croner::parser::Seconds::Required)
-                    .build()
-                    .parse(expression)
-                    .is_ok(),
+                config::parse_cron(expression).is_ok(),
                 "{}: {expression}",
                 spec.name
             );

@@ -113,17 +113,20 @@ struct Evaluated {
     evaluation: crate::policy::Evaluation,
 }
 
+/// The run to read: the one asked for, else the latest complete one.
+pub fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
+    match at {
+        Some(run) => Ok(run),
+        None => Ok(store
+            .latest_complete(None)?
+            .context("no complete snapshot yet; run `orgwarden snapshot` first")?
+            .id),
+    }
+}
+
 /// Evaluates the policy over snapshot `at` (default: the latest complete one).
 fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Result<Evaluated> {
-    let run_id = match at {
-        Some(run) => run,
-        None => {
-            store
-                .latest_complete(None)?
-                .context("no complete snapshot yet; run `orgwarden snapshot` first")?
-                .id
-        }
-    };
+    let run_id = resolve_run(store, at)?;
     let state = store.state_at(run_id)?;
     let previous = match store.latest_complete(Some(run_id))? {
         Some(run) => Some(store.state_at(run.id)?),
@@ -164,10 +167,7 @@ fn record(store: &mut Store, evaluated: &Evaluated) -> anyhow::Result<AuditSumma
     )?;
     // Findings raised by remediation's guards are not the policy's, but they are open findings
     // all the same: list them with the rest.
-    let guards = store
-        .findings(true)?
-        .into_iter()
-        .filter(|f| f.rule == crate::policy::REMEDIATION_GUARD);
+    let guards = store.active_findings_of(crate::policy::REMEDIATION_GUARD)?;
     result.findings.splice(0..0, guards);
     Ok(AuditSummary {
         run_id: state.run_id,
@@ -308,13 +308,11 @@ pub async fn report_job(
     out: Option<&Path>,
     send: bool,
 ) -> anyhow::Result<ReportSummary> {
-    let latest = store
-        .latest_complete(None)?
-        .context("no complete snapshot yet; run `orgwarden snapshot` first")?;
-    if store.last_audited_run()? != Some(latest.id) {
-        audit_job(config, store, Some(latest.id))?;
+    let run_id = resolve_run(store, None)?;
+    if store.last_audited_run()? != Some(run_id) {
+        audit_job(config, store, Some(run_id))?;
     }
-    let state = store.state_at(latest.id)?;
+    let state = store.state_at(run_id)?;
     let previous = store.last_report()?;
     let since = previous.as_ref().map(|r| r.generated_at);
     let mut findings = store.findings(true)?;
@@ -354,7 +352,7 @@ pub async fn report_job(
         None => config.report.out_dir.join(format!(
             "{}-run-{}",
             generated_at.format("%Y%m%dT%H%M%SZ"),
-            latest.id
+            run_id
         )),
     };
     std::fs::create_dir_all(&out_dir)
@@ -393,7 +391,7 @@ pub async fn report_job(
         let id = format!(
             "report-{}-run-{}",
             generated_at.format("%Y%m%dT%H%M%S%.6fZ"),
-            latest.id
+            run_id
         );
         let (_, summary) =
             crate::mail::enqueue_and_flush(mail, store, &outgoing, &id, generated_at).await?;
@@ -401,13 +399,13 @@ pub async fn report_job(
         outbox = Some(summary);
     }
     store.record_report(
-        latest.id,
+        run_id,
         generated_at,
         message_id.as_deref(),
         Some(&out_dir.display().to_string()),
     )?;
     Ok(ReportSummary {
-        run_id: latest.id,
+        run_id,
         subject: rendered.subject,
         out_dir,
         files,

@@ -35,14 +35,8 @@ pub fn next_occurrence(
     tz: chrono_tz::Tz,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let cron = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(expr)
-        .ok()?;
-    cron.find_next_occurrence(&after.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let cron = crate::config::parse_cron(expr).ok()?;
+    crate::daemon::next_occurrence(&cron, tz, after).ok()
 }
 
 /// The gap between two consecutive occurrences from `after`: the job's period.

@@ -182,13 +182,13 @@ impl Finding {
     /// A stable identity across runs: the same object breaking the same rule always has the same
     /// fingerprint, whatever the evidence text says today.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.rule,
-            self.subject_kind.as_str(),
-            self.subject_id
-        )
+        fingerprint(self.rule, self.subject_kind, &self.subject_id)
     }
+}
+
+/// `rule:subject_kind:subject_id`: the identity of a finding across runs.
+pub fn fingerprint(rule: &str, subject_kind: SubjectKind, subject_id: &str) -> String {
+    format!("{rule}:{}:{subject_id}", subject_kind.as_str())
 }
 
 /// Someone earlier snapshots listed as a member and the current one does not.

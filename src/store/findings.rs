@@ -45,6 +45,9 @@ pub struct ReportRecord {
     pub out_dir: Option<String>,
 }
 
+/// How many columns `FINDING_COLUMNS` names (the index of anything selected after them).
+const FINDING_COLUMN_COUNT: usize = 12;
+
 const FINDING_COLUMNS: &str =
     "rule, severity, subject_kind, subject_id, subject, evidence, action, \
     status, first_seen, last_seen, resolved_at, controls";
@@ -202,7 +205,7 @@ impl Store {
         let mut n_new = 0;
         {
             let mut get = tx
-                .prepare("SELECT status, first_seen, last_run, consecutive FROM findings WHERE fingerprint = ?1")
+                .prepare("SELECT status, first_seen, first_run, last_run, consecutive FROM findings WHERE fingerprint = ?1")
                 .map_err(sql_err)?;
             let mut put = tx
                 .prepare(
@@ -225,22 +228,24 @@ impl Store {
                 if !seen.insert(fingerprint.clone()) {
                     continue;
                 }
-                let before: Option<(String, String, i64, i64)> = get
+                let before: Option<(String, String, i64, i64, i64)> = get
                     .query_row([&fingerprint], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                     })
                     .optional()
                     .map_err(sql_err)?;
                 let live = before.as_ref().filter(|(status, ..)| status != "resolved");
                 let (first_seen, first_run, consecutive, was_new) = match live {
                     // Re-auditing the same snapshot changes nothing about its age.
-                    Some((status, first, last_run, consecutive)) if *last_run == run_id => {
-                        (first.clone(), None, *consecutive, status == "new")
+                    Some((status, first, first_run, last_run, consecutive))
+                        if *last_run == run_id =>
+                    {
+                        (first.clone(), *first_run, *consecutive, status == "new")
                     }
-                    Some((_, first, _, consecutive)) => {
-                        (first.clone(), None, consecutive + 1, false)
+                    Some((_, first, first_run, _, consecutive)) => {
+                        (first.clone(), *first_run, consecutive + 1, false)
                     }
-                    None => (when.clone(), Some(run_id), 1, true),
+                    None => (when.clone(), run_id, 1, true),
                 };
                 let status = if finding.exemption.is_some() {
                     FindingStatus::Exempted
@@ -256,16 +261,6 @@ impl Store {
                 if let Some(reason) = &finding.exemption {
                     evidence = format!("{evidence} (exempted: {reason})");
                 }
-                let first_run = match first_run {
-                    Some(run) => run,
-                    None => tx
-                        .query_row(
-                            "SELECT first_run FROM findings WHERE fingerprint = ?1",
-                            [&fingerprint],
-                            |r| r.get(0),
-                        )
-                        .map_err(sql_err)?,
-                };
                 put.execute(params![
                     fingerprint,
                     finding.rule,
@@ -315,30 +310,15 @@ impl Store {
         {
             let mut live = tx
                 .prepare(&format!(
-                    "SELECT fingerprint, {FINDING_COLUMNS} FROM findings WHERE status != 'resolved'"
+                    "SELECT {FINDING_COLUMNS}, fingerprint FROM findings WHERE status != 'resolved'"
                 ))
                 .map_err(sql_err)?;
             let rows = live
                 .query_map([], |row| {
-                    let fingerprint: String = row.get(0)?;
-                    // Shift by one column: finding_from_row expects `rule` first.
-                    let record = FindingRecord {
-                        rule: row.get(1)?,
-                        severity: Severity::parse(&row.get::<_, String>(2)?)
-                            .unwrap_or(Severity::Medium),
-                        subject_kind: from_text(row.get(3)?)?,
-                        subject_id: row.get(4)?,
-                        subject: row.get(5)?,
-                        evidence: row.get(6)?,
-                        action: from_text(row.get(7)?)?,
-                        status: FindingStatus::Resolved,
-                        first_seen: parse_ts(&row.get::<_, String>(9)?)?,
-                        last_seen: parse_ts(&row.get::<_, String>(10)?)?,
-                        resolved_at: Some(taken_at),
-                        controls: serde_json::from_str(&row.get::<_, String>(12)?)
-                            .unwrap_or_default(),
-                    };
-                    Ok((fingerprint, record))
+                    let mut record = finding_from_row(row)?;
+                    record.status = FindingStatus::Resolved;
+                    record.resolved_at = Some(taken_at);
+                    Ok((row.get::<_, String>(FINDING_COLUMN_COUNT)?, record))
                 })
                 .map_err(sql_err)?;
             for row in rows {
@@ -390,35 +370,37 @@ impl Store {
 
     /// Every tracked finding, in reading order; `active_only` keeps new, open and exempted.
     pub fn findings(&self, active_only: bool) -> Result<Vec<FindingRecord>> {
-        let filter = if active_only {
-            "WHERE status != 'resolved'"
+        if active_only {
+            self.select_findings("WHERE status != 'resolved'", [])
         } else {
-            ""
-        };
+            self.select_findings("", [])
+        }
+    }
+
+    /// The new, open and exempted findings of one rule.
+    pub fn active_findings_of(&self, rule: &str) -> Result<Vec<FindingRecord>> {
+        self.select_findings("WHERE status != 'resolved' AND rule = ?1", [rule])
+    }
+
+    /// Findings resolved after `since` (exclusive), for "resolved since the last report".
+    pub fn findings_resolved_since(&self, since: DateTime<Utc>) -> Result<Vec<FindingRecord>> {
+        self.select_findings(
+            "WHERE status = 'resolved' AND resolved_at > ?1",
+            [ts(&since)],
+        )
+    }
+
+    fn select_findings<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<FindingRecord>> {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {FINDING_COLUMNS} FROM findings {filter}"))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], finding_from_row)
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
-        sort_findings(&mut out);
-        Ok(out)
-    }
-
-    /// Findings resolved after `since` (exclusive), for "resolved since the last report".
-    pub fn findings_resolved_since(&self, since: DateTime<Utc>) -> Result<Vec<FindingRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'resolved' AND resolved_at > ?1"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([ts(&since)], finding_from_row)
+            .query_map(params, finding_from_row)
             .map_err(|e| self.err(e))?;
         let mut out = rows
             .collect::<rusqlite::Result<Vec<_>>>()

@@ -67,12 +67,7 @@ pub struct FindingRecord {
 impl FindingRecord {
     /// `rule:subject_kind:subject_id`, the same as [`crate::policy::Finding::fingerprint`].
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.rule,
-            self.subject_kind.as_str(),
-            self.subject_id
-        )
+        crate::policy::fingerprint(&self.rule, self.subject_kind, &self.subject_id)
     }
 }
 
