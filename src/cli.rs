@@ -191,28 +191,7 @@ async fn run(cli: Cli) -> ExitCode {
             with_config(cli.config, |c| async move { status_command(&c, format) }).await
         }
         Command::Report { out, send } => {
-            with_config(cli.config, |c| async move {
-                let mut store = open_writer(&c, "orgwarden report")?;
-                let summary = crate::jobs::report_job(&c, &mut store, out.as_deref(), send).await?;
-                println!("{}", summary.subject);
-                for file in &summary.files {
-                    println!("wrote {}", file.display());
-                }
-                if let (Some(id), Some(outbox)) = (&summary.message_id, &summary.outbox) {
-                    println!(
-                        "email {id}: {} sent, {} waiting in the outbox for a retry",
-                        outbox.sent, outbox.retrying
-                    );
-                    for error in &outbox.errors {
-                        eprintln!("  - {error}");
-                    }
-                    if outbox.sent == 0 {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-            .await
+            with_config(cli.config, |c| report_command(c, out, send)).await
         }
         Command::Demo(args) => {
             // The summary says what matters; guard trips are in it, not in log lines.
@@ -474,6 +453,32 @@ fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn report_command(
+    config: Config,
+    out: Option<PathBuf>,
+    send: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut store = open_writer(&config, "orgwarden report")?;
+    let summary = crate::jobs::report_job(&config, &mut store, out.as_deref(), send).await?;
+    println!("{}", summary.subject);
+    for file in &summary.files {
+        println!("wrote {}", file.display());
+    }
+    if let (Some(id), Some(outbox)) = (&summary.message_id, &summary.outbox) {
+        println!(
+            "email {id}: {} sent, {} waiting in the outbox for a retry",
+            outbox.sent, outbox.retrying
+        );
+        for error in &outbox.errors {
+            eprintln!("  - {error}");
+        }
+        if outbox.sent == 0 {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
