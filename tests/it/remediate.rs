@@ -383,3 +383,59 @@ async fn a_crash_between_planned_and_the_call_is_reconciled() {
         "{trail:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_old_snapshot_and_an_exemption_each_hold_actions_back() {
+    let sim = sim(small()).await;
+    let s = seed(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    // The orphaned key is exempted; everything else is acted on only from a fresh snapshot.
+    let config = enforce_config(
+        dir.path(),
+        &sim,
+        "min_consecutive_snapshots = 1\nmax_snapshot_age = \"3s\"",
+        &format!(
+            "[[exemptions]]\nkey_id = \"{}\"\nreason = \"kept by the platform team\"\n",
+            s.key
+        ),
+    );
+    ok(&config, &["snapshot"]).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let before = sim.snapshot_state().to_json();
+    let stale = cleanup_json(&config, true).await;
+    assert_eq!(stale["executed"].as_array().unwrap().len(), 0, "{stale:#}");
+    for action in stale["plan"]["actions"].as_array().unwrap() {
+        let age = action["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["guard"] == "snapshot_age")
+            .unwrap();
+        assert_eq!(age["pass"], false, "{action}");
+    }
+    assert_eq!(sim.snapshot_state().to_json(), before);
+
+    // A fresh snapshot: the others run, the exempted key does not.
+    ok(&config, &["snapshot"]).await;
+    let fresh = cleanup_json(&config, true).await;
+    assert!(executed(&fresh, &s.invite).is_some(), "{fresh:#}");
+    assert!(executed(&fresh, &s.key).is_none());
+    let exempted = fresh["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["subject_id"] == s.key.as_str())
+        .expect("planned, and held back");
+    assert!(exempted["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["guard"] == "exemption" && v["pass"] == false));
+    let key = sim
+        .snapshot_state()
+        .api_keys()
+        .into_iter()
+        .find(|k| k["id"] == s.key.as_str())
+        .unwrap();
+    assert_eq!(key["status"], "active");
+}
