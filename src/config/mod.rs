@@ -1,0 +1,322 @@
+//! Configuration: a TOML file plus `ORGWARDEN__SECTION__KEY` environment overrides, parsed into a
+//! raw form and then validated into typed values.
+//!
+//! Validation never stops at the first problem: every unknown key, every wrong type and every bad
+//! value is collected and reported at once, each naming its key (`api.base_url: ...`). Secrets are
+//! `SecretString` from the moment they are read, and come from, in order: the systemd credentials
+//! directory, a `*_file` path, the environment, and (with a warning when the file is readable by
+//! others) the config file itself.
+//!
+//! # Layout
+//! - this file: the typed [`Config`] the rest of the program reads, and the problem types;
+//! - `raw`: every section exactly as written (`deny_unknown_fields`), and the schema's skeleton;
+//! - `load`: finding the file, the environment overlay, the unknown-key walker, one raw section
+//!   at a time ([`load`], [`Config::from_toml`]);
+//! - `validate`: raw sections into typed values, one function per section, every problem kept;
+//! - `secrets`: the admin key and SMTP password from their sources, as `SecretString`;
+//! - `parse`: cron expressions, durations and domains.
+
+mod load;
+mod parse;
+mod raw;
+mod secrets;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use load::{load, Environment, Loaded};
+pub use parse::{normalize_domain, parse_cron, parse_duration};
+pub use raw::known_keys;
+pub use secrets::{ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
+
+/// Where the configuration is read from when neither `--config` nor `$ORGWARDEN_CONFIG` is set.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/orgwarden/config.toml";
+
+/// One problem with the configuration, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found, in the order met.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub source_description: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({}): {} problem{}",
+            self.source_description,
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---- Validated configuration --------------------------------------------------------------------
+
+/// The validated configuration. Built only by [`load`] or [`Config::from_toml`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub rules: RulesConfig,
+    pub exemptions: Vec<Exemption>,
+    pub remediation: RemediationConfig,
+    /// `None` when no recipients are configured: reports are then only written to disk.
+    pub mail: Option<MailConfig>,
+    pub report: ReportConfig,
+    pub schedule: ScheduleConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub base_url: Url,
+    /// `None` when no source provided one; commands that call the API refuse to start.
+    pub admin_key: Option<SecretString>,
+    pub anthropic_version: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub total_deadline: Duration,
+    pub max_retries: u32,
+    pub requests_per_second: Option<f64>,
+    pub max_in_flight: usize,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub keep_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    pub stale_invites: StaleInvitesRule,
+    pub departed_domains: DepartedDomainsRule,
+    pub offboarding_roster: RosterRule,
+    pub orphaned_keys: OrphanedKeysRule,
+    pub excess_admins: ExcessAdminsRule,
+    pub privilege_escalation: PrivilegeEscalationRule,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaleInvitesRule {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub max_pending_days: u32,
+    /// Opt-in to deleting these invites when remediation is enforced.
+    pub remediate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DepartedDomainsRule {
+    pub enabled: bool,
+    pub severity: Severity,
+    /// Normalised (IDNA, lowercase) domains; subdomains match too.
+    pub departed_domains: Vec<String>,
+    /// When not empty, any other domain is a finding.
+    pub allowed_domains: Vec<String>,
+    pub remediate: bool,
+    /// Removing members is a separate, explicit opt-in.
+    pub remove_members: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RosterRule {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub roster_csv: Option<PathBuf>,
+    pub email_column: String,
+    pub last_day_column: String,
+    pub remediate: bool,
+    pub remove_members: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrphanedKeysRule {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub remediate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExcessAdminsRule {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub max_admins: u32,
+    pub max_workspace_admins: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrivilegeEscalationRule {
+    pub enabled: bool,
+    pub severity: Severity,
+}
+
+/// What an exemption matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExemptionMatch {
+    /// A member (or invite) email, compared case-insensitively.
+    Email(String),
+    KeyId(String),
+    /// A glob over key names (`*` and `?`).
+    KeyName(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Exemption {
+    pub matches: ExemptionMatch,
+    pub reason: String,
+    /// Last day the exemption holds (inclusive); `None` for ever.
+    pub until: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemediationMode {
+    Off,
+    DryRun,
+    Enforce,
+}
+
+impl RemediationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationMode::Off => "off",
+            RemediationMode::DryRun => "dry-run",
+            RemediationMode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RemediationConfig {
+    pub mode: RemediationMode,
+    pub max_snapshot_age: Duration,
+    pub min_consecutive_snapshots: u32,
+    pub max_actions_per_run: u32,
+    pub max_fraction: f64,
+    pub max_population_drop: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    Smtp {
+        host: String,
+        port: u16,
+        tls: TlsMode,
+        username: Option<String>,
+        password: Option<SecretString>,
+        timeout: Duration,
+        /// An extra PEM root certificate to trust (e.g. an internal CA), besides the system roots.
+        ca_file: Option<PathBuf>,
+    },
+    File {
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub from: lettre::message::Mailbox,
+    pub to: Vec<lettre::message::Mailbox>,
+    pub transport: MailTransport,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub out_dir: PathBuf,
+    pub top_findings: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    pub timezone: chrono_tz::Tz,
+    pub audit: String,
+    pub report: String,
+    pub outbox: String,
+    pub run_on_start: bool,
+    pub shutdown_timeout: Duration,
+}

@@ -1,0 +1,244 @@
+//! The raw configuration: every section exactly as written, before any value is checked.
+//!
+//! Each section is a `deny_unknown_fields` struct of `Option`s (no `#[serde(flatten)]`, which
+//! `config` cannot feed strings into and which `deny_unknown_fields` forbids), so that a missing
+//! key falls back to its default in validation and a present one is checked there. The structs'
+//! serialised defaults double as the schema's skeleton for the unknown-key walker and
+//! [`known_keys`]. Their names appear in type errors (`expected struct RawApi`), so they are part
+//! of `check-config`'s output.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A list written either as a TOML array or, from the environment, as `a,b,c`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(super) enum StringList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Default for StringList {
+    fn default() -> Self {
+        StringList::List(Vec::new())
+    }
+}
+
+impl StringList {
+    pub(super) fn items(&self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items.iter().map(|s| s.trim().to_owned()).collect(),
+            StringList::Text(text) => text
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+}
+
+// Raw structs deliberately do not derive Debug: they may hold an inline secret as plain text.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) api: RawApi,
+    pub(super) store: RawStore,
+    pub(super) log: RawLog,
+    pub(super) rules: RawRules,
+    pub(super) exemptions: Vec<RawExemption>,
+    pub(super) remediation: RawRemediation,
+    pub(super) mail: RawMail,
+    pub(super) report: RawReport,
+    pub(super) schedule: RawSchedule,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub(super) base_url: Option<String>,
+    pub(super) admin_key: Option<String>,
+    pub(super) admin_key_file: Option<PathBuf>,
+    pub(super) anthropic_version: Option<String>,
+    pub(super) connect_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) total_deadline: Option<String>,
+    pub(super) max_retries: Option<u32>,
+    pub(super) requests_per_second: Option<f64>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) page_size: Option<u32>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) path: Option<PathBuf>,
+    pub(super) keep_days: Option<u32>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) level: Option<String>,
+    pub(super) format: Option<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRules {
+    pub(super) stale_invites: RawStaleInvites,
+    pub(super) departed_domains: RawDepartedDomains,
+    pub(super) offboarding_roster: RawRoster,
+    pub(super) orphaned_keys: RawOrphanedKeys,
+    pub(super) excess_admins: RawExcessAdmins,
+    pub(super) privilege_escalation: RawPrivilegeEscalation,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawStaleInvites {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+    pub(super) max_pending_days: Option<u32>,
+    pub(super) remediate: Option<bool>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawDepartedDomains {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+    pub(super) departed_domains: StringList,
+    pub(super) allowed_domains: StringList,
+    pub(super) remediate: Option<bool>,
+    pub(super) remove_members: Option<bool>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRoster {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+    pub(super) roster_csv: Option<PathBuf>,
+    pub(super) email_column: Option<String>,
+    pub(super) last_day_column: Option<String>,
+    pub(super) remediate: Option<bool>,
+    pub(super) remove_members: Option<bool>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawOrphanedKeys {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+    pub(super) remediate: Option<bool>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawExcessAdmins {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+    pub(super) max_admins: Option<u32>,
+    pub(super) max_workspace_admins: Option<u32>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawPrivilegeEscalation {
+    pub(super) enabled: Option<bool>,
+    pub(super) severity: Option<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawExemption {
+    pub(super) email: Option<String>,
+    pub(super) key_id: Option<String>,
+    pub(super) key_name: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) until: Option<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawRemediation {
+    pub(super) mode: Option<String>,
+    pub(super) max_snapshot_age: Option<String>,
+    pub(super) min_consecutive_snapshots: Option<u32>,
+    pub(super) max_actions_per_run: Option<u32>,
+    pub(super) max_fraction: Option<f64>,
+    pub(super) max_population_drop: Option<f64>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub(super) from: Option<String>,
+    pub(super) to: StringList,
+    pub(super) transport: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) tls: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) timeout: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) dir: Option<PathBuf>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawReport {
+    pub(super) out_dir: Option<PathBuf>,
+    pub(super) top_findings: Option<usize>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub(super) timezone: Option<String>,
+    pub(super) audit: Option<String>,
+    pub(super) report: Option<String>,
+    pub(super) outbox: Option<String>,
+    pub(super) run_on_start: Option<bool>,
+    pub(super) shutdown_timeout: Option<String>,
+}
+
+/// The schema's skeleton: every section and key, each with its default (`null` for most).
+pub(super) fn skeleton() -> serde_json::Value {
+    serde_json::to_value(RawConfig::default()).unwrap_or_default()
+}
+
+/// The skeleton of one `[[exemptions]]` entry (the array itself is empty in [`skeleton`]).
+pub(super) fn exemption_skeleton() -> serde_json::Value {
+    serde_json::to_value(RawExemption::default()).unwrap_or_default()
+}
+
+/// Every key of the schema (`api.base_url`, ..., `exemptions.reason`), used by a test to keep
+/// `config.toml.example` complete.
+pub fn known_keys() -> BTreeSet<String> {
+    fn walk(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+        if let Some(map) = value.as_object() {
+            for (key, sub) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                if sub.is_object() {
+                    walk(sub, &path, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&skeleton(), "", &mut out);
+    out.remove("exemptions");
+    walk(&exemption_skeleton(), "exemptions", &mut out);
+    out
+}

@@ -1,0 +1,229 @@
+//! The configuration end to end: TOML and environment in, `Config` or every problem out.
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> Environment {
+    Environment {
+        vars: vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+#[test]
+fn every_problem_is_listed_at_once_with_its_key() {
+    let text = r#"
+        [api]
+        base_url = "http://api.example.com"
+        page_size = 5000
+        connect_timout = "10s"
+        [store]
+        keep_days = "many"
+        [log]
+        format = "xml"
+        [rules.stale_invites]
+        severity = "urgent"
+        [rules.departed_domains]
+        departed_domains = ["ok.example", "bad domain"]
+        [[exemptions]]
+        email = "a@example.com"
+        [remediation]
+        mode = "yolo"
+        max_fraction = 2.0
+        [schedule]
+        audit = "every hour"
+        timezone = "Mars/Olympus"
+    "#;
+    let error = Config::from_toml(text, &env(&[])).unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "api.base_url",
+        "api.page_size",
+        "api.connect_timout",
+        "store",
+        "log.format",
+        "rules.stale_invites.severity",
+        "rules.departed_domains.departed_domains",
+        "exemptions[0].reason",
+        "remediation.mode",
+        "remediation.max_fraction",
+        "schedule.audit",
+        "schedule.timezone",
+    ] {
+        assert!(keys.contains(&want), "missing {want} in {keys:?}");
+    }
+    let text = error.to_string();
+    assert!(
+        text.contains("api.base_url: must be https unless the host is loopback"),
+        "{text}"
+    );
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let text = "[api]\nbase_url = \"https://file.example\"\nmax_retries = 1\n";
+    let (config, _) = Config::from_toml(
+        text,
+        &env(&[
+            ("ORGWARDEN__API__BASE_URL", "http://127.0.0.1:9999"),
+            ("ORGWARDEN__API__MAX_RETRIES", "7"),
+            (
+                "ORGWARDEN__RULES__DEPARTED_DOMAINS__DEPARTED_DOMAINS",
+                "a.example, B.Example",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.api.base_url.as_str(), "http://127.0.0.1:9999/");
+    assert_eq!(config.api.max_retries, 7);
+    assert_eq!(
+        config.rules.departed_domains.departed_domains,
+        vec!["a.example", "b.example"]
+    );
+}
+
+#[test]
+fn unknown_environment_key_is_a_problem() {
+    let error = Config::from_toml("", &env(&[("ORGWARDEN__API__BASE_URLL", "x")])).unwrap_err();
+    assert_eq!(error.problems[0].key, "api.base_urll");
+}
+
+#[test]
+fn secret_sources_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(ADMIN_KEY_CREDENTIAL), "from-credentials\n").unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "from-file").unwrap();
+    let text = format!(
+        "[api]\nadmin_key_file = {:?}\nadmin_key = \"inline\"\n",
+        key_file.display().to_string()
+    );
+    let creds = dir.path().display().to_string();
+    let key = |vars: &[(&str, &str)], text: &str| {
+        Config::from_toml(text, &env(vars))
+            .unwrap()
+            .0
+            .api
+            .admin_key
+            .map(|k| k.expose_secret().to_owned())
+    };
+    let all = [
+        ("CREDENTIALS_DIRECTORY", creds.as_str()),
+        ("ANTHROPIC_ADMIN_KEY", "from-env"),
+    ];
+    assert_eq!(key(&all, &text).as_deref(), Some("from-credentials"));
+    assert_eq!(key(&all[1..], &text).as_deref(), Some("from-file"));
+    assert_eq!(
+        key(&all[1..], "[api]\nadmin_key = \"inline\"\n").as_deref(),
+        Some("from-env")
+    );
+    assert_eq!(
+        key(&[], "[api]\nadmin_key = \"inline\"\n").as_deref(),
+        Some("inline")
+    );
+    assert_eq!(key(&[], ""), None);
+}
+
+#[test]
+fn unreadable_secret_file_names_the_path_not_the_secret() {
+    let error = Config::from_toml(
+        "[api]\nadmin_key_file = \"/nonexistent/orgwarden-key\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(error.problems[0].key, "api.admin_key_file");
+    assert!(error.problems[0]
+        .message
+        .contains("/nonexistent/orgwarden-key"));
+}
+
+#[test]
+fn inline_secret_in_readable_file_warns_and_debug_hides_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[api]\nadmin_key = \"sk-ant-admin01-topsecret\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = load(Some(&path), &env(&[])).unwrap();
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("api.admin_key:")));
+    assert!(!format!("{:?}", loaded.config).contains("topsecret"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let loaded = load(Some(&path), &env(&[])).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[store]\npath = \"data/o.db\"\n").unwrap();
+    let loaded = load(Some(&path), &env(&[])).unwrap();
+    assert_eq!(loaded.config.store.path, dir.path().join("data/o.db"));
+}
+
+#[test]
+fn example_config_is_valid_and_complete() {
+    let example = include_str!("../../config.toml.example");
+    let (config, _) = Config::from_toml(example, &env(&[])).unwrap();
+    assert_eq!(config.remediation.mode, RemediationMode::DryRun);
+    // Every key of the schema appears in the example, commented out or not.
+    for key in known_keys() {
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(
+            example.contains(&format!("{leaf} =")),
+            "config.toml.example does not mention {key}"
+        );
+    }
+}
+
+#[test]
+fn mail_section_validation() {
+    let error = Config::from_toml(
+        "[mail]\nto = [\"not an address\"]\nhost = \"smtp.example.com\"\ntls = \"none\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, vec!["mail.to", "mail.from", "mail.tls"]);
+    let (config, _) = Config::from_toml(
+        "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com,b@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n",
+        &env(&[]),
+    )
+    .unwrap();
+    let mail = config.mail.unwrap();
+    assert_eq!(mail.to.len(), 2);
+    assert!(matches!(
+        mail.transport,
+        MailTransport::Smtp { port: 25, .. }
+    ));
+}
+
+#[test]
+fn mail_ca_file_is_relative_to_the_file_and_needs_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"smtp.example.com\"\nca_file = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let loaded = load(Some(&path), &env(&[])).unwrap();
+    match loaded.config.mail.unwrap().transport {
+        MailTransport::Smtp { ca_file, .. } => {
+            assert_eq!(ca_file, Some(dir.path().join("ca.pem")))
+        }
+        MailTransport::File { .. } => panic!("smtp expected"),
+    }
+    let error = Config::from_toml(
+        "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nca_file = \"ca.pem\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(error.problems[0].key, "mail.ca_file");
+}

@@ -1,0 +1,560 @@
+//! Validation: the raw sections into typed values, one function per section.
+//!
+//! Every function takes its raw section and a [`Check`], the shared list of problems, and always
+//! returns a value (a default where the input was wrong) so that the next section is checked
+//! too: the caller sees every problem at once, each naming its key, in the order of the file's
+//! sections. A configuration with any problem is rejected as a whole.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use url::Url;
+
+use super::parse::{normalize_domain, parse_cron, parse_duration};
+use super::raw::{
+    RawApi, RawConfig, RawExemption, RawLog, RawMail, RawRemediation, RawReport, RawRules,
+    RawSchedule, RawStore,
+};
+use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
+use super::{
+    ApiConfig, Config, DepartedDomainsRule, Environment, ExcessAdminsRule, Exemption,
+    ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport, OrphanedKeysRule,
+    PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode, ReportConfig, RosterRule,
+    RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig, TlsMode,
+};
+use crate::admin_api::check_base_url;
+
+/// Validates every section, pushing each problem found into `problems`.
+pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {
+    let check = &mut Check { problems };
+    Config {
+        api: api(raw.api, env, check),
+        store: store(raw.store, check),
+        log: log(raw.log, check),
+        rules: rules(raw.rules, check),
+        exemptions: exemptions(raw.exemptions, check),
+        remediation: remediation(raw.remediation, check),
+        mail: mail(raw.mail, env, check),
+        report: report(raw.report),
+        schedule: schedule(raw.schedule, check),
+    }
+}
+
+fn api(raw: RawApi, env: &Environment, check: &mut Check<'_>) -> ApiConfig {
+    let base_text = raw
+        .base_url
+        .unwrap_or_else(|| "https://api.anthropic.com".to_owned());
+    let base_url = match Url::parse(&base_text) {
+        Ok(url) => {
+            if let Err(why) = check_base_url(&url) {
+                check.problem("api.base_url", why);
+            }
+            url
+        }
+        Err(error) => {
+            check.problem(
+                "api.base_url",
+                format!("{base_text:?} is not a URL: {error}"),
+            );
+            // A placeholder that is never used: the configuration is rejected.
+            Url::parse("https://invalid.invalid").expect("a constant URL parses")
+        }
+    };
+    let admin_key = check.secret(
+        SecretSources {
+            key: "api.admin_key",
+            credential: ADMIN_KEY_CREDENTIAL,
+            file: raw.admin_key_file.as_deref(),
+            env_var: Some("ANTHROPIC_ADMIN_KEY"),
+            inline: raw.admin_key,
+        },
+        env,
+    );
+    let page_size = raw.page_size.unwrap_or(1000);
+    if !(1..=1000).contains(&page_size) {
+        check.problem(
+            "api.page_size",
+            format!("{page_size} must be between 1 and 1000"),
+        );
+    }
+    let max_in_flight = raw.max_in_flight.unwrap_or(4);
+    if max_in_flight == 0 || max_in_flight > 64 {
+        check.problem(
+            "api.max_in_flight",
+            format!("{max_in_flight} must be between 1 and 64"),
+        );
+    }
+    let requests_per_second = match raw.requests_per_second {
+        None => Some(20.0),
+        Some(0.0) => None,
+        Some(v) if v > 0.0 && v.is_finite() => Some(v),
+        Some(v) => {
+            check.problem(
+                "api.requests_per_second",
+                format!("{v} must be positive (0 for no limit)"),
+            );
+            None
+        }
+    };
+    ApiConfig {
+        base_url,
+        admin_key,
+        anthropic_version: raw
+            .anthropic_version
+            .unwrap_or_else(|| "2023-06-01".to_owned()),
+        connect_timeout: check.duration(
+            "api.connect_timeout",
+            raw.connect_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        request_timeout: check.duration(
+            "api.request_timeout",
+            raw.request_timeout.as_deref(),
+            Duration::from_secs(30),
+        ),
+        total_deadline: check.duration(
+            "api.total_deadline",
+            raw.total_deadline.as_deref(),
+            Duration::from_secs(120),
+        ),
+        max_retries: raw.max_retries.unwrap_or(4),
+        requests_per_second,
+        max_in_flight,
+        page_size,
+    }
+}
+
+fn store(raw: RawStore, check: &mut Check<'_>) -> StoreConfig {
+    let store = StoreConfig {
+        path: raw
+            .path
+            .unwrap_or_else(|| PathBuf::from("/var/lib/orgwarden/orgwarden.db")),
+        keep_days: raw.keep_days.unwrap_or(400),
+    };
+    if store.keep_days == 0 {
+        check.problem("store.keep_days", "must be at least 1");
+    }
+    store
+}
+
+fn log(raw: RawLog, check: &mut Check<'_>) -> LogConfig {
+    let level = raw.level.unwrap_or_else(|| "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        check.problem(
+            "log.level",
+            format!("{level:?} is not a level or filter (error, warn, info, debug, trace)"),
+        );
+    }
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            check.problem("log.format", format!("{other:?} is not one of text, json"));
+            LogFormat::Text
+        }
+    };
+    LogConfig { level, format }
+}
+
+fn rules(r: RawRules, check: &mut Check<'_>) -> RulesConfig {
+    let stale_invites = StaleInvitesRule {
+        enabled: r.stale_invites.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.stale_invites.severity",
+            r.stale_invites.severity.as_deref(),
+            Severity::Low,
+        ),
+        max_pending_days: r.stale_invites.max_pending_days.unwrap_or(7),
+        remediate: r.stale_invites.remediate.unwrap_or(false),
+    };
+    let departed_domains = DepartedDomainsRule {
+        enabled: r.departed_domains.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.departed_domains.severity",
+            r.departed_domains.severity.as_deref(),
+            Severity::High,
+        ),
+        departed_domains: check.domains(
+            "rules.departed_domains.departed_domains",
+            r.departed_domains.departed_domains.items(),
+        ),
+        allowed_domains: check.domains(
+            "rules.departed_domains.allowed_domains",
+            r.departed_domains.allowed_domains.items(),
+        ),
+        remediate: r.departed_domains.remediate.unwrap_or(false),
+        remove_members: r.departed_domains.remove_members.unwrap_or(false),
+    };
+    let offboarding_roster = RosterRule {
+        enabled: r.offboarding_roster.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.offboarding_roster.severity",
+            r.offboarding_roster.severity.as_deref(),
+            Severity::High,
+        ),
+        roster_csv: r.offboarding_roster.roster_csv,
+        email_column: r
+            .offboarding_roster
+            .email_column
+            .unwrap_or_else(|| "email".to_owned()),
+        last_day_column: r
+            .offboarding_roster
+            .last_day_column
+            .unwrap_or_else(|| "last_day".to_owned()),
+        remediate: r.offboarding_roster.remediate.unwrap_or(false),
+        remove_members: r.offboarding_roster.remove_members.unwrap_or(false),
+    };
+    let orphaned_keys = OrphanedKeysRule {
+        enabled: r.orphaned_keys.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.orphaned_keys.severity",
+            r.orphaned_keys.severity.as_deref(),
+            Severity::High,
+        ),
+        remediate: r.orphaned_keys.remediate.unwrap_or(false),
+    };
+    let excess_admins = ExcessAdminsRule {
+        enabled: r.excess_admins.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.excess_admins.severity",
+            r.excess_admins.severity.as_deref(),
+            Severity::Medium,
+        ),
+        max_admins: r.excess_admins.max_admins.unwrap_or(3),
+        max_workspace_admins: r.excess_admins.max_workspace_admins.unwrap_or(3),
+    };
+    let privilege_escalation = PrivilegeEscalationRule {
+        enabled: r.privilege_escalation.enabled.unwrap_or(true),
+        severity: check.severity(
+            "rules.privilege_escalation.severity",
+            r.privilege_escalation.severity.as_deref(),
+            Severity::High,
+        ),
+    };
+    RulesConfig {
+        stale_invites,
+        departed_domains,
+        offboarding_roster,
+        orphaned_keys,
+        excess_admins,
+        privilege_escalation,
+    }
+}
+
+fn exemptions(raw: Vec<RawExemption>, check: &mut Check<'_>) -> Vec<Exemption> {
+    let mut exemptions = Vec::new();
+    for (idx, raw_exemption) in raw.into_iter().enumerate() {
+        let key = format!("exemptions[{idx}]");
+        let given: Vec<ExemptionMatch> = [
+            raw_exemption
+                .email
+                .map(|e| ExemptionMatch::Email(e.trim().to_lowercase())),
+            raw_exemption.key_id.map(ExemptionMatch::KeyId),
+            raw_exemption.key_name.map(ExemptionMatch::KeyName),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let reason = raw_exemption.reason.unwrap_or_default();
+        if reason.trim().is_empty() {
+            check.problem(
+                &format!("{key}.reason"),
+                "is required: say why this is exempt",
+            );
+        }
+        let until = raw_exemption.until.as_deref().and_then(|text| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| {
+                    check.problem(
+                        &format!("{key}.until"),
+                        format!("{text:?} is not a date YYYY-MM-DD"),
+                    )
+                })
+                .ok()
+        });
+        match given.len() {
+            1 => exemptions.push(Exemption {
+                matches: given.into_iter().next().expect("one element"),
+                reason,
+                until,
+            }),
+            0 => check.problem(&key, "needs one of email, key_id, key_name"),
+            _ => check.problem(&key, "give only one of email, key_id, key_name"),
+        }
+    }
+    exemptions
+}
+
+fn remediation(raw: RawRemediation, check: &mut Check<'_>) -> RemediationConfig {
+    let mode = match raw.mode.as_deref() {
+        None | Some("dry-run") => RemediationMode::DryRun,
+        Some("off") => RemediationMode::Off,
+        Some("enforce") => RemediationMode::Enforce,
+        Some(other) => {
+            check.problem(
+                "remediation.mode",
+                format!("{other:?} is not one of off, dry-run, enforce"),
+            );
+            RemediationMode::DryRun
+        }
+    };
+    RemediationConfig {
+        mode,
+        max_snapshot_age: check.duration(
+            "remediation.max_snapshot_age",
+            raw.max_snapshot_age.as_deref(),
+            Duration::from_secs(7200),
+        ),
+        min_consecutive_snapshots: raw.min_consecutive_snapshots.unwrap_or(2).max(1),
+        max_actions_per_run: raw.max_actions_per_run.unwrap_or(25),
+        max_fraction: check.fraction("remediation.max_fraction", raw.max_fraction, 0.10),
+        max_population_drop: check.fraction(
+            "remediation.max_population_drop",
+            raw.max_population_drop,
+            0.20,
+        ),
+    }
+}
+
+fn mail(raw: RawMail, env: &Environment, check: &mut Check<'_>) -> Option<MailConfig> {
+    let to_items = raw.to.items();
+    let configured = !to_items.is_empty() || raw.from.is_some() || raw.host.is_some();
+    if !configured {
+        return None;
+    }
+    let to: Vec<_> = to_items
+        .iter()
+        .filter_map(|item| check.mailbox("mail.to", item))
+        .collect();
+    if to_items.is_empty() {
+        check.problem(
+            "mail.to",
+            "at least one recipient is needed when [mail] is configured",
+        );
+    }
+    let from = match raw.from.as_deref() {
+        Some(text) => check.mailbox("mail.from", text),
+        None => {
+            check.problem("mail.from", "is required when [mail] is configured");
+            None
+        }
+    };
+    let transport = match raw.transport.as_deref() {
+        None | Some("smtp") => {
+            let host = raw.host.clone().unwrap_or_default();
+            if host.is_empty() {
+                check.problem("mail.host", "is required for transport = \"smtp\"");
+            }
+            let tls = match raw.tls.as_deref() {
+                None | Some("starttls") => TlsMode::StartTls,
+                Some("tls") => TlsMode::Tls,
+                Some("none") => TlsMode::None,
+                Some(other) => {
+                    check.problem(
+                        "mail.tls",
+                        format!("{other:?} is not one of starttls, tls, none"),
+                    );
+                    TlsMode::StartTls
+                }
+            };
+            if tls == TlsMode::None && !is_loopback_host(&host) {
+                check.problem("mail.tls", "\"none\" is only allowed for a loopback mail server (127.0.0.1, ::1, localhost)");
+            }
+            let port = raw.port.unwrap_or(match tls {
+                TlsMode::StartTls => 587,
+                TlsMode::Tls => 465,
+                TlsMode::None => 25,
+            });
+            let password = check.secret(
+                SecretSources {
+                    key: "mail.password",
+                    credential: SMTP_PASSWORD_CREDENTIAL,
+                    file: raw.password_file.as_deref(),
+                    env_var: Some("ORGWARDEN_SMTP_PASSWORD"),
+                    inline: raw.password,
+                },
+                env,
+            );
+            if password.is_some() && raw.username.is_none() {
+                check.problem("mail.username", "is required when a password is given");
+            }
+            if raw.ca_file.is_some() && tls == TlsMode::None {
+                check.problem(
+                    "mail.ca_file",
+                    "is only used with tls = \"starttls\" or \"tls\"",
+                );
+            }
+            MailTransport::Smtp {
+                host,
+                port,
+                tls,
+                username: raw.username,
+                password,
+                timeout: check.duration(
+                    "mail.timeout",
+                    raw.timeout.as_deref(),
+                    Duration::from_secs(30),
+                ),
+                ca_file: raw.ca_file,
+            }
+        }
+        Some("file") => match raw.dir {
+            Some(dir) => MailTransport::File { dir },
+            None => {
+                check.problem("mail.dir", "is required for transport = \"file\"");
+                MailTransport::File {
+                    dir: PathBuf::new(),
+                }
+            }
+        },
+        Some(other) => {
+            check.problem(
+                "mail.transport",
+                format!("{other:?} is not one of smtp, file"),
+            );
+            MailTransport::File {
+                dir: PathBuf::new(),
+            }
+        }
+    };
+    Some(MailConfig {
+        from: from?,
+        to,
+        transport,
+    })
+}
+
+fn report(raw: RawReport) -> ReportConfig {
+    ReportConfig {
+        out_dir: raw
+            .out_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/orgwarden/reports")),
+        top_findings: raw.top_findings.unwrap_or(20),
+    }
+}
+
+fn schedule(raw: RawSchedule, check: &mut Check<'_>) -> ScheduleConfig {
+    let timezone = match raw.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(name) => name.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            check.problem(
+                "schedule.timezone",
+                format!("{name:?} is not an IANA time zone (e.g. UTC, Europe/Paris)"),
+            );
+            chrono_tz::UTC
+        }),
+    };
+    ScheduleConfig {
+        timezone,
+        audit: check.cron("schedule.audit", raw.audit, "0 0 * * * *"),
+        report: check.cron("schedule.report", raw.report, "0 0 8 * * Mon"),
+        outbox: check.cron("schedule.outbox", raw.outbox, "0 */5 * * * *"),
+        run_on_start: raw.run_on_start.unwrap_or(true),
+        shutdown_timeout: check.duration(
+            "schedule.shutdown_timeout",
+            raw.shutdown_timeout.as_deref(),
+            Duration::from_secs(60),
+        ),
+    }
+}
+
+/// The shared list of problems, and the checks more than one section uses.
+struct Check<'a> {
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Check<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The secret from its first source, or `None` with the problem recorded.
+    fn secret(&mut self, sources: SecretSources<'_>, env: &Environment) -> Option<SecretString> {
+        sources.read(env).unwrap_or_else(|problem| {
+            self.problems.push(problem);
+            None
+        })
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        let Some(text) = value else {
+            return default;
+        };
+        match parse_duration(text) {
+            Some(duration) if !duration.is_zero() => duration,
+            _ => {
+                self.problem(
+                    key,
+                    format!("{text:?} is not a duration like \"30s\", \"5m\", \"2h\" or \"1d\""),
+                );
+                default
+            }
+        }
+    }
+
+    fn severity(&mut self, key: &str, value: Option<&str>, default: Severity) -> Severity {
+        let Some(text) = value else {
+            return default;
+        };
+        Severity::parse(text).unwrap_or_else(|| {
+            self.problem(
+                key,
+                format!("{text:?} is not one of low, medium, high, critical"),
+            );
+            default
+        })
+    }
+
+    fn fraction(&mut self, key: &str, value: Option<f64>, default: f64) -> f64 {
+        match value {
+            None => default,
+            Some(v) if (0.0..=1.0).contains(&v) => v,
+            Some(v) => {
+                self.problem(key, format!("{v} must be between 0 and 1"));
+                default
+            }
+        }
+    }
+
+    fn domains(&mut self, key: &str, items: Vec<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in items {
+            match normalize_domain(&item) {
+                Some(domain) => out.push(domain),
+                None => self.problem(key, format!("{item:?} is not a valid domain")),
+            }
+        }
+        out
+    }
+
+    fn mailbox(&mut self, key: &str, text: &str) -> Option<lettre::message::Mailbox> {
+        match text.parse::<lettre::message::Mailbox>() {
+            Ok(mailbox) => Some(mailbox),
+            Err(error) => {
+                self.problem(key, format!("{text:?} is not an email address: {error}"));
+                None
+            }
+        }
+    }
+
+    fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+        let expr = value.unwrap_or_else(|| default.to_owned());
+        if let Err(error) = parse_cron(&expr) {
+            self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
+        }
+        expr
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
