@@ -28,7 +28,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -37,6 +36,12 @@ pub use load::{load, Environment, Loaded};
 pub use parse::{normalize_domain, parse_cron, parse_duration};
 pub use raw::known_keys;
 pub use secrets::{ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
+
+// Domain types the configuration builds, defined next to the code that owns them and re-exported
+// here so that `crate::config::Severity` and the like keep working.
+pub use crate::policy::exemption::{Exemption, ExemptionMatch};
+pub use crate::policy::severity::Severity;
+pub use crate::remediate::mode::RemediationMode;
 
 /// Where the configuration is read from when neither `--config` nor `$ORGWARDEN_CONFIG` is set.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/orgwarden/config.toml";
@@ -128,42 +133,6 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Severity> {
-        match text {
-            "low" => Some(Severity::Low),
-            "medium" => Some(Severity::Medium),
-            "high" => Some(Severity::High),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RulesConfig {
     pub stale_invites: StaleInvitesRule,
@@ -226,42 +195,6 @@ pub struct ExcessAdminsRule {
 pub struct PrivilegeEscalationRule {
     pub enabled: bool,
     pub severity: Severity,
-}
-
-/// What an exemption matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExemptionMatch {
-    /// A member (or invite) email, compared case-insensitively.
-    Email(String),
-    KeyId(String),
-    /// A glob over key names (`*` and `?`).
-    KeyName(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct Exemption {
-    pub matches: ExemptionMatch,
-    pub reason: String,
-    /// Last day the exemption holds (inclusive); `None` for ever.
-    pub until: Option<NaiveDate>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RemediationMode {
-    Off,
-    DryRun,
-    Enforce,
-}
-
-impl RemediationMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemediationMode::Off => "off",
-            RemediationMode::DryRun => "dry-run",
-            RemediationMode::Enforce => "enforce",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

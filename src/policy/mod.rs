@@ -10,9 +10,11 @@
 //! an [`Action`] is only a recommendation, and whether it is carried out is for the remediation
 //! module to decide.
 
+pub mod exemption;
 mod glob;
 mod roster;
 mod rules;
+pub mod severity;
 #[cfg(test)]
 mod tests;
 

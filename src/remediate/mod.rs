@@ -26,6 +26,7 @@
 //! - `recheck` (at execution): the object, read again right before the call, is unchanged.
 
 mod execute;
+pub mod mode;
 #[cfg(test)]
 mod tests;
 
