@@ -143,59 +143,81 @@ pub struct RulesConfig {
     pub privilege_escalation: PrivilegeEscalationRule,
 }
 
-#[derive(Debug, Clone)]
-pub struct StaleInvitesRule {
-    pub enabled: bool,
-    pub severity: Severity,
-    pub max_pending_days: u32,
-    /// Opt-in to deleting these invites when remediation is enforced.
-    pub remediate: bool,
+/// Declares one rule's validated settings: the fields every rule shares (`enabled`, `severity`,
+/// and `remediate` for a rule marked `remediable`), then the rule's own. Validation fills the
+/// shared ones through one helper; see `raw_rule!` for the raw side.
+macro_rules! rule {
+    (@struct $(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            /// Whether the rule runs at all.
+            pub enabled: bool,
+            /// The severity of the rule's findings.
+            pub severity: Severity,
+            $($own)*
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, remediable { $($own:tt)* }) => {
+        rule!(@struct $(#[$doc])* $name {
+            /// Opt-in to carrying out the rule's recommended actions (deleting invites,
+            /// deactivating keys) when remediation is enforced.
+            pub remediate: bool,
+            $($own)*
+        });
+    };
+    ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
+        rule!(@struct $(#[$doc])* $name { $($own)* });
+    };
 }
 
-#[derive(Debug, Clone)]
-pub struct DepartedDomainsRule {
-    pub enabled: bool,
-    pub severity: Severity,
-    /// Normalised (IDNA, lowercase) domains; subdomains match too.
-    pub departed_domains: Vec<String>,
-    /// When not empty, any other domain is a finding.
-    pub allowed_domains: Vec<String>,
-    pub remediate: bool,
-    /// Removing members is a separate, explicit opt-in.
-    pub remove_members: bool,
-}
+rule!(
+    /// `[rules.stale_invites]`: pending invites too old, and expired invites still listed.
+    StaleInvitesRule, remediable {
+        pub max_pending_days: u32,
+    }
+);
 
-#[derive(Debug, Clone)]
-pub struct RosterRule {
-    pub enabled: bool,
-    pub severity: Severity,
-    pub roster_csv: Option<PathBuf>,
-    pub email_column: String,
-    pub last_day_column: String,
-    pub remediate: bool,
-    pub remove_members: bool,
-}
+rule!(
+    /// `[rules.departed_domains]`: members, invites and keys of departed (or not allowed) domains.
+    DepartedDomainsRule, remediable {
+        /// Normalised (IDNA, lowercase) domains; subdomains match too.
+        pub departed_domains: Vec<String>,
+        /// When not empty, any other domain is a finding.
+        pub allowed_domains: Vec<String>,
+        /// Removing members is a separate, explicit opt-in.
+        pub remove_members: bool,
+    }
+);
 
-#[derive(Debug, Clone)]
-pub struct OrphanedKeysRule {
-    pub enabled: bool,
-    pub severity: Severity,
-    pub remediate: bool,
-}
+rule!(
+    /// `[rules.offboarding_roster]`: people on the offboarding roster who still have access.
+    RosterRule, remediable {
+        pub roster_csv: Option<PathBuf>,
+        pub email_column: String,
+        pub last_day_column: String,
+        pub remove_members: bool,
+    }
+);
 
-#[derive(Debug, Clone)]
-pub struct ExcessAdminsRule {
-    pub enabled: bool,
-    pub severity: Severity,
-    pub max_admins: u32,
-    pub max_workspace_admins: u32,
-}
+rule!(
+    /// `[rules.orphaned_keys]`: active keys whose owner is no longer a member; the same settings
+    /// govern `unattributed_keys` (active keys that name no owner).
+    OrphanedKeysRule, remediable {}
+);
 
-#[derive(Debug, Clone)]
-pub struct PrivilegeEscalationRule {
-    pub enabled: bool,
-    pub severity: Severity,
-}
+rule!(
+    /// `[rules.excess_admins]`: more organization or workspace admins than allowed.
+    ExcessAdminsRule {
+        pub max_admins: u32,
+        pub max_workspace_admins: u32,
+    }
+);
+
+rule!(
+    /// `[rules.privilege_escalation]`: members who became admins since the previous snapshot.
+    PrivilegeEscalationRule {}
+);
 
 #[derive(Debug, Clone)]
 pub struct RemediationConfig {

@@ -95,61 +95,80 @@ pub(super) struct RawRules {
     pub(super) privilege_escalation: RawPrivilegeEscalation,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawStaleInvites {
+/// The keys every `[rules.*]` section shares, as written.
+pub(super) struct RawShared<'a> {
     pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-    pub(super) max_pending_days: Option<u32>,
+    pub(super) severity: Option<&'a str>,
+    /// Always `None` for a rule that cannot remediate (the key does not exist there).
     pub(super) remediate: Option<bool>,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawDepartedDomains {
-    pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-    pub(super) departed_domains: StringList,
-    pub(super) allowed_domains: StringList,
-    pub(super) remediate: Option<bool>,
-    pub(super) remove_members: Option<bool>,
+/// Declares the raw form of one `[rules.*]` section: the keys every rule shares (`enabled`,
+/// `severity`, and `remediate` for a rule marked `remediable`), then the rule's own keys, plus a
+/// `shared()` accessor that validation reads the shared keys through.
+///
+/// The shared keys are spliced in rather than kept in a nested struct because
+/// `#[serde(flatten)]` cannot be combined with `deny_unknown_fields`, and the `config` crate
+/// cannot turn environment strings into numbers or booleans inside a flattened struct.
+macro_rules! raw_rule {
+    (@struct $name:ident { $($field:ident: $ty:ty,)* }) => {
+        #[derive(Default, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub(super) struct $name {
+            pub(super) enabled: Option<bool>,
+            pub(super) severity: Option<String>,
+            $(pub(super) $field: $ty,)*
+        }
+    };
+    ($name:ident, remediable { $($field:ident: $ty:ty,)* }) => {
+        raw_rule!(@struct $name { remediate: Option<bool>, $($field: $ty,)* });
+
+        impl $name {
+            pub(super) fn shared(&self) -> RawShared<'_> {
+                RawShared {
+                    enabled: self.enabled,
+                    severity: self.severity.as_deref(),
+                    remediate: self.remediate,
+                }
+            }
+        }
+    };
+    ($name:ident { $($field:ident: $ty:ty,)* }) => {
+        raw_rule!(@struct $name { $($field: $ty,)* });
+
+        impl $name {
+            pub(super) fn shared(&self) -> RawShared<'_> {
+                RawShared {
+                    enabled: self.enabled,
+                    severity: self.severity.as_deref(),
+                    remediate: None,
+                }
+            }
+        }
+    };
 }
 
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawRoster {
-    pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-    pub(super) roster_csv: Option<PathBuf>,
-    pub(super) email_column: Option<String>,
-    pub(super) last_day_column: Option<String>,
-    pub(super) remediate: Option<bool>,
-    pub(super) remove_members: Option<bool>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawOrphanedKeys {
-    pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-    pub(super) remediate: Option<bool>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawExcessAdmins {
-    pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-    pub(super) max_admins: Option<u32>,
-    pub(super) max_workspace_admins: Option<u32>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawPrivilegeEscalation {
-    pub(super) enabled: Option<bool>,
-    pub(super) severity: Option<String>,
-}
+// The struct names appear in type errors (`expected struct RawStaleInvites`).
+raw_rule!(RawStaleInvites, remediable {
+    max_pending_days: Option<u32>,
+});
+raw_rule!(RawDepartedDomains, remediable {
+    departed_domains: StringList,
+    allowed_domains: StringList,
+    remove_members: Option<bool>,
+});
+raw_rule!(RawRoster, remediable {
+    roster_csv: Option<PathBuf>,
+    email_column: Option<String>,
+    last_day_column: Option<String>,
+    remove_members: Option<bool>,
+});
+raw_rule!(RawOrphanedKeys, remediable {});
+raw_rule!(RawExcessAdmins {
+    max_admins: Option<u32>,
+    max_workspace_admins: Option<u32>,
+});
+raw_rule!(RawPrivilegeEscalation {});
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

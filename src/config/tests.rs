@@ -228,6 +228,78 @@ fn mail_ca_file_is_relative_to_the_file_and_needs_tls() {
     assert_eq!(error.problems[0].key, "mail.ca_file");
 }
 
+#[test]
+fn every_rule_has_the_shared_keys_and_only_remediable_rules_opt_in() {
+    // (enabled, severity, remediate) of one rule; `None` where the rule cannot remediate.
+    let shared = |r: &RulesConfig, rule: &str| -> (bool, Severity, Option<bool>) {
+        match rule {
+            "stale_invites" => {
+                let r = &r.stale_invites;
+                (r.enabled, r.severity, Some(r.remediate))
+            }
+            "departed_domains" => {
+                let r = &r.departed_domains;
+                (r.enabled, r.severity, Some(r.remediate))
+            }
+            "offboarding_roster" => {
+                let r = &r.offboarding_roster;
+                (r.enabled, r.severity, Some(r.remediate))
+            }
+            "orphaned_keys" => {
+                let r = &r.orphaned_keys;
+                (r.enabled, r.severity, Some(r.remediate))
+            }
+            "excess_admins" => (r.excess_admins.enabled, r.excess_admins.severity, None),
+            "privilege_escalation" => (
+                r.privilege_escalation.enabled,
+                r.privilege_escalation.severity,
+                None,
+            ),
+            other => panic!("no rule {other}"),
+        }
+    };
+    let defaults = Config::from_toml("", &env(&[])).unwrap().0.rules;
+    for (rule, default_severity, remediable) in [
+        ("stale_invites", Severity::Low, true),
+        ("departed_domains", Severity::High, true),
+        ("offboarding_roster", Severity::High, true),
+        ("orphaned_keys", Severity::High, true),
+        ("excess_admins", Severity::Medium, false),
+        ("privilege_escalation", Severity::High, false),
+    ] {
+        assert_eq!(
+            shared(&defaults, rule),
+            (true, default_severity, remediable.then_some(false)),
+            "{rule}"
+        );
+
+        let text = format!("[rules.{rule}]\nseverity = \"urgent\"\nremediate = true\n");
+        let error = Config::from_toml(&text, &env(&[])).unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        let severity_key = format!("rules.{rule}.severity");
+        let remediate_key = format!("rules.{rule}.remediate");
+        let want: Vec<&str> = if remediable {
+            vec![&severity_key]
+        } else {
+            vec![&remediate_key, &severity_key]
+        };
+        assert_eq!(keys, want, "{rule}");
+
+        let key = |name: &str| format!("ORGWARDEN__RULES__{}__{name}", rule.to_uppercase());
+        let mut vars = vec![(key("ENABLED"), "false"), (key("SEVERITY"), "critical")];
+        if remediable {
+            vars.push((key("REMEDIATE"), "true"));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let (config, _) = Config::from_toml("", &env(&vars)).unwrap();
+        assert_eq!(
+            shared(&config.rules, rule),
+            (false, Severity::Critical, remediable.then_some(true)),
+            "{rule}"
+        );
+    }
+}
+
 /// `config` builds these domain types, and `policy` and `remediate` read `config`: the files
 /// holding them must stay leaves, or the two layers would depend on each other.
 #[test]

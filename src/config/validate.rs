@@ -15,7 +15,7 @@ use url::Url;
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
     RawApi, RawConfig, RawExemption, RawLog, RawMail, RawRemediation, RawReport, RawRules,
-    RawSchedule, RawStore,
+    RawSchedule, RawShared, RawStore,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
@@ -158,81 +158,86 @@ fn log(raw: RawLog, check: &mut Check<'_>) -> LogConfig {
     LogConfig { level, format }
 }
 
-fn rules(r: RawRules, check: &mut Check<'_>) -> RulesConfig {
+fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
+    let r = raw.stale_invites;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.stale_invites", r.shared(), Severity::Low);
     let stale_invites = StaleInvitesRule {
-        enabled: r.stale_invites.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.stale_invites.severity",
-            r.stale_invites.severity.as_deref(),
-            Severity::Low,
-        ),
-        max_pending_days: r.stale_invites.max_pending_days.unwrap_or(7),
-        remediate: r.stale_invites.remediate.unwrap_or(false),
+        enabled,
+        severity,
+        remediate,
+        max_pending_days: r.max_pending_days.unwrap_or(7),
     };
+
+    let r = raw.departed_domains;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.departed_domains", r.shared(), Severity::High);
     let departed_domains = DepartedDomainsRule {
-        enabled: r.departed_domains.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.departed_domains.severity",
-            r.departed_domains.severity.as_deref(),
-            Severity::High,
-        ),
+        enabled,
+        severity,
+        remediate,
         departed_domains: check.domains(
             "rules.departed_domains.departed_domains",
-            r.departed_domains.departed_domains.items(),
+            r.departed_domains.items(),
         ),
         allowed_domains: check.domains(
             "rules.departed_domains.allowed_domains",
-            r.departed_domains.allowed_domains.items(),
+            r.allowed_domains.items(),
         ),
-        remediate: r.departed_domains.remediate.unwrap_or(false),
-        remove_members: r.departed_domains.remove_members.unwrap_or(false),
+        remove_members: r.remove_members.unwrap_or(false),
     };
+
+    let r = raw.offboarding_roster;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.offboarding_roster", r.shared(), Severity::High);
     let offboarding_roster = RosterRule {
-        enabled: r.offboarding_roster.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.offboarding_roster.severity",
-            r.offboarding_roster.severity.as_deref(),
-            Severity::High,
-        ),
-        roster_csv: r.offboarding_roster.roster_csv,
-        email_column: r
-            .offboarding_roster
-            .email_column
-            .unwrap_or_else(|| "email".to_owned()),
-        last_day_column: r
-            .offboarding_roster
-            .last_day_column
-            .unwrap_or_else(|| "last_day".to_owned()),
-        remediate: r.offboarding_roster.remediate.unwrap_or(false),
-        remove_members: r.offboarding_roster.remove_members.unwrap_or(false),
+        enabled,
+        severity,
+        remediate,
+        roster_csv: r.roster_csv,
+        email_column: r.email_column.unwrap_or_else(|| "email".to_owned()),
+        last_day_column: r.last_day_column.unwrap_or_else(|| "last_day".to_owned()),
+        remove_members: r.remove_members.unwrap_or(false),
     };
+
+    let r = raw.orphaned_keys;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.orphaned_keys", r.shared(), Severity::High);
     let orphaned_keys = OrphanedKeysRule {
-        enabled: r.orphaned_keys.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.orphaned_keys.severity",
-            r.orphaned_keys.severity.as_deref(),
-            Severity::High,
-        ),
-        remediate: r.orphaned_keys.remediate.unwrap_or(false),
+        enabled,
+        severity,
+        remediate,
     };
+
+    let r = raw.excess_admins;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.excess_admins", r.shared(), Severity::Medium);
     let excess_admins = ExcessAdminsRule {
-        enabled: r.excess_admins.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.excess_admins.severity",
-            r.excess_admins.severity.as_deref(),
-            Severity::Medium,
-        ),
-        max_admins: r.excess_admins.max_admins.unwrap_or(3),
-        max_workspace_admins: r.excess_admins.max_workspace_admins.unwrap_or(3),
+        enabled,
+        severity,
+        max_admins: r.max_admins.unwrap_or(3),
+        max_workspace_admins: r.max_workspace_admins.unwrap_or(3),
     };
-    let privilege_escalation = PrivilegeEscalationRule {
-        enabled: r.privilege_escalation.enabled.unwrap_or(true),
-        severity: check.severity(
-            "rules.privilege_escalation.severity",
-            r.privilege_escalation.severity.as_deref(),
-            Severity::High,
-        ),
-    };
+
+    let r = raw.privilege_escalation;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.privilege_escalation", r.shared(), Severity::High);
+    let privilege_escalation = PrivilegeEscalationRule { enabled, severity };
+
     RulesConfig {
         stale_invites,
         departed_domains,
@@ -460,6 +465,13 @@ fn schedule(raw: RawSchedule, check: &mut Check<'_>) -> ScheduleConfig {
     }
 }
 
+/// The settings every rule shares, validated.
+struct Shared {
+    enabled: bool,
+    severity: Severity,
+    remediate: bool,
+}
+
 /// The shared list of problems, and the checks more than one section uses.
 struct Check<'a> {
     problems: &'a mut Vec<Problem>,
@@ -497,17 +509,24 @@ impl Check<'_> {
         }
     }
 
-    fn severity(&mut self, key: &str, value: Option<&str>, default: Severity) -> Severity {
-        let Some(text) = value else {
-            return default;
+    /// The keys every rule shares: `enabled` (default true), `severity` (default the rule's
+    /// own) and the `remediate` opt-in (default false).
+    fn rule(&mut self, section: &str, raw: RawShared<'_>, default_severity: Severity) -> Shared {
+        let severity = match raw.severity {
+            None => default_severity,
+            Some(text) => Severity::parse(text).unwrap_or_else(|| {
+                self.problem(
+                    &format!("{section}.severity"),
+                    format!("{text:?} is not one of low, medium, high, critical"),
+                );
+                default_severity
+            }),
         };
-        Severity::parse(text).unwrap_or_else(|| {
-            self.problem(
-                key,
-                format!("{text:?} is not one of low, medium, high, critical"),
-            );
-            default
-        })
+        Shared {
+            enabled: raw.enabled.unwrap_or(true),
+            severity,
+            remediate: raw.remediate.unwrap_or(false),
+        }
     }
 
     fn fraction(&mut self, key: &str, value: Option<f64>, default: f64) -> f64 {
