@@ -29,7 +29,11 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "d" | "day" | "days" => number * 86400.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    // A value beyond `Duration::MAX` is a problem to report, not a panic.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Lowercases and IDNA-normalises a domain (`Bücher.Example` → `xn--bcher-kva.example`).
@@ -53,6 +57,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("soon"), None);
+        // Beyond `Duration::MAX`: refused, where it used to panic.
+        assert_eq!(parse_duration("999999999999999999999d"), None);
         assert_eq!(
             normalize_domain("Bücher.Example").as_deref(),
             Some("xn--bcher-kva.example")

@@ -63,6 +63,16 @@ fn every_problem_is_listed_at_once_with_its_key() {
 }
 
 #[test]
+fn a_duration_too_large_is_a_problem_not_a_panic() {
+    let error = Config::from_toml(
+        "[remediation]\nmax_snapshot_age = \"999999999999999999999d\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(error.problems[0].key, "remediation.max_snapshot_age");
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let text = "[api]\nbase_url = \"https://file.example\"\nmax_retries = 1\n";
     let (config, _) = Config::from_toml(
