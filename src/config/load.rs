@@ -8,9 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::raw::{self, RawConfig, RawRules};
-use super::{
-    secrets, validate, Config, ConfigError, MailConfig, MailTransport, Problem, DEFAULT_CONFIG_PATH,
-};
+use super::{secrets, validate, Config, ConfigError, Problem, DEFAULT_CONFIG_PATH};
 
 /// The environment a configuration is resolved in; tests build their own instead of mutating the
 /// process environment.
@@ -82,18 +80,17 @@ pub fn load(explicit: Option<&Path>, env: &Environment) -> Result<Loaded, Config
         Some(_) => path.display().to_string(),
         None => "environment only".to_owned(),
     };
-    let mut config = resolve(
+    // Relative paths in a file are relative to the file, so a service and a person running a
+    // one-off command from another directory read the same database and secret files.
+    let base_dir = text.as_ref().and(path.parent());
+    let config = resolve(
         text.as_deref(),
+        base_dir,
         env,
         file_readable_by_others,
         &description,
         &mut warnings,
     )?;
-    // Relative paths in a file are relative to the file, so a service and a person running a
-    // one-off command from another directory read the same database.
-    if let (Some(_), Some(dir)) = (&text, path.parent()) {
-        config.rebase_paths(dir);
-    }
     Ok(Loaded {
         config,
         path: text.map(|_| path),
@@ -106,39 +103,8 @@ impl Config {
     /// and the demo.
     pub fn from_toml(text: &str, env: &Environment) -> Result<(Config, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
-        let config = resolve(Some(text), env, false, "inline", &mut warnings)?;
+        let config = resolve(Some(text), None, env, false, "inline", &mut warnings)?;
         Ok((config, warnings))
-    }
-
-    fn rebase_paths(&mut self, dir: &Path) {
-        let rebase = |path: &mut PathBuf| {
-            if path.is_relative() {
-                *path = dir.join(&*path);
-            }
-        };
-        rebase(&mut self.store.path);
-        rebase(&mut self.report.out_dir);
-        if let Some(roster) = &mut self.rules.offboarding_roster.roster_csv {
-            rebase(roster);
-        }
-        if let Some(MailConfig {
-            transport: MailTransport::File { dir: mail_dir },
-            ..
-        }) = &mut self.mail
-        {
-            rebase(mail_dir);
-        }
-        if let Some(MailConfig {
-            transport:
-                MailTransport::Smtp {
-                    ca_file: Some(ca_file),
-                    ..
-                },
-            ..
-        }) = &mut self.mail
-        {
-            rebase(ca_file);
-        }
     }
 }
 
@@ -155,8 +121,11 @@ fn readable_by_others(_path: &Path) -> bool {
     false
 }
 
+/// Merges the file's text (relative paths in it taken from `base_dir`) with the environment, and
+/// validates the result.
 fn resolve(
     text: Option<&str>,
+    base_dir: Option<&Path>,
     env: &Environment,
     file_readable_by_others: bool,
     description: &str,
@@ -192,7 +161,10 @@ fn resolve(
 
     let mut problems = Vec::new();
     unknown_keys(&merged, &mut problems);
-    let raw = sections(&merged, &mut problems);
+    let mut raw = sections(&merged, &mut problems);
+    if let Some(dir) = base_dir {
+        raw.rebase_paths(dir);
+    }
     let config = validate::validate(raw, env, &mut problems);
     if let (Some(text), true) = (text, file_readable_by_others) {
         warnings.extend(secrets::inline_secret_warnings(text));

@@ -8,7 +8,7 @@
 //! of `check-config`'s output.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,25 @@ pub(super) struct RawRules {
     pub(super) orphaned_keys: RawOrphanedKeys,
     pub(super) excess_admins: RawExcessAdmins,
     pub(super) privilege_escalation: RawPrivilegeEscalation,
+}
+
+impl RawConfig {
+    /// Makes every relative path relative to `dir`, the configuration file's directory. Done on
+    /// the raw form so that validation reads secret files from the same place.
+    pub(super) fn rebase_paths(&mut self, dir: &Path) {
+        let rebase = |path: &mut Option<PathBuf>| {
+            if let Some(path) = path.as_mut().filter(|p| p.is_relative()) {
+                *path = dir.join(&*path);
+            }
+        };
+        rebase(&mut self.api.admin_key_file);
+        rebase(&mut self.store.path);
+        rebase(&mut self.rules.offboarding_roster.roster_csv);
+        rebase(&mut self.mail.password_file);
+        rebase(&mut self.mail.ca_file);
+        rebase(&mut self.mail.dir);
+        rebase(&mut self.report.out_dir);
+    }
 }
 
 /// The keys every `[rules.*]` section shares, as written.

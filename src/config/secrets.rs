@@ -2,9 +2,9 @@
 //! held as `SecretString` from then on.
 //!
 //! Sources, in order: the systemd credentials directory (`$CREDENTIALS_DIRECTORY`, filled by
-//! `LoadCredential=`), a `*_file` path, an environment variable, then the value written in the
-//! configuration itself (with a warning when the file is readable by others). A problem names
-//! the key and the path, never the content.
+//! `LoadCredential=`), a `*_file` path (relative to the configuration file, like every path), an
+//! environment variable, then the value written in the configuration itself (with a warning when
+//! the file is readable by others). A problem names the key and the path, never the content.
 
 use std::path::Path;
 

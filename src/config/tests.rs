@@ -178,6 +178,31 @@ fn relative_paths_are_relative_to_the_file() {
 }
 
 #[test]
+fn relative_secret_files_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin_key"), "key-from-file\n").unwrap();
+    std::fs::write(dir.path().join("smtp_password"), "password-from-file\n").unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[api]\nadmin_key_file = \"admin_key\"\n\
+         [mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"smtp.example.com\"\n\
+         username = \"u\"\npassword_file = \"smtp_password\"\n",
+    )
+    .unwrap();
+    // The test runs in the crate's directory, where neither file exists.
+    let loaded = load(Some(&path), &env(&[])).unwrap();
+    let key = loaded.config.api.admin_key.unwrap();
+    assert_eq!(key.expose_secret(), "key-from-file");
+    match loaded.config.mail.unwrap().transport {
+        MailTransport::Smtp { password, .. } => {
+            assert_eq!(password.unwrap().expose_secret(), "password-from-file")
+        }
+        MailTransport::File { .. } => panic!("smtp expected"),
+    }
+}
+
+#[test]
 fn example_config_is_valid_and_complete() {
     let example = include_str!("../../config.toml.example");
     let (config, _) = Config::from_toml(example, &env(&[])).unwrap();
