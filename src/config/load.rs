@@ -250,6 +250,12 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
                 return None;
             }
         };
+        // Serde's derived structs also accept a sequence, taking the fields by position
+        // (`api = ["https://...", "sk-..."]`), which nobody means: only the exemptions are a list.
+        if key != "exemptions" && matches!(value.kind, config::ValueKind::Array(_)) {
+            problems.extend(table_problem(key, value));
+            return None;
+        }
         // Unknown keys were reported by `unknown_keys`; pruning them here lets the rest of the
         // section be checked instead of failing on the first unknown field.
         let template = if key == "exemptions" {
@@ -285,13 +291,20 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         api: take!("api"),
         store: take!("store"),
         log: take!("log"),
-        rules: RawRules {
-            stale_invites: take!("rules.stale_invites"),
-            departed_domains: take!("rules.departed_domains"),
-            offboarding_roster: take!("rules.offboarding_roster"),
-            orphaned_keys: take!("rules.orphaned_keys"),
-            excess_admins: take!("rules.excess_admins"),
-            privilege_escalation: take!("rules.privilege_escalation"),
+        rules: {
+            // `[rules]` has no keys of its own, so no section above reads it as a whole: a
+            // `rules = "strict"` would otherwise go unnoticed.
+            if let Ok(value) = merged.get::<config::Value>("rules") {
+                problems.extend(table_problem("rules", value));
+            }
+            RawRules {
+                stale_invites: take!("rules.stale_invites"),
+                departed_domains: take!("rules.departed_domains"),
+                offboarding_roster: take!("rules.offboarding_roster"),
+                orphaned_keys: take!("rules.orphaned_keys"),
+                excess_admins: take!("rules.excess_admins"),
+                privilege_escalation: take!("rules.privilege_escalation"),
+            }
         },
         exemptions: take!("exemptions"),
         remediation: take!("remediation"),
@@ -299,6 +312,15 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         report: take!("report"),
         schedule: take!("schedule"),
     }
+}
+
+/// The problem with a value that should be a table, if it is not one ("invalid type: sequence,
+/// expected a map").
+fn table_problem(key: &str, value: config::Value) -> Option<Problem> {
+    value.into_table().err().map(|error| Problem {
+        key: key.to_owned(),
+        message: error.to_string(),
+    })
 }
 
 /// Drops the keys of `value` (a table, or an array of tables) that `template` does not have.

@@ -73,6 +73,27 @@ fn a_duration_too_large_is_a_problem_not_a_panic() {
 }
 
 #[test]
+fn a_section_that_is_not_a_table_is_a_problem() {
+    // `rules` is only a parent of sections, and a derived struct would take a list's items as
+    // its fields in order: both used to pass unnoticed.
+    let error = Config::from_toml(
+        "rules = \"strict\"\napi = [\"https://api.example.com\", \"sk-inline\"]\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    let problems: Vec<String> = error.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        problems,
+        vec![
+            "api: invalid type: sequence, expected a map",
+            "rules: invalid type: string \"strict\", expected a map",
+        ]
+    );
+    let error = Config::from_toml("", &env(&[("ORGWARDEN__RULES", "strict")])).unwrap_err();
+    assert_eq!(error.problems[0].key, "rules");
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let text = "[api]\nbase_url = \"https://file.example\"\nmax_retries = 1\n";
     let (config, _) = Config::from_toml(
