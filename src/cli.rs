@@ -12,7 +12,9 @@ use std::future::Future;
 
 use anyhow::Context;
 
-use crate::admin_api::{AdminClient, ClientOptions};
+use crate::admin_api::AdminClient;
+use crate::clock::{Clock, SystemClock};
+use crate::jobs::JobContext;
 use crate::config::{self, Config, Environment};
 use crate::output::{render, Format};
 use crate::snapshot;
@@ -231,7 +233,7 @@ async fn run(cli: Cli) -> ExitCode {
             with_config(cli.config, |c| send_test_email_command(c, address)).await
         }
         Command::Run => match load_config(cli.config.clone()) {
-            Ok(loaded) => crate::daemon::run(cli.config, loaded.config).await,
+            Ok(loaded) => run_command(cli.config, loaded.config).await,
             Err(code) => code,
         },
     }
@@ -252,27 +254,6 @@ fn load_config(path: Option<PathBuf>) -> Result<config::Loaded, ExitCode> {
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
-}
-
-/// Builds the API client, or explains which setting is missing.
-pub fn api_client(config: &Config) -> anyhow::Result<AdminClient> {
-    let Some(admin_key) = config.api.admin_key.clone() else {
-        anyhow::bail!(
-            "api.admin_key: no admin key found; provide it as a systemd credential ({}), \
-             api.admin_key_file, or the ANTHROPIC_ADMIN_KEY environment variable",
-            config::ADMIN_KEY_CREDENTIAL
-        );
-    };
-    let api = &config.api;
-    let mut options = ClientOptions::new(api.base_url.clone());
-    options.anthropic_version = api.anthropic_version.clone();
-    options.connect_timeout = api.connect_timeout;
-    options.request_timeout = api.request_timeout;
-    options.total_deadline = api.total_deadline;
-    options.max_retries = api.max_retries;
-    options.requests_per_second = api.requests_per_second;
-    options.page_size = api.page_size;
-    Ok(AdminClient::new(options, admin_key)?)
 }
 
 async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
@@ -297,7 +278,7 @@ async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
     if !online {
         return ExitCode::SUCCESS;
     }
-    let client = match api_client(&loaded.config) {
+    let client = match AdminClient::from_config(&loaded.config.api, SystemClock::shared()) {
         Ok(client) => client,
         Err(error) => {
             eprintln!("orgwarden: {error:#}");
@@ -337,12 +318,60 @@ where
 
 /// Opens the database to write, naming this command as the holder of the writer lock.
 pub fn open_writer(config: &Config, holder: &str) -> Result<Store, StoreError> {
-    Store::open_writer(&config.store.path, holder)
+    Store::open_writer(&config.store.path, holder, SystemClock.now())
+}
+
+/// `orgwarden run`: the daemon, stopped by SIGTERM/SIGINT and reloaded by SIGHUP. Maps its
+/// outcome to the exit code (78 for a configuration it cannot run with).
+async fn run_command(path: Option<PathBuf>, config: Config) -> ExitCode {
+    let controls = match signal_controls() {
+        Ok(controls) => controls,
+        Err(error) => {
+            tracing::error!("cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::daemon::run(path, config, controls, SystemClock::shared()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_config() => {
+            tracing::error!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(crate::daemon::DaemonError::ShutdownTimeout { .. }) => ExitCode::FAILURE,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as the daemon's [`Control`](crate::daemon::Control)s.
+fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemon::Control>> {
+    use crate::daemon::Control;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = sigterm.recv() => Control::Stop("SIGTERM"),
+                _ = sigint.recv() => Control::Stop("SIGINT"),
+                _ = sighup.recv() => Control::Reload,
+            };
+            if sender.send(control).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
 }
 
 async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
-    let (summary, pruned) = crate::jobs::snapshot_job(&config, &mut store, true).await?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
     println!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
@@ -367,7 +396,8 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
 
 fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(config, "orgwarden audit")?;
-    let summary = crate::jobs::audit_job(config, &mut store, at)?;
+    let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::audit_job(&mut ctx, at)?;
     print!("{}", render(format, &summary.result.findings));
     if format == Format::Table {
         for outcome in &summary.rules {
@@ -394,7 +424,8 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
 
 async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(config, "orgwarden cleanup")?;
-    let summary = crate::jobs::cleanup_job(config, &mut store, apply).await?;
+    let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
@@ -443,7 +474,7 @@ async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    let status = crate::status::status(config, &store, chrono::Utc::now())?;
+    let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         _ => print!("{}", crate::status::render_text(&status)),
@@ -461,7 +492,8 @@ async fn report_command(
     send: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden report")?;
-    let summary = crate::jobs::report_job(&config, &mut store, out.as_deref(), send).await?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::report_job(&mut ctx, out.as_deref(), send).await?;
     println!("{}", summary.subject);
     for file in &summary.files {
         println!("wrote {}", file.display());
@@ -541,7 +573,7 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
     let records = if retry {
         let mail = mail_config(&config)?;
         let mut store = open_writer(&config, "orgwarden outbox --retry")?;
-        let summary = crate::mail::retry_outbox(mail, &mut store, chrono::Utc::now()).await?;
+        let summary = crate::mail::retry_outbox(mail, &mut store, SystemClock.now()).await?;
         eprintln!(
             "outbox: {} tried, {} sent, {} still pending, {} failed for good",
             summary.attempted, summary.sent, summary.retrying, summary.failed
@@ -564,7 +596,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
     let to: lettre::message::Mailbox = address
         .parse()
         .with_context(|| format!("{address:?} is not an email address"))?;
-    match crate::mail::send_test_email(mail, &to, chrono::Utc::now()).await {
+    match crate::mail::send_test_email(mail, &to, SystemClock.now()).await {
         Ok(message_id) => {
             println!(
                 "test message {} sent to {}",

@@ -44,6 +44,8 @@ pub struct ClientOptions {
     /// First backoff step without a `retry-after` header; doubles per retry.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Reads the time for an HTTP-date `retry-after`.
+    pub clock: crate::clock::SharedClock,
 }
 
 impl ClientOptions {
@@ -60,6 +62,7 @@ impl ClientOptions {
             page_size: 1000,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(8),
+            clock: crate::clock::SystemClock::shared(),
         }
     }
 }
@@ -435,7 +438,7 @@ impl AdminClient {
                         message,
                         request_id: request_id.or(body_request_id),
                     };
-                    (retryable, retry_after(&headers), error)
+                    (retryable, retry_after(&headers, options.clock.now()), error)
                 }
             };
             if !retryable || attempt >= options.max_retries {
@@ -535,7 +538,7 @@ fn should_retry(status: u16, headers: &HeaderMap, idempotent: bool) -> bool {
 }
 
 /// `retry-after-ms` first, then `retry-after` (seconds or an HTTP date).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     if let Some(ms) =
         header_text(headers, "retry-after-ms").and_then(|t| t.trim().parse::<f64>().ok())
     {
@@ -551,7 +554,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         }
     }
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let delta = when.with_timezone(&chrono::Utc) - now;
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -734,11 +737,11 @@ mod tests {
     #[test]
     fn retry_after_prefers_ms() {
         let h = headers(&[("retry-after-ms", "250"), ("retry-after", "3")]);
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), Some(Duration::from_millis(250)));
         let h = headers(&[("retry-after", "3")]);
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), Some(Duration::from_secs(3)));
         let h = headers(&[("retry-after", "soon")]);
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), None);
     }
 
     #[test]
