@@ -14,8 +14,8 @@ use anyhow::Context;
 
 use crate::admin_api::AdminClient;
 use crate::clock::{Clock, SystemClock};
-use crate::jobs::JobContext;
 use crate::config::{self, Config, Environment};
+use crate::jobs::JobContext;
 use crate::output::{render, Format};
 use crate::snapshot;
 use crate::store::{Store, StoreError};

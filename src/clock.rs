@@ -58,7 +58,9 @@ impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now = now.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        *now = now
+            .checked_add_signed(by)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 }
 

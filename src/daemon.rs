@@ -560,12 +560,12 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
     ]);
     let loaded = config::load(path, &Environment::from_process())
         .map_err(|error| error.to_string())
-        .and_then(
-            |loaded| match AdminClient::from_config(&loaded.config.api, shared.clock.clone()) {
+        .and_then(|loaded| {
+            match AdminClient::from_config(&loaded.config.api, shared.clock.clone()) {
                 Ok(client) => Ok((loaded, client)),
                 Err(error) => Err(error.to_string()),
-            },
-        );
+            }
+        });
     match loaded {
         Err(problems) => {
             tracing::error!(

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Duration;
 
-use crate::config::{Config, Environment};
 use crate::clock::SystemClock;
+use crate::config::{Config, Environment};
 use crate::jobs::{self, JobContext};
 use crate::output::{render, Format};
 use crate::sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};

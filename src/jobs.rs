@@ -45,7 +45,9 @@ impl<'a> JobContext<'a> {
 
     /// The API client, or why there is none.
     pub fn client(&self) -> anyhow::Result<&AdminClient> {
-        self.client.as_ref().map_err(|error| anyhow::anyhow!("{error}"))
+        self.client
+            .as_ref()
+            .map_err(|error| anyhow::anyhow!("{error}"))
     }
 }
 
@@ -203,12 +205,8 @@ fn record(
     now: DateTime<Utc>,
 ) -> anyhow::Result<AuditSummary> {
     let state = &evaluated.state;
-    let mut result = store.record_audit(
-        state.run_id,
-        state.taken_at,
-        &evaluated.evaluation,
-        now,
-    )?;
+    let mut result =
+        store.record_audit(state.run_id, state.taken_at, &evaluated.evaluation, now)?;
     // Findings raised by remediation's guards are not the policy's, but they are open findings
     // all the same: list them with the rest.
     let guards = store.active_findings_of(crate::policy::REMEDIATION_GUARD)?;

@@ -737,11 +737,20 @@ mod tests {
     #[test]
     fn retry_after_prefers_ms() {
         let h = headers(&[("retry-after-ms", "250"), ("retry-after", "3")]);
-        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), Some(Duration::from_millis(250)));
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            Some(Duration::from_millis(250))
+        );
         let h = headers(&[("retry-after", "3")]);
-        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            Some(Duration::from_secs(3))
+        );
         let h = headers(&[("retry-after", "soon")]);
-        assert_eq!(retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)), None);
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            None
+        );
     }
 
     #[test]
