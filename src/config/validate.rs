@@ -312,14 +312,42 @@ fn remediation(raw: RawRemediation, check: &mut Check<'_>) -> RemediationConfig 
             raw.max_snapshot_age.as_deref(),
             Duration::from_secs(7200),
         ),
-        min_consecutive_snapshots: raw.min_consecutive_snapshots.unwrap_or(2).max(1),
-        max_actions_per_run: raw.max_actions_per_run.unwrap_or(25),
-        max_fraction: check.fraction("remediation.max_fraction", raw.max_fraction, 0.10),
-        max_population_drop: check.fraction(
+        min_consecutive_snapshots: check.at_least_one(
+            "remediation.min_consecutive_snapshots",
+            raw.min_consecutive_snapshots,
+            2,
+        ),
+        max_actions_per_run: check.at_least_one(
+            "remediation.max_actions_per_run",
+            raw.max_actions_per_run,
+            25,
+        ),
+        max_fraction: check.bounded_fraction(
+            "remediation.max_fraction",
+            raw.max_fraction,
+            0.10,
+            true,
+        ),
+        max_population_drop: check.bounded_fraction(
             "remediation.max_population_drop",
             raw.max_population_drop,
             0.20,
+            false,
         ),
+        baseline_window: check.duration(
+            "remediation.baseline_window",
+            raw.baseline_window.as_deref(),
+            Duration::from_secs(7 * 86_400),
+        ),
+        // "0s" is allowed here: the snapshot count (at least 1) still holds.
+        min_finding_age: match raw.min_finding_age.as_deref() {
+            Some(text) if parse_duration(text).is_some_and(|d| d.is_zero()) => Duration::ZERO,
+            other => check.duration(
+                "remediation.min_finding_age",
+                other,
+                Duration::from_secs(86_400),
+            ),
+        },
     }
 }
 
@@ -529,12 +557,38 @@ impl Check<'_> {
         }
     }
 
-    fn fraction(&mut self, key: &str, value: Option<f64>, default: f64) -> f64 {
+    /// A count that must be at least 1 (a zero would switch a safety promise off).
+    fn at_least_one(&mut self, key: &str, value: Option<u32>, default: u32) -> u32 {
         match value {
             None => default,
-            Some(v) if (0.0..=1.0).contains(&v) => v,
+            Some(0) => {
+                self.problem(key, "0 is not allowed: it must be at least 1");
+                default
+            }
+            Some(v) => v,
+        }
+    }
+
+    /// A fraction strictly above 0 and below 1, or up to 1 included when `one_allowed`.
+    fn bounded_fraction(
+        &mut self,
+        key: &str,
+        value: Option<f64>,
+        default: f64,
+        one_allowed: bool,
+    ) -> f64 {
+        match value {
+            None => default,
+            Some(v) if v > 0.0 && (v < 1.0 || (one_allowed && v == 1.0)) => v,
             Some(v) => {
-                self.problem(key, format!("{v} must be between 0 and 1"));
+                let range = if one_allowed { "(0, 1]" } else { "(0, 1)" };
+                self.problem(
+                    key,
+                    format!(
+                        "{v} must be in {range}: above 0 and below {}1",
+                        if one_allowed { "or equal to " } else { "" }
+                    ),
+                );
                 default
             }
         }
