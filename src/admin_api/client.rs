@@ -767,9 +767,7 @@ fn parse_error_envelope(bytes: &[u8]) -> (String, String, Option<String>) {
             }
         }
     };
-    let request_id = value["request_id"]
-        .as_str()
-        .map(|id| clean_text(id, 200));
+    let request_id = value["request_id"].as_str().map(|id| clean_text(id, 200));
     (error_type, message, request_id)
 }
 
@@ -938,6 +936,34 @@ mod tests {
                 "{attempt}: {wait:?}"
             );
         }
+    }
+
+    #[test]
+    fn clean_text_cuts_on_characters_and_escapes_controls() {
+        let text = "é".repeat(300);
+        assert_eq!(clean_text(&text, 200).chars().count(), 201);
+        assert_eq!(
+            clean_text("a\nb\u{202E}c\u{1b}", 50),
+            "a\\nb\\u{202e}c\\u{1b}"
+        );
+        let (_, message, _) = parse_error_envelope("€".repeat(100).as_bytes());
+        assert!(message.ends_with('…'));
+    }
+
+    #[tokio::test]
+    async fn the_gate_halves_once_per_round_trip_and_grows_back() {
+        let gate = Gate::new(8);
+        let sent = Instant::now();
+        gate.on_throttle(sent, Duration::ZERO);
+        gate.on_throttle(sent, Duration::ZERO);
+        assert_eq!(gate.limit(), 4, "two answers of one round trip cut once");
+        gate.on_throttle(Instant::now(), Duration::ZERO);
+        assert_eq!(gate.limit(), 2);
+        for _ in 0..40 {
+            gate.on_success();
+        }
+        assert_eq!(gate.limit(), 8);
+        let _permit = gate.acquire().await;
     }
 
     #[test]

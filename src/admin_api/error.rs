@@ -103,7 +103,9 @@ struct RefusedKey(u16);
 impl fmt::Display for RefusedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            401 | 403 => f.write_str("the Admin API refused the key (revoked or not an admin key?): "),
+            401 | 403 => {
+                f.write_str("the Admin API refused the key (revoked or not an admin key?): ")
+            }
             _ => Ok(()),
         }
     }

@@ -186,7 +186,9 @@ impl Redactor {
                     .trim_end()
                     .chars()
                     .rev()
-                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''))
+                    .take_while(|c| {
+                        c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'')
+                    })
                     .collect::<Vec<_>>()
                     .into_iter()
                     .rev()

@@ -577,7 +577,9 @@ impl Check<'_> {
                 if !fires {
                     self.problem(
                         key,
-                        format!("{expr:?} has no occurrence in the next year; the job would never run"),
+                        format!(
+                            "{expr:?} has no occurrence in the next year; the job would never run"
+                        ),
                     );
                 }
             }
