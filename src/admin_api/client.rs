@@ -946,7 +946,7 @@ mod tests {
             clean_text("a\nb\u{202E}c\u{1b}", 50),
             "a\\nb\\u{202e}c\\u{1b}"
         );
-        let (_, message, _) = parse_error_envelope("€".repeat(100).as_bytes());
+        let (_, message, _) = parse_error_envelope("€".repeat(300).as_bytes());
         assert!(message.ends_with('…'));
     }
 
