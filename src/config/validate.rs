@@ -86,9 +86,9 @@ fn api(raw: RawApi, env: &Environment, check: &mut Check<'_>) -> ApiConfig {
             format!("{max_in_flight} must be between 1 and 64"),
         );
     }
+    // No fixed pacing by default: the client adapts to the server's 429s and 529s instead.
     let requests_per_second = match raw.requests_per_second {
-        None => Some(20.0),
-        Some(0.0) => None,
+        None | Some(0.0) => None,
         Some(v) if v > 0.0 && v.is_finite() => Some(v),
         Some(v) => {
             check.problem(
@@ -617,8 +617,26 @@ impl Check<'_> {
 
     fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let expr = value.unwrap_or_else(|| default.to_owned());
-        if let Err(error) = parse_cron(&expr) {
-            self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
+        match parse_cron(&expr) {
+            Err(error) => {
+                self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
+            }
+            Ok(cron) => {
+                // A valid expression can still never fire (`0 0 0 30 2 *`, February 30th): the
+                // job would silently never run.
+                let now = chrono::Utc::now();
+                let fires = cron
+                    .find_next_occurrence(&now, false)
+                    .is_ok_and(|next| next - now <= chrono::Duration::days(366));
+                if !fires {
+                    self.problem(
+                        key,
+                        format!(
+                            "{expr:?} has no occurrence in the next year; the job would never run"
+                        ),
+                    );
+                }
+            }
         }
         expr
     }
