@@ -44,6 +44,9 @@ pub enum Command {
         /// Also call GET /v1/organizations/me and print the organization.
         #[arg(long)]
         online: bool,
+        /// With --online: give up after this long ("10s", "500ms").
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
@@ -155,7 +158,9 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::CheckConfig { online } => check_config_command(cli.config, online).await,
+        Command::CheckConfig { online, timeout } => {
+            check_config_command(cli.config, online, timeout).await
+        }
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
         Command::Bench(args) => {
             crate::telemetry::init("warn", config::LogFormat::Text);
@@ -256,7 +261,37 @@ fn load_config(path: Option<PathBuf>) -> Result<config::Loaded, ExitCode> {
     }
 }
 
-async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration like \"10s\" or \"500ms\""))
+}
+
+/// No admin key was configured: a configuration error (exit 78) from every command.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "api.admin_key: no admin key found; provide it as a systemd credential ({}), \
+     api.admin_key_file, or the ANTHROPIC_ADMIN_KEY environment variable",
+    config::ADMIN_KEY_CREDENTIAL
+)]
+pub struct MissingAdminKey;
+
+/// The exit code for a failed command: 78 when the cause is the configuration, else 1.
+fn failure_code(error: &anyhow::Error) -> ExitCode {
+    if error.chain().any(|cause| {
+        cause.is::<MissingAdminKey>() || cause.is::<crate::admin_api::ClientConfigError>()
+    }) {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn check_config_command(
+    path: Option<PathBuf>,
+    online: bool,
+    timeout: std::time::Duration,
+) -> ExitCode {
     let loaded = match load_config(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -267,12 +302,16 @@ async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
         .map_or("defaults and environment".to_owned(), |p| {
             p.display().to_string()
         });
-    if loaded.config.api.admin_key.is_none() {
-        eprintln!(
-            "orgwarden: invalid configuration ({source}): 1 problem\n  - api.admin_key: no admin key found; provide it as a systemd credential ({}), api.admin_key_file, or ANTHROPIC_ADMIN_KEY",
-            config::ADMIN_KEY_CREDENTIAL
-        );
+    let Some(key) = &loaded.config.api.admin_key else {
+        eprintln!("orgwarden: invalid configuration ({source}): 1 problem\n  - {MissingAdminKey}");
         return ExitCode::from(EXIT_CONFIG);
+    };
+    if !secrecy::ExposeSecret::expose_secret(key).starts_with("sk-ant-admin") {
+        // Only the prefix is looked at and nothing of the key is printed.
+        eprintln!(
+            "orgwarden: warning: api.admin_key does not start with \"sk-ant-admin\"; the Admin API \
+             needs an admin key, not a regular API key"
+        );
     }
     println!("configuration OK ({source})");
     if !online {
@@ -285,13 +324,25 @@ async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match client.organization().await {
-        Ok(org) => {
+    match tokio::time::timeout(timeout, client.organization()).await {
+        Ok(Ok(org)) => {
             println!("organization: {} ({})", org.name, org.id);
             ExitCode::SUCCESS
         }
-        Err(error) => {
+        Ok(Err(error)) if error.status().is_some() => {
+            // The server answered: it was reached, and the message says what it refused.
+            eprintln!("orgwarden: {error}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
             eprintln!("orgwarden: cannot reach the Admin API: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_elapsed) => {
+            eprintln!(
+                "orgwarden: cannot reach the Admin API: no answer from {} within {:?}",
+                loaded.config.api.base_url, timeout
+            );
             ExitCode::FAILURE
         }
     }
@@ -311,7 +362,7 @@ where
         Ok(code) => code,
         Err(error) => {
             eprintln!("orgwarden: {error:#}");
-            ExitCode::FAILURE
+            failure_code(&error)
         }
     }
 }

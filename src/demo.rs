@@ -52,6 +52,7 @@ remediate = true
 [remediation]
 mode = "dry-run"
 min_consecutive_snapshots = 1
+min_finding_age = "0s"
 
 [mail]
 from = "orgwarden <orgwarden@example.com>"

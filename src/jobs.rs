@@ -269,9 +269,25 @@ pub async fn cleanup_job(ctx: &mut JobContext<'_>, apply: bool) -> anyhow::Resul
     let plan = crate::remediate::plan(&crate::remediate::PlanInput {
         config,
         state: &evaluated.state,
-        previous: evaluated.previous.as_ref().map(|p| p.counts()),
+        // The previous complete snapshot is the baseline only when it was plausible.
+        baseline: evaluated
+            .previous
+            .as_ref()
+            .filter(|p| {
+                crate::remediate::implausible(p.counts(), crate::remediate::admins(p)).is_none()
+            })
+            .map(|p| {
+                let c = p.counts();
+                crate::remediate::Baseline {
+                    members: c.members,
+                    invites: c.invites,
+                    api_keys: c.api_keys,
+                    snapshots: 1,
+                }
+            }),
+        accepted_by: None,
         findings: &evaluated.evaluation.findings,
-        streaks: &streaks,
+        seen: &streaks,
         done: &done,
         now: clock.now(),
     });

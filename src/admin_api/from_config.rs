@@ -30,6 +30,7 @@ impl AdminClient {
         options.total_deadline = api.total_deadline;
         options.max_retries = api.max_retries;
         options.requests_per_second = api.requests_per_second;
+        options.max_in_flight = api.max_in_flight;
         options.page_size = api.page_size;
         options.clock = clock;
         AdminClient::new(options, admin_key).map_err(|error| ClientConfigError(error.to_string()))

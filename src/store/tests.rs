@@ -339,9 +339,12 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
     );
     assert_eq!(second.n_resolved, 0);
     let streaks = store.finding_streaks().unwrap();
-    assert_eq!(streaks["orphaned_keys:api_key:apikey_a"], 2);
-    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"], 1);
-    assert_eq!(streaks["offboarding_roster:api_key:apikey_r"], 1);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_a"].consecutive, 2);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"].consecutive, 1);
+    assert_eq!(
+        streaks["offboarding_roster:api_key:apikey_r"].consecutive,
+        1
+    );
 
     let r3 = snapshot(&store, &members, &[]);
     let third = store
@@ -381,7 +384,7 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
         .unwrap();
     assert_eq!(back.first_seen, t(4));
     assert_eq!(
-        store.finding_streaks().unwrap()["orphaned_keys:api_key:apikey_b"],
+        store.finding_streaks().unwrap()["orphaned_keys:api_key:apikey_b"].consecutive,
         3
     );
 
