@@ -146,10 +146,7 @@ impl SimHandle {
         let shared = Arc::new(Shared {
             organization_id: state.organization.id.clone(),
             state: Mutex::new(state),
-            faults: Mutex::new(FaultState {
-                faults: opts.faults,
-                matched: 0,
-            }),
+            faults: Mutex::new(FaultState::new(opts.faults)),
             limiter: Mutex::new(RateLimiter::new(opts.rps)),
             served: AtomicU64::new(0),
             seed: opts.seed,
@@ -199,10 +196,7 @@ impl SimHandle {
 
     /// Replaces the injected faults; the `after_requests` counter starts again from zero.
     pub fn set_faults(&self, f: Faults) {
-        *lock(&self.shared.faults) = FaultState {
-            faults: f,
-            matched: 0,
-        };
+        *lock(&self.shared.faults) = FaultState::new(f);
     }
 
     /// Changes the rate limit (`None`: unlimited); the bucket starts full.
