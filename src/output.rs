@@ -255,8 +255,11 @@ impl Tabular for RunRecord {
         "workspaces",
         "workspace_members",
         "api_keys",
+        "admins",
         "requests",
         "retries",
+        "suspect",
+        "accepted_by",
         "error",
     ];
     fn cells(&self) -> Vec<String> {
@@ -276,8 +279,14 @@ impl Tabular for RunRecord {
             count(|c| c.workspaces),
             count(|c| c.workspace_members),
             count(|c| c.api_keys),
+            opt(&self.admins),
             opt(&self.requests),
             opt(&self.retries),
+            opt(&self.suspect),
+            match (&self.accepted_by, &self.accepted_at) {
+                (Some(who), Some(at)) => format!("{who} at {}", ts(at)),
+                _ => String::new(),
+            },
             opt(&self.error),
         ]
     }
@@ -361,6 +370,7 @@ impl Tabular for crate::remediate::PlannedAction {
         "subject",
         "rule",
         "eligible",
+        "eligible_at",
         "blocked_by",
     ];
     fn cells(&self) -> Vec<String> {
@@ -371,6 +381,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject.clone(),
             self.rule.to_owned(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
+            self.eligible_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             self.failing_guards(),
         ]
     }

@@ -141,6 +141,9 @@ pub enum Action {
     RemoveWorkspaceMember,
     /// Report only: a person has to look, nothing can or should be done automatically.
     Review,
+    /// Never recommended by a rule: the audit-trail record of an operator accepting a snapshot
+    /// as the remediation baseline (`cleanup --accept-baseline`).
+    AcceptBaseline,
 }
 
 impl Action {
@@ -151,6 +154,7 @@ impl Action {
             Action::RemoveMember => "remove_member",
             Action::RemoveWorkspaceMember => "remove_workspace_member",
             Action::Review => "review",
+            Action::AcceptBaseline => "accept_baseline",
         }
     }
 }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/002_findings.sql"),
     include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
+    include_str!("sql/005_baseline.sql"),
 ];
 
 /// The schema version this build writes.
@@ -120,6 +121,14 @@ pub struct RunRecord {
     pub counts: Option<Counts>,
     pub requests: Option<u64>,
     pub retries: Option<u64>,
+    /// The number of `admin`/`primary_owner` members (complete runs).
+    pub admins: Option<u64>,
+    /// Why the snapshot cannot be what the organization looks like (no members, no admin): it
+    /// is kept, but never trusted as a baseline nor acted on unless accepted.
+    pub suspect: Option<String>,
+    /// Who accepted this snapshot as the baseline (`cleanup --accept-baseline`), and when.
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<DateTime<Utc>>,
 }
 
 /// What retention removed.
@@ -384,6 +393,96 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The complete runs that finished at or after `since` and before run `before`, oldest
+    /// first: the candidates for the population-drop guard's baseline.
+    pub fn complete_runs_since(&self, since: DateTime<Utc>, before: i64) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status = 'complete' AND id < ?2 AND finished_at >= ?1 \
+             ORDER BY id",
+            params![ts(&since), before],
+        )
+    }
+
+    /// The newest run an operator accepted as the baseline, up to and including `up_to`.
+    pub fn last_accepted(&self, up_to: i64) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' AND accepted_at IS NOT NULL \
+                   AND id <= ?1 ORDER BY id DESC LIMIT 1",
+                [up_to],
+            )?
+            .pop())
+    }
+
+    /// Records that `who` accepted complete run `run_id` as the baseline, in the run and in the
+    /// audit trail (one transaction). Returns the updated run.
+    pub fn accept_baseline(
+        &mut self,
+        run_id: i64,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        self.require_writer()?;
+        let run = self
+            .run(run_id)?
+            .filter(|r| r.status == RunStatus::Complete);
+        let Some(run) = run else {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: format!(
+                    "run {run_id} is not a complete snapshot; only a complete one can be accepted as the baseline (see `orgwarden history`)"
+                ),
+            });
+        };
+        let counts = run.counts.unwrap_or_default();
+        let reason = format!(
+            "snapshot {run_id} ({} members, {} invites, {} API keys{}) accepted as the remediation baseline by {who}",
+            counts.members,
+            counts.invites,
+            counts.api_keys,
+            run.suspect
+                .as_deref()
+                .map(|s| format!("; suspect: {s}"))
+                .unwrap_or_default()
+        );
+        let path = self.path_text();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute(
+            "UPDATE runs SET accepted_by = ?2, accepted_at = ?3 WHERE id = ?1",
+            params![run_id, who, ts(&now)],
+        )
+        .map_err(sql_err)?;
+        tx.execute(
+            "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
+               status, reason, planned_at, finished_at) \
+             VALUES (?1, 'accept_baseline', 'organization', ?2, ?3, ?4, 'succeeded', ?5, ?6, ?6)",
+            params![
+                run_id,
+                format!("run {run_id}"),
+                run.org_name.clone().unwrap_or_default(),
+                format!(
+                    "{}:organization:plausibility",
+                    crate::policy::REMEDIATION_GUARD
+                ),
+                reason,
+                ts(&now)
+            ],
+        )
+        .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        self.run(run_id)?.ok_or_else(|| StoreError::Other {
+            path: self.path_text(),
+            message: format!("run {run_id} vanished"),
+        })
+    }
+
     fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -411,6 +510,10 @@ impl Store {
                     counts,
                     requests: row.get("requests")?,
                     retries: row.get("retries")?,
+                    admins: row.get("n_admins")?,
+                    suspect: row.get("suspect")?,
+                    accepted_by: row.get("accepted_by")?,
+                    accepted_at: parse_opt_ts(row.get("accepted_at")?)?,
                 })
             })
             .map_err(|e| self.err(e))?;

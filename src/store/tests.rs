@@ -555,3 +555,83 @@ fn a_finding_that_comes_back_may_be_acted_on_again() {
 fn wall_now() -> chrono::DateTime<chrono::Utc> {
     crate::clock::Clock::now(&crate::clock::SystemClock)
 }
+
+#[test]
+fn implausible_snapshots_are_stored_suspect_and_can_be_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let plausible = snapshot(
+        &store,
+        &[user("user_a", "primary_owner"), user("user_b", "user")],
+        &[],
+    );
+    let empty = snapshot(&store, &[], &[]);
+    let headless = snapshot(&store, &[user("user_b", "user")], &[]);
+    let run = |id| store.run(id).unwrap().unwrap();
+    assert_eq!(run(plausible).suspect, None);
+    assert_eq!(run(plausible).admins, Some(1));
+    assert_eq!(
+        run(empty).suspect.as_deref(),
+        Some("the snapshot has no members at all")
+    );
+    assert_eq!(
+        run(headless).suspect.as_deref(),
+        Some("the snapshot has 1 members but no admin or primary_owner")
+    );
+    assert_eq!(store.last_accepted(headless).unwrap().map(|r| r.id), None);
+
+    let accepted = store.accept_baseline(empty, "alice", t(5)).unwrap();
+    assert_eq!(accepted.accepted_by.as_deref(), Some("alice"));
+    assert_eq!(accepted.accepted_at, Some(t(5)));
+    assert_eq!(
+        store.last_accepted(headless).unwrap().map(|r| r.id),
+        Some(empty)
+    );
+    assert_eq!(store.last_accepted(plausible).unwrap().map(|r| r.id), None);
+    let trail = store.actions_since(None).unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].action, crate::policy::Action::AcceptBaseline);
+    assert_eq!(trail[0].status, ActionStatus::Succeeded);
+    assert!(trail[0].reason.as_deref().unwrap().contains("by alice"));
+    assert!(store.accept_baseline(12345, "alice", t(5)).is_err());
+}
+
+#[test]
+fn a_repeated_skip_updates_its_row_instead_of_adding_one() {
+    use crate::policy::{Action, SubjectKind, ORPHANED_KEYS};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let r1 = snapshot(&store, &[user("user_a", "admin")], &[]);
+    let key = finding(ORPHANED_KEYS, "apikey_k");
+    let fingerprint = key.fingerprint();
+    store
+        .record_audit(r1, t(1), &evaluation(vec![key], &[]), t(1))
+        .unwrap();
+    let new = NewAction {
+        run_id: r1,
+        action: Action::DeactivateKey,
+        subject_kind: SubjectKind::ApiKey,
+        subject_id: "apikey_k",
+        subject: "key apikey_k",
+        finding: &fingerprint,
+        before: None,
+    };
+    let first = store
+        .action_skipped(&new, "recheck: changed", t(2))
+        .unwrap();
+    assert_eq!(store.action_last_checked(first).unwrap(), None);
+    let again = store
+        .action_skipped(&new, "recheck: changed", t(3))
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.action_last_checked(first).unwrap(), Some(t(3)));
+    // Another reason is another event.
+    let other = store.action_skipped(&new, "recheck: gone", t(4)).unwrap();
+    assert_ne!(other, first);
+    // And back to the first reason: a new row too (the latest row is what repeats).
+    let back = store
+        .action_skipped(&new, "recheck: changed", t(5))
+        .unwrap();
+    assert_ne!(back, first);
+    assert_eq!(store.actions_since(None).unwrap().len(), 3);
+}
