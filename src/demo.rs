@@ -14,7 +14,7 @@ use chrono::Duration;
 use crate::config::{Config, Environment};
 use crate::jobs;
 use crate::output::{render, Format};
-use crate::sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
+use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 use crate::store::{FindingStatus, Store};
 
 #[derive(Debug, Clone, clap::Args)]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use orgwarden::admin_api::models::*;
-use orgwarden::sim::{Faults, SimOptions};
+use orgwarden_sim::{Faults, SimOptions};
 use orgwarden::snapshot::{run_snapshot, FetchOptions};
 use orgwarden::store::{RunStatus, Store};
 
