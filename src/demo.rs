@@ -14,8 +14,8 @@ use chrono::Duration;
 use crate::config::{Config, Environment};
 use crate::jobs;
 use crate::output::{render, Format};
-use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 use crate::store::{FindingStatus, Store};
+use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use orgwarden_sim::{Faults, SimHandle};
 use orgwarden::store::{RunRecord, RunStatus, Store};
+use orgwarden_sim::{Faults, SimHandle};
 
 use crate::helpers::*;
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Days;
-use orgwarden_sim::{Faults, SimHandle};
 use orgwarden::store::{ActionStatus, Store};
+use orgwarden_sim::{Faults, SimHandle};
 use serde_json::Value;
 
 use crate::helpers::*;

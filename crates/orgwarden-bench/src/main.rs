@@ -7,8 +7,8 @@
 //! fetch-only bound is measured here with the same client settings and concurrency. Figures are
 //! printed as one JSON object.
 
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
