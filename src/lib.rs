@@ -22,6 +22,7 @@
 
 pub mod admin_api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -31,6 +32,7 @@ pub mod output;
 pub mod policy;
 pub mod remediate;
 pub mod report;
+pub mod schedule;
 pub mod snapshot;
 pub mod status;
 pub mod store;
