@@ -5,7 +5,6 @@
 //! becomes `complete` only when every list was read to its end; any failure rolls the transaction
 //! back and records the run as `failed` with the error text.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
