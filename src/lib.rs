@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod demo;
 pub mod jobs;
 pub mod mail;
+pub mod org;
 pub mod output;
 pub mod policy;
 pub mod remediate;

@@ -12,6 +12,7 @@
 
 pub mod exemption;
 mod glob;
+pub mod records;
 mod roster;
 mod rules;
 pub mod severity;
