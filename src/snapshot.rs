@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::admin_api::models::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
 use crate::admin_api::{AdminClient, ApiError, Pager};
-use crate::store::{Counts, Store};
+use crate::org::Counts;
+use crate::org::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
+use crate::store::Store;
 
 pub use crate::org::{diff, members_by_id, Change, OrgState};
 

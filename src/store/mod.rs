@@ -29,10 +29,10 @@ pub use lock::WriterLock;
 pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
 pub use snapshot_writer::SnapshotWriter;
 
-use crate::admin_api::models::{
+use crate::org::OrgState;
+use crate::org::{
     Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
-use crate::snapshot::OrgState;
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
 const MIGRATIONS: &[&str] = &[
