@@ -145,7 +145,7 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
 
 /// A snapshot evaluated by the policy, not yet recorded.
 struct Evaluated {
-    state: crate::snapshot::OrgState,
+    state: crate::org::OrgState,
     evaluation: crate::policy::Evaluation,
 }
 
@@ -234,7 +234,7 @@ pub struct CleanupSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
     /// Actions a stopped process had left `planned`, settled before planning.
-    pub reconciled: Vec<crate::store::ActionRecord>,
+    pub reconciled: Vec<crate::policy::ActionRecord>,
 }
 
 /// Audits the latest complete snapshot, plans remediation and, when `apply` is set and the
@@ -400,10 +400,7 @@ pub async fn report_job(
         .unwrap_or_default();
     let (changes, changes_since) = match &previous {
         Some(report) => match store.state_at(report.run_id) {
-            Ok(before) => (
-                crate::snapshot::diff(&before, &state),
-                Some(before.taken_at),
-            ),
+            Ok(before) => (crate::org::diff(&before, &state), Some(before.taken_at)),
             // Retention removed that snapshot: no diff rather than a wrong one.
             Err(_) => (Vec::new(), None),
         },

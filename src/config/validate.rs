@@ -24,7 +24,7 @@ use super::{
     PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode, ReportConfig, RosterRule,
     RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig, TlsMode,
 };
-use crate::admin_api::check_base_url;
+use crate::config::check_base_url;
 
 /// Validates every section, pushing each problem found into `problems`.
 pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {

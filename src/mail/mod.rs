@@ -230,7 +230,7 @@ async fn deliver_all(
                     tracing::error!(message_id = %record.message_id, attempt = attempts, error = %text, "mail refused for good; not retried");
                 } else {
                     summary.retrying += 1;
-                    tracing::warn!(message_id = %record.message_id, attempt = attempts, next_attempt_at = %crate::store::ts(&next), error = %text, "mail not delivered; will retry");
+                    tracing::warn!(message_id = %record.message_id, attempt = attempts, next_attempt_at = %crate::org::ts(&next), error = %text, "mail not delivered; will retry");
                 }
                 summary
                     .errors
@@ -315,7 +315,7 @@ impl Tabular for OutboxRecord {
         "sent_at",
     ];
     fn cells(&self) -> Vec<String> {
-        let time = |t: &Option<DateTime<Utc>>| t.as_ref().map(crate::store::ts).unwrap_or_default();
+        let time = |t: &Option<DateTime<Utc>>| t.as_ref().map(crate::org::ts).unwrap_or_default();
         vec![
             self.id.to_string(),
             self.message_id.clone(),
