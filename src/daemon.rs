@@ -165,6 +165,12 @@ impl Display for jobs::CycleSummary {
         if !plan.guard_findings.is_empty() {
             write!(f, "; {} guards tripped", plan.guard_findings.len())?;
         }
+        if plan.suspended.is_some() {
+            write!(f, "; remediation suspended")?;
+        }
+        if let Some(why) = &self.cleanup.stopped {
+            write!(f, "; stopped: {why}")?;
+        }
         if self.pruned_runs > 0 || self.pruned_versions > 0 {
             write!(
                 f,

@@ -259,12 +259,25 @@ pub async fn execute(
         } else {
             match read_current(client, state, planned).await {
                 Err(error) => {
+                    // Not carried out because the API failed: a failure, not a legitimate skip.
                     let reason = format!("could not read it again before acting: {error}");
                     if is_refused(error.status()) {
                         out.stopped = Some(format!("the Admin API refused the key: {error}"));
                     }
-                    store.action_skipped(&new, &reason, clock.now())?;
-                    (ActionStatus::Skipped, Some(reason))
+                    let id = store.action_planned(&new, clock.now())?;
+                    let outcome = ActionOutcome {
+                        status: ActionStatus::Failed,
+                        reason: Some(reason.clone()),
+                        http_status: error.status(),
+                        request_id: error.request_id().map(str::to_owned),
+                    };
+                    store.action_finished(id, &outcome, clock.now())?;
+                    tracing::warn!(
+                        action = planned.action.as_str(),
+                        subject = %planned.subject_id,
+                        "action failed: {reason}"
+                    );
+                    (ActionStatus::Failed, Some(reason))
                 }
                 Ok(Current::Gone) => {
                     let reason = "recheck: it no longer exists".to_owned();
@@ -354,6 +367,10 @@ pub async fn reconcile(
                     action_id = record.id,
                     "cannot reconcile an interrupted action yet: {error}"
                 );
+                // A refused key refuses every later read too: no point in trying them.
+                if is_refused(error.status()) {
+                    break;
+                }
                 continue;
             }
         };

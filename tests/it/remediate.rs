@@ -855,7 +855,13 @@ mod guards {
         assert!(stopped.contains("refused the key"), "{stopped}");
         assert!(summary.executed.len() >= 4, "{:?}", summary.executed);
         assert_eq!(summary.executed[0].status, ActionStatus::Succeeded);
-        assert_eq!(summary.executed[1].status, ActionStatus::Skipped);
+        // The re-read that met the 401 is a failure; nothing after it is attempted.
+        assert_eq!(summary.executed[1].status, ActionStatus::Failed);
+        assert!(summary.executed[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("could not read it again"));
         for later in &summary.executed[2..] {
             assert_eq!(later.status, ActionStatus::Skipped);
             assert_eq!(
