@@ -262,6 +262,28 @@ async fn an_empty_member_list_leads_to_zero_actions() {
         .find(|f| f["rule"] == "remediation_guard" && f["subject_id"] == "population_drop")
         .expect("a critical finding says why");
     assert_eq!(guard["severity"], "critical");
+
+    // `history` marks the empty snapshot; an operator can accept it (recorded as $USER), and a
+    // plan without --apply still exits 0.
+    let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
+    let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[1]["suspect"], "the snapshot has no members at all");
+    let mut accept = orgwarden(&config, &["cleanup", "--accept-baseline", "2"]);
+    accept.env("USER", "tester");
+    let (code, out, err) = run(accept).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("accepted as the remediation baseline by tester"),
+        "{err}"
+    );
+    assert!(out.contains("ELIGIBLE_AT"), "{out}");
+    let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
+    let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[1]["accepted_by"], "tester");
+    let store = Store::open_reader(&dir.path().join("orgwarden.db")).unwrap();
+    let trail = store.actions_since(None).unwrap();
+    assert_eq!(trail.len(), 1, "only the acceptance: {trail:#?}");
+    assert!(trail[0].reason.as_deref().unwrap().contains("by tester"));
 }
 
 #[tokio::test]
