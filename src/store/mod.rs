@@ -25,7 +25,10 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
-pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
+pub use outbox::{
+    NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
+    RefusedRecipient,
+};
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
 
@@ -40,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/002_findings.sql"),
     include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
+    include_str!("sql/005_outbox_recipients.sql"),
 ];
 
 /// The schema version this build writes.
