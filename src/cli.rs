@@ -50,10 +50,8 @@ pub enum Command {
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
-    /// Measure a snapshot of a large simulated organization; prints JSON figures.
-    Bench(crate::bench::BenchArgs),
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
-    Sim(crate::sim::cli::SimArgs),
+    Sim(orgwarden_sim::cli::SimArgs),
     /// Evaluate the policy rules over a snapshot, record the findings and print them.
     Audit {
         /// Snapshot run id (default: the latest complete one).
@@ -162,22 +160,12 @@ async fn run(cli: Cli) -> ExitCode {
             check_config_command(cli.config, online, timeout).await
         }
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
-        Command::Bench(args) => {
-            crate::telemetry::init("warn", config::LogFormat::Text);
-            match crate::bench::bench_command(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("orgwarden bench: {error:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            match crate::sim::cli::sim_command(args, shutdown).await {
+            match orgwarden_sim::cli::sim_command(args, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("orgwarden sim: {error:#}");

@@ -158,7 +158,7 @@ impl Display for jobs::CycleSummary {
                 .cleanup
                 .executed
                 .iter()
-                .filter(|e| e.status == crate::store::ActionStatus::Succeeded)
+                .filter(|e| e.status == crate::policy::ActionStatus::Succeeded)
                 .count();
             write!(f, ", {ok} done of {}", self.cleanup.executed.len())?;
         }

@@ -145,8 +145,8 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
 
 /// A snapshot evaluated by the policy, not yet recorded.
 struct Evaluated {
-    state: crate::snapshot::OrgState,
-    previous: Option<crate::snapshot::OrgState>,
+    state: crate::org::OrgState,
+    previous: Option<crate::org::OrgState>,
     evaluation: crate::policy::Evaluation,
 }
 
@@ -236,7 +236,7 @@ pub struct CleanupSummary {
     pub applied: bool,
     pub executed: Vec<crate::remediate::Executed>,
     /// Actions a stopped process had left `planned`, settled before planning.
-    pub reconciled: Vec<crate::store::ActionRecord>,
+    pub reconciled: Vec<crate::policy::ActionRecord>,
 }
 
 /// Audits the latest complete snapshot, plans remediation and, when `apply` is set and the
@@ -381,10 +381,7 @@ pub async fn report_job(
         .unwrap_or_default();
     let (changes, changes_since) = match &previous {
         Some(report) => match store.state_at(report.run_id) {
-            Ok(before) => (
-                crate::snapshot::diff(&before, &state),
-                Some(before.taken_at),
-            ),
+            Ok(before) => (crate::org::diff(&before, &state), Some(before.taken_at)),
             // Retention removed that snapshot: no diff rather than a wrong one.
             Err(_) => (Vec::new(), None),
         },

@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::admin_api::models::{ApiKey, Invite, User, Workspace, WorkspaceMember};
-use crate::snapshot::Change;
-use crate::store::{ts, ActionRecord, FindingRecord, RunRecord};
+use crate::org::Change;
+use crate::org::{ts, RunRecord};
+use crate::org::{ApiKey, Invite, User, Workspace, WorkspaceMember};
+use crate::policy::{ActionRecord, FindingRecord};
 
 /// The `--format` of list commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -260,7 +261,7 @@ impl Tabular for RunRecord {
         "error",
     ];
     fn cells(&self) -> Vec<String> {
-        let count = |f: fn(&crate::store::Counts) -> u64| {
+        let count = |f: fn(&crate::org::Counts) -> u64| {
             self.counts
                 .as_ref()
                 .map(|c| f(c).to_string())

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::{RunRecord, Store};
+use crate::org::RunRecord;
+use crate::store::Store;
 
 /// The state of one orgwarden installation.
 #[derive(Debug, Clone, Serialize)]
@@ -131,7 +132,7 @@ pub fn render_text(status: &Status) -> String {
             "  run {:>5}  {:<9}  {}{}",
             run.id,
             run.status.as_str(),
-            crate::store::ts(&run.started_at),
+            crate::org::ts(&run.started_at),
             run.error
                 .as_deref()
                 .map(|e| format!("  {e}"))
@@ -159,7 +160,7 @@ pub fn render_text(status: &Status) -> String {
         "outbox: {} pending{}, {} sent, {} failed",
         o.pending,
         o.oldest_pending
-            .map(|t| format!(" (oldest from {})", crate::store::ts(&t)))
+            .map(|t| format!(" (oldest from {})", crate::org::ts(&t)))
             .unwrap_or_default(),
         o.sent,
         o.failed

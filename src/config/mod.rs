@@ -16,6 +16,7 @@
 //! - `secrets`: the admin key and SMTP password from their sources, as `SecretString`;
 //! - `parse`: cron expressions, durations and domains.
 
+mod base_url;
 mod load;
 mod parse;
 mod raw;
@@ -32,6 +33,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use base_url::check_base_url;
 pub use load::{load, Environment, Loaded};
 pub use parse::{normalize_domain, parse_cron, parse_duration};
 pub use raw::known_keys;

@@ -25,7 +25,7 @@ use super::{
     RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig, TlsMode,
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
-use crate::admin_api::check_base_url;
+use crate::config::check_base_url;
 
 /// Validates every section, pushing each problem found into `problems`.
 pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {

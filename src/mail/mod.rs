@@ -492,7 +492,7 @@ async fn deliver_all(
             }
             OutboxStatus::Pending => {
                 summary.retrying += 1;
-                tracing::warn!(message_id = %record.message_id, attempt = attempts, next_attempt_at = %crate::store::ts(&next), error = error.as_deref().unwrap_or_default(), "mail not delivered; will retry");
+                tracing::warn!(message_id = %record.message_id, attempt = attempts, next_attempt_at = %crate::org::ts(&next), error = error.as_deref().unwrap_or_default(), "mail not delivered; will retry");
             }
         }
         if let Some(error) = error {
@@ -624,7 +624,7 @@ impl Tabular for OutboxRecord {
         "sent_at",
     ];
     fn cells(&self) -> Vec<String> {
-        let time = |t: &Option<DateTime<Utc>>| t.as_ref().map(crate::store::ts).unwrap_or_default();
+        let time = |t: &Option<DateTime<Utc>>| t.as_ref().map(crate::org::ts).unwrap_or_default();
         vec![
             self.id.to_string(),
             self.message_id.clone(),

@@ -12,6 +12,8 @@
 
 pub mod exemption;
 mod glob;
+pub mod records;
+pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 mod roster;
 mod rules;
 pub mod severity;
@@ -23,7 +25,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{Exemption, RulesConfig, Severity};
-use crate::snapshot::OrgState;
+use crate::org::OrgState;
 
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};

@@ -15,11 +15,11 @@ use super::{
     DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
     STALE_INVITES, UNATTRIBUTED_KEYS,
 };
-use crate::admin_api::models::{
+use crate::config::{normalize_domain, ExemptionMatch, Severity};
+use crate::org::OrgState;
+use crate::org::{
     ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
-use crate::config::{normalize_domain, ExemptionMatch, Severity};
-use crate::snapshot::OrgState;
 
 /// How many emails an `excess_admins` finding lists before it says "and N more": enough to
 /// recognise the people, short enough to stay one readable sentence.

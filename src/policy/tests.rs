@@ -6,12 +6,12 @@
 use chrono::{Duration, NaiveDate};
 
 use super::*;
-use crate::admin_api::models::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
-};
 use crate::config::{
     DepartedDomainsRule, ExcessAdminsRule, ExemptionMatch, OrphanedKeysRule,
     PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
+};
+use crate::org::{
+    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
 
 // ---- Helpers ------------------------------------------------------------------------------------

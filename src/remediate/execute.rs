@@ -4,11 +4,13 @@ use crate::clock::Clock;
 use serde::Serialize;
 
 use super::{Plan, PlannedAction};
-use crate::admin_api::models::{ApiKeyStatus, ApiKeyUpdate};
+use crate::admin_api::models::ApiKeyUpdate;
 use crate::admin_api::{AdminClient, ApiError};
+use crate::org::ApiKeyStatus;
+use crate::org::OrgState;
 use crate::policy::Action;
-use crate::snapshot::OrgState;
-use crate::store::{ActionOutcome, ActionRecord, ActionStatus, NewAction, Store};
+use crate::policy::{ActionRecord, ActionStatus};
+use crate::store::{ActionOutcome, NewAction, Store};
 
 /// What happened to one eligible action.
 #[derive(Debug, Clone, Serialize)]

@@ -42,12 +42,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, RemediationMode, Severity};
+use crate::org::Counts;
+use crate::org::OrgState;
 use crate::policy::{
     self, Action, Finding, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER, ORPHANED_KEYS,
     STALE_INVITES,
 };
-use crate::snapshot::OrgState;
-use crate::store::Counts;
 
 pub use execute::{execute, reconcile, Executed};
 
@@ -290,7 +290,7 @@ fn kind_population(state: &OrgState, action: Action) -> usize {
         Action::DeactivateKey => state
             .api_keys
             .iter()
-            .filter(|k| k.status == crate::admin_api::models::ApiKeyStatus::Active)
+            .filter(|k| k.status == crate::org::ApiKeyStatus::Active)
             .count(),
         Action::RemoveMember => state.members.len(),
         Action::RemoveWorkspaceMember => state.workspace_members.len(),
@@ -370,7 +370,7 @@ fn deletable_guard(state: &OrgState, invite_id: &str) -> Verdict {
         .find(|i| i.id == invite_id)
         .map(|i| i.status.clone());
     match status {
-        Some(crate::admin_api::models::InviteStatus::Pending) => {
+        Some(crate::org::InviteStatus::Pending) => {
             Verdict::new(Guard::Deletable, true, "pending")
         }
         Some(status) => Verdict::new(

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::admin_api::models::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
 use crate::config::{Config, Environment};
+use crate::org::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
 use crate::policy::{Action, Finding, SubjectKind};
 
 fn now() -> DateTime<Utc> {
@@ -525,7 +525,7 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
 
 #[test]
 fn plausibility_guard_table() {
-    let counts = |members| crate::store::Counts {
+    let counts = |members| crate::org::Counts {
         members,
         ..Default::default()
     };
@@ -566,7 +566,7 @@ fn grace_guard_table() {
 
 #[test]
 fn population_drop_guard_table() {
-    let after = |members, invites, api_keys| crate::store::Counts {
+    let after = |members, invites, api_keys| crate::org::Counts {
         members,
         invites,
         api_keys,

@@ -8,7 +8,7 @@ use rusqlite::{params, Row};
 use super::findings::from_text;
 use super::{parse_opt_ts, parse_ts, ts, Result, Store};
 use crate::policy::{Action, SubjectKind};
-use crate::store::{ActionRecord, ActionStatus};
+use crate::policy::{ActionRecord, ActionStatus};
 
 /// What is known about an action before its call.
 #[derive(Debug, Clone)]

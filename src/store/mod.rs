@@ -13,15 +13,16 @@ mod actions;
 mod findings;
 mod lock;
 mod outbox;
-mod records;
 mod snapshot_writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
+pub use crate::org::{ts, Counts, RunRecord, RunStatus};
+pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
@@ -29,13 +30,12 @@ pub use outbox::{
     NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
     RefusedRecipient,
 };
-pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use snapshot_writer::SnapshotWriter;
 
-use crate::admin_api::models::{
+use crate::org::OrgState;
+use crate::org::{
     Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
-use crate::snapshot::OrgState;
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
 const MIGRATIONS: &[&str] = &[
@@ -71,61 +71,6 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The outcome of a snapshot run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Running,
-    Complete,
-    Failed,
-    Abandoned,
-}
-
-impl RunStatus {
-    fn parse(text: &str) -> RunStatus {
-        match text {
-            "running" => RunStatus::Running,
-            "complete" => RunStatus::Complete,
-            "failed" => RunStatus::Failed,
-            _ => RunStatus::Abandoned,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Complete => "complete",
-            RunStatus::Failed => "failed",
-            RunStatus::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// Counts of each kind of entity in one snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub members: u64,
-    pub invites: u64,
-    pub workspaces: u64,
-    pub workspace_members: u64,
-    pub api_keys: u64,
-}
-
-/// One row of `runs`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub status: RunStatus,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-    pub org_id: Option<String>,
-    pub org_name: Option<String>,
-    pub counts: Option<Counts>,
-    pub requests: Option<u64>,
-    pub retries: Option<u64>,
-}
-
 /// What retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneStats {
@@ -148,10 +93,6 @@ impl std::fmt::Debug for Store {
             .field("writer", &self.lock.is_some())
             .finish()
     }
-}
-
-pub(crate) fn ts(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ToSql};
 
 use super::{ts, Counts, Result, StoreError};
-use crate::admin_api::models::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
+use crate::org::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
 
 /// A versioned table: its key columns and every other compared column.
 struct Table {

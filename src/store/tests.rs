@@ -1,7 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::admin_api::models::*;
+use crate::org::*;
 
 fn t(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap()
@@ -93,7 +93,7 @@ fn history_grows_with_change_not_with_time() {
     assert_eq!(s3.api_keys, keys3);
     assert_eq!(s1.organization, org());
 
-    let changes = crate::snapshot::diff(&s2, &s3);
+    let changes = crate::org::diff(&s2, &s3);
     let summary: Vec<(&str, &str, Option<String>)> = changes
         .iter()
         .map(|c| (c.kind, c.change, c.id.clone()))
@@ -107,7 +107,7 @@ fn history_grows_with_change_not_with_time() {
             ("api_key", "status_changed", Some("apikey_1".into())),
         ]
     );
-    assert!(crate::snapshot::diff(&s1, &s2).is_empty());
+    assert!(crate::org::diff(&s1, &s2).is_empty());
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Days;
-use orgwarden::sim::{Faults, SimHandle};
 use orgwarden::store::{ActionStatus, Store};
+use orgwarden_sim::{Faults, SimHandle};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -284,7 +284,7 @@ async fn blast_radius_stops_a_whole_kind() {
         .iter()
         .any(|f| f["subject_id"] == "blast_radius:deactivate_key"));
     let keys_now = sim.snapshot_state().api_keys();
-    let keys_then = orgwarden::sim::SimState::from_json(&before)
+    let keys_then = orgwarden_sim::SimState::from_json(&before)
         .unwrap()
         .api_keys();
     assert_eq!(keys_now, keys_then, "no key was touched");
