@@ -560,6 +560,14 @@ pub async fn enqueue_and_flush(
             "mail made to fit the size limit"
         );
     }
+    if raw.len() as u64 > config.max_message_bytes {
+        tracing::warn!(
+            message_id,
+            size = raw.len(),
+            max_message_bytes = config.max_message_bytes,
+            "mail larger than mail.max_message_bytes even without attachments; sent anyway"
+        );
+    }
     let recipients: Vec<String> = config.to.iter().map(|m| m.email.to_string()).collect();
     let (id, _new) = store.outbox_enqueue(&NewOutboxMessage {
         message_id,

@@ -389,6 +389,46 @@ fn a_message_still_too_large_goes_without_attachments_naming_their_folder() {
 }
 
 #[test]
+fn a_benchmark_size_report_fits_the_default_limit() {
+    // About 35 MB of CSV rows, each different (the size of a 50,000-key organization's files).
+    let config = config_from("o@example.com", "");
+    let rows = |n: usize, kind: &str| {
+        let mut out = String::with_capacity(n * 90);
+        for i in 0..n {
+            out.push_str(&format!(
+                "{kind}_{i:08x},user{i}@example.com,Person Number {i},2025-03-{:02} 08:{:02}:{:02},active\r\n",
+                1 + i % 28,
+                i % 60,
+                (i * 7) % 60
+            ));
+        }
+        out.into_bytes()
+    };
+    let mut message = outgoing("s");
+    message.attachments = vec![
+        Attachment {
+            filename: "api_keys.csv".to_owned(),
+            content_type: "text/csv; charset=utf-8".to_owned(),
+            bytes: rows(250_000, "key"),
+        },
+        Attachment {
+            filename: "members.csv".to_owned(),
+            content_type: "text/csv; charset=utf-8".to_owned(),
+            bytes: rows(150_000, "user"),
+        },
+    ];
+    let total: usize = message.attachments.iter().map(|a| a.bytes.len()).sum();
+    assert!(total > 30_000_000, "{total}");
+    let rendered = render(&config, &message, "r", date()).unwrap();
+    assert_eq!(rendered.fit, Fit::Zipped);
+    assert!(
+        rendered.raw.len() < 10_000_000,
+        "{} bytes",
+        rendered.raw.len()
+    );
+}
+
+#[test]
 fn settling_a_message_by_its_recipients() {
     let refusal = |address: &str| RefusedRecipient {
         address: address.to_owned(),
