@@ -398,13 +398,15 @@ async fn fail(
             detail,
         };
     }
-    match stage {
-        Stage::Mail { sender } if error.is_permanent() => MailError::SenderRejected {
+    // A login the server wants (530 to MAIL) stays a login problem; any other refusal of MAIL
+    // is about the sender.
+    match (stage, classify(error, context)) {
+        (Stage::Mail { sender }, MailError::Rejected { .. }) => MailError::SenderRejected {
             server,
             sender,
             detail,
         },
-        _ => classify(error, context),
+        (_, classified) => classified,
     }
 }
 

@@ -36,10 +36,18 @@ struct Recorder {
     rcpt_answers: Arc<Mutex<Vec<(String, u16, String)>>>,
     /// Refuse a message larger than this at the end of DATA with `552 5.3.4`.
     max_size: Option<usize>,
+    mail_answer: Option<(u16, String)>,
     current: Option<Received>,
 }
 
 impl Handler for Recorder {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        match &self.mail_answer {
+            Some((code, text)) => Response::custom(*code, text.clone()),
+            None => response::OK,
+        }
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let answers = self.rcpt_answers.lock().unwrap();
         match answers.iter().find(|(address, _, _)| address == to) {
@@ -132,6 +140,8 @@ pub(crate) struct ServerOptions<'a> {
     pub(crate) reject: Option<&'a str>,
     /// Refuse messages larger than this (bytes) with `552 5.3.4`.
     pub(crate) max_size: Option<usize>,
+    /// Answer every `MAIL FROM` with this instead of 250.
+    pub(crate) mail_answer: Option<(u16, &'a str)>,
     /// Listen on this port instead of an ephemeral one.
     pub(crate) port: Option<u16>,
 }
@@ -149,6 +159,9 @@ pub(crate) fn smtp_server(options: ServerOptions<'_>) -> Smtp {
     let recorder = Recorder {
         login: options.login.map(|(u, p)| (u.to_owned(), p.to_owned())),
         max_size: options.max_size,
+        mail_answer: options
+            .mail_answer
+            .map(|(code, text)| (code, text.to_owned())),
         ..Recorder::default()
     };
     let inbox = recorder.inbox.clone();
@@ -741,6 +754,42 @@ async fn every_recipient_refused_fails_the_message_naming_them() {
             .contains("ops@example.org (550 Mailbox unavailable)"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn refusals_of_the_sender_and_of_the_login_are_told_apart() {
+    // The server wants a login (530 to MAIL), and none is configured: a login problem, not
+    // the sender.
+    let server = smtp_server(ServerOptions {
+        mail_answer: Some((530, "5.7.0 Authentication required")),
+        ..ServerOptions::default()
+    });
+    let error = send(&plain(server.port), &report("x"), "nologin")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MailError::AuthRequired { .. }), "{error:?}");
+    assert!(!error.is_permanent());
+
+    // The server refuses the sender: named, with mail.from, for good.
+    let server = smtp_server(ServerOptions {
+        mail_answer: Some((553, "5.7.1 Sender not allowed")),
+        ..ServerOptions::default()
+    });
+    let error = send(&plain(server.port), &report("x"), "sender")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MailError::SenderRejected { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_permanent());
+    let text = error.to_string();
+    assert!(
+        text.contains("refused the sender orgwarden@example.com: 553 5.7.1 Sender not allowed")
+            && text.contains("check mail.from"),
+        "{text}"
+    );
+    assert!(server.received().is_empty());
 }
 
 #[tokio::test]
