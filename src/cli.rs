@@ -703,7 +703,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
         Ok(message_id) => {
             println!(
                 "test message {} sent to {}",
-                crate::mail::message_id_header(&message_id),
+                crate::mail::message_id_header(&message_id, &crate::mail::message_id_domain(mail)),
                 to.email
             );
             Ok(ExitCode::SUCCESS)

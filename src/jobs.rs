@@ -458,6 +458,7 @@ pub async fn report_job(
                     bytes: bytes.clone(),
                 })
                 .collect(),
+            files_dir: Some(std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone())),
         };
         let id = format!(
             "report-{}-run-{}",

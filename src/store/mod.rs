@@ -26,7 +26,10 @@ pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, Find
 pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportRecord};
 pub use lock::WriterLock;
-pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
+pub use outbox::{
+    NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
+    RefusedRecipient,
+};
 pub use snapshot_writer::SnapshotWriter;
 
 use crate::org::OrgState;
@@ -41,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
     include_str!("sql/005_baseline.sql"),
+    include_str!("sql/006_outbox_recipients.sql"),
 ];
 
 /// The schema version this build writes.

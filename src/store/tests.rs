@@ -482,6 +482,42 @@ fn a_schema_1_database_upgrades_to_the_current_schema() {
 }
 
 #[test]
+fn a_schema_4_outbox_upgrades_with_its_messages_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        // Before per-recipient delivery: one message sent to both, one still pending.
+        let conn = open_connection(&old).unwrap();
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        for (id, status) in [("m-sent", "sent"), ("m-pending", "pending")] {
+            conn.execute(
+                "INSERT INTO outbox (message_id, created_at, subject, sender, recipients, raw, \
+                 status, next_attempt_at) VALUES (?1, ?2, 's', 'o@example.com', \
+                 '[\"a@example.com\",\"b@example.com\"]', x'00', ?3, ?2)",
+                rusqlite::params![id, ts(&t(1)), status],
+            )
+            .unwrap();
+        }
+    }
+    let upgraded = Store::open_writer(&old, "test", wall_now()).unwrap();
+    assert_eq!(upgraded.user_version().unwrap(), SCHEMA_VERSION);
+    let list = upgraded.outbox_list().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].delivered_to, vec!["a@example.com", "b@example.com"]);
+    assert!(list[0].remaining_recipients().is_empty());
+    assert!(list[1].delivered_to.is_empty() && list[1].refused.is_empty());
+    assert_eq!(list[1].remaining_recipients(), list[1].recipients);
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
+    assert_eq!(
+        upgraded.schema_dump().unwrap(),
+        fresh.schema_dump().unwrap()
+    );
+}
+
+#[test]
 fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
