@@ -556,7 +556,9 @@ impl<'a> View<'a> {
 
         let mut changes = BTreeMap::new();
         for change in input.changes {
-            *changes.entry((change.kind, change.change)).or_insert(0) += 1;
+            *changes
+                .entry((change.kind.as_str(), change.change.as_str()))
+                .or_insert(0) += 1;
         }
 
         let action_counts = [

@@ -96,7 +96,7 @@ fn history_grows_with_change_not_with_time() {
     let changes = crate::org::diff(&s2, &s3);
     let summary: Vec<(&str, &str, Option<String>)> = changes
         .iter()
-        .map(|c| (c.kind, c.change, c.id.clone()))
+        .map(|c| (c.kind.as_str(), c.change.as_str(), c.id.clone()))
         .collect();
     assert_eq!(
         summary,
