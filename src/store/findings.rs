@@ -1,5 +1,6 @@
 //! Findings and their lifecycle, audits, reports, and the former members the policy needs.
 
+use super::Context as _;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -106,7 +107,7 @@ impl Store {
                        AND c.valid_from <= ?1 AND (c.valid_to IS NULL OR c.valid_to > ?1)) \
                  ORDER BY m.id",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([run_id], |row| {
                 let last_seen: Option<String> = row.get(2)?;
@@ -116,13 +117,13 @@ impl Store {
                     last_seen,
                 ))
             })
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, email, last_seen) = row.map_err(|e| self.err(e))?;
+            let (id, email, last_seen) = row.ctx(self)?;
             // A version whose runs were all pruned or never completed has no sighting to report.
             let Some(last_seen) = last_seen else { continue };
-            let last_seen = parse_ts(&last_seen).map_err(|e| self.err(e))?;
+            let last_seen = parse_ts(&last_seen).ctx(self)?;
             out.push(FormerMember {
                 id,
                 email,
@@ -136,7 +137,7 @@ impl Store {
     pub fn last_audited_run(&self) -> Result<Option<i64>> {
         self.conn
             .query_row("SELECT max(run_id) FROM audits", [], |row| row.get(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// Applies one audit of the snapshot `run_id` (taken at `taken_at`) to the findings'
@@ -398,13 +399,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {FINDING_COLUMNS} FROM findings {filter}"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params, finding_from_row)
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
+        let rows = stmt.query_map(params, finding_from_row).ctx(self)?;
+        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)?;
         sort_findings(&mut out);
         Ok(out)
     }
@@ -417,7 +414,7 @@ impl Store {
             .prepare(
                 "SELECT fingerprint, consecutive, first_seen FROM findings WHERE status != 'resolved'",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([], |row| {
                 Ok((
@@ -428,9 +425,8 @@ impl Store {
                     },
                 ))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().ctx(self)
     }
 
     /// The newest audits, newest first.
@@ -441,7 +437,7 @@ impl Store {
                 "SELECT id, run_id, audited_at, rules, n_findings, n_new, n_resolved FROM audits \
                  ORDER BY id DESC LIMIT ?1",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([limit], |row| {
                 Ok(AuditRecord {
@@ -455,9 +451,8 @@ impl Store {
                     n_resolved: row.get(6)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     /// Records a report made from snapshot `run_id`.
@@ -474,7 +469,7 @@ impl Store {
                 "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES (?1, ?2, ?3, ?4)",
                 params![run_id, ts(&generated_at), message_id, out_dir],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -495,6 +490,6 @@ impl Store {
                 },
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 }
