@@ -120,7 +120,8 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let (_, rss_changed) = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
-    let (audit_secs, audit_findings) = crate::jobs::bench_audit(&db)?;
+    let (audit_secs, audit_findings) =
+        crate::jobs::bench_audit(&db, crate::clock::SystemClock::shared())?;
     let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
     let figures = Figures {
         members: args.members,

@@ -12,8 +12,10 @@ use std::future::Future;
 
 use anyhow::Context;
 
-use crate::admin_api::{AdminClient, ClientOptions};
+use crate::admin_api::AdminClient;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Environment};
+use crate::jobs::JobContext;
 use crate::output::{render, Format};
 use crate::snapshot;
 use crate::store::{Store, StoreError};
@@ -42,6 +44,9 @@ pub enum Command {
         /// Also call GET /v1/organizations/me and print the organization.
         #[arg(long)]
         online: bool,
+        /// With --online: give up after this long ("10s", "500ms").
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
@@ -153,7 +158,9 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::CheckConfig { online } => check_config_command(cli.config, online).await,
+        Command::CheckConfig { online, timeout } => {
+            check_config_command(cli.config, online, timeout).await
+        }
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
         Command::Bench(args) => {
             crate::telemetry::init("warn", config::LogFormat::Text);
@@ -231,7 +238,7 @@ async fn run(cli: Cli) -> ExitCode {
             with_config(cli.config, |c| send_test_email_command(c, address)).await
         }
         Command::Run => match load_config(cli.config.clone()) {
-            Ok(loaded) => crate::daemon::run(cli.config, loaded.config).await,
+            Ok(loaded) => run_command(cli.config, loaded.config).await,
             Err(code) => code,
         },
     }
@@ -254,28 +261,37 @@ fn load_config(path: Option<PathBuf>) -> Result<config::Loaded, ExitCode> {
     }
 }
 
-/// Builds the API client, or explains which setting is missing.
-pub fn api_client(config: &Config) -> anyhow::Result<AdminClient> {
-    let Some(admin_key) = config.api.admin_key.clone() else {
-        anyhow::bail!(
-            "api.admin_key: no admin key found; provide it as a systemd credential ({}), \
-             api.admin_key_file, or the ANTHROPIC_ADMIN_KEY environment variable",
-            config::ADMIN_KEY_CREDENTIAL
-        );
-    };
-    let api = &config.api;
-    let mut options = ClientOptions::new(api.base_url.clone());
-    options.anthropic_version = api.anthropic_version.clone();
-    options.connect_timeout = api.connect_timeout;
-    options.request_timeout = api.request_timeout;
-    options.total_deadline = api.total_deadline;
-    options.max_retries = api.max_retries;
-    options.requests_per_second = api.requests_per_second;
-    options.page_size = api.page_size;
-    Ok(AdminClient::new(options, admin_key)?)
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration like \"10s\" or \"500ms\""))
 }
 
-async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
+/// No admin key was configured: a configuration error (exit 78) from every command.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "api.admin_key: no admin key found; provide it as a systemd credential ({}), \
+     api.admin_key_file, or the ANTHROPIC_ADMIN_KEY environment variable",
+    config::ADMIN_KEY_CREDENTIAL
+)]
+pub struct MissingAdminKey;
+
+/// The exit code for a failed command: 78 when the cause is the configuration, else 1.
+fn failure_code(error: &anyhow::Error) -> ExitCode {
+    if error.chain().any(|cause| {
+        cause.is::<MissingAdminKey>() || cause.is::<crate::admin_api::ClientConfigError>()
+    }) {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn check_config_command(
+    path: Option<PathBuf>,
+    online: bool,
+    timeout: std::time::Duration,
+) -> ExitCode {
     let loaded = match load_config(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -286,31 +302,47 @@ async fn check_config_command(path: Option<PathBuf>, online: bool) -> ExitCode {
         .map_or("defaults and environment".to_owned(), |p| {
             p.display().to_string()
         });
-    if loaded.config.api.admin_key.is_none() {
-        eprintln!(
-            "orgwarden: invalid configuration ({source}): 1 problem\n  - api.admin_key: no admin key found; provide it as a systemd credential ({}), api.admin_key_file, or ANTHROPIC_ADMIN_KEY",
-            config::ADMIN_KEY_CREDENTIAL
-        );
+    let Some(key) = &loaded.config.api.admin_key else {
+        eprintln!("orgwarden: invalid configuration ({source}): 1 problem\n  - {MissingAdminKey}");
         return ExitCode::from(EXIT_CONFIG);
+    };
+    if !secrecy::ExposeSecret::expose_secret(key).starts_with("sk-ant-admin") {
+        // Only the prefix is looked at and nothing of the key is printed.
+        eprintln!(
+            "orgwarden: warning: api.admin_key does not start with \"sk-ant-admin\"; the Admin API \
+             needs an admin key, not a regular API key"
+        );
     }
     println!("configuration OK ({source})");
     if !online {
         return ExitCode::SUCCESS;
     }
-    let client = match api_client(&loaded.config) {
+    let client = match AdminClient::from_config(&loaded.config.api, SystemClock::shared()) {
         Ok(client) => client,
         Err(error) => {
             eprintln!("orgwarden: {error:#}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match client.organization().await {
-        Ok(org) => {
+    match tokio::time::timeout(timeout, client.organization()).await {
+        Ok(Ok(org)) => {
             println!("organization: {} ({})", org.name, org.id);
             ExitCode::SUCCESS
         }
-        Err(error) => {
+        Ok(Err(error)) if error.status().is_some() => {
+            // The server answered: it was reached, and the message says what it refused.
+            eprintln!("orgwarden: {error}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
             eprintln!("orgwarden: cannot reach the Admin API: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_elapsed) => {
+            eprintln!(
+                "orgwarden: cannot reach the Admin API: no answer from {} within {:?}",
+                loaded.config.api.base_url, timeout
+            );
             ExitCode::FAILURE
         }
     }
@@ -330,19 +362,67 @@ where
         Ok(code) => code,
         Err(error) => {
             eprintln!("orgwarden: {error:#}");
-            ExitCode::FAILURE
+            failure_code(&error)
         }
     }
 }
 
 /// Opens the database to write, naming this command as the holder of the writer lock.
 pub fn open_writer(config: &Config, holder: &str) -> Result<Store, StoreError> {
-    Store::open_writer(&config.store.path, holder)
+    Store::open_writer(&config.store.path, holder, SystemClock.now())
+}
+
+/// `orgwarden run`: the daemon, stopped by SIGTERM/SIGINT and reloaded by SIGHUP. Maps its
+/// outcome to the exit code (78 for a configuration it cannot run with).
+async fn run_command(path: Option<PathBuf>, config: Config) -> ExitCode {
+    let controls = match signal_controls() {
+        Ok(controls) => controls,
+        Err(error) => {
+            tracing::error!("cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::daemon::run(path, config, controls, SystemClock::shared()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_config() => {
+            tracing::error!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(crate::daemon::DaemonError::ShutdownTimeout { .. }) => ExitCode::FAILURE,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as the daemon's [`Control`](crate::daemon::Control)s.
+fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemon::Control>> {
+    use crate::daemon::Control;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = sigterm.recv() => Control::Stop("SIGTERM"),
+                _ = sigint.recv() => Control::Stop("SIGINT"),
+                _ = sighup.recv() => Control::Reload,
+            };
+            if sender.send(control).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
 }
 
 async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
-    let (summary, pruned) = crate::jobs::snapshot_job(&config, &mut store, true).await?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
     println!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
@@ -367,7 +447,8 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
 
 fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(config, "orgwarden audit")?;
-    let summary = crate::jobs::audit_job(config, &mut store, at)?;
+    let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::audit_job(&mut ctx, at)?;
     print!("{}", render(format, &summary.result.findings));
     if format == Format::Table {
         for outcome in &summary.rules {
@@ -394,7 +475,8 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
 
 async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(config, "orgwarden cleanup")?;
-    let summary = crate::jobs::cleanup_job(config, &mut store, apply).await?;
+    let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
@@ -443,7 +525,7 @@ async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    let status = crate::status::status(config, &store, chrono::Utc::now())?;
+    let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         _ => print!("{}", crate::status::render_text(&status)),
@@ -461,7 +543,8 @@ async fn report_command(
     send: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden report")?;
-    let summary = crate::jobs::report_job(&config, &mut store, out.as_deref(), send).await?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::report_job(&mut ctx, out.as_deref(), send).await?;
     println!("{}", summary.subject);
     for file in &summary.files {
         println!("wrote {}", file.display());
@@ -541,7 +624,7 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
     let records = if retry {
         let mail = mail_config(&config)?;
         let mut store = open_writer(&config, "orgwarden outbox --retry")?;
-        let summary = crate::mail::retry_outbox(mail, &mut store, chrono::Utc::now()).await?;
+        let summary = crate::mail::retry_outbox(mail, &mut store, SystemClock.now()).await?;
         eprintln!(
             "outbox: {} tried, {} sent, {} still pending, {} failed for good",
             summary.attempted, summary.sent, summary.retrying, summary.failed
@@ -564,7 +647,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
     let to: lettre::message::Mailbox = address
         .parse()
         .with_context(|| format!("{address:?} is not an email address"))?;
-    match crate::mail::send_test_email(mail, &to, chrono::Utc::now()).await {
+    match crate::mail::send_test_email(mail, &to, SystemClock.now()).await {
         Ok(message_id) => {
             println!(
                 "test message {} sent to {}",

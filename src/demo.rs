@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Duration;
 
+use crate::clock::SystemClock;
 use crate::config::{Config, Environment};
-use crate::jobs;
+use crate::jobs::{self, JobContext};
 use crate::output::{render, Format};
 use crate::sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 use crate::store::{FindingStatus, Store};
@@ -51,6 +52,7 @@ remediate = true
 [remediation]
 mode = "dry-run"
 min_consecutive_snapshots = 1
+min_finding_age = "0s"
 
 [mail]
 from = "orgwarden <orgwarden@example.com>"
@@ -147,7 +149,8 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         );
         (email, invite)
     });
-    let last_day = (chrono::Utc::now() - Duration::days(3)).format("%Y-%m-%d");
+    let clock = SystemClock::shared();
+    let last_day = (clock.now() - Duration::days(3)).format("%Y-%m-%d");
     std::fs::write(
         dir.join("departed.csv"),
         format!("email,last_day\n{roster_email},{last_day}\n"),
@@ -159,7 +162,8 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
     };
     let text = std::fs::read_to_string(&config_path)?;
     let (config, _) = Config::from_toml(&text, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut store = Store::open_writer(&config.store.path, "orgwarden demo")?;
+    let mut store = Store::open_writer(&config.store.path, "orgwarden demo", clock.now())?;
+    let mut ctx = JobContext::new(&config, &mut store, clock);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -168,9 +172,9 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         sim.base_url()
     );
 
-    let first = cycle(&config, &mut store, 1).await?;
+    let first = cycle(&mut ctx, 1).await?;
     let week = a_week_passes(&sim)?;
-    let second = cycle(&config, &mut store, 2).await?;
+    let second = cycle(&mut ctx, 2).await?;
 
     let _ = writeln!(
         out,
@@ -265,15 +269,10 @@ struct CycleResult {
 }
 
 /// One scheduled cycle, as the daemon runs it, then a report.
-async fn cycle(config: &Config, store: &mut Store, n: u32) -> anyhow::Result<CycleResult> {
-    let cycle = jobs::audit_cycle(config, store).await?;
-    let report = jobs::report_job(
-        config,
-        store,
-        Some(&config.report.out_dir.join(format!("cycle-{n}"))),
-        true,
-    )
-    .await?;
+async fn cycle(ctx: &mut JobContext<'_>, n: u32) -> anyhow::Result<CycleResult> {
+    let cycle = jobs::audit_cycle(ctx).await?;
+    let out = ctx.config.report.out_dir.join(format!("cycle-{n}"));
+    let report = jobs::report_job(ctx, Some(&out), true).await?;
     let audit = &cycle.cleanup.audit.result;
     let counts = cycle.snapshot.counts;
     Ok(CycleResult {

@@ -1,18 +1,55 @@
 //! The jobs: plain async functions that the CLI, the daemon and the tests all call.
 //!
-//! Each takes the configuration and an open writing [`Store`] and returns a summary; none of
-//! them prints. The one-shot commands in `cli` print the summaries, the daemon logs them.
+//! Each takes a [`JobContext`] (the configuration, an open writing [`Store`], the clock and the
+//! API client built once from `[api]`) and returns a summary; none of them prints or reads the
+//! wall clock. The one-shot commands in `cli` print the summaries, the daemon logs them.
 
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::api_client;
+use crate::admin_api::{AdminClient, ClientConfigError};
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::snapshot::{self, FetchOptions, SnapshotSummary};
 use crate::store::{PruneStats, Store};
+
+/// What every job works with.
+pub struct JobContext<'a> {
+    pub config: &'a Config,
+    pub store: &'a mut Store,
+    pub clock: SharedClock,
+    /// The API client built once from `[api]`, or why it could not be built (only the jobs
+    /// that call the API fail on that).
+    pub client: Result<AdminClient, ClientConfigError>,
+}
+
+impl<'a> JobContext<'a> {
+    /// A context whose client is built from `config.api`.
+    pub fn new(config: &'a Config, store: &'a mut Store, clock: SharedClock) -> JobContext<'a> {
+        let client = AdminClient::from_config(&config.api, clock.clone());
+        JobContext {
+            config,
+            store,
+            clock,
+            client,
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The API client, or why there is none.
+    pub fn client(&self) -> anyhow::Result<&AdminClient> {
+        self.client
+            .as_ref()
+            .map_err(|error| anyhow::anyhow!("{error}"))
+    }
+}
 
 /// What one audit cycle (snapshot, audit, remediation) did.
 #[derive(Debug, Clone, Serialize)]
@@ -25,27 +62,27 @@ pub struct CycleSummary {
 
 /// Takes a snapshot and applies retention.
 pub async fn snapshot_job(
-    config: &Config,
-    store: &mut Store,
+    ctx: &mut JobContext<'_>,
     progress: bool,
 ) -> anyhow::Result<(SnapshotSummary, PruneStats)> {
-    let client = api_client(config)?;
+    let client = ctx.client()?;
     let options = FetchOptions {
-        max_in_flight: config.api.max_in_flight,
+        max_in_flight: ctx.config.api.max_in_flight,
         progress,
     };
-    let summary = snapshot::run_snapshot(&client, store, options).await?;
-    let pruned = store
-        .prune(config.store.keep_days, Utc::now())
+    let summary = snapshot::run_snapshot(client, ctx.store, options, &*ctx.clock).await?;
+    let pruned = ctx
+        .store
+        .prune(ctx.config.store.keep_days, ctx.now())
         .context("applying retention")?;
     Ok((summary, pruned))
 }
 
 /// The scheduled `audit` job: snapshot, then audit and remediation of that snapshot.
-pub async fn audit_cycle(config: &Config, store: &mut Store) -> anyhow::Result<CycleSummary> {
-    let (snapshot, pruned) = snapshot_job(config, store, false).await?;
-    let apply = config.remediation.mode == crate::config::RemediationMode::Enforce;
-    let cleanup = cleanup_job(config, store, apply).await?;
+pub async fn audit_cycle(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummary> {
+    let (snapshot, pruned) = snapshot_job(ctx, false).await?;
+    let apply = ctx.config.remediation.mode == crate::config::RemediationMode::Enforce;
+    let cleanup = cleanup_job(ctx, apply).await?;
     Ok(CycleSummary {
         snapshot,
         cleanup,
@@ -57,15 +94,15 @@ pub async fn audit_cycle(config: &Config, store: &mut Store) -> anyhow::Result<C
 /// Times the audit of the latest complete snapshot in `db` (used by the benchmark): reading the
 /// snapshot and its predecessor, evaluating every rule with default settings plus a departed
 /// domain, and recording the findings. Returns (seconds, findings).
-pub fn bench_audit(db: &Path) -> anyhow::Result<(f64, usize)> {
+pub fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<(f64, usize)> {
     let (config, _) = Config::from_toml(
         "[rules.departed_domains]\ndeparted_domains = [\"contractor.example.net\"]\n",
         &crate::config::Environment::default(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut store = Store::open_writer(db, "orgwarden bench")?;
+    let mut store = Store::open_writer(db, "orgwarden bench", clock.now())?;
     let started = std::time::Instant::now();
-    let summary = audit_job(&config, &mut store, None)?;
+    let summary = audit_job(&mut JobContext::new(&config, &mut store, clock), None)?;
     Ok((
         started.elapsed().as_secs_f64(),
         summary.result.findings.len(),
@@ -125,7 +162,12 @@ pub fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
 }
 
 /// Evaluates the policy over snapshot `at` (default: the latest complete one).
-fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Result<Evaluated> {
+fn evaluate_run(
+    config: &Config,
+    store: &Store,
+    at: Option<i64>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Evaluated> {
     let run_id = resolve_run(store, at)?;
     let state = store.state_at(run_id)?;
     let previous = match store.latest_complete(Some(run_id))? {
@@ -147,7 +189,7 @@ fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Resu
         rules: &config.rules,
         exemptions: &config.exemptions,
         roster: &roster,
-        now: Utc::now(),
+        now,
     };
     let evaluation = crate::policy::evaluate(&input);
     Ok(Evaluated {
@@ -157,14 +199,14 @@ fn evaluate_run(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Resu
     })
 }
 
-fn record(store: &mut Store, evaluated: &Evaluated) -> anyhow::Result<AuditSummary> {
+fn record(
+    store: &mut Store,
+    evaluated: &Evaluated,
+    now: DateTime<Utc>,
+) -> anyhow::Result<AuditSummary> {
     let state = &evaluated.state;
-    let mut result = store.record_audit(
-        state.run_id,
-        state.taken_at,
-        &evaluated.evaluation,
-        Utc::now(),
-    )?;
+    let mut result =
+        store.record_audit(state.run_id, state.taken_at, &evaluated.evaluation, now)?;
     // Findings raised by remediation's guards are not the policy's, but they are open findings
     // all the same: list them with the rest.
     let guards = store.active_findings_of(crate::policy::REMEDIATION_GUARD)?;
@@ -179,13 +221,10 @@ fn record(store: &mut Store, evaluated: &Evaluated) -> anyhow::Result<AuditSumma
 
 /// Evaluates the policy over snapshot `at` (default: the latest complete one) and records the
 /// findings' lifecycle.
-pub fn audit_job(
-    config: &Config,
-    store: &mut Store,
-    at: Option<i64>,
-) -> anyhow::Result<AuditSummary> {
-    let evaluated = evaluate_run(config, store, at)?;
-    record(store, &evaluated)
+pub fn audit_job(ctx: &mut JobContext<'_>, at: Option<i64>) -> anyhow::Result<AuditSummary> {
+    let now = ctx.now();
+    let evaluated = evaluate_run(ctx.config, ctx.store, at, now)?;
+    record(ctx.store, &evaluated, now)
 }
 
 /// What a cleanup did: the audit it made, the plan, and (when applied) the calls.
@@ -202,12 +241,9 @@ pub struct CleanupSummary {
 
 /// Audits the latest complete snapshot, plans remediation and, when `apply` is set and the
 /// mode is `enforce`, carries the plan out. In `dry-run` and `off` it only plans.
-pub async fn cleanup_job(
-    config: &Config,
-    store: &mut Store,
-    apply: bool,
-) -> anyhow::Result<CleanupSummary> {
+pub async fn cleanup_job(ctx: &mut JobContext<'_>, apply: bool) -> anyhow::Result<CleanupSummary> {
     use crate::config::RemediationMode;
+    let config = ctx.config;
     let mode = config.remediation.mode;
     if apply && mode != RemediationMode::Enforce {
         anyhow::bail!(
@@ -216,39 +252,57 @@ pub async fn cleanup_job(
         );
     }
     let client = if apply {
-        Some(api_client(config)?)
+        Some(ctx.client()?.clone())
     } else {
         None
     };
+    let clock = &*ctx.clock;
+    let store = &mut *ctx.store;
     let reconciled = match &client {
-        Some(client) => crate::remediate::reconcile(client, store).await?,
+        Some(client) => crate::remediate::reconcile(client, store, clock).await?,
         None => Vec::new(),
     };
-    let evaluated = evaluate_run(config, store, None)?;
-    let audit = record(store, &evaluated)?;
+    let evaluated = evaluate_run(config, store, None, clock.now())?;
+    let audit = record(store, &evaluated, clock.now())?;
     let streaks = store.finding_streaks()?;
     let done = store.succeeded_actions()?;
     let plan = crate::remediate::plan(&crate::remediate::PlanInput {
         config,
         state: &evaluated.state,
-        previous: evaluated.previous.as_ref().map(|p| p.counts()),
+        // The previous complete snapshot is the baseline only when it was plausible.
+        baseline: evaluated
+            .previous
+            .as_ref()
+            .filter(|p| {
+                crate::remediate::implausible(p.counts(), crate::remediate::admins(p)).is_none()
+            })
+            .map(|p| {
+                let c = p.counts();
+                crate::remediate::Baseline {
+                    members: c.members,
+                    invites: c.invites,
+                    api_keys: c.api_keys,
+                    snapshots: 1,
+                }
+            }),
+        accepted_by: None,
         findings: &evaluated.evaluation.findings,
-        streaks: &streaks,
+        seen: &streaks,
         done: &done,
-        now: Utc::now(),
+        now: clock.now(),
     });
     let state = &evaluated.state;
     store.record_guard_findings(
         state.run_id,
         state.taken_at,
         &plan.guard_findings,
-        Utc::now(),
+        clock.now(),
     )?;
     for finding in &plan.guard_findings {
         tracing::error!(rule = finding.rule, "{}", finding.evidence);
     }
     let executed = match &client {
-        Some(client) => crate::remediate::execute(client, store, state, &plan).await?,
+        Some(client) => crate::remediate::execute(client, store, state, &plan, clock).await?,
         None => Vec::new(),
     };
     Ok(CleanupSummary {
@@ -303,15 +357,17 @@ fn stored_rule_outcomes(rules: &serde_json::Value) -> Vec<crate::policy::RuleOut
 /// "Since the last report" (changes, resolved findings, actions) is measured from the previous
 /// report; the first report has no changes and lists every resolved finding.
 pub async fn report_job(
-    config: &Config,
-    store: &mut Store,
+    ctx: &mut JobContext<'_>,
     out: Option<&Path>,
     send: bool,
 ) -> anyhow::Result<ReportSummary> {
-    let run_id = resolve_run(store, None)?;
-    if store.last_audited_run()? != Some(run_id) {
-        audit_job(config, store, Some(run_id))?;
+    let run_id = resolve_run(ctx.store, None)?;
+    if ctx.store.last_audited_run()? != Some(run_id) {
+        audit_job(ctx, Some(run_id))?;
     }
+    let config = ctx.config;
+    let generated_at = ctx.now();
+    let store = &mut *ctx.store;
     let state = store.state_at(run_id)?;
     let previous = store.last_report()?;
     let since = previous.as_ref().map(|r| r.generated_at);
@@ -335,7 +391,6 @@ pub async fn report_job(
         None => (Vec::new(), None),
     };
     let actions = store.actions_since(since)?;
-    let generated_at = Utc::now();
     let rendered = crate::report::render(&crate::report::ReportInput {
         state: &state,
         findings: &findings,
@@ -415,18 +470,16 @@ pub async fn report_job(
 }
 
 /// The scheduled report: sent when `[mail]` has recipients, else only written.
-pub async fn scheduled_report(config: &Config, store: &mut Store) -> anyhow::Result<ReportSummary> {
-    let send = config.mail.as_ref().is_some_and(|m| !m.to.is_empty());
-    report_job(config, store, None, send).await
+pub async fn scheduled_report(ctx: &mut JobContext<'_>) -> anyhow::Result<ReportSummary> {
+    let send = ctx.config.mail.as_ref().is_some_and(|m| !m.to.is_empty());
+    report_job(ctx, None, send).await
 }
 
 /// Delivers every outbox message whose retry time has come.
-pub async fn outbox_job(
-    config: &Config,
-    store: &mut Store,
-) -> anyhow::Result<crate::mail::OutboxSummary> {
-    match &config.mail {
-        Some(mail) => crate::mail::flush_outbox(mail, store, Utc::now()).await,
+pub async fn outbox_job(ctx: &mut JobContext<'_>) -> anyhow::Result<crate::mail::OutboxSummary> {
+    let now = ctx.now();
+    match &ctx.config.mail {
+        Some(mail) => crate::mail::flush_outbox(mail, ctx.store, now).await,
         None => Ok(crate::mail::OutboxSummary::default()),
     }
 }

@@ -21,6 +21,7 @@
 pub mod admin_api;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -30,6 +31,7 @@ pub mod output;
 pub mod policy;
 pub mod remediate;
 pub mod report;
+pub mod schedule;
 pub mod sim;
 pub mod snapshot;
 pub mod status;

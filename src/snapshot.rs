@@ -573,10 +573,11 @@ pub async fn run_snapshot(
     client: &AdminClient,
     store: &Store,
     options: FetchOptions,
+    clock: &dyn crate::clock::Clock,
 ) -> anyhow::Result<SnapshotSummary> {
     let started = Instant::now();
     let stats_before = client.stats();
-    let run_id = store.begin_run(Utc::now())?;
+    let run_id = store.begin_run(clock.now())?;
     let result = async {
         let mut writer = store.snapshot_writer(run_id)?;
         let (sender, mut receiver) = mpsc::channel::<Batch>(4);
@@ -605,7 +606,8 @@ pub async fn run_snapshot(
         let stats = client.stats();
         let requests = stats.requests - stats_before.requests;
         let retries = stats.retries - stats_before.retries;
-        let counts = tokio::task::spawn_blocking(move || writer.finish(requests, retries))
+        let now = clock.now();
+        let counts = tokio::task::spawn_blocking(move || writer.finish(requests, retries, now))
             .await
             .context("the database writer panicked")??;
         anyhow::Ok((counts, requests, retries))
@@ -627,6 +629,7 @@ pub async fn run_snapshot(
                 &text,
                 stats.requests - stats_before.requests,
                 stats.retries - stats_before.retries,
+                clock.now(),
             )?;
             Err(error.context(format!("snapshot run {run_id} failed")))
         }

@@ -36,7 +36,7 @@ pub fn next_occurrence(
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let cron = crate::config::parse_cron(expr).ok()?;
-    crate::daemon::next_occurrence(&cron, tz, after).ok()
+    crate::schedule::next_occurrence(&cron, tz, after).ok()
 }
 
 /// The gap between two consecutive occurrences from `after`: the job's period.

@@ -2,8 +2,14 @@
 //!
 //! It owns retries (the contract's policy: `retry-after-ms`, then `retry-after`, then capped
 //! exponential backoff with jitter; `x-should-retry` obeyed; non-idempotent calls retried only on
-//! 429), a total deadline per call, a client-side request pacer, and cursor pagination with a
+//! 429; a 2xx whose body cannot be read is retried like a 5xx when the call is idempotent), a
+//! total deadline per call, an adaptive gate shared by every clone (a 429 or 529 pauses every
+//! request for the `retry-after` and halves the number of requests in flight, which then grows
+//! back by one per window of successes), an optional fixed pacer, and cursor pagination with a
 //! guard against a server that repeats a cursor. It is the only module that speaks to the API.
+//!
+//! Text that comes from the API (error messages, types, request ids, cursors) is escaped and
+//! clipped by [`clean_text`] before it goes into an error or a log line.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -37,13 +43,18 @@ pub struct ClientOptions {
     /// Bound on one call including every retry and wait.
     pub total_deadline: Duration,
     pub max_retries: u32,
-    /// Client-side pacing; `None` sends as fast as the server allows.
+    /// Fixed client-side pacing; `None` (the default) sends as fast as the adaptive gate allows.
     pub requests_per_second: Option<f64>,
+    /// Most requests in flight at once; a 429 or 529 halves the current limit, successes grow it
+    /// back up to this.
+    pub max_in_flight: usize,
     /// `limit` for list calls (1..=1000).
     pub page_size: u32,
     /// First backoff step without a `retry-after` header; doubles per retry.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Reads the time for an HTTP-date `retry-after`.
+    pub clock: crate::clock::SharedClock,
 }
 
 impl ClientOptions {
@@ -57,9 +68,11 @@ impl ClientOptions {
             total_deadline: Duration::from_secs(120),
             max_retries: 4,
             requests_per_second: None,
+            max_in_flight: 4,
             page_size: 1000,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(8),
+            clock: crate::clock::SystemClock::shared(),
         }
     }
 }
@@ -91,6 +104,7 @@ struct Inner {
     admin_key: SecretString,
     /// The earliest instant the next request may start, for client-side pacing.
     next_slot: Mutex<Instant>,
+    gate: Gate,
     requests: AtomicU64,
     retries: AtomicU64,
 }
@@ -137,6 +151,7 @@ impl AdminClient {
         Ok(AdminClient {
             inner: Arc::new(Inner {
                 http,
+                gate: Gate::new(options.max_in_flight),
                 options,
                 admin_key,
                 next_slot: Mutex::new(Instant::now()),
@@ -357,6 +372,8 @@ impl AdminClient {
         let mut attempt: u32 = 0;
         loop {
             self.pace().await;
+            let permit = self.inner.gate.acquire().await;
+            let started = Instant::now();
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let mut key =
                 HeaderValue::from_str(self.inner.admin_key.expose_secret()).map_err(|_| {
@@ -375,6 +392,7 @@ impl AdminClient {
                 request = request.json(body);
             }
             let outcome = tokio::time::timeout_at(deadline, exchange(request)).await;
+            drop(permit);
             let failure = match outcome {
                 Err(_elapsed) => {
                     return Err(ApiError::Transport {
@@ -388,26 +406,29 @@ impl AdminClient {
                 }
                 Ok(Err(error)) => Failure::Transport(describe_reqwest_error(&error)),
                 Ok(Ok((status, headers, bytes))) => {
-                    let request_id = header_text(&headers, "request-id");
+                    let request_id = header_clean(&headers, "request-id");
                     if (200..300).contains(&status) {
-                        return match serde_json::from_slice::<T>(&bytes) {
-                            Ok(value) => Ok(Answer {
-                                value,
-                                status,
+                        match serde_json::from_slice::<T>(&bytes) {
+                            Ok(value) => {
+                                self.inner.gate.on_success();
+                                return Ok(Answer {
+                                    value,
+                                    status,
+                                    request_id,
+                                });
+                            }
+                            Err(error) => Failure::Decode {
+                                reason: clean_text(&error.to_string(), MAX_REASON_CHARS),
                                 request_id,
-                            }),
-                            Err(error) => Err(ApiError::Decode {
-                                call,
-                                reason: error.to_string(),
-                                request_id,
-                            }),
-                        };
-                    }
-                    Failure::Status {
-                        status,
-                        headers,
-                        bytes,
-                        request_id,
+                            },
+                        }
+                    } else {
+                        Failure::Status {
+                            status,
+                            headers,
+                            bytes,
+                            request_id,
+                        }
                     }
                 }
             };
@@ -418,6 +439,17 @@ impl AdminClient {
                     ApiError::Transport {
                         call: call.clone(),
                         reason,
+                    },
+                ),
+                // A 2xx body that is not the expected JSON (cut short by a proxy, an HTML error
+                // page) is as transient as a 5xx: a read is simply asked again.
+                Failure::Decode { reason, request_id } => (
+                    idempotent,
+                    None,
+                    ApiError::Decode {
+                        call: call.clone(),
+                        reason,
+                        request_id,
                     },
                 ),
                 Failure::Status {
@@ -435,7 +467,16 @@ impl AdminClient {
                         message,
                         request_id: request_id.or(body_request_id),
                     };
-                    (retryable, retry_after(&headers), error)
+                    let wait = retry_after(&headers, options.clock.now());
+                    if matches!(status, 429 | 529) {
+                        // The server is saturated: slow every request of this client, not only
+                        // this one.
+                        let pause = wait.unwrap_or_else(|| backoff(options, attempt));
+                        self.inner
+                            .gate
+                            .on_throttle(started, pause.min(options.total_deadline));
+                    }
+                    (retryable, wait, error)
                 }
             };
             if !retryable || attempt >= options.max_retries {
@@ -446,7 +487,7 @@ impl AdminClient {
                 tracing::warn!(call = %call, wait_ms = wait.as_millis() as u64, "not retrying: the wait would pass the call's deadline");
                 return Err(error);
             }
-            tracing::debug!(call = %call, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tracing::info!(call = %call, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
             self.inner.retries.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
             tokio::time::sleep(wait).await;
@@ -454,8 +495,120 @@ impl AdminClient {
     }
 }
 
+/// The adaptive gate every request of a client (and its clones) passes: a pause every request
+/// waits out after a 429 or 529, and an AIMD limit on requests in flight (halved on such an answer,
+/// at most once per round trip; one more after as many successes as the current limit).
+struct Gate {
+    state: Mutex<GateState>,
+    changed: tokio::sync::Notify,
+    max: usize,
+}
+
+struct GateState {
+    in_flight: usize,
+    limit: f64,
+    paused_until: Instant,
+    /// When the limit was last cut: answers to requests sent before then do not cut it again.
+    last_cut: Option<Instant>,
+}
+
+struct Permit<'a>(&'a Gate);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl Gate {
+    fn new(max: usize) -> Gate {
+        let max = max.max(1);
+        Gate {
+            state: Mutex::new(GateState {
+                in_flight: 0,
+                limit: max as f64,
+                paused_until: Instant::now(),
+                last_cut: None,
+            }),
+            changed: tokio::sync::Notify::new(),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // Held for a few instructions, never across an await; a poisoned lock still holds valid
+        // numbers.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Waits until the client is not paused and a slot under the current limit is free.
+    async fn acquire(&self) -> Permit<'_> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let paused_until = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                if state.paused_until > now {
+                    Some(state.paused_until)
+                } else if state.in_flight < (state.limit as usize).max(1) {
+                    state.in_flight += 1;
+                    return Permit(self);
+                } else {
+                    None
+                }
+            };
+            match paused_until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => changed.await,
+            }
+        }
+    }
+
+    fn on_success(&self) {
+        let grew = {
+            let mut state = self.lock();
+            let before = state.limit as usize;
+            state.limit = (state.limit + 1.0 / state.limit).min(self.max as f64);
+            state.limit as usize > before
+        };
+        if grew {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// A 429 or 529 to a request sent at `sent`: pause everyone for `wait`, halve the limit.
+    fn on_throttle(&self, sent: Instant, wait: Duration) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.paused_until = state.paused_until.max(now + wait);
+        if state.last_cut.is_none_or(|cut| sent >= cut) {
+            state.limit = (state.limit / 2.0).max(1.0);
+            state.last_cut = Some(now);
+            tracing::info!(
+                in_flight_limit = state.limit as usize,
+                pause_ms = wait.as_millis() as u64,
+                "the Admin API is throttling: slowing down"
+            );
+        }
+    }
+
+    #[cfg(test)]
+    fn limit(&self) -> usize {
+        self.lock().limit as usize
+    }
+}
+
 enum Failure {
     Transport(String),
+    Decode {
+        reason: String,
+        request_id: Option<String>,
+    },
     Status {
         status: u16,
         headers: HeaderMap,
@@ -495,9 +648,40 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut text = format!("{kind}: {}", ErrorChain(error));
-    text.truncate(500);
-    text
+    clean_text(&format!("{kind}: {}", ErrorChain(error)), MAX_REASON_CHARS)
+}
+
+/// Longest error reason kept, in characters.
+const MAX_REASON_CHARS: usize = 500;
+/// Longest API-provided message kept, in characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Makes text from the API safe for an error message or a log line: control characters (newlines
+/// included) and bidi overrides are escaped like `str::escape_debug` does, other characters are
+/// kept, and the result is cut after `max_chars` characters (never inside one) with an ellipsis.
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 2));
+    for (count, c) in text.chars().enumerate() {
+        if count >= max_chars {
+            out.push('…');
+            break;
+        }
+        let bidi = matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        );
+        if c.is_control() || bidi {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                _ => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Displays an error with its sources, `a: b: c`.
@@ -522,6 +706,11 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A header the API sets, escaped and clipped for messages.
+fn header_clean(headers: &HeaderMap, name: &str) -> Option<String> {
+    header_text(headers, name).map(|text| clean_text(&text, 200))
+}
+
 /// The contract's retry decision: `x-should-retry` wins; otherwise 408, 409, 429 and 5xx for
 /// idempotent calls, and 429 only for the others.
 fn should_retry(status: u16, headers: &HeaderMap, idempotent: bool) -> bool {
@@ -535,7 +724,7 @@ fn should_retry(status: u16, headers: &HeaderMap, idempotent: bool) -> bool {
 }
 
 /// `retry-after-ms` first, then `retry-after` (seconds or an HTTP date).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     if let Some(ms) =
         header_text(headers, "retry-after-ms").and_then(|t| t.trim().parse::<f64>().ok())
     {
@@ -551,7 +740,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         }
     }
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let delta = when.with_timezone(&chrono::Utc) - now;
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -567,15 +756,13 @@ fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
 /// `(error.type, error.message, request_id)` from an error body; tolerant of anything.
 fn parse_error_envelope(bytes: &[u8]) -> (String, String, Option<String>) {
     let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    let error_type = value["error"]["type"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_owned();
+    let error_type = clean_text(value["error"]["type"].as_str().unwrap_or("unknown"), 100);
     let message = match value["error"]["message"].as_str() {
-        Some(message) => message.to_owned(),
+        Some(message) => clean_text(message, MAX_MESSAGE_CHARS),
         None => {
-            let mut text = String::from_utf8_lossy(bytes).into_owned();
-            text.truncate(200);
+            // Not the envelope (an HTML page from a proxy, say): quote the start of the body,
+            // cut on a character boundary.
+            let text = clean_text(&String::from_utf8_lossy(bytes), 200);
             if text.is_empty() {
                 "(empty body)".to_owned()
             } else {
@@ -583,7 +770,7 @@ fn parse_error_envelope(bytes: &[u8]) -> (String, String, Option<String>) {
             }
         }
     };
-    let request_id = value["request_id"].as_str().map(str::to_owned);
+    let request_id = value["request_id"].as_str().map(|id| clean_text(id, 200));
     (error_type, message, request_id)
 }
 
@@ -638,7 +825,7 @@ impl<T: DeserializeOwned> Pager<T> {
         if !self.seen.insert(last_id.clone()) {
             return Err(ApiError::CursorLoop {
                 call: call(),
-                cursor: last_id,
+                cursor: clean_text(&last_id, 200),
             });
         }
         self.after_id = Some(last_id);
@@ -734,11 +921,20 @@ mod tests {
     #[test]
     fn retry_after_prefers_ms() {
         let h = headers(&[("retry-after-ms", "250"), ("retry-after", "3")]);
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            Some(Duration::from_millis(250))
+        );
         let h = headers(&[("retry-after", "3")]);
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            Some(Duration::from_secs(3))
+        );
         let h = headers(&[("retry-after", "soon")]);
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(
+            retry_after(&h, crate::clock::Clock::now(&crate::clock::SystemClock)),
+            None
+        );
     }
 
     #[test]
@@ -752,6 +948,34 @@ mod tests {
                 "{attempt}: {wait:?}"
             );
         }
+    }
+
+    #[test]
+    fn clean_text_cuts_on_characters_and_escapes_controls() {
+        let text = "é".repeat(300);
+        assert_eq!(clean_text(&text, 200).chars().count(), 201);
+        assert_eq!(
+            clean_text("a\nb\u{202E}c\u{1b}", 50),
+            "a\\nb\\u{202e}c\\u{1b}"
+        );
+        let (_, message, _) = parse_error_envelope("€".repeat(300).as_bytes());
+        assert!(message.ends_with('…'));
+    }
+
+    #[tokio::test]
+    async fn the_gate_halves_once_per_round_trip_and_grows_back() {
+        let gate = Gate::new(8);
+        let sent = Instant::now();
+        gate.on_throttle(sent, Duration::ZERO);
+        gate.on_throttle(sent, Duration::ZERO);
+        assert_eq!(gate.limit(), 4, "two answers of one round trip cut once");
+        gate.on_throttle(Instant::now(), Duration::ZERO);
+        assert_eq!(gate.limit(), 2);
+        for _ in 0..40 {
+            gate.on_success();
+        }
+        assert_eq!(gate.limit(), 8);
+        let _permit = gate.acquire().await;
     }
 
     #[test]

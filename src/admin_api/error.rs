@@ -10,7 +10,8 @@ use std::fmt;
 pub enum ApiError {
     /// The server answered with a non-2xx status.
     #[error(
-        "{call}: HTTP {status} {error_type}: {message}{}",
+        "{call}: {}HTTP {status} {error_type}: {message}{}",
+        RefusedKey(*status),
         RequestIdSuffix(request_id)
     )]
     Status {
@@ -61,6 +62,11 @@ impl ApiError {
         }
     }
 
+    /// True for a 401 or 403: the key was refused (revoked, mistyped, or not an admin key).
+    pub fn is_refused_key(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
     /// True for a 404: the object does not exist (any more).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
@@ -87,6 +93,20 @@ impl fmt::Display for RequestIdSuffix<'_> {
         match self.0 {
             Some(id) => write!(f, " (request-id {id})"),
             None => Ok(()),
+        }
+    }
+}
+
+/// The words an operator needs for a 401 or 403: the server was reached, the key was not accepted.
+struct RefusedKey(u16);
+
+impl fmt::Display for RefusedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            401 | 403 => {
+                f.write_str("the Admin API refused the key (revoked or not an admin key?): ")
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 mod client;
 mod error;
+mod from_config;
 pub mod models;
 
 pub use client::{check_base_url, AdminClient, Answer, ClientOptions, ClientStats, Pager};
 pub use error::{ApiError, Call};
+pub use from_config::ClientConfigError;

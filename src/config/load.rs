@@ -131,9 +131,20 @@ fn resolve(
     description: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Config, ConfigError> {
-    let fail = |problems: Vec<Problem>| ConfigError {
-        source_description: description.to_owned(),
-        problems,
+    // A problem's message can quote the file (a TOML syntax error shows the line) or a value (a
+    // type error): secrets are taken out of every message before it is shown or logged.
+    let fail = |problems: Vec<Problem>| {
+        let redactor = secrets::Redactor::new(text, env);
+        ConfigError {
+            source_description: description.to_owned(),
+            problems: problems
+                .into_iter()
+                .map(|problem| Problem {
+                    message: redactor.redact(&problem.message),
+                    key: redactor.redact(&problem.key),
+                })
+                .collect(),
+        }
     };
     let mut builder = config::Config::builder();
     if let Some(text) = text {

@@ -227,6 +227,10 @@ pub struct RemediationConfig {
     pub max_actions_per_run: u32,
     pub max_fraction: f64,
     pub max_population_drop: f64,
+    /// How far back the population-drop guard looks for its trusted baseline (default 7 days).
+    pub baseline_window: Duration,
+    /// How long a finding must have been seen before it is acted on (default 24 hours).
+    pub min_finding_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

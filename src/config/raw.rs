@@ -208,6 +208,8 @@ pub(super) struct RawRemediation {
     pub(super) max_actions_per_run: Option<u32>,
     pub(super) max_fraction: Option<f64>,
     pub(super) max_population_drop: Option<f64>,
+    pub(super) baseline_window: Option<String>,
+    pub(super) min_finding_age: Option<String>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

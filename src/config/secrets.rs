@@ -16,6 +16,10 @@ use super::{Environment, Problem};
 pub const ADMIN_KEY_CREDENTIAL: &str = "anthropic_admin_key";
 pub const SMTP_PASSWORD_CREDENTIAL: &str = "smtp_password";
 
+/// The environment variables that hold a secret itself.
+const ADMIN_KEY_ENV: &str = "ANTHROPIC_ADMIN_KEY";
+const SMTP_PASSWORD_ENV: &str = "ORGWARDEN_SMTP_PASSWORD";
+
 /// One secret and the places it may be given, tried in the order of the fields.
 pub(super) struct SecretSources<'a> {
     /// The key a problem is reported under (`api.admin_key`); a `*_file` problem goes under
@@ -90,4 +94,153 @@ fn file_sets(text: &str, section: &str, key: &str) -> bool {
         .get(section)
         .and_then(|s| s.get(key))
         .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+}
+
+/// Whether a key's value is a secret: `admin_key`, any `*key`, `*password*`, `*secret*` or
+/// `*token*` (except the `*_file` keys, which hold paths).
+pub(super) fn is_secret_key(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    let name_last = name
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .trim_matches(['"', '\'']);
+    if name_last.ends_with("_file") {
+        return false;
+    }
+    name_last.ends_with("key")
+        || ["password", "passwd", "secret", "token"]
+            .iter()
+            .any(|word| name_last.contains(word))
+}
+
+/// Removes the secrets of a configuration from a problem's message: a file excerpt's line
+/// (`12 | admin_key = "sk-..."`) that assigns a secret key is replaced as a whole, and any
+/// secret value found in the file or the environment is replaced wherever it appears.
+#[derive(Debug, Default)]
+pub(super) struct Redactor {
+    /// 1-based numbers of the file's lines that hold (part of) a secret value.
+    lines: std::collections::BTreeSet<usize>,
+    /// Secret values as written, longest first.
+    values: Vec<String>,
+}
+
+pub(super) const REDACTED: &str = "<redacted>";
+
+impl Redactor {
+    pub(super) fn new(text: Option<&str>, env: &Environment) -> Redactor {
+        let mut redactor = Redactor::default();
+        if let Some(text) = text {
+            redactor.scan(text);
+        }
+        for (name, value) in &env.vars {
+            let secret = name.eq_ignore_ascii_case(ADMIN_KEY_ENV)
+                || name.eq_ignore_ascii_case(SMTP_PASSWORD_ENV)
+                || (name.starts_with("ORGWARDEN__")
+                    && is_secret_key(name.rsplit("__").next().unwrap_or("")));
+            if secret {
+                redactor.add_value(value);
+            }
+        }
+        redactor
+            .values
+            .sort_by_key(|value| std::cmp::Reverse(value.len()));
+        redactor
+    }
+
+    fn add_value(&mut self, value: &str) {
+        let value = value.trim();
+        for candidate in [
+            value,
+            value.trim_end_matches([',', '}', ' ']).trim(),
+            value
+                .trim_end_matches([',', '}', ' '])
+                .trim()
+                .trim_matches(['"', '\'']),
+        ] {
+            // Very short values ("", "1") would blank out unrelated text and protect nothing.
+            if candidate.chars().count() >= 4 && !self.values.iter().any(|v| v == candidate) {
+                self.values.push(candidate.to_owned());
+            }
+        }
+    }
+
+    fn scan(&mut self, text: &str) {
+        let mut open_multiline: Option<&str> = None;
+        for (index, line) in text.lines().enumerate() {
+            let number = index + 1;
+            if let Some(closer) = open_multiline {
+                self.lines.insert(number);
+                self.add_value(line);
+                if line.contains(closer) {
+                    open_multiline = None;
+                }
+                continue;
+            }
+            // Every `key = value` on the line (an inline table can hold several).
+            let mut rest = line;
+            let mut consumed = 0;
+            while let Some(eq) = rest.find('=') {
+                let before = &line[..consumed + eq];
+                let key: String = before
+                    .trim_end()
+                    .chars()
+                    .rev()
+                    .take_while(|c| {
+                        c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'')
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let value = &rest[eq + 1..];
+                if is_secret_key(&key) {
+                    self.lines.insert(number);
+                    self.add_value(value);
+                    let trimmed = value.trim_start();
+                    for closer in ["\"\"\"", "'''"] {
+                        if trimmed.starts_with(closer) && !trimmed[3..].contains(closer) {
+                            open_multiline = Some(closer);
+                        }
+                    }
+                }
+                consumed += eq + 1;
+                rest = &rest[eq + 1..];
+            }
+        }
+    }
+
+    /// The message with every secret removed.
+    pub(super) fn redact(&self, message: &str) -> String {
+        let mut out = String::with_capacity(message.len());
+        for (index, line) in message.split('\n').enumerate() {
+            if index > 0 {
+                out.push('\n');
+            }
+            out.push_str(&self.redact_line(line));
+        }
+        out
+    }
+
+    fn redact_line(&self, line: &str) -> String {
+        // An excerpt line of a TOML error: `12 | text`.
+        if let Some((number, _)) = line.split_once('|') {
+            if let Ok(number) = number.trim().parse::<usize>() {
+                if self.lines.contains(&number) {
+                    let indent = line.len() - line.trim_start().len();
+                    return format!(
+                        "{}{number} | {REDACTED} (this line sets a secret)",
+                        &line[..indent]
+                    );
+                }
+            }
+        }
+        let mut line = line.to_owned();
+        for value in &self.values {
+            if line.contains(value.as_str()) {
+                line = line.replace(value.as_str(), REDACTED);
+            }
+        }
+        line
+    }
 }

@@ -86,9 +86,9 @@ fn api(raw: RawApi, env: &Environment, check: &mut Check<'_>) -> ApiConfig {
             format!("{max_in_flight} must be between 1 and 64"),
         );
     }
+    // No fixed pacing by default: the client adapts to the server's 429s and 529s instead.
     let requests_per_second = match raw.requests_per_second {
-        None => Some(20.0),
-        Some(0.0) => None,
+        None | Some(0.0) => None,
         Some(v) if v > 0.0 && v.is_finite() => Some(v),
         Some(v) => {
             check.problem(
@@ -312,14 +312,42 @@ fn remediation(raw: RawRemediation, check: &mut Check<'_>) -> RemediationConfig 
             raw.max_snapshot_age.as_deref(),
             Duration::from_secs(7200),
         ),
-        min_consecutive_snapshots: raw.min_consecutive_snapshots.unwrap_or(2).max(1),
-        max_actions_per_run: raw.max_actions_per_run.unwrap_or(25),
-        max_fraction: check.fraction("remediation.max_fraction", raw.max_fraction, 0.10),
-        max_population_drop: check.fraction(
+        min_consecutive_snapshots: check.at_least_one(
+            "remediation.min_consecutive_snapshots",
+            raw.min_consecutive_snapshots,
+            2,
+        ),
+        max_actions_per_run: check.at_least_one(
+            "remediation.max_actions_per_run",
+            raw.max_actions_per_run,
+            25,
+        ),
+        max_fraction: check.bounded_fraction(
+            "remediation.max_fraction",
+            raw.max_fraction,
+            0.10,
+            true,
+        ),
+        max_population_drop: check.bounded_fraction(
             "remediation.max_population_drop",
             raw.max_population_drop,
             0.20,
+            false,
         ),
+        baseline_window: check.duration(
+            "remediation.baseline_window",
+            raw.baseline_window.as_deref(),
+            Duration::from_secs(7 * 86_400),
+        ),
+        // "0s" is allowed here: the snapshot count (at least 1) still holds.
+        min_finding_age: match raw.min_finding_age.as_deref() {
+            Some(text) if parse_duration(text).is_some_and(|d| d.is_zero()) => Duration::ZERO,
+            other => check.duration(
+                "remediation.min_finding_age",
+                other,
+                Duration::from_secs(86_400),
+            ),
+        },
     }
 }
 
@@ -529,12 +557,38 @@ impl Check<'_> {
         }
     }
 
-    fn fraction(&mut self, key: &str, value: Option<f64>, default: f64) -> f64 {
+    /// A count that must be at least 1 (a zero would switch a safety promise off).
+    fn at_least_one(&mut self, key: &str, value: Option<u32>, default: u32) -> u32 {
         match value {
             None => default,
-            Some(v) if (0.0..=1.0).contains(&v) => v,
+            Some(0) => {
+                self.problem(key, "0 is not allowed: it must be at least 1");
+                default
+            }
+            Some(v) => v,
+        }
+    }
+
+    /// A fraction strictly above 0 and below 1, or up to 1 included when `one_allowed`.
+    fn bounded_fraction(
+        &mut self,
+        key: &str,
+        value: Option<f64>,
+        default: f64,
+        one_allowed: bool,
+    ) -> f64 {
+        match value {
+            None => default,
+            Some(v) if v > 0.0 && (v < 1.0 || (one_allowed && v == 1.0)) => v,
             Some(v) => {
-                self.problem(key, format!("{v} must be between 0 and 1"));
+                let range = if one_allowed { "(0, 1]" } else { "(0, 1)" };
+                self.problem(
+                    key,
+                    format!(
+                        "{v} must be in {range}: above 0 and below {}1",
+                        if one_allowed { "or equal to " } else { "" }
+                    ),
+                );
                 default
             }
         }
@@ -563,8 +617,28 @@ impl Check<'_> {
 
     fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let expr = value.unwrap_or_else(|| default.to_owned());
-        if let Err(error) = parse_cron(&expr) {
-            self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
+        match parse_cron(&expr) {
+            Err(error) => {
+                self.problem(key, format!("{expr:?} is not a cron expression with seconds (sec min hour dom mon dow): {error}"));
+            }
+            Ok(cron) => {
+                // A valid expression can still never fire (`0 0 0 30 2 *`, February 30th): the
+                // job would silently never run.
+                // Validation has no job context; "fires within a year" needs only the wall clock.
+                #[allow(clippy::disallowed_methods)]
+                let now = chrono::Utc::now();
+                let fires = cron
+                    .find_next_occurrence(&now, false)
+                    .is_ok_and(|next| next - now <= chrono::Duration::days(366));
+                if !fires {
+                    self.problem(
+                        key,
+                        format!(
+                            "{expr:?} has no occurrence in the next year; the job would never run"
+                        ),
+                    );
+                }
+            }
         }
         expr
     }

@@ -337,7 +337,8 @@ fn write_eml(dir: &Path, raw: &[u8]) -> Result<(), MailError> {
     Ok(())
 }
 
-/// A safe file name from the message's Message-ID header (a time stamp when there is none).
+/// A safe file name from the message's Message-ID header (a hash of the message when there is
+/// none).
 fn file_stem(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let id = text
@@ -364,10 +365,14 @@ fn file_stem(raw: &[u8]) -> String {
             .collect::<String>()
             .trim_start_matches('.')
             .to_owned(),
-        None => format!(
-            "message-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
-        ),
+        // Every message orgwarden builds has a Message-ID; a hash of the bytes keeps this name
+        // stable without reading the clock.
+        None => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            raw.hash(&mut hasher);
+            format!("message-{:016x}", hasher.finish())
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Carrying out a plan: re-read, write `planned`, call, record the outcome.
 
-use chrono::Utc;
+use crate::clock::Clock;
 use serde::Serialize;
 
 use super::{Plan, PlannedAction};
@@ -219,6 +219,7 @@ pub async fn execute(
     store: &Store,
     state: &OrgState,
     plan: &Plan,
+    clock: &dyn Clock,
 ) -> anyhow::Result<Vec<Executed>> {
     let mut out = Vec::new();
     for planned in plan.eligible() {
@@ -235,24 +236,24 @@ pub async fn execute(
         let (status, reason) = match current {
             Err(error) => {
                 let reason = format!("could not read it again before acting: {error}");
-                store.action_skipped(&new, &reason, Utc::now())?;
+                store.action_skipped(&new, &reason, clock.now())?;
                 (ActionStatus::Skipped, Some(reason))
             }
             Ok(Current::Gone) => {
                 let reason = "recheck: it no longer exists".to_owned();
-                store.action_skipped(&new, &reason, Utc::now())?;
+                store.action_skipped(&new, &reason, clock.now())?;
                 (ActionStatus::Skipped, Some(reason))
             }
             Ok(Current::Changed(how)) => {
                 let reason = format!("recheck: changed since the snapshot: {how}");
-                store.action_skipped(&new, &reason, Utc::now())?;
+                store.action_skipped(&new, &reason, clock.now())?;
                 (ActionStatus::Skipped, Some(reason))
             }
             Ok(Current::Same(before)) => {
                 new.before = Some(&before);
-                let id = store.action_planned(&new, Utc::now())?;
+                let id = store.action_planned(&new, clock.now())?;
                 let outcome = call(client, planned).await;
-                store.action_finished(id, &outcome, Utc::now())?;
+                store.action_finished(id, &outcome, clock.now())?;
                 match outcome.status {
                     ActionStatus::Failed => tracing::warn!(
                         action = planned.action.as_str(),
@@ -284,7 +285,11 @@ pub async fn execute(
 /// Settles actions a stopped process left `planned`, by reading each object: done if the
 /// change is visible (gone, or inactive for a key), else failed as interrupted (the finding, if
 /// it still holds, is planned again).
-pub async fn reconcile(client: &AdminClient, store: &Store) -> anyhow::Result<Vec<ActionRecord>> {
+pub async fn reconcile(
+    client: &AdminClient,
+    store: &Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<ActionRecord>> {
     let mut settled = Vec::new();
     for record in store.planned_actions()? {
         let read = match record.action {
@@ -329,7 +334,7 @@ pub async fn reconcile(client: &AdminClient, store: &Store) -> anyhow::Result<Ve
                 request_id: None,
             }
         };
-        store.action_finished(record.id, &outcome, Utc::now())?;
+        store.action_finished(record.id, &outcome, clock.now())?;
         tracing::warn!(
             action_id = record.id,
             action = record.action.as_str(),

@@ -14,12 +14,18 @@
 //! - `deletable`: only pending invites are deleted (the API refuses the others; an expired
 //!   invite can no longer be accepted, so it stays a report-only finding);
 //! - `snapshot_age`: the snapshot is no older than `max_snapshot_age`;
-//! - `grace`: the finding was seen in at least `min_consecutive_snapshots` snapshots;
-//! - `population_drop`: members or keys did not drop by more than `max_population_drop` since
-//!   the previous complete snapshot (else nothing runs at all this time);
+//! - `plausibility`: the snapshot has members and at least one `admin`/`primary_owner` (or an
+//!   operator accepted it with `cleanup --accept-baseline RUN`); else nothing runs at all;
+//! - `grace`: the finding was first seen at least `min_finding_age` ago **and** in at least
+//!   `min_consecutive_snapshots` audited snapshots; the action's `eligible_at` says when;
+//! - `population_drop`: members, invites or keys did not drop by more than
+//!   `max_population_drop` below the trusted baseline (the largest counts among the plausible
+//!   complete snapshots of the last `baseline_window`, since the last accepted one); else
+//!   nothing runs at all this time;
 //!
-//! In `enforce`, a tripped population-drop or blast-radius guard also raises a critical
-//! `remediation_guard` finding; in `dry-run` the plan's verdicts show it and nothing is raised.
+//! In `enforce`, a tripped plausibility, population-drop or blast-radius guard also raises a
+//! critical `remediation_guard` finding; in `dry-run` the plan's verdicts show it and nothing is
+//! raised.
 //! - `blast_radius`: the eligible actions of one kind are at most `max_actions_per_run` and at
 //!   most `max_fraction` of that kind's population (at least one is always allowed), else none
 //!   of that kind runs;
@@ -45,12 +51,65 @@ use crate::store::Counts;
 
 pub use execute::{execute, reconcile, Executed};
 
+/// The guards, in the order they are judged. The serde names are the stored and JSON spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guard {
+    Mode,
+    OptIn,
+    Exemption,
+    AlreadyDone,
+    Admin,
+    Deletable,
+    SnapshotAge,
+    Plausibility,
+    Grace,
+    PopulationDrop,
+    Duplicate,
+    BlastRadius,
+}
+
+impl Guard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::Mode => "mode",
+            Guard::OptIn => "opt_in",
+            Guard::Exemption => "exemption",
+            Guard::AlreadyDone => "already_done",
+            Guard::Admin => "admin",
+            Guard::Deletable => "deletable",
+            Guard::SnapshotAge => "snapshot_age",
+            Guard::Plausibility => "plausibility",
+            Guard::Grace => "grace",
+            Guard::PopulationDrop => "population_drop",
+            Guard::Duplicate => "duplicate",
+            Guard::BlastRadius => "blast_radius",
+        }
+    }
+}
+
+impl std::fmt::Display for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One guard's verdict on one action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    pub guard: &'static str,
+    pub guard: Guard,
     pub pass: bool,
     pub detail: String,
+}
+
+impl Verdict {
+    fn new(guard: Guard, pass: bool, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            guard,
+            pass,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// An action a finding recommends, with every guard's verdict.
@@ -69,6 +128,9 @@ pub struct PlannedAction {
     pub user_id: Option<String>,
     /// True when every guard passed: `execute` will make the call.
     pub eligible: bool,
+    /// When the grace period of the finding ends: the earliest time the action can run (it
+    /// also needs `min_consecutive_snapshots` snapshots and every other guard).
+    pub eligible_at: DateTime<Utc>,
     pub verdicts: Vec<Verdict>,
 }
 
@@ -78,7 +140,7 @@ impl PlannedAction {
         self.verdicts
             .iter()
             .filter(|v| !v.pass)
-            .map(|v| v.guard)
+            .map(|v| v.guard.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -90,6 +152,14 @@ impl PlannedAction {
             .find(|v| !v.pass)
             .map(|v| format!("{}: {}", v.guard, v.detail))
     }
+
+    /// Every guard but `mode` passed: what enforcement would do.
+    fn passes_but_mode(&self) -> bool {
+        self.verdicts
+            .iter()
+            .filter(|v| v.guard != Guard::Mode)
+            .all(|v| v.pass)
+    }
 }
 
 /// The result of [`plan`].
@@ -98,8 +168,11 @@ pub struct Plan {
     pub run_id: i64,
     pub mode: RemediationMode,
     pub actions: Vec<PlannedAction>,
-    /// Critical findings raised by tripped guards (blast radius, population drop).
+    /// Critical findings raised by tripped guards (plausibility, population drop, blast radius).
     pub guard_findings: Vec<Finding>,
+    /// Why the whole run is suspended (an implausible snapshot or a population drop), if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
 }
 
 impl Plan {
@@ -108,20 +181,64 @@ impl Plan {
     }
 }
 
+/// The trusted baseline of the population-drop guard: the largest counts among the plausible
+/// complete snapshots of the baseline window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Baseline {
+    pub members: u64,
+    pub invites: u64,
+    pub api_keys: u64,
+    /// How many snapshots it was taken from.
+    pub snapshots: u32,
+}
+
+/// How long and how often a finding has been seen (its current occurrence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Audited snapshots in a row that showed it.
+    pub consecutive: u32,
+    /// When its current occurrence was first seen.
+    pub first_seen: DateTime<Utc>,
+}
+
 /// Everything the plan depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub config: &'a Config,
     pub state: &'a OrgState,
-    /// Counts of the previous complete snapshot, for the population-drop guard.
-    pub previous: Option<Counts>,
+    /// The trusted baseline, for the population-drop guard (`None`: no plausible snapshot in
+    /// the window yet).
+    pub baseline: Option<Baseline>,
+    /// Who accepted this snapshot as it is (`cleanup --accept-baseline`), if anyone.
+    pub accepted_by: Option<&'a str>,
     /// The audited findings of `state` (exemptions already applied).
     pub findings: &'a [Finding],
-    /// Audited snapshots in a row that showed each finding, by fingerprint.
-    pub streaks: &'a HashMap<String, u32>,
+    /// How long and how often each finding was seen, by fingerprint.
+    pub seen: &'a HashMap<String, Seen>,
     /// (fingerprint, action) pairs already carried out successfully.
     pub done: &'a HashSet<(String, Action)>,
     pub now: DateTime<Utc>,
+}
+
+/// Why a snapshot cannot be what the organization looks like: no members, or no admin (every
+/// organization has a primary owner). `None` when it is plausible. Implausible snapshots are
+/// stored (it is what the API said) but never trusted as a baseline nor acted on.
+pub fn implausible(counts: Counts, admins: u64) -> Option<String> {
+    if counts.members == 0 {
+        Some("the snapshot has no members at all".to_owned())
+    } else if admins == 0 {
+        Some(format!(
+            "the snapshot has {} members but no admin or primary_owner",
+            counts.members
+        ))
+    } else {
+        None
+    }
+}
+
+/// The number of `admin`/`primary_owner` members of a state.
+pub fn admins(state: &OrgState) -> u64 {
+    state.members.iter().filter(|m| m.role.is_admin()).count() as u64
 }
 
 /// The action kinds a rule may carry out, given its opt-ins.
@@ -181,14 +298,6 @@ fn kind_population(state: &OrgState, action: Action) -> usize {
     }
 }
 
-fn drop_fraction(before: u64, after: u64) -> f64 {
-    if before == 0 || after >= before {
-        0.0
-    } else {
-        (before - after) as f64 / before as f64
-    }
-}
-
 fn guard_finding(state: &OrgState, subject_id: String, evidence: String) -> Finding {
     Finding {
         rule: policy::REMEDIATION_GUARD,
@@ -205,208 +314,294 @@ fn guard_finding(state: &OrgState, subject_id: String, evidence: String) -> Find
     }
 }
 
+// ---- One pure function per guard ------------------------------------------------------------
+
+fn mode_guard(mode: RemediationMode) -> Verdict {
+    Verdict::new(
+        Guard::Mode,
+        mode == RemediationMode::Enforce,
+        format!("remediation.mode = {}", mode.as_str()),
+    )
+}
+
+fn opt_in_guard(config: &Config, rule: &str, action: Action) -> Verdict {
+    match opted_in(config, rule, action) {
+        Ok(()) => Verdict::new(Guard::OptIn, true, "enabled"),
+        Err(why) => Verdict::new(Guard::OptIn, false, why),
+    }
+}
+
+fn exemption_guard(exemption: Option<&str>) -> Verdict {
+    match exemption {
+        None => Verdict::new(Guard::Exemption, true, "none"),
+        Some(reason) => Verdict::new(Guard::Exemption, false, format!("exempted: {reason}")),
+    }
+}
+
+fn already_done_guard(done: bool) -> Verdict {
+    if done {
+        Verdict::new(Guard::AlreadyDone, false, "an earlier run already did this")
+    } else {
+        Verdict::new(Guard::AlreadyDone, true, "not yet done")
+    }
+}
+
+fn admin_guard(state: &OrgState, member_id: &str) -> Verdict {
+    let admin = state
+        .members
+        .iter()
+        .find(|m| m.id == member_id)
+        .is_some_and(|m| m.role.is_admin());
+    if admin {
+        Verdict::new(
+            Guard::Admin,
+            false,
+            "an admin cannot be removed through the API; a person must do it",
+        )
+    } else {
+        Verdict::new(Guard::Admin, true, "not an admin")
+    }
+}
+
+fn deletable_guard(state: &OrgState, invite_id: &str) -> Verdict {
+    let status = state
+        .invites
+        .iter()
+        .find(|i| i.id == invite_id)
+        .map(|i| i.status.clone());
+    match status {
+        Some(crate::admin_api::models::InviteStatus::Pending) => {
+            Verdict::new(Guard::Deletable, true, "pending")
+        }
+        Some(status) => Verdict::new(
+            Guard::Deletable,
+            false,
+            format!(
+                "the API deletes only pending invites; this one is {status} and can no longer be accepted"
+            ),
+        ),
+        None => Verdict::new(Guard::Deletable, false, "not in the snapshot"),
+    }
+}
+
+fn snapshot_age_guard(
+    run_id: i64,
+    taken_at: DateTime<Utc>,
+    max_age: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let age = now - taken_at;
+    let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    Verdict::new(
+        Guard::SnapshotAge,
+        age <= max_age,
+        format!(
+            "snapshot {run_id} taken {} min ago (limit {} min)",
+            age.num_minutes(),
+            max_age.num_minutes()
+        ),
+    )
+}
+
+fn plausibility_guard(counts: Counts, admins: u64, accepted_by: Option<&str>) -> Verdict {
+    match (implausible(counts, admins), accepted_by) {
+        (None, _) => Verdict::new(
+            Guard::Plausibility,
+            true,
+            format!("{} members, {admins} admins", counts.members),
+        ),
+        (Some(why), Some(who)) => Verdict::new(
+            Guard::Plausibility,
+            true,
+            format!("{why}, but {who} accepted it as the baseline"),
+        ),
+        (Some(why), None) => Verdict::new(Guard::Plausibility, false, why),
+    }
+}
+
+/// The grace verdict and the time the finding's age allows the action.
+fn grace_guard(
+    seen: Option<Seen>,
+    min_snapshots: u32,
+    min_age: std::time::Duration,
+    now: DateTime<Utc>,
+) -> (Verdict, DateTime<Utc>) {
+    let min_age = chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
+    let (consecutive, first_seen) = seen.map_or((0, now), |s| (s.consecutive, s.first_seen));
+    let eligible_at = first_seen
+        .checked_add_signed(min_age)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let pass = consecutive >= min_snapshots && now >= eligible_at;
+    let detail = format!(
+        "first seen {}, in {consecutive} consecutive snapshots (need {} h and {min_snapshots} snapshots; eligible from {})",
+        first_seen.format("%Y-%m-%d %H:%M UTC"),
+        min_age.num_hours(),
+        eligible_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    (Verdict::new(Guard::Grace, pass, detail), eligible_at)
+}
+
+fn drop_fraction(before: u64, after: u64) -> f64 {
+    if before == 0 || after >= before {
+        0.0
+    } else {
+        (before - after) as f64 / before as f64
+    }
+}
+
+fn population_drop_guard(baseline: Option<Baseline>, after: Counts, limit: f64) -> Verdict {
+    let Some(before) = baseline else {
+        return Verdict::new(
+            Guard::PopulationDrop,
+            true,
+            "no trusted snapshot in the baseline window to compare",
+        );
+    };
+    let worst = drop_fraction(before.members, after.members)
+        .max(drop_fraction(before.invites, after.invites))
+        .max(drop_fraction(before.api_keys, after.api_keys));
+    Verdict::new(
+        Guard::PopulationDrop,
+        worst <= limit,
+        format!(
+            "members {} → {}, invites {} → {}, API keys {} → {} against the baseline of {} trusted snapshots (limit {:.0}% drop)",
+            before.members,
+            after.members,
+            before.invites,
+            after.invites,
+            before.api_keys,
+            after.api_keys,
+            before.snapshots,
+            limit * 100.0
+        ),
+    )
+}
+
+/// `None` when `n` actions of one kind are within the limits, else why not.
+fn blast_radius_guard(
+    kind: Action,
+    n: usize,
+    population: usize,
+    max_actions_per_run: u32,
+    max_fraction: f64,
+) -> Option<String> {
+    let fraction_limit = ((max_fraction * population as f64).floor() as usize).max(1);
+    let limit = fraction_limit.min(max_actions_per_run as usize);
+    (n > limit).then(|| {
+        format!(
+            "{n} {} actions planned; limit {limit} (max_actions_per_run {max_actions_per_run}, max_fraction {max_fraction} of {population})",
+            kind.as_str(),
+        )
+    })
+}
+
 /// Decides, for every action the findings recommend, whether it may run.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let rc = &input.config.remediation;
     let state = input.state;
     let mut guard_findings = Vec::new();
+    let mut suspended = None;
 
     // Run-wide guards.
-    let age = input.now - state.taken_at;
-    let max_age = chrono::Duration::from_std(rc.max_snapshot_age).unwrap_or(chrono::Duration::MAX);
-    let age_verdict = Verdict {
-        guard: "snapshot_age",
-        pass: age <= max_age,
-        detail: format!(
-            "snapshot {} taken {} min ago (limit {} min)",
-            state.run_id,
-            age.num_minutes(),
-            max_age.num_minutes()
-        ),
-    };
-    let drop_verdict = match input.previous {
-        None => Verdict {
-            guard: "population_drop",
-            pass: true,
-            detail: "no previous snapshot to compare".to_owned(),
-        },
-        Some(before) => {
-            let after = state.counts();
-            let members = drop_fraction(before.members, after.members);
-            let keys = drop_fraction(before.api_keys, after.api_keys);
-            let worst = members.max(keys);
-            let pass = worst <= rc.max_population_drop;
-            let detail = format!(
-                "members {} → {}, API keys {} → {} (limit {:.0}% drop)",
-                before.members,
-                after.members,
-                before.api_keys,
-                after.api_keys,
-                rc.max_population_drop * 100.0
-            );
-            if !pass {
-                guard_findings.push(guard_finding(
-                    state,
-                    "population_drop".to_owned(),
-                    format!(
-                        "enforcement suspended for snapshot {}: {detail}; a snapshot this different from the last is more likely an API problem than real departures",
-                        state.run_id
-                    ),
-                ));
-            }
-            Verdict {
-                guard: "population_drop",
-                pass,
-                detail,
-            }
-        }
-    };
+    let age_verdict =
+        snapshot_age_guard(state.run_id, state.taken_at, rc.max_snapshot_age, input.now);
+    let counts = state.counts();
+    let plausibility_verdict = plausibility_guard(counts, admins(state), input.accepted_by);
+    if !plausibility_verdict.pass {
+        let why = format!(
+            "enforcement suspended: snapshot {} is implausible ({}); it is never used as a baseline, and nothing is changed until a plausible snapshot arrives or an operator runs `orgwarden cleanup --accept-baseline {}`",
+            state.run_id, plausibility_verdict.detail, state.run_id
+        );
+        guard_findings.push(guard_finding(state, "plausibility".to_owned(), why.clone()));
+        suspended = Some(why);
+    }
+    let drop_verdict = population_drop_guard(input.baseline, counts, rc.max_population_drop);
+    if !drop_verdict.pass {
+        let why = format!(
+            "enforcement suspended for snapshot {}: {}; a snapshot this different from the trusted baseline is more likely an API problem than real departures (if it is real, run `orgwarden cleanup --accept-baseline {}`)",
+            state.run_id, drop_verdict.detail, state.run_id
+        );
+        guard_findings.push(guard_finding(
+            state,
+            "population_drop".to_owned(),
+            why.clone(),
+        ));
+        suspended.get_or_insert(why);
+    }
 
     let mut actions = Vec::new();
     for finding in input.findings {
-        {
-            let action = finding.action;
-            if action == Action::Review {
-                continue;
-            }
-            let fingerprint = finding.fingerprint();
-            let mut verdicts = vec![Verdict {
-                guard: "mode",
-                pass: rc.mode == RemediationMode::Enforce,
-                detail: format!("remediation.mode = {}", rc.mode.as_str()),
-            }];
-            let opt = opted_in(input.config, finding.rule, action);
-            verdicts.push(Verdict {
-                guard: "opt_in",
-                pass: opt.is_ok(),
-                detail: opt.err().unwrap_or_else(|| "enabled".to_owned()),
-            });
-            verdicts.push(Verdict {
-                guard: "exemption",
-                pass: finding.exemption.is_none(),
-                detail: finding
-                    .exemption
-                    .clone()
-                    .map_or("none".to_owned(), |r| format!("exempted: {r}")),
-            });
-            let done = input.done.contains(&(fingerprint.clone(), action));
-            verdicts.push(Verdict {
-                guard: "already_done",
-                pass: !done,
-                detail: if done {
-                    "an earlier run already did this".to_owned()
-                } else {
-                    "not yet done".to_owned()
-                },
-            });
-            if action == Action::RemoveMember {
-                let admin = state
-                    .members
-                    .iter()
-                    .find(|m| m.id == finding.subject_id)
-                    .is_some_and(|m| m.role.is_admin());
-                verdicts.push(Verdict {
-                    guard: "admin",
-                    pass: !admin,
-                    detail: if admin {
-                        "an admin cannot be removed through the API; a person must do it".to_owned()
-                    } else {
-                        "not an admin".to_owned()
-                    },
-                });
-            }
-            if action == Action::DeleteInvite {
-                let status = state
-                    .invites
-                    .iter()
-                    .find(|i| i.id == finding.subject_id)
-                    .map(|i| i.status.clone());
-                let pending = status == Some(crate::admin_api::models::InviteStatus::Pending);
-                verdicts.push(Verdict {
-                    guard: "deletable",
-                    pass: pending,
-                    detail: match status {
-                        Some(_) if pending => "pending".to_owned(),
-                        Some(status) => format!(
-                            "the API deletes only pending invites; this one is {status} and can no longer be accepted"
-                        ),
-                        None => "not in the snapshot".to_owned(),
-                    },
-                });
-            }
-            verdicts.push(age_verdict.clone());
-            let seen = input.streaks.get(&fingerprint).copied().unwrap_or(0);
-            verdicts.push(Verdict {
-                guard: "grace",
-                pass: seen >= rc.min_consecutive_snapshots,
-                detail: format!(
-                    "seen in {seen} consecutive snapshots (need {})",
-                    rc.min_consecutive_snapshots
-                ),
-            });
-            verdicts.push(drop_verdict.clone());
-            actions.push(PlannedAction {
-                action,
-                subject_kind: finding.subject_kind,
-                subject_id: finding.subject_id.clone(),
-                subject: finding.subject.clone(),
-                rule: finding.rule,
-                finding: fingerprint,
-                workspace_id: finding.workspace_id.clone(),
-                user_id: finding.user_id.clone(),
-                eligible: false,
-                verdicts,
-            });
+        let action = finding.action;
+        if action == Action::Review {
+            continue;
         }
+        let fingerprint = finding.fingerprint();
+        let mut verdicts = vec![
+            mode_guard(rc.mode),
+            opt_in_guard(input.config, finding.rule, action),
+            exemption_guard(finding.exemption.as_deref()),
+            already_done_guard(input.done.contains(&(fingerprint.clone(), action))),
+        ];
+        if action == Action::RemoveMember {
+            verdicts.push(admin_guard(state, &finding.subject_id));
+        }
+        if action == Action::DeleteInvite {
+            verdicts.push(deletable_guard(state, &finding.subject_id));
+        }
+        verdicts.push(age_verdict.clone());
+        verdicts.push(plausibility_verdict.clone());
+        let (grace, eligible_at) = grace_guard(
+            input.seen.get(&fingerprint).copied(),
+            rc.min_consecutive_snapshots,
+            rc.min_finding_age,
+            input.now,
+        );
+        verdicts.push(grace);
+        verdicts.push(drop_verdict.clone());
+        actions.push(PlannedAction {
+            action,
+            subject_kind: finding.subject_kind,
+            subject_id: finding.subject_id.clone(),
+            subject: finding.subject.clone(),
+            rule: finding.rule,
+            finding: fingerprint,
+            workspace_id: finding.workspace_id.clone(),
+            user_id: finding.user_id.clone(),
+            eligible: false,
+            eligible_at,
+            verdicts,
+        });
     }
 
     // The same object can be the subject of several findings (a departed person's key can be
-    // both orphaned and on the roster): one call is enough.
+    // both orphaned and on the roster): one call is enough. Judged as enforcement would, so a
+    // dry run shows the same plan.
     let mut seen_calls = HashSet::new();
     for action in &mut actions {
         let call = (action.action, action.subject_id.clone());
-        // Judged as enforcement would, so a dry run shows the same plan.
-        let passes = action
-            .verdicts
-            .iter()
-            .filter(|v| v.guard != "mode")
-            .all(|v| v.pass);
-        if passes && !seen_calls.insert(call) {
-            action.verdicts.push(Verdict {
-                guard: "duplicate",
-                pass: false,
-                detail: "the same call is planned for another finding".to_owned(),
-            });
+        if action.passes_but_mode() && !seen_calls.insert(call) {
+            action.verdicts.push(Verdict::new(
+                Guard::Duplicate,
+                false,
+                "the same call is planned for another finding",
+            ));
         }
     }
 
     // Blast radius, per kind, over what would otherwise run. Counted in every mode, so a dry
     // run shows what enforcement would do.
     let mut per_kind: HashMap<Action, usize> = HashMap::new();
-    for action in &actions {
-        let passes = action
-            .verdicts
-            .iter()
-            .filter(|v| v.guard != "mode")
-            .all(|v| v.pass);
-        if passes {
-            *per_kind.entry(action.action).or_default() += 1;
-        }
+    for action in actions.iter().filter(|a| a.passes_but_mode()) {
+        *per_kind.entry(action.action).or_default() += 1;
     }
     let mut tripped: HashMap<Action, String> = HashMap::new();
     let mut kinds: Vec<_> = per_kind.into_iter().collect();
     kinds.sort();
     for (kind, n) in kinds {
         let population = kind_population(state, kind);
-        let fraction_limit = ((rc.max_fraction * population as f64).floor() as usize).max(1);
-        let limit = fraction_limit.min(rc.max_actions_per_run as usize);
-        if n > limit {
-            let detail = format!(
-                "{n} {} actions planned; limit {limit} (max_actions_per_run {}, max_fraction {} of {population})",
-                kind.as_str(),
-                rc.max_actions_per_run,
-                rc.max_fraction
-            );
+        if let Some(detail) =
+            blast_radius_guard(kind, n, population, rc.max_actions_per_run, rc.max_fraction)
+        {
             guard_findings.push(guard_finding(
                 state,
                 format!("blast_radius:{}", kind.as_str()),
@@ -420,16 +615,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
     for action in &mut actions {
         let verdict = match tripped.get(&action.action) {
-            Some(detail) => Verdict {
-                guard: "blast_radius",
-                pass: false,
-                detail: detail.clone(),
-            },
-            None => Verdict {
-                guard: "blast_radius",
-                pass: true,
-                detail: "within limits".to_owned(),
-            },
+            Some(detail) => Verdict::new(Guard::BlastRadius, false, detail.clone()),
+            None => Verdict::new(Guard::BlastRadius, true, "within limits"),
         };
         action.verdicts.push(verdict);
         action.eligible = action.verdicts.iter().all(|v| v.pass);
@@ -445,5 +632,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         mode: rc.mode,
         actions,
         guard_findings,
+        suspended,
     }
 }

@@ -13,6 +13,14 @@ fn now() -> DateTime<Utc> {
     "2026-02-01T12:00:00Z".parse().unwrap()
 }
 
+/// A finding seen in `n` snapshots, first two days ago (past the default 24 h grace).
+fn seen(n: u32) -> Seen {
+    Seen {
+        consecutive: n,
+        first_seen: now() - Duration::days(2),
+    }
+}
+
 fn config(extra: &str) -> Config {
     let text = format!(
         "[remediation]\nmode = \"enforce\"\n{extra}\n\
@@ -157,15 +165,19 @@ fn run(case: &Case) -> Plan {
     let config = config(case.config);
     let mut state = state();
     state.taken_at = now() - Duration::minutes(case.age_minutes);
-    let previous = case.previous_members.map(|members| {
-        let mut counts = state.counts();
-        counts.members = members;
-        counts
+    let baseline = case.previous_members.map(|members| {
+        let counts = state.counts();
+        Baseline {
+            members,
+            invites: counts.invites,
+            api_keys: counts.api_keys,
+            snapshots: 1,
+        }
     });
-    let streaks: HashMap<String, u32> = case
+    let streaks: HashMap<String, Seen> = case
         .findings
         .iter()
-        .map(|f| (f.fingerprint(), case.streak))
+        .map(|f| (f.fingerprint(), seen(case.streak)))
         .collect();
     let done: HashSet<(String, Action)> = case
         .done
@@ -182,9 +194,10 @@ fn run(case: &Case) -> Plan {
     plan(&PlanInput {
         config: &config,
         state: &state,
-        previous,
+        baseline,
+        accepted_by: None,
         findings: &case.findings,
-        streaks: &streaks,
+        seen: &streaks,
         done: &done,
         now: now(),
     })
@@ -345,7 +358,7 @@ fn every_guard_decides() {
                     .verdicts
                     .iter()
                     .find(|v| !v.pass)
-                    .map_or("eligible".to_owned(), |v| v.guard.to_owned());
+                    .map_or("eligible".to_owned(), |v| v.guard.as_str().to_owned());
                 (a.subject_id.as_str(), verdict)
             })
             .collect();
@@ -383,16 +396,22 @@ fn an_empty_member_list_stops_everything() {
     let mut state = state();
     state.members.clear();
     let findings: Vec<Finding> = (0..20).map(|i| orphan(&format!("apikey_{i}"))).collect();
-    let streaks = findings.iter().map(|f| (f.fingerprint(), 5)).collect();
+    let streaks = findings
+        .iter()
+        .map(|f| (f.fingerprint(), seen(5)))
+        .collect();
     let plan = plan(&PlanInput {
         config: &config,
         state: &state,
-        previous: Some(crate::store::Counts {
+        baseline: Some(Baseline {
             members: 20,
-            ..state.counts()
+            invites: 20,
+            api_keys: 20,
+            snapshots: 1,
         }),
+        accepted_by: None,
         findings: &findings,
-        streaks: &streaks,
+        seen: &streaks,
         done: &HashSet::new(),
         now: now(),
     });
@@ -404,7 +423,7 @@ fn an_empty_member_list_stops_everything() {
         .map(|f| f.subject_id.as_str())
         .collect();
     // The drop blocks everything first, so the blast radius has nothing left to count.
-    assert_eq!(guards, vec!["population_drop"]);
+    assert_eq!(guards, vec!["plausibility", "population_drop"]);
 }
 
 #[test]
@@ -419,13 +438,17 @@ fn dry_run_plans_but_never_acts() {
         stale("invite_3"),
         orphan("apikey_1"),
     ];
-    let streaks = findings.iter().map(|f| (f.fingerprint(), 2)).collect();
+    let streaks = findings
+        .iter()
+        .map(|f| (f.fingerprint(), seen(2)))
+        .collect();
     let plan = plan(&PlanInput {
         config: &config,
         state: &state,
-        previous: None,
+        baseline: None,
+        accepted_by: None,
         findings: &findings,
-        streaks: &streaks,
+        seen: &streaks,
         done: &HashSet::new(),
         now: now(),
     });
@@ -440,7 +463,7 @@ fn dry_run_plans_but_never_acts() {
         let others_pass = action
             .verdicts
             .iter()
-            .filter(|v| v.guard != "mode")
+            .filter(|v| v.guard != Guard::Mode)
             .all(|v| v.pass);
         assert_eq!(
             others_pass,
@@ -466,7 +489,10 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
         ),
         stale("invite_1"),
     ];
-    let streaks: HashMap<String, u32> = findings.iter().map(|f| (f.fingerprint(), 2)).collect();
+    let streaks: HashMap<String, Seen> = findings
+        .iter()
+        .map(|f| (f.fingerprint(), seen(2)))
+        .collect();
     let state = state();
     let judge = |mode| {
         let mut config = config("");
@@ -474,9 +500,10 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
         let plan = plan(&PlanInput {
             config: &config,
             state: &state,
-            previous: None,
+            baseline: None,
+            accepted_by: None,
             findings: &findings,
-            streaks: &streaks,
+            seen: &streaks,
             done: &HashSet::new(),
             now: now(),
         });
@@ -485,7 +512,7 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
             .map(|a| {
                 a.verdicts
                     .iter()
-                    .filter(|v| v.guard != "mode")
+                    .filter(|v| v.guard != Guard::Mode)
                     .map(|v| (v.guard, v.pass))
                     .collect::<Vec<_>>()
             })
@@ -493,5 +520,107 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
     };
     let enforce = judge(crate::config::RemediationMode::Enforce);
     assert_eq!(judge(crate::config::RemediationMode::DryRun), enforce);
-    assert!(enforce[1].contains(&("duplicate", false)));
+    assert!(enforce[1].contains(&(Guard::Duplicate, false)));
+}
+
+#[test]
+fn plausibility_guard_table() {
+    let counts = |members| crate::store::Counts {
+        members,
+        ..Default::default()
+    };
+    let cases = [
+        (counts(0), 0, None, false),
+        (counts(5), 0, None, false),
+        (counts(5), 1, None, true),
+        (counts(0), 0, Some("alice"), true),
+    ];
+    for (c, admins, accepted, pass) in cases {
+        let v = plausibility_guard(c, admins, accepted);
+        assert_eq!(v.guard, Guard::Plausibility);
+        assert_eq!(v.pass, pass, "{c:?} admins {admins} accepted {accepted:?}");
+    }
+}
+
+#[test]
+fn grace_guard_table() {
+    let day = std::time::Duration::from_secs(86_400);
+    let at = |minutes: i64| now() - Duration::minutes(minutes);
+    let cases = [
+        // (consecutive, first seen minutes ago, min snapshots, pass)
+        (None, 0, 1, false),
+        (Some((2, 5)), 5, 2, false), // two snapshots minutes apart: too young
+        (Some((1, 2 * 1440)), 2 * 1440, 2, false), // old enough, one snapshot short
+        (Some((2, 1440)), 1440, 2, true),
+    ];
+    for (seen, ago, min, pass) in cases {
+        let seen = seen.map(|(n, ago)| Seen {
+            consecutive: n,
+            first_seen: at(ago),
+        });
+        let (v, eligible_at) = grace_guard(seen, min, day, now());
+        assert_eq!(v.pass, pass, "{seen:?}");
+        assert_eq!(eligible_at, at(ago) + Duration::days(1));
+    }
+}
+
+#[test]
+fn population_drop_guard_table() {
+    let after = |members, invites, api_keys| crate::store::Counts {
+        members,
+        invites,
+        api_keys,
+        ..Default::default()
+    };
+    let base = Some(Baseline {
+        members: 100,
+        invites: 10,
+        api_keys: 50,
+        snapshots: 3,
+    });
+    let cases = [
+        (None, after(0, 0, 0), true),
+        (base, after(100, 10, 50), true),
+        (base, after(80, 10, 50), true),
+        (base, after(79, 10, 50), false),
+        (base, after(100, 0, 50), false),
+        (base, after(100, 10, 5), false),
+        (base, after(0, 0, 0), false),
+    ];
+    for (b, a, pass) in cases {
+        assert_eq!(population_drop_guard(b, a, 0.2).pass, pass, "{b:?} {a:?}");
+    }
+}
+
+#[test]
+fn blast_radius_guard_table() {
+    let cases = [
+        (1, 0, 25, 0.1, false),
+        (2, 10, 25, 0.1, true),
+        (2, 20, 25, 0.1, false),
+        (26, 1000, 25, 1.0, true),
+        (25, 1000, 25, 1.0, false),
+    ];
+    for (n, population, max, fraction, tripped) in cases {
+        let got = blast_radius_guard(Action::DeactivateKey, n, population, max, fraction);
+        assert_eq!(got.is_some(), tripped, "{n} of {population}");
+    }
+}
+
+#[test]
+fn small_guards_table() {
+    assert!(mode_guard(crate::config::RemediationMode::Enforce).pass);
+    assert!(!mode_guard(crate::config::RemediationMode::DryRun).pass);
+    assert!(exemption_guard(None).pass);
+    assert!(!exemption_guard(Some("vendor")).pass);
+    assert!(already_done_guard(false).pass);
+    assert!(!already_done_guard(true).pass);
+    let s = state();
+    assert!(!admin_guard(&s, "user_0").pass);
+    assert!(admin_guard(&s, "user_1").pass);
+    assert!(deletable_guard(&s, "invite_1").pass);
+    assert!(!deletable_guard(&s, "invite_404").pass);
+    let max = std::time::Duration::from_secs(3600);
+    assert!(snapshot_age_guard(1, now() - Duration::minutes(59), max, now()).pass);
+    assert!(!snapshot_age_guard(1, now() - Duration::minutes(61), max, now()).pass);
 }

@@ -132,6 +132,8 @@ pub async fn sim_command(args: SimArgs, shutdown: impl Future<Output = ()>) -> a
         let state = match opts.state {
             Some(state) => state,
             None => {
+                // The simulator runs on the wall clock unless it is set.
+                #[allow(clippy::disallowed_methods)]
                 let at = opts.now.unwrap_or_else(Utc::now);
                 let (seed, sizes) = (opts.seed, opts.sizes);
                 tokio::task::spawn_blocking(move || SimState::seeded(seed, sizes, at)).await?

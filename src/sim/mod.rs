@@ -135,6 +135,8 @@ impl SimHandle {
             Some(state) => state,
             None => {
                 let (seed, sizes) = (opts.seed, opts.sizes);
+                // The simulator runs on the wall clock unless it is set.
+                #[allow(clippy::disallowed_methods)]
                 let at = opts.now.unwrap_or_else(Utc::now);
                 // A large organization takes a moment to build; keep it off the async workers.
                 tokio::task::spawn_blocking(move || SimState::seeded(seed, sizes, at)).await?

@@ -111,7 +111,10 @@ impl SimState {
 
     /// The time the API reads: the frozen time if one is set, the real time otherwise.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.unwrap_or_else(|| micros(Utc::now()))
+        // The simulator runs on the wall clock unless it is set.
+        #[allow(clippy::disallowed_methods)]
+        let now = self.clock.unwrap_or_else(|| micros(Utc::now()));
+        now
     }
 
     /// Freezes the clock at `t`, or with `None` returns to real time.

@@ -409,15 +409,24 @@ impl Store {
         Ok(out)
     }
 
-    /// How many audited snapshots in a row showed each live finding, by fingerprint.
-    pub fn finding_streaks(&self) -> Result<HashMap<String, u32>> {
+    /// How many audited snapshots in a row showed each live finding, and when its current
+    /// occurrence was first seen, by fingerprint.
+    pub fn finding_streaks(&self) -> Result<HashMap<String, crate::remediate::Seen>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT fingerprint, consecutive FROM findings WHERE status != 'resolved'")
+            .prepare(
+                "SELECT fingerprint, consecutive, first_seen FROM findings WHERE status != 'resolved'",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    crate::remediate::Seen {
+                        consecutive: row.get::<_, u32>(1)?,
+                        first_seen: parse_ts(&row.get::<_, String>(2)?)?,
+                    },
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<HashMap<_, _>>>()

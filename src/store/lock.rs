@@ -19,7 +19,11 @@ pub struct WriterLock {
 
 impl WriterLock {
     /// Takes the lock or fails at once, naming the current holder.
-    pub fn acquire(db_path: &Path, holder: &str) -> Result<WriterLock> {
+    pub fn acquire(
+        db_path: &Path,
+        holder: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<WriterLock> {
         let mut path = db_path.as_os_str().to_owned();
         path.push(".lock");
         let path = PathBuf::from(path);
@@ -52,11 +56,14 @@ impl WriterLock {
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        let description = format!(
-            "pid {} running `{holder}` since {}",
-            std::process::id(),
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
-        );
+        let description = match since {
+            Some(since) => format!(
+                "pid {} running `{holder}` since {}",
+                std::process::id(),
+                since.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            None => format!("pid {} running `{holder}`", std::process::id()),
+        };
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(description.as_bytes()))

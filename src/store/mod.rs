@@ -165,14 +165,20 @@ fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>>
 impl Store {
     /// Opens (creating it if needed) a database to write: takes the writer lock, applies
     /// migrations, and marks runs left `running` by a killed process as `abandoned`.
-    pub fn open_writer(path: &Path, holder: &str) -> Result<Store> {
+    pub fn open_writer(path: &Path, holder: &str, now: DateTime<Utc>) -> Result<Store> {
+        Store::open_locked(path, holder, Some(now))
+    }
+
+    /// Takes the writer lock, creates or upgrades the schema and, given the time, marks
+    /// interrupted runs abandoned (a reader upgrading the schema leaves that to the next writer).
+    fn open_locked(path: &Path, holder: &str, now: Option<DateTime<Utc>>) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Other {
                 path: path.display().to_string(),
                 message: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
-        let lock = WriterLock::acquire(path, holder)?;
+        let lock = WriterLock::acquire(path, holder, now)?;
         let conn = open_connection(path)?;
         let mut store = Store {
             conn,
@@ -180,12 +186,15 @@ impl Store {
             lock: Some(lock),
         };
         store.migrate()?;
+        let Some(now) = now else {
+            return Ok(store);
+        };
         let abandoned = store
             .conn
             .execute(
                 "UPDATE runs SET status = 'abandoned', finished_at = ?1, \
                  error = 'the process stopped before the run finished' WHERE status = 'running'",
-                params![ts(&Utc::now())],
+                params![ts(&now)],
             )
             .map_err(|e| store.err(e))?;
         if abandoned > 0 {
@@ -223,7 +232,7 @@ impl Store {
         if version < SCHEMA_VERSION {
             // Upgrading needs the writer lock; take it briefly.
             drop(store);
-            let writer = Store::open_writer(path, "orgwarden (schema upgrade)")?;
+            let writer = Store::open_locked(path, "orgwarden (schema upgrade)", None)?;
             drop(writer);
             return Store::open_reader(path);
         }
@@ -308,12 +317,19 @@ impl Store {
     }
 
     /// Marks a run failed with the error text; its data was never committed.
-    pub fn fail_run(&self, run_id: i64, error: &str, requests: u64, retries: u64) -> Result<()> {
+    pub fn fail_run(
+        &self,
+        run_id: i64,
+        error: &str,
+        requests: u64,
+        retries: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3, requests = ?4, \
                  retries = ?5 WHERE id = ?1",
-                params![run_id, ts(&Utc::now()), error, requests, retries],
+                params![run_id, ts(&now), error, requests, retries],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -280,6 +280,10 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn wall_now() -> DateTime<Utc> {
+        crate::clock::Clock::now(&crate::clock::SystemClock)
+    }
+
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, 3, 8, minute, 0).unwrap()
     }
@@ -299,7 +303,7 @@ mod tests {
     fn lifecycle_of_outbox_messages() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        let store = Store::open_writer(&path, "test").unwrap();
+        let store = Store::open_writer(&path, "test", wall_now()).unwrap();
         let to = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
         let (a, new) = store.outbox_enqueue(&message("a", &to)).unwrap();
         assert!(new);
@@ -350,7 +354,7 @@ mod tests {
     fn a_reader_cannot_write_the_outbox() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
-        drop(Store::open_writer(&path, "test").unwrap());
+        drop(Store::open_writer(&path, "test", wall_now()).unwrap());
         let reader = Store::open_reader(&path).unwrap();
         let to = vec!["a@example.com".to_owned()];
         assert!(reader.outbox_enqueue(&message("a", &to)).is_err());

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ToSql};
 
 use super::{ts, Counts, Result, StoreError};
@@ -352,7 +352,7 @@ impl SnapshotWriter {
     }
 
     /// Folds the staged lists into the history and marks the run complete, atomically.
-    pub fn finish(mut self, requests: u64, retries: u64) -> Result<Counts> {
+    pub fn finish(mut self, requests: u64, retries: u64, now: DateTime<Utc>) -> Result<Counts> {
         let Some(organization) = self.organization.take() else {
             return Err(StoreError::Other {
                 path: self.path.clone(),
@@ -398,7 +398,7 @@ impl SnapshotWriter {
                  n_api_keys = ?9, requests = ?10, retries = ?11 WHERE id = ?1",
                 params![
                     self.run_id,
-                    ts(&Utc::now()),
+                    ts(&now),
                     organization.id,
                     organization.name,
                     counts.members,

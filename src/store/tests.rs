@@ -43,12 +43,12 @@ fn org() -> Organization {
 
 /// Writes one complete snapshot of the given members and keys.
 fn snapshot(store: &Store, members: &[User], keys: &[ApiKey]) -> i64 {
-    let run = store.begin_run(Utc::now()).unwrap();
+    let run = store.begin_run(wall_now()).unwrap();
     let mut writer = store.snapshot_writer(run).unwrap();
     writer.organization(org());
     writer.members(members).unwrap();
     writer.api_keys(keys).unwrap();
-    writer.finish(3, 0).unwrap();
+    writer.finish(3, 0, wall_now()).unwrap();
     run
 }
 
@@ -66,7 +66,7 @@ fn version_rows(store: &Store) -> i64 {
 #[test]
 fn history_grows_with_change_not_with_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let members = vec![user("user_a", "user"), user("user_b", "developer")];
     let keys = vec![key("apikey_1", "active")];
     let r1 = snapshot(&store, &members, &keys);
@@ -113,16 +113,16 @@ fn history_grows_with_change_not_with_time() {
 #[test]
 fn an_unfinished_snapshot_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let r1 = snapshot(&store, &[user("user_a", "user")], &[]);
-    let run = store.begin_run(Utc::now()).unwrap();
+    let run = store.begin_run(wall_now()).unwrap();
     {
         let mut writer = store.snapshot_writer(run).unwrap();
         writer.organization(org());
         writer.members(&[user("user_z", "user")]).unwrap();
         // Dropped without finish: a failure mid-snapshot.
     }
-    store.fail_run(run, "boom", 1, 0).unwrap();
+    store.fail_run(run, "boom", 1, 0, wall_now()).unwrap();
     assert_eq!(version_rows(&store), 1);
     assert_eq!(store.latest_complete(None).unwrap().unwrap().id, r1);
     let failed = store.run(run).unwrap().unwrap();
@@ -138,8 +138,8 @@ fn an_unfinished_snapshot_leaves_nothing() {
 fn second_writer_is_refused_with_the_holder_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
-    let _first = Store::open_writer(&path, "orgwarden run").unwrap();
-    let error = Store::open_writer(&path, "orgwarden snapshot").unwrap_err();
+    let _first = Store::open_writer(&path, "orgwarden run", wall_now()).unwrap();
+    let error = Store::open_writer(&path, "orgwarden snapshot", wall_now()).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StoreError::Locked { .. }), "{text}");
     assert!(
@@ -155,12 +155,12 @@ fn second_writer_is_refused_with_the_holder_named() {
 fn newer_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
-    drop(Store::open_writer(&path, "test").unwrap());
+    drop(Store::open_writer(&path, "test", wall_now()).unwrap());
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
         .unwrap();
     drop(conn);
-    let error = Store::open_writer(&path, "test").unwrap_err();
+    let error = Store::open_writer(&path, "test", wall_now()).unwrap_err();
     assert!(matches!(error, StoreError::TooNew { .. }), "{error}");
     assert!(error.to_string().contains("newer orgwarden"));
     assert!(matches!(
@@ -173,10 +173,10 @@ fn newer_database_is_refused() {
 fn interrupted_runs_are_marked_abandoned_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
-    let store = Store::open_writer(&path, "test").unwrap();
-    let run = store.begin_run(Utc::now()).unwrap();
+    let store = Store::open_writer(&path, "test", wall_now()).unwrap();
+    let run = store.begin_run(wall_now()).unwrap();
     drop(store);
-    let store = Store::open_writer(&path, "test").unwrap();
+    let store = Store::open_writer(&path, "test", wall_now()).unwrap();
     assert_eq!(
         store.run(run).unwrap().unwrap().status,
         RunStatus::Abandoned
@@ -186,7 +186,7 @@ fn interrupted_runs_are_marked_abandoned_on_open() {
 #[test]
 fn retention_keeps_what_kept_snapshots_need() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let r1 = snapshot(
         &store,
         &[user("user_a", "user"), user("user_b", "user")],
@@ -201,7 +201,7 @@ fn retention_keeps_what_kept_snapshots_need() {
             [r1],
         )
         .unwrap();
-    let stats = store.prune(30, Utc::now()).unwrap();
+    let stats = store.prune(30, wall_now()).unwrap();
     assert_eq!(
         stats,
         PruneStats {
@@ -222,14 +222,14 @@ fn retention_keeps_what_kept_snapshots_need() {
             [],
         )
         .unwrap();
-    assert_eq!(store.prune(30, Utc::now()).unwrap().runs, 0);
+    assert_eq!(store.prune(30, wall_now()).unwrap().runs, 0);
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
 #[test]
 fn pragmas_are_set_in_code() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let mode: String = store
         .conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -299,7 +299,7 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
     use crate::policy::{OFFBOARDING_ROSTER, ORPHANED_KEYS};
     use FindingStatus::*;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let members = vec![user("user_a", "user")];
     let r1 = snapshot(&store, &members, &[]);
     let a = || finding(ORPHANED_KEYS, "apikey_a");
@@ -339,9 +339,12 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
     );
     assert_eq!(second.n_resolved, 0);
     let streaks = store.finding_streaks().unwrap();
-    assert_eq!(streaks["orphaned_keys:api_key:apikey_a"], 2);
-    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"], 1);
-    assert_eq!(streaks["offboarding_roster:api_key:apikey_r"], 1);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_a"].consecutive, 2);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"].consecutive, 1);
+    assert_eq!(
+        streaks["offboarding_roster:api_key:apikey_r"].consecutive,
+        1
+    );
 
     let r3 = snapshot(&store, &members, &[]);
     let third = store
@@ -381,7 +384,7 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
         .unwrap();
     assert_eq!(back.first_seen, t(4));
     assert_eq!(
-        store.finding_streaks().unwrap()["orphaned_keys:api_key:apikey_b"],
+        store.finding_streaks().unwrap()["orphaned_keys:api_key:apikey_b"].consecutive,
         3
     );
 
@@ -401,7 +404,7 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
 #[test]
 fn exempted_findings_are_listed_not_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let r1 = snapshot(&store, &[user("user_a", "user")], &[]);
     let mut exempt = finding(crate::policy::ORPHANED_KEYS, "apikey_x");
     exempt.exemption = Some("CI key, owned by the platform team".into());
@@ -425,7 +428,7 @@ fn exempted_findings_are_listed_not_dropped() {
 #[test]
 fn former_members_are_those_no_longer_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let a = user("user_a", "user");
     let b = user("user_b", "user");
     let r1 = snapshot(&store, &[a.clone(), b.clone()], &[]);
@@ -466,9 +469,9 @@ fn a_schema_1_database_upgrades_to_the_current_schema() {
         )
         .unwrap();
     }
-    let upgraded = Store::open_writer(&old, "test").unwrap();
+    let upgraded = Store::open_writer(&old, "test", wall_now()).unwrap();
     assert_eq!(upgraded.user_version().unwrap(), SCHEMA_VERSION);
-    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test").unwrap();
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
     assert_eq!(
         upgraded.schema_dump().unwrap(),
         fresh.schema_dump().unwrap()
@@ -482,7 +485,7 @@ fn a_schema_1_database_upgrades_to_the_current_schema() {
 fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
-    let writer = Store::open_writer(&path, "test").unwrap();
+    let writer = Store::open_writer(&path, "test", wall_now()).unwrap();
     writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = std::time::Instant::now();
     let reader = Store::open_reader(&path).unwrap();
@@ -499,7 +502,7 @@ fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
 fn a_finding_that_comes_back_may_be_acted_on_again() {
     use crate::policy::{Action, SubjectKind, ORPHANED_KEYS};
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let members = vec![user("user_a", "user")];
     let key = || finding(ORPHANED_KEYS, "apikey_k");
     let fingerprint = key().fingerprint();
@@ -547,4 +550,8 @@ fn a_finding_that_comes_back_may_be_acted_on_again() {
     let trail = store.actions_since(None).unwrap();
     assert_eq!(trail.len(), 1);
     assert_eq!(trail[0].request_id.as_deref(), Some("req_1"));
+}
+
+fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }

@@ -91,3 +91,8 @@ pub async fn run(mut command: Command) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The wall clock, for tests that run the real binary beside the in-process store.
+pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    orgwarden::clock::Clock::now(&orgwarden::clock::SystemClock)
+}

@@ -13,6 +13,8 @@ use orgwarden::config::{Config, Environment, MailConfig};
 use orgwarden::mail::{self, Attachment, MailError, Outgoing};
 use orgwarden::store::{OutboxStatus, Store};
 
+use crate::helpers::wall_now;
+
 use crate::helpers::{orgwarden, run, write_config};
 
 const PASSWORD: &str = "s3cret-smtp-pa55word";
@@ -295,7 +297,7 @@ async fn send(config: &MailConfig, outgoing: &Outgoing, id: &str) -> Result<(), 
 }
 
 fn open_store(dir: &Path) -> Store {
-    Store::open_writer(&dir.join("orgwarden.db"), "mail test").unwrap()
+    Store::open_writer(&dir.join("orgwarden.db"), "mail test", wall_now()).unwrap()
 }
 
 // ---- Tests ----------------------------------------------------------------------------------------
@@ -665,7 +667,7 @@ async fn send_test_email_and_outbox_commands() {
             &mut store,
             &report("queued"),
             "queued-1",
-            Utc::now(),
+            wall_now(),
         )
         .await
         .unwrap();

@@ -23,7 +23,7 @@ fn enforce_config(
         dir,
         &sim.base_url(),
         &format!(
-            "[remediation]\nmode = \"enforce\"\nmax_fraction = 1.0\nmax_actions_per_run = 1000\n{remediation}\n\n\
+            "[remediation]\nmode = \"enforce\"\nmax_fraction = 1.0\nmax_actions_per_run = 1000\nmin_finding_age = \"0s\"\n{remediation}\n\n\
              [rules.stale_invites]\nremediate = true\nmax_pending_days = 7\n\
              [rules.orphaned_keys]\nremediate = true\n\
              [rules.departed_domains]\nremediate = true\nremove_members = true\ndeparted_domains = [\"departed.example\"]\n\
@@ -206,7 +206,7 @@ async fn dry_run_never_changes_anything() {
     let config = write_config(
         dir.path(),
         &sim.base_url(),
-        "[remediation]\nmin_consecutive_snapshots = 1\nmax_fraction = 1.0\n\
+        "[remediation]\nmin_consecutive_snapshots = 1\nmin_finding_age = \"0s\"\nmax_fraction = 1.0\n\
          [rules.stale_invites]\nremediate = true\n[rules.orphaned_keys]\nremediate = true\n",
     );
     ok(&config, &["snapshot"]).await;

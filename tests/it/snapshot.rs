@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use orgwarden::admin_api::models::*;
+use orgwarden::clock::SystemClock;
 use orgwarden::sim::{Faults, SimOptions};
 use orgwarden::snapshot::{run_snapshot, FetchOptions};
 use orgwarden::store::{RunStatus, Store};
@@ -31,9 +32,11 @@ fn sorted<T: Clone, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> Vec<T> {
 async fn a_snapshot_stores_exactly_what_the_api_lists() {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let client = client(&sim, 7);
-    let summary = run_snapshot(&client, &store, FETCH).await.unwrap();
+    let summary = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap();
     let state = store.state_at(summary.run_id).unwrap();
     let truth = sim.snapshot_state();
 
@@ -86,12 +89,18 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
-    let store = Store::open_writer(&path, "test").unwrap();
+    let store = Store::open_writer(&path, "test", wall_now()).unwrap();
     let client = client(&sim, 1000);
-    let r1 = run_snapshot(&client, &store, FETCH).await.unwrap().run_id;
+    let r1 = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap()
+        .run_id;
     store.checkpoint().unwrap();
     let size1 = std::fs::metadata(&path).unwrap().len();
-    let r2 = run_snapshot(&client, &store, FETCH).await.unwrap().run_id;
+    let r2 = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap()
+        .run_id;
     store.checkpoint().unwrap();
     let size2 = std::fs::metadata(&path).unwrap().len();
     assert!(size2 - size1 < 64 * 1024, "{size1} -> {size2}");
@@ -119,7 +128,10 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
         assert!(s.set_user_role(&promoted.id, "admin"));
         assert!(s.set_key_status(&key.id, "inactive"));
     });
-    let r3 = run_snapshot(&client, &store, FETCH).await.unwrap().run_id;
+    let r3 = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap()
+        .run_id;
     let changes =
         orgwarden::snapshot::diff(&store.state_at(r2).unwrap(), &store.state_at(r3).unwrap());
     let has = |kind: &str, change: &str, id: &str| {
@@ -143,15 +155,20 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
 async fn failing_snapshot(faults: Faults, expect_in_error: &str) {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let client = client(&sim, 5);
-    let good = run_snapshot(&client, &store, FETCH).await.unwrap().run_id;
+    let good = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap()
+        .run_id;
     sim.with_state(|s| {
         let id = parse::<User>(s.users())[0].id.clone();
         s.remove_user(&id);
     });
     sim.set_faults(faults);
-    let error = run_snapshot(&client, &store, FETCH).await.unwrap_err();
+    let error = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap_err();
     let text = format!("{error:#}");
     assert!(text.contains(expect_in_error), "{text}");
     let latest = store.latest_complete(None).unwrap().unwrap();
@@ -211,9 +228,11 @@ async fn a_malformed_page_fails_the_run() {
 async fn unauthorized_fails_the_run_and_says_so() {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_writer(&dir.path().join("o.db"), "test").unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
     let client = client_with_key(&sim, 1000, "sk-ant-admin01-revoked");
-    let error = run_snapshot(&client, &store, FETCH).await.unwrap_err();
+    let error = run_snapshot(&client, &store, FETCH, &SystemClock)
+        .await
+        .unwrap_err();
     assert!(orgwarden::snapshot::is_auth_error(&error));
     assert!(format!("{error:#}").contains("401"), "{error:#}");
     assert!(store.latest_complete(None).unwrap().is_none());
@@ -316,7 +335,7 @@ async fn sigkill_mid_snapshot_leaves_a_sound_database_and_an_abandoned_run() {
 
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let store = Store::open_writer(&db, "test").unwrap();
+    let store = Store::open_writer(&db, "test", wall_now()).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let runs = store.runs().unwrap();
     assert_eq!(runs.len(), 1);
