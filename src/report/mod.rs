@@ -172,14 +172,6 @@ pub fn subject(input: &ReportInput<'_>) -> String {
 fn subject_of(view: &View<'_>) -> String {
     let input = view.input;
     let s = &view.summary;
-    let highest = [
-        (s.critical, "critical"),
-        (s.high, "high"),
-        (s.medium, "medium"),
-        (s.low, "low"),
-    ]
-    .into_iter()
-    .find(|(n, _)| *n > 0);
     let new = if view.first() {
         "first report".to_owned()
     } else {
@@ -192,7 +184,6 @@ fn subject_of(view: &View<'_>) -> String {
             None => "0 new".to_owned(),
         }
     };
-    let _ = highest;
     let end = input.state.taken_at.with_timezone(&view.ctx.timezone);
     let period = match view.ctx.period_start {
         Some(start) => {
@@ -205,15 +196,18 @@ fn subject_of(view: &View<'_>) -> String {
         }
         None => end.format("%-d %b").to_string(),
     };
-    let flag = if view.problems().is_empty() {
-        ""
-    } else if !view.ctx.failures.is_empty()
+    // Stale: the data is old, or snapshots failed after the one reported on. Incomplete: a
+    // rule did not run, or snapshots failed earlier in the period.
+    let flag = if view.stale()
         || view
-            .problems()
+            .ctx
+            .failures
             .iter()
-            .any(|p| p.cause.starts_with("The data is stale"))
+            .any(|f| f.at > input.state.taken_at)
     {
         "STALE DATA: "
+    } else if view.problems().is_empty() {
+        ""
     } else {
         "INCOMPLETE: "
     };
@@ -768,6 +762,13 @@ impl<'a> View<'a> {
         )
     }
 
+    /// The latest complete snapshot is older than twice the audit period.
+    fn stale(&self) -> bool {
+        self.ctx
+            .audit_period
+            .is_some_and(|period| self.input.generated_at - self.input.state.taken_at > period * 2)
+    }
+
     /// The causes the banner names, each with its fix.
     fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
@@ -784,9 +785,9 @@ impl<'a> View<'a> {
                 fix: format!("Fix: {}.", period::failure_fix(&last.error)),
             });
         }
-        if let Some(period) = self.ctx.audit_period {
+        if let Some(period) = self.ctx.audit_period.filter(|_| self.stale()) {
             let age = self.input.generated_at - self.input.state.taken_at;
-            if age > period * 2 {
+            {
                 out.push(Problem {
                     cause: format!(
                         "The data is stale: the latest complete snapshot was taken {} ({} ago); \
@@ -899,9 +900,15 @@ impl<'a> View<'a> {
     fn people_changes(&self) -> Vec<String> {
         let emails = self.ctx.emails;
         let member = |id: &Option<String>| -> String {
-            id.as_deref()
-                .map(|id| emails.get(id).cloned().unwrap_or_else(|| id.to_owned()))
-                .unwrap_or_default()
+            let id = id.as_deref().unwrap_or_default();
+            self.input
+                .state
+                .members
+                .iter()
+                .find(|m| m.id == id)
+                .map(|m| m.email.clone())
+                .or_else(|| emails.get(id).cloned())
+                .unwrap_or_else(|| id.to_owned())
         };
         let workspace = |id: &Option<String>| -> String {
             let id = id.as_deref().unwrap_or_default();
@@ -1042,7 +1049,7 @@ impl<'a> View<'a> {
             all: self.ctx.plan.len(),
             more: "findings.csv",
         });
-        if !self.first() {
+        if !self.first() && self.new.len() > severe.len() {
             let other_new: Vec<&FindingRecord> = self
                 .new
                 .iter()
@@ -1141,11 +1148,12 @@ impl<'a> View<'a> {
 
         for section in self.sections() {
             out.push('\n');
-            line(
-                &mut out,
-                &format!("{} ({})", section.title.to_uppercase(), section.all),
-                "",
-            );
+            let title = if section.columns == RULE_COLUMNS {
+                section.title.to_uppercase()
+            } else {
+                format!("{} ({})", section.title.to_uppercase(), section.all)
+            };
+            line(&mut out, &title, "");
             if section.all == 0 {
                 out.push_str("(none)\n");
                 continue;
@@ -1171,7 +1179,12 @@ impl<'a> View<'a> {
                 } else if section.columns.len() == 1 {
                     format!("- {}", cells[0])
                 } else {
-                    format!("- [{}] {}", cells[0], cells[1..].join(" | "))
+                    let rest: Vec<&str> = cells[1..]
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    format!("- [{}] {}", cells[0], rest.join(" | "))
                 };
                 line(&mut out, &text, "  ");
             }
@@ -1257,7 +1270,11 @@ impl<'a> View<'a> {
             escape_html(&self.inventory())
         );
         for section in self.sections() {
-            heading(&mut out, &format!("{} ({})", section.title, section.all));
+            if section.columns == RULE_COLUMNS {
+                heading(&mut out, &section.title);
+            } else {
+                heading(&mut out, &format!("{} ({})", section.title, section.all));
+            }
             if section.all == 0 {
                 out.push_str("<p style=\"margin:0;color:#555\">None.</p>\n");
                 continue;
@@ -1303,39 +1320,49 @@ const PLAN_COLUMNS: &[&str] = &["action", "subject", "eligible", "blocked by"];
 /// Wraps `text` at spaces into lines of at most `width` characters; continuation lines start
 /// with `indent`. A word longer than a line is cut.
 pub fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    let indent_len = indent.chars().count();
     let mut lines = Vec::new();
     let mut current = String::new();
+    // Characters in `current`, and whether it holds a word beyond the indent.
     let mut len = 0;
+    let mut has_word = false;
+    let mut finish = |current: &mut String, len: &mut usize, has_word: &mut bool| {
+        lines.push(
+            std::mem::replace(current, indent.to_owned())
+                .trim_end()
+                .to_owned(),
+        );
+        *len = indent_len;
+        *has_word = false;
+    };
     for word in text.split(' ') {
         let mut word: Vec<char> = word.chars().collect();
         loop {
-            let room = width - len - usize::from(len > 0 && !current.ends_with(' '));
-            let sep = len > 0 && !current.trim_end().is_empty() && !current.ends_with(' ');
-            if word.len() <= room {
-                if sep {
+            let sep = usize::from(has_word);
+            if len + sep + word.len() <= width {
+                if has_word {
                     current.push(' ');
-                    len += 1;
                 }
                 current.extend(word.iter());
-                len += word.len();
+                len += sep + word.len();
+                has_word = true;
                 break;
             }
-            if len > indent.chars().count() {
-                lines.push(std::mem::take(&mut current));
-                current.push_str(indent);
-                len = indent.chars().count();
+            if has_word {
+                finish(&mut current, &mut len, &mut has_word);
                 continue;
             }
             // A word longer than a whole line: cut it.
-            let take = width - len;
+            let take = width.saturating_sub(len).max(1).min(word.len());
             current.extend(word.drain(..take));
-            lines.push(std::mem::take(&mut current));
-            current.push_str(indent);
-            len = indent.chars().count();
+            finish(&mut current, &mut len, &mut has_word);
+            if word.is_empty() {
+                break;
+            }
         }
     }
-    if !current.trim().is_empty() || lines.is_empty() {
-        lines.push(current);
+    if has_word || lines.is_empty() {
+        lines.push(current.trim_end().to_owned());
     }
     lines
 }

@@ -32,6 +32,47 @@ pub struct WaitingAction {
     pub will_act: bool,
 }
 
+impl WaitingAction {
+    /// The actions of `plan` that are waiting: every action a dry run would carry out, or, in
+    /// `enforce`, every opted-in action not yet done (eligible ones run at the next audit,
+    /// those held by grace when it ends, the rest need a person). Nothing in `off`.
+    pub fn from_plan(plan: &crate::remediate::Plan) -> Vec<WaitingAction> {
+        use crate::config::RemediationMode;
+        use crate::remediate::Guard;
+        if plan.mode == RemediationMode::Off {
+            return Vec::new();
+        }
+        plan.actions
+            .iter()
+            .filter(|a| {
+                !a.verdicts.iter().any(|v| {
+                    !v.pass
+                        && matches!(
+                            v.guard,
+                            Guard::OptIn | Guard::Exemption | Guard::AlreadyDone
+                        )
+                })
+            })
+            .map(|a| {
+                let failing: Vec<_> = a.verdicts.iter().filter(|v| !v.pass).collect();
+                WaitingAction {
+                    finding: a.finding.clone(),
+                    action: a.action.as_str().to_owned(),
+                    subject: a.subject.clone(),
+                    eligible_at: Some(a.eligible_at),
+                    blocked_by: failing
+                        .iter()
+                        .map(|v| format!("{}: {}", v.guard, v.detail))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    will_act: plan.mode == RemediationMode::Enforce
+                        && failing.iter().all(|v| v.guard == Guard::Grace),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Everything a report needs besides [`super::ReportInput`].
 #[derive(Debug, Clone, Copy)]
 pub struct ReportContext<'a> {

@@ -121,7 +121,8 @@ async fn report_send_delivers_one_message_a_mail_parser_reads() {
     assert_eq!(received[0].to, vec!["security@example.com"]);
     let message = MessageParser::default().parse(&received[0].data).unwrap();
     let subject = message.subject().unwrap();
-    assert!(subject.contains("open finding"), "{subject}");
+    assert!(subject.contains(": first report, "), "{subject}");
+    assert!(subject.contains(" open · "), "{subject}");
     assert!(!subject.contains('\n') && !subject.contains('\r'));
     assert!(message
         .headers()
