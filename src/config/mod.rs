@@ -268,6 +268,8 @@ pub struct MailConfig {
 pub struct ReportConfig {
     pub out_dir: PathBuf,
     pub top_findings: usize,
+    /// Start every CSV with a UTF-8 byte order mark, so that Excel reads non-ASCII text.
+    pub csv_bom: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -899,14 +899,18 @@ impl<'a> View<'a> {
     /// People-level changes, one line each, by name.
     fn people_changes(&self) -> Vec<String> {
         let emails = self.ctx.emails;
+        let current: HashMap<&str, &str> = self
+            .input
+            .state
+            .members
+            .iter()
+            .map(|m| (m.id.as_str(), m.email.as_str()))
+            .collect();
         let member = |id: &Option<String>| -> String {
             let id = id.as_deref().unwrap_or_default();
-            self.input
-                .state
-                .members
-                .iter()
-                .find(|m| m.id == id)
-                .map(|m| m.email.clone())
+            current
+                .get(id)
+                .map(|e| (*e).to_owned())
                 .or_else(|| emails.get(id).cloned())
                 .unwrap_or_else(|| id.to_owned())
         };

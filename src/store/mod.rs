@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use actions::{ActionOutcome, NewAction};
-pub use findings::{AuditRecord, AuditResult, ReportRecord};
+pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::WriterLock;
 pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/002_findings.sql"),
     include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
+    include_str!("sql/005_report_kind.sql"),
 ];
 
 /// The schema version this build writes.
@@ -382,6 +383,27 @@ impl Store {
                 |row| row.get(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    /// Snapshot runs that failed or were abandoned after run `after` (all when `None`), oldest
+    /// first: the failures a report's period names.
+    pub fn failed_runs_after(&self, after: Option<i64>) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status IN ('failed', 'abandoned') AND id > ?1 ORDER BY id",
+            [after.unwrap_or(0)],
+        )
+    }
+
+    /// The newest complete run taken at or before `at`: the snapshot a period starting at `at`
+    /// is compared with.
+    pub fn latest_complete_at(&self, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' \
+                 AND coalesce(finished_at, started_at) <= ?1 ORDER BY id DESC LIMIT 1",
+                [ts(&at)],
+            )?
+            .pop())
     }
 
     fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {

@@ -555,3 +555,36 @@ fn a_finding_that_comes_back_may_be_acted_on_again() {
 fn wall_now() -> chrono::DateTime<chrono::Utc> {
     crate::clock::Clock::now(&crate::clock::SystemClock)
 }
+
+#[test]
+fn a_schema_4_database_keeps_its_sent_reports_and_drops_its_previews() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        // Before schema 5 every report was recorded, previews included; only sent ones have a
+        // Message-ID.
+        let conn = open_connection(&old).unwrap();
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        conn.execute(
+            "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES \
+             (1, ?1, 'report-1', '/r/1'), (2, ?2, NULL, '/r/2')",
+            [ts(&t(1)), ts(&t(2))],
+        )
+        .unwrap();
+    }
+    let store = Store::open_writer(&old, "test", wall_now()).unwrap();
+    let last = store.last_sent_report().unwrap().unwrap();
+    assert_eq!((last.run_id, last.kind), (1, ReportKind::Sent));
+    // A report recorded now ends the period; nothing else does.
+    store
+        .record_report(3, t(3), None, Some("/r/3"), ReportKind::Written)
+        .unwrap();
+    let last = store.last_sent_report().unwrap().unwrap();
+    assert_eq!((last.run_id, last.kind), (3, ReportKind::Written));
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
+    assert_eq!(store.schema_dump().unwrap(), fresh.schema_dump().unwrap());
+    assert!(fresh.last_sent_report().unwrap().is_none());
+}

@@ -196,19 +196,22 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
 }
 
 #[tokio::test]
-async fn the_second_report_lists_the_changes_since_the_first() {
+async fn a_preview_records_nothing_and_since_sets_the_period() {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim.base_url(), "");
     let first = dir.path().join("r1");
     let second = dir.path().join("r2");
-    for args in [
-        vec!["snapshot"],
-        vec!["report", "--out", first.to_str().unwrap()],
-    ] {
-        let (code, o, e) = run(orgwarden(&config, &args)).await;
-        assert_eq!(code, 0, "{o}{e}");
-    }
+    let third = dir.path().join("r3");
+    let (code, o, e) = run(orgwarden(&config, &["snapshot"])).await;
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, out, e) = run(orgwarden(
+        &config,
+        &["report", "--out", first.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(out.contains("preview: not recorded"), "{out}");
     let (_, changes) = read_csv(&first.join("changes.csv"));
     assert!(
         changes.is_empty(),
@@ -219,14 +222,27 @@ async fn the_second_report_lists_the_changes_since_the_first() {
         s.add_user("newcomer@example.com", "New Comer", "user", now);
         "newcomer@example.com"
     });
-    for args in [
-        vec!["snapshot"],
-        vec!["report", "--out", second.to_str().unwrap()],
-    ] {
-        let (code, o, e) = run(orgwarden(&config, &args)).await;
-        assert_eq!(code, 0, "{o}{e}");
-    }
-    let (header, changes) = read_csv(&second.join("changes.csv"));
+    let (code, o, e) = run(orgwarden(&config, &["snapshot"])).await;
+    assert_eq!(code, 0, "{o}{e}");
+    // The preview did not start a period: this is still a first report, with no changes.
+    let (code, out, e) = run(orgwarden(
+        &config,
+        &["report", "--out", second.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(out.contains(": first report, "), "{out}");
+    let (_, changes) = read_csv(&second.join("changes.csv"));
+    assert!(changes.is_empty(), "{changes:?}");
+    // `--since 1` starts the period after snapshot run 1.
+    let (code, out, e) = run(orgwarden(
+        &config,
+        &["report", "--since", "1", "--out", third.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{e}");
+    assert!(!out.contains("first report"), "{out}");
+    let (header, changes) = read_csv(&third.join("changes.csv"));
     let change = header.iter().position(|h| h == "change").unwrap();
     let subject = header.iter().position(|h| h == "subject").unwrap();
     assert!(
@@ -235,4 +251,11 @@ async fn the_second_report_lists_the_changes_since_the_first() {
             .any(|r| r[change] == "joined" && r[subject] == joined),
         "{changes:?}"
     );
+    // A run that is not there is refused with a clear message.
+    let (code, _, err) = run(orgwarden(&config, &["report", "--since", "99"])).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no complete snapshot run 99"), "{err}");
+    let (code, _, err) = run(orgwarden(&config, &["report", "--since", "last week"])).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("expected a run id, a date"), "{err}");
 }
