@@ -780,7 +780,7 @@ impl<'a> View<'a> {
                     plural(failures.len(), "snapshot or audit", "snapshots or audits"),
                     last.what,
                     self.when(&last.at),
-                    clean(&last.error, TEXT_VALUE_MAX)
+                    clean(&last.error, 2 * TEXT_VALUE_MAX)
                 ),
                 fix: format!("Fix: {}.", period::failure_fix(&last.error)),
             });
@@ -1252,10 +1252,11 @@ impl<'a> View<'a> {
                  Data may be out of date or incomplete</p>\n<ul style=\"margin:0;padding-left:18px\">\n",
             );
             for p in &problems {
+                // The cause's parts are cleaned and capped already; the whole may be longer.
                 let _ = writeln!(
                     out,
-                    "<li>{} <b>{}</b></li>",
-                    html_value(&p.cause),
+                    "<li><bdi>{}</bdi> <b>{}</b></li>",
+                    escape_html(&clean(&p.cause, 4 * TEXT_VALUE_MAX)),
                     escape_html(&p.fix)
                 );
             }
