@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod daemon;
 mod demo;
+mod layout;
 mod mail;
 mod remediate;
 mod report;

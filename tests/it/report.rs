@@ -29,7 +29,7 @@ fn mail_section(port: u16) -> String {
 
 /// Seeds a leaver whose keys carry hostile names, plus a member with CR/LF in the name and a
 /// 10 KB name, so that they appear in findings, members.csv and api_keys.csv.
-fn seed_hostile(sim: &orgwarden::sim::SimHandle) {
+pub(crate) fn seed_hostile(sim: &orgwarden::sim::SimHandle) {
     sim.with_state(|s| {
         let now = s.now();
         let leaver = s.add_user(
@@ -52,7 +52,7 @@ fn seed_hostile(sim: &orgwarden::sim::SimHandle) {
     });
 }
 
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let header = reader
         .headers()
