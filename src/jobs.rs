@@ -651,3 +651,29 @@ pub async fn outbox_job(ctx: &mut JobContext<'_>) -> anyhow::Result<crate::mail:
         None => Ok(crate::mail::OutboxSummary::default()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Since;
+
+    #[test]
+    fn since_reads_a_run_a_local_date_or_a_time() {
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let at = |text: &str| Since::Time(text.parse().unwrap());
+        let cases = [
+            ("12", Ok(Since::Run(12))),
+            (" 7 ", Ok(Since::Run(7))),
+            // Midnight in schedule.timezone.
+            ("2026-03-02", Ok(at("2026-03-01T23:00:00Z"))),
+            ("2026-07-02", Ok(at("2026-07-01T22:00:00Z"))),
+            ("2026-03-02T08:30:00+01:00", Ok(at("2026-03-02T07:30:00Z"))),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Since::parse(text, berlin), want, "{text}");
+        }
+        for bad in ["last week", "2026-13-01", ""] {
+            let error = Since::parse(bad, berlin).unwrap_err();
+            assert!(error.contains("expected a run id, a date"), "{error}");
+        }
+    }
+}

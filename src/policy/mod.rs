@@ -34,6 +34,9 @@ pub const STALE_INVITES: &str = "stale_invites";
 pub const DEPARTED_DOMAINS: &str = "departed_domains";
 /// People on the offboarding roster who still have access.
 pub const OFFBOARDING_ROSTER: &str = "offboarding_roster";
+/// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
+/// report does not raise its banner for it).
+pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
 /// Active keys whose owner is no longer a member.
 pub const ORPHANED_KEYS: &str = "orphaned_keys";
 /// Active keys that name no owner at all; governed by the `orphaned_keys` configuration.
@@ -296,7 +299,7 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     let r = input.rules;
 
     let roster = || match input.roster {
-        Roster::NotConfigured => Err("no roster_csv configured".to_owned()),
+        Roster::NotConfigured => Err(ROSTER_NOT_CONFIGURED.to_owned()),
         Roster::Invalid(error) => Err(error.clone()),
         Roster::Loaded(entries) => Ok(rules::offboarding_roster(&ctx, entries)),
     };

@@ -803,7 +803,12 @@ impl<'a> View<'a> {
             }
         }
         for outcome in self.input.rules {
-            if let Some(reason) = outcome.status.reason() {
+            // A roster nobody configured is a choice, not a gap in this week's data.
+            let chosen = |reason: &str| {
+                outcome.rule == crate::policy::OFFBOARDING_ROSTER
+                    && reason == crate::policy::ROSTER_NOT_CONFIGURED
+            };
+            if let Some(reason) = outcome.status.reason().filter(|r| !chosen(r)) {
                 out.push(Problem {
                     cause: format!(
                         "Rule \"{}\" was not evaluated: {}; its findings may be missing.",
@@ -865,8 +870,10 @@ impl<'a> View<'a> {
         }
         match self.plan_by_finding.get(finding.fingerprint().as_str()) {
             Some(w) if w.will_act => match w.eligible_at {
-                Some(at) => format!("orgwarden will act on {}", self.when(&at)),
-                None => "orgwarden will act at the next audit".to_owned(),
+                Some(at) if at > self.input.generated_at => {
+                    format!("orgwarden will act on {}", self.when(&at))
+                }
+                _ => "orgwarden will act at the next audit".to_owned(),
             },
             Some(w) if !w.blocked_by.is_empty() => {
                 format!("needs a person ({})", clean(&w.blocked_by, 120))

@@ -166,7 +166,7 @@ fn outcomes() -> Vec<RuleOutcome> {
             rule,
             status: match *rule {
                 policy::OFFBOARDING_ROSTER => {
-                    RuleStatus::NotEvaluated("no roster_csv configured".into())
+                    RuleStatus::NotEvaluated("departed.csv: cannot read: not found".into())
                 }
                 policy::EXCESS_ADMINS => RuleStatus::Disabled,
                 _ => RuleStatus::Evaluated,
@@ -867,6 +867,21 @@ fn subject_names_the_highest_new_severity_the_period_and_problems() {
     assert!(render_with(&not_evaluated, &fresh)
         .subject
         .starts_with("[orgwarden] INCOMPLETE: Acme"));
+    // A roster nobody configured is a choice: no banner, no flag; the rule table still says it.
+    let mut rules = outcomes();
+    rules[2].status = RuleStatus::NotEvaluated(policy::ROSTER_NOT_CONFIGURED.into());
+    let unconfigured = ReportInput {
+        rules: &rules,
+        ..input
+    };
+    let report = render_with(&unconfigured, &fresh);
+    assert!(
+        report.subject.starts_with("[orgwarden] Acme"),
+        "{}",
+        report.subject
+    );
+    assert!(!report.text.contains("!!"), "{}", report.text);
+    assert!(report.text.contains("[not evaluated]"));
 }
 
 #[test]
@@ -1096,7 +1111,7 @@ fn counts_by_status_severity_and_rule() {
     assert!(text.contains("- Left the company (roster): 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved [not evaluated]"), "{text}");
     assert!(
         text.contains(
-            "Rule \"Left the company (roster)\" was not evaluated: no roster_csv configured"
+            "Rule \"Left the company (roster)\" was not evaluated: departed.csv: cannot read: not found"
         ),
         "{text}"
     );
@@ -2032,4 +2047,50 @@ actions.csv.
 ";
     let got = report.text;
     assert_eq!(got, want, "\n--- got ---\n{got}");
+}
+
+#[test]
+fn an_action_already_due_happens_at_the_next_audit() {
+    let s = state("Acme", vec![]);
+    let mut key = finding(
+        "orphaned_keys",
+        Severity::Critical,
+        FindingStatus::Open,
+        "apikey_9",
+        "deploy",
+    );
+    key.subject_kind = SubjectKind::ApiKey;
+    key.action = Action::DeactivateKey;
+    let findings = vec![key.clone()];
+    let input = input_of(&s, &findings);
+    for (eligible, want) in [
+        (
+            "2026-02-01T08:00:00Z",
+            "orgwarden will act at the next audit",
+        ),
+        (
+            "2026-02-02T09:00:00Z",
+            "orgwarden will act at the next audit",
+        ),
+        (
+            "2026-02-02T09:00:01Z",
+            "orgwarden will act on 2026-02-02 09:00 UTC",
+        ),
+    ] {
+        let plan = [waiting(
+            &key.fingerprint(),
+            "deactivate_key",
+            "deploy",
+            eligible,
+            "",
+            true,
+        )];
+        let ctx = ReportContext {
+            plan: &plan,
+            mode: "enforce",
+            ..ReportContext::basic(input.changes_since)
+        };
+        let text = render_with(&input, &ctx).text.replace("\n  ", " ");
+        assert!(text.contains(&format!("| {want}\n")), "{eligible}: {text}");
+    }
 }
