@@ -188,7 +188,9 @@ fn subject_of(view: &View<'_>) -> String {
     let period = match view.ctx.period_start {
         Some(start) => {
             let start = start.with_timezone(&view.ctx.timezone);
-            if start.format("%b %Y").to_string() == end.format("%b %Y").to_string() {
+            if start.date_naive() == end.date_naive() {
+                end.format("%-d %b").to_string()
+            } else if start.format("%b %Y").to_string() == end.format("%b %Y").to_string() {
                 format!("{}–{}", start.format("%-d"), end.format("%-d %b"))
             } else {
                 format!("{}–{}", start.format("%-d %b"), end.format("%-d %b"))
@@ -869,12 +871,19 @@ impl<'a> View<'a> {
             return "resolved".to_owned();
         }
         match self.plan_by_finding.get(finding.fingerprint().as_str()) {
-            Some(w) if w.will_act => match w.eligible_at {
+            Some(w) if w.will_act && self.ctx.mode == "enforce" => match w.eligible_at {
                 Some(at) if at > self.input.generated_at => {
                     format!("orgwarden will act on {}", self.when(&at))
                 }
                 _ => "orgwarden will act at the next audit".to_owned(),
             },
+            Some(w) if w.will_act => format!(
+                "needs a person: a dry run; with mode \"enforce\" orgwarden would act {}",
+                match w.eligible_at {
+                    Some(at) if at > self.input.generated_at => format!("on {}", self.when(&at)),
+                    _ => "at the next audit".to_owned(),
+                }
+            ),
             Some(w) if !w.blocked_by.is_empty() => {
                 format!("needs a person ({})", clean(&w.blocked_by, 120))
             }

@@ -25,10 +25,11 @@ pub struct WaitingAction {
     pub subject: String,
     /// When every time-bound guard (grace) will have passed; `None` when unknown.
     pub eligible_at: Option<DateTime<Utc>>,
-    /// The guards that hold it back, as `guard: detail`, joined by `; ` (empty when none).
+    /// The guards that hold it back, as `guard: detail`, joined by `; ` (empty when none). The
+    /// mode is not among them: the report names it once.
     pub blocked_by: String,
-    /// True when orgwarden will carry it out by itself at `eligible_at` (enforce mode, opted
-    /// in, only time-bound guards failing).
+    /// True when only time (grace) holds it back: in `enforce` orgwarden carries it out by
+    /// itself at `eligible_at`; in a dry run it would.
     pub will_act: bool,
 }
 
@@ -54,7 +55,11 @@ impl WaitingAction {
                 })
             })
             .map(|a| {
-                let failing: Vec<_> = a.verdicts.iter().filter(|v| !v.pass).collect();
+                let failing: Vec<_> = a
+                    .verdicts
+                    .iter()
+                    .filter(|v| !v.pass && v.guard != Guard::Mode)
+                    .collect();
                 WaitingAction {
                     finding: a.finding.clone(),
                     action: a.action.as_str().to_owned(),
@@ -65,8 +70,7 @@ impl WaitingAction {
                         .map(|v| format!("{}: {}", v.guard, v.detail))
                         .collect::<Vec<_>>()
                         .join("; "),
-                    will_act: plan.mode == RemediationMode::Enforce
-                        && failing.iter().all(|v| v.guard == Guard::Grace),
+                    will_act: failing.iter().all(|v| v.guard == Guard::Grace),
                 }
             })
             .collect()

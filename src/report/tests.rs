@@ -824,6 +824,10 @@ fn subject_names_the_highest_new_severity_the_period_and_problems() {
         "[orgwarden] Acme: 3 new (1 critical), 4 open · 1–2 Feb"
     );
     assert_eq!(
+        with(&ReportContext::basic(Some(at("2026-02-02T01:00:00Z")))),
+        "[orgwarden] Acme: 3 new (1 critical), 4 open · 2 Feb"
+    );
+    assert_eq!(
         with(&ReportContext::basic(None)),
         "[orgwarden] Acme: first report, 4 open · 2 Feb"
     );
@@ -1343,16 +1347,16 @@ fn a_dry_run_shows_the_waiting_plan_with_eligibility_dates() {
             "delete_invite",
             "new@example.com",
             "2026-01-20T08:00:00Z",
-            "mode: dry-run",
-            false,
+            "",
+            true,
         ),
         waiting(
             &key.fingerprint(),
             "deactivate_key",
             "deploy",
             "2026-02-04T08:00:00Z",
-            "mode: dry-run; grace: seen 1 of 3 snapshots",
-            false,
+            "grace: seen 1 of 3 snapshots",
+            true,
         ),
     ];
     let ctx = ReportContext {
@@ -1365,13 +1369,18 @@ fn a_dry_run_shows_the_waiting_plan_with_eligibility_dates() {
     let text = report.text.replace("\n  ", " ");
     let section = text_section(&text, "WAITING ACTIONS (REMEDIATION MODE: DRY-RUN) (2)");
     assert!(
-        section
-            .contains("- [Delete invite] new@example.com | 2026-01-20 09:00 CET | mode: dry-run"),
+        section.contains("- [Delete invite] new@example.com | 2026-01-20 09:00 CET | nothing"),
         "{section}"
     );
-    assert!(section.contains("- [Deactivate key] deploy | 2026-02-04 09:00 CET | mode: dry-run; grace: seen 1 of 3 snapshots"), "{section}");
-    // Per finding: what happens next.
-    assert!(text.contains("deploy | deploy breaks orphaned_keys | needs a person (mode: dry-run; grace: seen 1 of 3 snapshots)"), "{text}");
+    assert!(
+        section.contains(
+            "- [Deactivate key] deploy | 2026-02-04 09:00 CET | grace: seen 1 of 3 snapshots"
+        ),
+        "{section}"
+    );
+    // Per finding: what happens next, and what enforcement would do.
+    assert!(text.contains("deploy | deploy breaks orphaned_keys | needs a person: a dry run; with mode \"enforce\" orgwarden would act on 2026-02-04 09:00 CET"), "{text}");
+    assert!(text.contains("new@example.com breaks stale_invites | needs a person: a dry run; with mode \"enforce\" orgwarden would act at the next audit"), "{text}");
     assert!(
         text.contains("Acme | Acme breaks excess_admins | needs a person (review only)"),
         "{text}"
@@ -1543,14 +1552,24 @@ fn waiting_actions_come_from_the_plan() {
     );
     assert_eq!(got[0].eligible_at, Some(at("2026-02-04T08:00:00Z")));
     assert_eq!(got[0].action, "deactivate_key");
-    // A dry run never acts by itself; off has no plan to show.
-    assert!(WaitingAction::from_plan(&plan(RemediationMode::DryRun))
+    // In a dry run the mode guard fails everywhere; it is named once, not per action, and
+    // the rest reads as in enforcement.
+    let mut dry = plan(RemediationMode::DryRun);
+    for action in &mut dry.actions {
+        for v in &mut action.verdicts {
+            if v.guard == Guard::Mode {
+                v.pass = false;
+                v.detail = "remediation.mode = dry-run".into();
+            }
+        }
+    }
+    let got = WaitingAction::from_plan(&dry);
+    let dry_summary: Vec<(&str, bool, &str)> = got
         .iter()
-        .all(|w| !w.will_act));
-    assert_eq!(
-        WaitingAction::from_plan(&plan(RemediationMode::DryRun)).len(),
-        3
-    );
+        .map(|w| (w.subject.as_str(), w.will_act, w.blocked_by.as_str()))
+        .collect();
+    assert_eq!(dry_summary, summary);
+    // Off has no plan to show.
     assert!(WaitingAction::from_plan(&plan(RemediationMode::Off)).is_empty());
 }
 
