@@ -1280,7 +1280,7 @@ impl<'a> View<'a> {
         }
         let _ = writeln!(
             out,
-            "<p style=\"margin:0 0 12px;color:#444\">{}<br>Organization {} ({})<br>Snapshot run {}, \
+            "<p style=\"margin:0 0 12px;color:#444\">{}<br>Organization: {} ({})<br>Snapshot: run {}, \
              taken {}; generated {}<br>{}</p>",
             escape_html(&self.period_line()),
             html_value(&state.organization.name),
