@@ -1,7 +1,8 @@
 //! The command-line interface: clap definitions and one `*_command` function per subcommand.
 //!
 //! Each command loads the configuration, sets up logging, does one thing and returns an exit
-//! code: 0 on success, 1 on a runtime failure, 78 (EX_CONFIG) on a configuration error.
+//! code: 0 on success, 1 on a runtime failure, 78 (EX_CONFIG) on a configuration error, and for
+//! `cleanup --apply` 2 when a guard tripped or the run was suspended ([`cleanup_exit_code`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ use crate::store::{Store, StoreError};
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;
+
+/// `cleanup --apply`: a guard tripped (plausibility, population drop, blast radius) and held
+/// actions back, or the whole run was suspended.
+pub const EXIT_GUARD: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,10 +55,8 @@ pub enum Command {
     },
     /// Read the whole organization into the database as one atomic snapshot.
     Snapshot,
-    /// Measure a snapshot of a large simulated organization; prints JSON figures.
-    Bench(crate::bench::BenchArgs),
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
-    Sim(crate::sim::cli::SimArgs),
+    Sim(orgwarden_sim::cli::SimArgs),
     /// Evaluate the policy rules over a snapshot, record the findings and print them.
     Audit {
         /// Snapshot run id (default: the latest complete one).
@@ -67,6 +70,10 @@ pub enum Command {
     Cleanup {
         #[arg(long)]
         apply: bool,
+        /// First accept complete snapshot RUN as the remediation baseline although it looked
+        /// implausible or dropped (recorded with $USER and the time in the audit trail).
+        #[arg(long, value_name = "RUN")]
+        accept_baseline: Option<i64>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -168,22 +175,12 @@ async fn run(cli: Cli) -> ExitCode {
             check_config_command(cli.config, online, timeout).await
         }
         Command::Snapshot => with_config(cli.config, snapshot_command).await,
-        Command::Bench(args) => {
-            crate::telemetry::init("warn", config::LogFormat::Text);
-            match crate::bench::bench_command(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("orgwarden bench: {error:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            match crate::sim::cli::sim_command(args, shutdown).await {
+            match orgwarden_sim::cli::sim_command(args, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("orgwarden sim: {error:#}");
@@ -194,9 +191,13 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Audit { at, format } => {
             with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
         }
-        Command::Cleanup { apply, format } => {
+        Command::Cleanup {
+            apply,
+            accept_baseline,
+            format,
+        } => {
             with_config(cli.config, |c| async move {
-                cleanup_command(&c, apply, format).await
+                cleanup_command(&c, apply, accept_baseline, format).await
             })
             .await
         }
@@ -479,13 +480,54 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow::Result<ExitCode> {
+/// The exit code of a cleanup: 0 when every eligible action succeeded or was legitimately
+/// skipped (or nothing was to be done, or nothing was applied), [`EXIT_GUARD`] when a guard
+/// tripped or the run was suspended (it wins: a person must look before anything else), 1 when
+/// an action failed or the Admin API refused the key mid-run.
+pub fn cleanup_exit_code(summary: &crate::jobs::CleanupSummary) -> u8 {
+    if !summary.applied {
+        return 0;
+    }
+    if summary.plan.suspended.is_some() || !summary.plan.guard_findings.is_empty() {
+        return EXIT_GUARD;
+    }
+    let failed = summary
+        .executed
+        .iter()
+        .any(|e| e.status == crate::store::ActionStatus::Failed);
+    if failed || summary.stopped.is_some() {
+        1
+    } else {
+        0
+    }
+}
+
+/// Who runs this command, for the audit trail: `$USER`, else "unknown".
+fn operator() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+async fn cleanup_command(
+    config: &Config,
+    apply: bool,
+    accept_baseline: Option<i64>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(config, "orgwarden cleanup")?;
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
+    if let Some(run_id) = accept_baseline {
+        let who = operator();
+        crate::jobs::accept_baseline_job(&mut ctx, run_id, &who)?;
+        eprintln!("snapshot run {run_id} accepted as the remediation baseline by {who}");
+    }
     let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
+    let code = ExitCode::from(cleanup_exit_code(&summary));
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let plan = &summary.plan;
     for record in &summary.reconciled {
@@ -499,6 +541,13 @@ async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow
     }
     for finding in &plan.guard_findings {
         println!("GUARD TRIPPED: {}", finding.evidence);
+    }
+    if let Some(why) = plan
+        .suspended
+        .as_ref()
+        .filter(|_| plan.guard_findings.is_empty())
+    {
+        println!("suspended: {why}");
     }
     print!("{}", render(format, &plan.actions));
     let eligible = plan.eligible().count();
@@ -523,10 +572,13 @@ async fn cleanup_command(config: &Config, apply: bool, format: Format) -> anyhow
                     .unwrap_or_default()
             );
         }
+        if let Some(why) = &summary.stopped {
+            println!("STOPPED: {why}; the remaining actions were not attempted");
+        }
     } else if eligible > 0 {
         println!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
@@ -671,7 +723,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
         Ok(message_id) => {
             println!(
                 "test message {} sent to {}",
-                crate::mail::message_id_header(&message_id),
+                crate::mail::message_id_header(&message_id, &crate::mail::message_id_domain(mail)),
                 to.email
             );
             Ok(ExitCode::SUCCESS)

@@ -158,12 +158,18 @@ impl Display for jobs::CycleSummary {
                 .cleanup
                 .executed
                 .iter()
-                .filter(|e| e.status == crate::store::ActionStatus::Succeeded)
+                .filter(|e| e.status == crate::policy::ActionStatus::Succeeded)
                 .count();
             write!(f, ", {ok} done of {}", self.cleanup.executed.len())?;
         }
         if !plan.guard_findings.is_empty() {
             write!(f, "; {} guards tripped", plan.guard_findings.len())?;
+        }
+        if plan.suspended.is_some() {
+            write!(f, "; remediation suspended")?;
+        }
+        if let Some(why) = &self.cleanup.stopped {
+            write!(f, "; stopped: {why}")?;
         }
         if self.pruned_runs > 0 || self.pruned_versions > 0 {
             write!(

@@ -15,8 +15,9 @@ use crate::clock::SystemClock;
 use crate::config::{Config, Environment};
 use crate::jobs::{self, JobContext};
 use crate::output::{render, Format};
-use crate::sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
-use crate::store::{FindingStatus, Store};
+use crate::policy::FindingStatus;
+use crate::store::Store;
+use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -217,7 +218,7 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         rows,
     ));
 
-    let changes = crate::snapshot::diff(
+    let changes = crate::org::diff(
         &store.state_at(first.run_id)?,
         &store.state_at(second.run_id)?,
     );

@@ -145,8 +145,7 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
 
 /// A snapshot evaluated by the policy, not yet recorded.
 struct Evaluated {
-    state: crate::snapshot::OrgState,
-    previous: Option<crate::snapshot::OrgState>,
+    state: crate::org::OrgState,
     evaluation: crate::policy::Evaluation,
 }
 
@@ -192,11 +191,7 @@ fn evaluate_run(
         now,
     };
     let evaluation = crate::policy::evaluate(&input);
-    Ok(Evaluated {
-        state,
-        previous,
-        evaluation,
-    })
+    Ok(Evaluated { state, evaluation })
 }
 
 fn record(
@@ -227,8 +222,8 @@ pub fn audit_job(ctx: &mut JobContext<'_>, at: Option<i64>) -> anyhow::Result<Au
     record(ctx.store, &evaluated, now)
 }
 
-/// The remediation plan for an evaluated snapshot, with the store's streaks, the actions
-/// already done and the previous snapshot as the baseline (only when it was plausible).
+/// The remediation plan for an evaluated snapshot: the store's streaks, the actions already
+/// done, and the trusted baseline of the baseline window (or the run an operator accepted).
 fn plan_of(
     config: &Config,
     store: &Store,
@@ -237,26 +232,29 @@ fn plan_of(
 ) -> anyhow::Result<crate::remediate::Plan> {
     let streaks = store.finding_streaks()?;
     let done = store.succeeded_actions()?;
+    let state = &evaluated.state;
+    let window = chrono::Duration::from_std(config.remediation.baseline_window)
+        .unwrap_or(chrono::Duration::MAX);
+    let window_start = state
+        .taken_at
+        .checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let candidates = store.complete_runs_since(window_start, state.run_id)?;
+    let last_accepted = store.last_accepted(state.run_id)?;
+    let removals = store.removals_since(window_start)?;
+    let accepted_by = last_accepted
+        .as_ref()
+        .filter(|r| r.id == state.run_id)
+        .and_then(|r| r.accepted_by.clone());
     Ok(crate::remediate::plan(&crate::remediate::PlanInput {
         config,
-        state: &evaluated.state,
-        // The previous complete snapshot is the baseline only when it was plausible.
-        baseline: evaluated
-            .previous
-            .as_ref()
-            .filter(|p| {
-                crate::remediate::implausible(p.counts(), crate::remediate::admins(p)).is_none()
-            })
-            .map(|p| {
-                let c = p.counts();
-                crate::remediate::Baseline {
-                    members: c.members,
-                    invites: c.invites,
-                    api_keys: c.api_keys,
-                    snapshots: 1,
-                }
-            }),
-        accepted_by: None,
+        state,
+        baseline: crate::remediate::Baseline::trusted(
+            &candidates,
+            last_accepted.as_ref().map(|r| r.id),
+            &removals,
+        ),
+        accepted_by: accepted_by.as_deref(),
         findings: &evaluated.evaluation.findings,
         seen: &streaks,
         done: &done,
@@ -272,8 +270,11 @@ pub struct CleanupSummary {
     /// Whether eligible actions were carried out (`--apply` with `mode = "enforce"`).
     pub applied: bool,
     pub executed: Vec<crate::remediate::Executed>,
+    /// Why execution stopped early (the Admin API refused the key), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Actions a stopped process had left `planned`, settled before planning.
-    pub reconciled: Vec<crate::store::ActionRecord>,
+    pub reconciled: Vec<crate::policy::ActionRecord>,
 }
 
 /// Audits the latest complete snapshot, plans remediation and, when `apply` is set and the
@@ -312,17 +313,36 @@ pub async fn cleanup_job(ctx: &mut JobContext<'_>, apply: bool) -> anyhow::Resul
     for finding in &plan.guard_findings {
         tracing::error!(rule = finding.rule, "{}", finding.evidence);
     }
-    let executed = match &client {
+    let execution = match &client {
         Some(client) => crate::remediate::execute(client, store, state, &plan, clock).await?,
-        None => Vec::new(),
+        None => crate::remediate::Execution::default(),
     };
     Ok(CleanupSummary {
         audit,
         plan,
         applied: client.is_some(),
-        executed,
+        executed: execution.executed,
+        stopped: execution.stopped,
         reconciled,
     })
+}
+
+/// Records that `who` accepted complete snapshot `run_id` as the remediation baseline
+/// (`cleanup --accept-baseline`): it is then trusted although it looked implausible, and the
+/// population-drop guard compares only against it and later trusted snapshots.
+pub fn accept_baseline_job(
+    ctx: &mut JobContext<'_>,
+    run_id: i64,
+    who: &str,
+) -> anyhow::Result<crate::store::RunRecord> {
+    let now = ctx.now();
+    let run = ctx.store.accept_baseline(run_id, who, now)?;
+    tracing::warn!(
+        run = run_id,
+        who,
+        "snapshot accepted as the remediation baseline"
+    );
+    Ok(run)
 }
 
 /// What one report wrote and sent.
@@ -474,7 +494,7 @@ pub async fn report_job(
         .unwrap_or_default();
     let changes = match start_run {
         Some(start) if start != run_id => match store.state_at(start) {
-            Ok(before) => crate::snapshot::diff(&before, state),
+            Ok(before) => crate::org::diff(&before, state),
             // Retention removed that snapshot: no diff rather than a wrong one.
             Err(_) => Vec::new(),
         },
@@ -500,7 +520,7 @@ pub async fn report_job(
     let report_ctx = crate::report::ReportContext {
         period_start,
         failures: &failures,
-        audit_period: crate::status::period(&schedule.audit, schedule.timezone, generated_at),
+        audit_period: crate::schedule::period(&schedule.audit, schedule.timezone, generated_at),
         timezone: schedule.timezone,
         plan: &waiting,
         mode: config.remediation.mode.as_str(),
@@ -562,6 +582,7 @@ pub async fn report_job(
                     bytes: bytes.clone(),
                 })
                 .collect(),
+            files_dir: Some(std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone())),
         };
         let id = format!(
             "report-{}-run-{}",

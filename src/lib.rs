@@ -9,8 +9,10 @@
 //! - `report`: the pure rendering of the compliance report (email bodies and CSVs).
 //! - `mail`: building messages, SMTP or file delivery, and the durable outbox; the only code
 //!   that speaks SMTP.
-//! - `jobs`: the job functions; `daemon`: `orgwarden run`; `status`, `demo`, `bench`.
-//! - `sim`: an Admin API simulator (a real HTTP server) for tests and the demo.
+//! - `jobs`: the job functions; `daemon`: `orgwarden run`; `status`, `demo`.
+//!
+//! The Admin API simulator the demo and the tests run against is its own crate,
+//! `orgwarden-sim` (`crates/orgwarden-sim`); the benchmark is `crates/orgwarden-bench`.
 //! - `output`, `telemetry`: presentation and logging.
 //! - `cli`: the command-line interface; `src/main.rs` only calls it.
 //!
@@ -19,7 +21,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_api;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -27,12 +28,12 @@ pub mod daemon;
 pub mod demo;
 pub mod jobs;
 pub mod mail;
+pub mod org;
 pub mod output;
 pub mod policy;
 pub mod remediate;
 pub mod report;
 pub mod schedule;
-pub mod sim;
 pub mod snapshot;
 pub mod status;
 pub mod store;

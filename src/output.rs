@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::admin_api::models::{ApiKey, Invite, User, Workspace, WorkspaceMember};
-use crate::snapshot::Change;
-use crate::store::{ts, ActionRecord, FindingRecord, RunRecord};
+use crate::org::Change;
+use crate::org::{ts, RunRecord};
+use crate::org::{ApiKey, Invite, User, Workspace, WorkspaceMember};
+use crate::policy::{ActionRecord, FindingRecord};
 
 /// The `--format` of list commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -255,12 +256,15 @@ impl Tabular for RunRecord {
         "workspaces",
         "workspace_members",
         "api_keys",
+        "admins",
         "requests",
         "retries",
+        "suspect",
+        "accepted_by",
         "error",
     ];
     fn cells(&self) -> Vec<String> {
-        let count = |f: fn(&crate::store::Counts) -> u64| {
+        let count = |f: fn(&crate::org::Counts) -> u64| {
             self.counts
                 .as_ref()
                 .map(|c| f(c).to_string())
@@ -276,8 +280,14 @@ impl Tabular for RunRecord {
             count(|c| c.workspaces),
             count(|c| c.workspace_members),
             count(|c| c.api_keys),
+            opt(&self.admins),
             opt(&self.requests),
             opt(&self.retries),
+            opt(&self.suspect),
+            match (&self.accepted_by, &self.accepted_at) {
+                (Some(who), Some(at)) => format!("{who} at {}", ts(at)),
+                _ => String::new(),
+            },
             opt(&self.error),
         ]
     }
@@ -361,6 +371,7 @@ impl Tabular for crate::remediate::PlannedAction {
         "subject",
         "rule",
         "eligible",
+        "eligible_at",
         "blocked_by",
     ];
     fn cells(&self) -> Vec<String> {
@@ -371,6 +382,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject.clone(),
             self.rule.to_owned(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
+            self.eligible_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             self.failing_guards(),
         ]
     }

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::{RunRecord, Store};
+use crate::org::RunRecord;
+use crate::store::Store;
 
 /// The state of one orgwarden installation.
 #[derive(Debug, Clone, Serialize)]
@@ -39,12 +40,7 @@ pub fn next_occurrence(
     crate::schedule::next_occurrence(&cron, tz, after).ok()
 }
 
-/// The gap between two consecutive occurrences from `after`: the job's period.
-pub fn period(expr: &str, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<chrono::Duration> {
-    let first = next_occurrence(expr, tz, after)?;
-    let second = next_occurrence(expr, tz, first)?;
-    Some(second - first)
-}
+pub use crate::schedule::period;
 
 /// Reads the status from the database (read-only) and the configured schedule.
 pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status> {
@@ -131,7 +127,7 @@ pub fn render_text(status: &Status) -> String {
             "  run {:>5}  {:<9}  {}{}",
             run.id,
             run.status.as_str(),
-            crate::store::ts(&run.started_at),
+            crate::org::ts(&run.started_at),
             run.error
                 .as_deref()
                 .map(|e| format!("  {e}"))
@@ -159,7 +155,7 @@ pub fn render_text(status: &Status) -> String {
         "outbox: {} pending{}, {} sent, {} failed",
         o.pending,
         o.oldest_pending
-            .map(|t| format!(" (oldest from {})", crate::store::ts(&t)))
+            .map(|t| format!(" (oldest from {})", crate::org::ts(&t)))
             .unwrap_or_default(),
         o.sent,
         o.failed

@@ -14,7 +14,6 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +30,7 @@ use super::error::{ApiError, Call};
 use super::models::{
     ApiKey, ApiKeyUpdate, Invite, OrgRole, Organization, Page, User, Workspace, WorkspaceMember,
 };
+use crate::config::check_base_url;
 
 /// How the client talks to the API. Built from `[api]` in the configuration.
 #[derive(Debug, Clone)]
@@ -115,25 +115,6 @@ impl fmt::Debug for AdminClient {
         f.debug_struct("AdminClient")
             .field("base_url", &self.inner.options.base_url.as_str())
             .finish_non_exhaustive()
-    }
-}
-
-/// Checks the rule that the admin key only ever travels over TLS, except to this machine.
-pub fn check_base_url(url: &Url) -> Result<(), String> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        "http" => Err("must be https unless the host is loopback".to_owned()),
-        other => Err(format!("unsupported scheme {other:?}: use https")),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 
@@ -659,7 +640,7 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// Makes text from the API safe for an error message or a log line: control characters (newlines
 /// included) and bidi overrides are escaped like `str::escape_debug` does, other characters are
 /// kept, and the result is cut after `max_chars` characters (never inside one) with an ellipsis.
-pub fn clean_text(text: &str, max_chars: usize) -> String {
+pub(super) fn clean_text(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars * 2));
     for (count, c) in text.chars().enumerate() {
         if count >= max_chars {

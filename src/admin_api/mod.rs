@@ -8,6 +8,7 @@ mod error;
 mod from_config;
 pub mod models;
 
-pub use client::{check_base_url, AdminClient, Answer, ClientOptions, ClientStats, Pager};
+pub use crate::config::check_base_url;
+pub use client::{AdminClient, Answer, ClientOptions, ClientStats, Pager};
 pub use error::{ApiError, Call};
 pub use from_config::ClientConfigError;

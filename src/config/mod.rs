@@ -16,6 +16,7 @@
 //! - `secrets`: the admin key and SMTP password from their sources, as `SecretString`;
 //! - `parse`: cron expressions, durations and domains.
 
+mod base_url;
 mod load;
 mod parse;
 mod raw;
@@ -32,6 +33,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use base_url::check_base_url;
 pub use load::{load, Environment, Loaded};
 pub use parse::{normalize_domain, parse_cron, parse_duration};
 pub use raw::known_keys;
@@ -262,7 +264,20 @@ pub struct MailConfig {
     pub from: lettre::message::Mailbox,
     pub to: Vec<lettre::message::Mailbox>,
     pub transport: MailTransport,
+    /// The largest message to hand to the server, in bytes (`mail.max_message_bytes`, default
+    /// 10 MB). A larger one goes out without its attachments, naming where they are kept.
+    pub max_message_bytes: u64,
+    /// Attachments larger than this in total (bytes) are sent as one `report.zip`
+    /// (`mail.zip_over_bytes`, default 2 MB or `max_message_bytes` if lower).
+    pub zip_over_bytes: u64,
 }
+
+/// The default of `mail.max_message_bytes`: 10 MB, below most servers' limits.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10_000_000;
+/// The default of `mail.zip_over_bytes`: 2 MB.
+pub const DEFAULT_ZIP_OVER_BYTES: u64 = 2_000_000;
+/// The range `mail.max_message_bytes` may take.
+pub const MAX_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<u64> = 10_000..=1_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct ReportConfig {

@@ -227,6 +227,8 @@ pub(super) struct RawMail {
     pub(super) timeout: Option<String>,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) dir: Option<PathBuf>,
+    pub(super) max_message_bytes: Option<u64>,
+    pub(super) zip_over_bytes: Option<u64>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -261,6 +261,70 @@ fn mail_section_validation() {
 }
 
 #[test]
+fn mail_size_limits_have_defaults_and_ranges() {
+    let base =
+        "[mail]\nfrom = \"o@example.com\"\nto = \"a@example.com\"\nhost = \"smtp.example.com\"\n";
+    let mail = Config::from_toml(base, &env(&[])).unwrap().0.mail.unwrap();
+    assert_eq!(
+        (mail.max_message_bytes, mail.zip_over_bytes),
+        (10_000_000, 2_000_000)
+    );
+    // A limit below the zip default lowers the zip default with it.
+    let mail = Config::from_toml(&format!("{base}max_message_bytes = 1_000_000\n"), &env(&[]))
+        .unwrap()
+        .0
+        .mail
+        .unwrap();
+    assert_eq!(
+        (mail.max_message_bytes, mail.zip_over_bytes),
+        (1_000_000, 1_000_000)
+    );
+    // From the environment too.
+    let mail = Config::from_toml(
+        base,
+        &env(&[
+            ("ORGWARDEN__MAIL__MAX_MESSAGE_BYTES", "20000000"),
+            ("ORGWARDEN__MAIL__ZIP_OVER_BYTES", "0"),
+        ]),
+    )
+    .unwrap()
+    .0
+    .mail
+    .unwrap();
+    assert_eq!(
+        (mail.max_message_bytes, mail.zip_over_bytes),
+        (20_000_000, 0)
+    );
+
+    for (lines, key, words) in [
+        (
+            "max_message_bytes = 9999\n",
+            "mail.max_message_bytes",
+            "between 10000 and 1000000000",
+        ),
+        (
+            "max_message_bytes = 2_000_000_000\n",
+            "mail.max_message_bytes",
+            "between 10000 and 1000000000",
+        ),
+        (
+            "max_message_bytes = 100_000\nzip_over_bytes = 100_001\n",
+            "mail.zip_over_bytes",
+            "mail.max_message_bytes (100000)",
+        ),
+    ] {
+        let error = Config::from_toml(&format!("{base}{lines}"), &env(&[])).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{lines}: {:?}", error.problems);
+        assert_eq!(error.problems[0].key, key, "{lines}");
+        assert!(
+            error.problems[0].message.contains(words),
+            "{lines}: {}",
+            error.problems[0].message
+        );
+    }
+}
+
+#[test]
 fn mail_ca_file_is_relative_to_the_file_and_needs_tls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");

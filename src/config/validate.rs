@@ -23,8 +23,9 @@ use super::{
     ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport, OrphanedKeysRule,
     PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode, ReportConfig, RosterRule,
     RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig, TlsMode,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
-use crate::admin_api::check_base_url;
+use crate::config::check_base_url;
 
 /// Validates every section, pushing each problem found into `problems`.
 pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {
@@ -452,10 +453,38 @@ fn mail(raw: RawMail, env: &Environment, check: &mut Check<'_>) -> Option<MailCo
             }
         }
     };
+    let max_message_bytes = match raw.max_message_bytes {
+        None => DEFAULT_MAX_MESSAGE_BYTES,
+        Some(v) if MAX_MESSAGE_BYTES_RANGE.contains(&v) => v,
+        Some(v) => {
+            check.problem(
+                "mail.max_message_bytes",
+                format!(
+                    "{v} must be between {} and {} (bytes)",
+                    MAX_MESSAGE_BYTES_RANGE.start(),
+                    MAX_MESSAGE_BYTES_RANGE.end()
+                ),
+            );
+            DEFAULT_MAX_MESSAGE_BYTES
+        }
+    };
+    let zip_over_bytes = match raw.zip_over_bytes {
+        None => DEFAULT_ZIP_OVER_BYTES.min(max_message_bytes),
+        Some(v) if v <= max_message_bytes => v,
+        Some(v) => {
+            check.problem(
+                "mail.zip_over_bytes",
+                format!("{v} must be between 0 and mail.max_message_bytes ({max_message_bytes})"),
+            );
+            DEFAULT_ZIP_OVER_BYTES.min(max_message_bytes)
+        }
+    };
     Some(MailConfig {
         from: from?,
         to,
         transport,
+        max_message_bytes,
+        zip_over_bytes,
     })
 }
 

@@ -6,12 +6,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::{Executor as _, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::config::{MailConfig, MailTransport, TlsMode, SMTP_PASSWORD_CREDENTIAL};
+use crate::store::RefusedRecipient;
 
 /// Why a message was not delivered, worded so that a person can act on it. Never contains the
 /// SMTP password.
@@ -39,8 +42,26 @@ pub enum MailError {
     AuthRequired { server: String, detail: String },
     #[error("{server} offers no login method orgwarden supports (PLAIN, LOGIN){}", if *.encrypted { "" } else { "; many servers only offer one over TLS" })]
     AuthNotOffered { server: String, encrypted: bool },
-    #[error("{server} refused the message for good: {detail}; check mail.to and mail.from (a recipient or the sender was rejected)")]
+    #[error("{server} refused the message for good: {detail}")]
     Rejected { server: String, detail: String },
+    #[error("{server} refused the sender {sender}: {detail}; check mail.from (many servers accept only an address the login may send as)")]
+    SenderRejected {
+        server: String,
+        sender: String,
+        detail: String,
+    },
+    #[error("{server} refused {}: {}; check mail.to", if refused.len() == 1 { "the recipient" } else { "the recipients" }, list_refused(refused))]
+    RecipientsRejected {
+        server: String,
+        refused: Vec<RefusedRecipient>,
+    },
+    #[error("the mail server {server} refused the message as too large ({size} bytes; mail.max_message_bytes = {max}): {detail}; set mail.max_message_bytes below the server's limit")]
+    TooLarge {
+        server: String,
+        size: u64,
+        max: u64,
+        detail: String,
+    },
     #[error("{server} answered with a temporary failure: {detail}; it will be tried again")]
     Transient { server: String, detail: String },
     #[error("no answer from {server} within {timeout_secs}s; is the host reachable (firewall?), and do mail.port and mail.tls match? {hint}")]
@@ -62,8 +83,34 @@ impl MailError {
     /// itself). Connection, TLS and login failures are not permanent: they are fixed in the
     /// configuration or on the server, after which the message goes out.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, MailError::Rejected { .. })
+        matches!(
+            self,
+            MailError::Rejected { .. }
+                | MailError::SenderRejected { .. }
+                | MailError::RecipientsRejected { .. }
+                | MailError::TooLarge { .. }
+        )
     }
+}
+
+/// `a@example.com (550 no such user), b@example.org (...)`.
+pub fn list_refused(refused: &[RefusedRecipient]) -> String {
+    refused
+        .iter()
+        .map(|r| format!("{} ({})", r.address, r.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the server did with each recipient of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The server took the message for these.
+    pub accepted: Vec<String>,
+    /// Refused for good (a 5xx answer to `RCPT`), with the answer.
+    pub refused: Vec<RefusedRecipient>,
+    /// Refused for now (a 4xx answer to `RCPT`), with the answer: to be tried again.
+    pub deferred: Vec<RefusedRecipient>,
 }
 
 /// The SMTP envelope for the configured sender and recipients.
@@ -89,14 +136,54 @@ pub fn envelope_for(from: &str, to: &[String]) -> Result<Envelope, MailError> {
         .map_err(|e| MailError::Config(format!("invalid envelope: {e}")))
 }
 
-/// Delivers one rendered message with the configured transport.
+/// Delivers one rendered message with the configured transport to every envelope recipient,
+/// and fails unless every one of them accepted it (`send-test-email`, tests). The outbox uses
+/// [`deliver_each`], which keeps the recipients apart.
 pub async fn deliver(
     config: &MailConfig,
     envelope: &Envelope,
     raw: &[u8],
 ) -> Result<(), MailError> {
+    let delivery = deliver_each(config, envelope, raw).await?;
+    let refused: Vec<RefusedRecipient> = delivery
+        .refused
+        .into_iter()
+        .chain(delivery.deferred)
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(MailError::RecipientsRejected {
+            server: server_name(config),
+            refused,
+        })
+    }
+}
+
+fn server_name(config: &MailConfig) -> String {
     match &config.transport {
-        MailTransport::File { dir } => write_eml(dir, raw),
+        MailTransport::Smtp { host, port, .. } => format!("{host}:{port}"),
+        MailTransport::File { dir } => dir.display().to_string(),
+    }
+}
+
+/// Delivers one rendered message in one SMTP transaction, recipient by recipient: a recipient
+/// the server refuses does not stop the others. Returns which recipients were accepted, refused
+/// for good or deferred; an error means nobody got the message (the connection, the login, the
+/// sender, or the message itself was refused). Every recipient refused is not an error here.
+pub async fn deliver_each(
+    config: &MailConfig,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Delivery, MailError> {
+    match &config.transport {
+        MailTransport::File { dir } => {
+            write_eml(dir, raw)?;
+            Ok(Delivery {
+                accepted: envelope.to().iter().map(|a| a.to_string()).collect(),
+                ..Delivery::default()
+            })
+        }
         MailTransport::Smtp {
             host,
             port,
@@ -130,35 +217,39 @@ pub async fn deliver(
                     hint: "check mail.ca_file".to_owned(),
                 })
             };
-            let mut builder =
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                    .port(*port)
-                    .timeout(Some(*timeout));
-            builder = match tls {
-                TlsMode::StartTls => builder.tls(Tls::Required(tls_parameters()?)),
-                TlsMode::Tls => builder.tls(Tls::Wrapper(tls_parameters()?)),
-                TlsMode::None => builder.tls(Tls::None),
+            let tls_setting = match tls {
+                TlsMode::StartTls => Tls::Required(tls_parameters()?),
+                TlsMode::Tls => Tls::Wrapper(tls_parameters()?),
+                TlsMode::None => Tls::None,
             };
-            if let Some(username) = username {
+            let credentials = username.as_ref().map(|username| {
                 let password = password
                     .as_ref()
                     .map(|p| p.expose_secret().to_owned())
                     .unwrap_or_default();
-                builder = builder.credentials(Credentials::new(username.clone(), password));
-            }
-            let transport = builder.build();
-            // lettre's timeout bounds each exchange; this bounds the whole conversation.
-            let overall = timeout.saturating_mul(4);
+                Credentials::new(username.clone(), password)
+            });
             let context = Context {
                 server: &server,
                 port: *port,
                 tls: *tls,
                 username: username.as_deref(),
                 timeout: *timeout,
+                size: raw.len() as u64,
+                max: config.max_message_bytes,
             };
-            match tokio::time::timeout(overall, transport.send_raw(envelope, raw)).await {
-                Ok(Ok(_response)) => Ok(()),
-                Ok(Err(error)) => Err(classify(&error, &context)),
+            // lettre's timeout bounds each exchange; this bounds the whole conversation.
+            let overall = timeout.saturating_mul(4);
+            let session = session(
+                host,
+                &tls_setting,
+                credentials.as_ref(),
+                envelope,
+                raw,
+                &context,
+            );
+            match tokio::time::timeout(overall, session).await {
+                Ok(result) => result,
                 Err(_) => Err(MailError::Timeout {
                     server: server.clone(),
                     timeout_secs: overall.as_secs(),
@@ -169,12 +260,192 @@ pub async fn deliver(
     }
 }
 
+/// One SMTP conversation: connect (and TLS), log in, `MAIL`, one `RCPT` per recipient (each
+/// answer kept), then `DATA` if anyone was accepted.
+async fn session(
+    host: &str,
+    tls: &Tls,
+    credentials: Option<&Credentials>,
+    envelope: &Envelope,
+    raw: &[u8],
+    context: &Context<'_>,
+) -> Result<Delivery, MailError> {
+    let mut conn = Tokio1Executor::connect(
+        host,
+        context.port,
+        Some(context.timeout),
+        &ClientId::default(),
+        tls,
+    )
+    .await
+    .map_err(|e| classify(&e, context))?;
+    if let Some(credentials) = credentials {
+        if let Err(error) = conn.auth(DEFAULT_MECHANISMS, credentials).await {
+            abort(&mut conn, context).await;
+            return Err(classify(&error, context));
+        }
+    }
+    let mut options = Vec::new();
+    let non_ascii_address = envelope
+        .to()
+        .iter()
+        .chain(envelope.from())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            abort(&mut conn, context).await;
+            return Err(MailError::Smtp {
+                server: context.server.to_owned(),
+                detail: "an address is not ASCII, and the server does not offer SMTPUTF8"
+                    .to_owned(),
+            });
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            abort(&mut conn, context).await;
+            return Err(MailError::Smtp {
+                server: context.server.to_owned(),
+                detail: "the message is not ASCII, and the server does not offer 8BITMIME"
+                    .to_owned(),
+            });
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let sender = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+    if let Err(error) = conn
+        .command(Mail::new(envelope.from().cloned(), options))
+        .await
+    {
+        return Err(fail(&mut conn, &error, context, Stage::Mail { sender }).await);
+    }
+    let mut delivery = Delivery::default();
+    for address in envelope.to() {
+        match conn.command(Rcpt::new(address.clone(), vec![])).await {
+            Ok(_) => delivery.accepted.push(address.to_string()),
+            Err(error) if error.status().is_some() => {
+                let refusal = RefusedRecipient {
+                    address: address.to_string(),
+                    reason: answer(&error),
+                };
+                if error.is_permanent() {
+                    delivery.refused.push(refusal);
+                } else {
+                    delivery.deferred.push(refusal);
+                }
+            }
+            Err(error) => return Err(fail(&mut conn, &error, context, Stage::Rcpt).await),
+        }
+    }
+    if delivery.accepted.is_empty() {
+        let _ = bounded(context, conn.command(Rset)).await;
+        let _ = bounded(context, conn.command(Quit)).await;
+        return Ok(delivery);
+    }
+    if let Err(error) = conn.command(Data).await {
+        return Err(fail(&mut conn, &error, context, Stage::Data).await);
+    }
+    if let Err(error) = conn.message(raw).await {
+        return Err(fail(&mut conn, &error, context, Stage::Data).await);
+    }
+    // The server has taken the message: a QUIT it does not answer must not turn that into a
+    // failure (and a second copy).
+    let _ = bounded(context, conn.command(Quit)).await;
+    Ok(delivery)
+}
+
+/// Runs a closing exchange for at most the exchange timeout (5 s at most), ignoring the outcome.
+async fn bounded<F: std::future::Future>(context: &Context<'_>, exchange: F) -> Option<F::Output> {
+    tokio::time::timeout(context.timeout.min(Duration::from_secs(5)), exchange)
+        .await
+        .ok()
+}
+
+/// Ends a conversation that failed: QUIT politely, but a server that does not answer must not
+/// hold the error back.
+async fn abort(conn: &mut AsyncSmtpConnection, context: &Context<'_>) {
+    if bounded(context, conn.abort()).await.is_none() {
+        tracing::debug!(
+            server = context.server,
+            "no answer to QUIT; connection dropped"
+        );
+    }
+}
+
+/// Where in the transaction an answer came.
+enum Stage {
+    Mail { sender: String },
+    Rcpt,
+    Data,
+}
+
+/// Ends the conversation after `error` and says what it means at `stage`.
+async fn fail(
+    conn: &mut AsyncSmtpConnection,
+    error: &lettre::transport::smtp::Error,
+    context: &Context<'_>,
+    stage: Stage,
+) -> MailError {
+    abort(conn, context).await;
+    let server = context.server.to_owned();
+    let detail = answer(error);
+    if error.status().is_some() && is_size_refusal(error, &stage) {
+        return MailError::TooLarge {
+            server,
+            size: context.size,
+            max: context.max,
+            detail,
+        };
+    }
+    // A login the server wants (530 to MAIL) stays a login problem; any other refusal of MAIL
+    // is about the sender.
+    match (stage, classify(error, context)) {
+        (Stage::Mail { sender }, MailError::Rejected { .. }) => MailError::SenderRejected {
+            server,
+            sender,
+            detail,
+        },
+        (_, classified) => classified,
+    }
+}
+
+/// The server's answer without lettre's wording around it: `550 no such user`.
+fn answer(error: &lettre::transport::smtp::Error) -> String {
+    let text = chain(error);
+    match error.status() {
+        Some(code) => {
+            let code = code.to_string();
+            // lettre says "permanent error (550): no such user".
+            let message = text
+                .split_once("): ")
+                .map(|(_, rest)| rest)
+                .unwrap_or(text.as_str());
+            format!("{code} {message}")
+        }
+        None => text,
+    }
+}
+
+/// A refusal because of the message's size: `552` to `MAIL` or `DATA` (to `RCPT` it means a full
+/// mailbox), or an enhanced status `5.3.4` ("message too big for system") anywhere.
+fn is_size_refusal(error: &lettre::transport::smtp::Error, stage: &Stage) -> bool {
+    let text = chain(error).to_lowercase();
+    let code_552 = error.status().is_some_and(|c| c.to_string() == "552");
+    text.contains("5.3.4")
+        || text.contains("message size exceeds")
+        || (code_552 && !matches!(stage, Stage::Rcpt))
+}
+
 struct Context<'a> {
     server: &'a str,
     port: u16,
     tls: TlsMode,
     username: Option<&'a str>,
     timeout: Duration,
+    /// The message's size and the configured limit, for a size refusal.
+    size: u64,
+    max: u64,
 }
 
 fn tls_name(tls: TlsMode) -> &'static str {

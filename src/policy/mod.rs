@@ -12,6 +12,8 @@
 
 pub mod exemption;
 mod glob;
+pub mod records;
+pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 mod roster;
 mod rules;
 pub mod severity;
@@ -23,7 +25,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{Exemption, RulesConfig, Severity};
-use crate::snapshot::OrgState;
+use crate::org::OrgState;
 
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
@@ -144,6 +146,9 @@ pub enum Action {
     RemoveWorkspaceMember,
     /// Report only: a person has to look, nothing can or should be done automatically.
     Review,
+    /// Never recommended by a rule: the audit-trail record of an operator accepting a snapshot
+    /// as the remediation baseline (`cleanup --accept-baseline`).
+    AcceptBaseline,
 }
 
 impl Action {
@@ -154,6 +159,7 @@ impl Action {
             Action::RemoveMember => "remove_member",
             Action::RemoveWorkspaceMember => "remove_workspace_member",
             Action::Review => "review",
+            Action::AcceptBaseline => "accept_baseline",
         }
     }
 }

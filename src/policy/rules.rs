@@ -5,7 +5,7 @@
 //! available inputs), must not drop exempted findings (they are listed with their reason), and,
 //! like all of policy, must not do I/O.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -15,11 +15,11 @@ use super::{
     DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
     STALE_INVITES, UNATTRIBUTED_KEYS,
 };
-use crate::admin_api::models::{
+use crate::config::{normalize_domain, ExemptionMatch, Severity};
+use crate::org::OrgState;
+use crate::org::{
     ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
-use crate::config::{normalize_domain, ExemptionMatch, Severity};
-use crate::snapshot::OrgState;
 
 /// How many emails an `excess_admins` finding lists before it says "and N more": enough to
 /// recognise the people, short enough to stay one readable sentence.
@@ -461,9 +461,23 @@ fn departed_people(entries: &[RosterEntry], today: NaiveDate) -> HashMap<String,
     gone
 }
 
-/// True when the person returned after their last day: then the roster line is history.
+/// True when `since` (an invite or a membership) is after the person's last day: a re-hire in
+/// progress, or a mistake; either way a person must confirm it.
 fn came_back(since: DateTime<Utc>, entry: &RosterEntry) -> bool {
     entry.last_day.is_some_and(|last| since.date_naive() > last)
+}
+
+/// The evidence for an invite or a membership that appeared after the person's last day.
+fn after_last_day(what: &str, since: DateTime<Utc>, entry: &RosterEntry) -> String {
+    format!(
+        "{what} on {}, after their last day on {}; confirm the re-hire or remove the person \
+         from the roster",
+        day(since),
+        entry
+            .last_day
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+    )
 }
 
 fn roster_says(entry: &RosterEntry) -> String {
@@ -483,15 +497,26 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
     let lookup = |email: &str| gone.get(&email.trim().to_lowercase()).copied();
     let mut out = Vec::new();
 
-    // Members who came back are remembered so that their memberships and keys are spared too.
-    let mut returned: HashSet<&str> = HashSet::new();
+    // Members added after their last day are a finding for a person to confirm (never acted on);
+    // they are remembered so that what they got since (memberships, keys created after the last
+    // day) is not reported as left over. Their earlier keys still are.
+    let mut returned: HashMap<&str, &RosterEntry> = HashMap::new();
     let mut departed_members: HashMap<&str, (&User, &RosterEntry)> = HashMap::new();
     for member in &ctx.state.members {
         let Some(entry) = lookup(&member.email) else {
             continue;
         };
         if came_back(member.added_at, entry) {
-            returned.insert(&member.id);
+            returned.insert(&member.id, entry);
+            let draft = Draft::new(
+                SubjectKind::Member,
+                &member.id,
+                &member.email,
+                after_last_day("re-added as a member", member.added_at, entry),
+                Action::Review,
+            )
+            .email(Some(&member.email));
+            out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
             continue;
         }
         departed_members.insert(&member.id, (member, entry));
@@ -548,9 +573,17 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
         let Some(entry) = lookup(&invite.email) else {
             continue;
         };
-        // An invite sent after the last day is a re-hire in progress, just as a member added
-        // after it has come back.
+        // An invite sent after the last day may be a re-hire: a person must confirm it.
         if came_back(invite.invited_at, entry) {
+            let draft = Draft::new(
+                SubjectKind::Invite,
+                &invite.id,
+                &invite.email,
+                after_last_day("re-invited", invite.invited_at, entry),
+                Action::Review,
+            )
+            .email(Some(&invite.email));
+            out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
             continue;
         }
         let evidence = format!(
@@ -574,7 +607,11 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
         let KeyOwner::User(owner_id) = owner else {
             continue;
         };
-        if returned.contains(owner_id) {
+        // A key made after a returned member's last day belongs to their new stint.
+        if returned
+            .get(owner_id)
+            .is_some_and(|entry| came_back(key.created_at, entry))
+        {
             continue;
         }
         let Some(person) = ctx.person(owner_id) else {

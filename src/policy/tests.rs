@@ -6,12 +6,12 @@
 use chrono::{Duration, NaiveDate};
 
 use super::*;
-use crate::admin_api::models::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
-};
 use crate::config::{
     DepartedDomainsRule, ExcessAdminsRule, ExemptionMatch, OrphanedKeysRule,
     PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
+};
+use crate::org::{
+    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
 
 // ---- Helpers ------------------------------------------------------------------------------------
@@ -883,7 +883,7 @@ fn offboarding_roster_table() {
             want: &[("offboarding_roster:member:user_j", Action::RemoveMember)],
         },
         RosterRow {
-            name: "came back after the last day: nothing of theirs is a finding",
+            name: "re-added after the last day: a review; the earlier key is still reported",
             csv: "email,last_day\njane@example.com,2026-01-10\n",
             state: OrgState {
                 members: vec![User {
@@ -892,11 +892,20 @@ fn offboarding_roster_table() {
                 }],
                 workspaces: vec![workspace("wrkspc_a", "Apps")],
                 workspace_members: vec![membership("wrkspc_a", "user_j", "workspace_developer")],
-                api_keys: vec![owned_key("apikey_j", "user_j")],
+                api_keys: vec![
+                    owned_key("apikey_j", "user_j"),
+                    ApiKey {
+                        created_at: at("2026-01-22T10:00:00Z"),
+                        ..owned_key("apikey_j_new", "user_j")
+                    },
+                ],
                 ..state()
             },
             former: vec![],
-            want: &[],
+            want: &[
+                ("offboarding_roster:member:user_j", Action::Review),
+                ("offboarding_roster:api_key:apikey_j", Action::DeactivateKey),
+            ],
         },
         RosterRow {
             name: "added on the last day itself did not come back",
@@ -962,7 +971,7 @@ fn offboarding_roster_table() {
             ],
         },
         RosterRow {
-            name: "invite sent after the last day is a re-hire",
+            name: "invite sent after the last day is a finding for review, never deleted",
             csv: "email,last_day\neve@example.com,2026-01-20\n",
             state: OrgState {
                 invites: vec![invite(
@@ -974,7 +983,7 @@ fn offboarding_roster_table() {
                 ..state()
             },
             former: vec![],
-            want: &[],
+            want: &[("offboarding_roster:invite:invite_p", Action::Review)],
         },
         RosterRow {
             name: "membership in an archived workspace is skipped",
@@ -1033,6 +1042,36 @@ fn offboarding_roster_table() {
             row.name
         );
     }
+}
+
+#[test]
+fn offboarding_roster_re_invite_evidence_names_both_dates() {
+    let mut case = Case::new(OrgState {
+        invites: vec![invite(
+            "invite_p",
+            "eve@example.com",
+            "pending",
+            at("2026-01-25T10:00:00Z"),
+        )],
+        ..state()
+    });
+    case.roster = Roster::Loaded(
+        parse_roster(
+            "email,last_day\neve@example.com,2026-01-20\n",
+            "email",
+            "last_day",
+        )
+        .unwrap(),
+    );
+    let evaluation = case.eval();
+    let found = of(&evaluation, OFFBOARDING_ROSTER);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].evidence,
+        "re-invited on 2026-01-25, after their last day on 2026-01-20; confirm the re-hire or \
+         remove the person from the roster"
+    );
+    assert_eq!(found[0].action, Action::Review);
 }
 
 #[test]

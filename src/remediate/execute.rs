@@ -4,11 +4,13 @@ use crate::clock::Clock;
 use serde::Serialize;
 
 use super::{Plan, PlannedAction};
-use crate::admin_api::models::{ApiKeyStatus, ApiKeyUpdate};
+use crate::admin_api::models::ApiKeyUpdate;
 use crate::admin_api::{AdminClient, ApiError};
+use crate::org::ApiKeyStatus;
+use crate::org::OrgState;
 use crate::policy::Action;
-use crate::snapshot::OrgState;
-use crate::store::{ActionOutcome, ActionRecord, ActionStatus, NewAction, Store};
+use crate::policy::{ActionRecord, ActionStatus};
+use crate::store::{ActionOutcome, NewAction, Store};
 
 /// What happened to one eligible action.
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +21,19 @@ pub struct Executed {
     pub status: ActionStatus,
     pub reason: Option<String>,
 }
+
+/// What [`execute`] did: each eligible action's fate, and why the run stopped early, if it did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Execution {
+    pub executed: Vec<Executed>,
+    /// Set when the Admin API refused the key (401/403) mid-run: the actions after it were
+    /// recorded skipped, not attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// The reason recorded for the actions not attempted after the key was refused.
+pub const KEY_REFUSED: &str = "not attempted: the Admin API refused the key earlier in this run";
 
 /// The object as it is now, read right before the call.
 enum Current {
@@ -35,6 +50,11 @@ fn json<T: Serialize>(value: &T) -> String {
 
 fn is_not_found(error: &ApiError) -> bool {
     error.status() == Some(404)
+}
+
+/// 401 or 403: the key is revoked or lacks the permission, for this call and every later one.
+fn is_refused(status: Option<u16>) -> bool {
+    matches!(status, Some(401 | 403))
 }
 
 /// Splits a workspace membership's subject id `wrkspc_…/user_…`.
@@ -140,7 +160,7 @@ async fn read_current(
             }
             .await,
         ),
-        Action::Review => Ok(Current::Changed("report only".to_owned())),
+        Action::Review | Action::AcceptBaseline => Ok(Current::Changed("report only".to_owned())),
     }
 }
 
@@ -179,7 +199,7 @@ async fn call(client: &AdminClient, planned: &PlannedAction) -> ActionOutcome {
                 }
             }
         },
-        Action::Review => {
+        Action::Review | Action::AcceptBaseline => {
             return ActionOutcome {
                 status: ActionStatus::Skipped,
                 reason: Some("report only".to_owned()),
@@ -213,15 +233,16 @@ async fn call(client: &AdminClient, planned: &PlannedAction) -> ActionOutcome {
 }
 
 /// Carries out every eligible action of `plan`, one at a time, leaving an audit trail row for
-/// each. Returns what happened; a failed call does not stop the others.
+/// each. A failed call does not stop the others, but a refused key (401/403) does: every later
+/// action is recorded skipped ([`KEY_REFUSED`]) without a request.
 pub async fn execute(
     client: &AdminClient,
     store: &Store,
     state: &OrgState,
     plan: &Plan,
     clock: &dyn Clock,
-) -> anyhow::Result<Vec<Executed>> {
-    let mut out = Vec::new();
+) -> anyhow::Result<Execution> {
+    let mut out = Execution::default();
     for planned in plan.eligible() {
         let mut new = NewAction {
             run_id: plan.run_id,
@@ -232,46 +253,79 @@ pub async fn execute(
             finding: &planned.finding,
             before: None,
         };
-        let current = read_current(client, state, planned).await;
-        let (status, reason) = match current {
-            Err(error) => {
-                let reason = format!("could not read it again before acting: {error}");
-                store.action_skipped(&new, &reason, clock.now())?;
-                (ActionStatus::Skipped, Some(reason))
-            }
-            Ok(Current::Gone) => {
-                let reason = "recheck: it no longer exists".to_owned();
-                store.action_skipped(&new, &reason, clock.now())?;
-                (ActionStatus::Skipped, Some(reason))
-            }
-            Ok(Current::Changed(how)) => {
-                let reason = format!("recheck: changed since the snapshot: {how}");
-                store.action_skipped(&new, &reason, clock.now())?;
-                (ActionStatus::Skipped, Some(reason))
-            }
-            Ok(Current::Same(before)) => {
-                new.before = Some(&before);
-                let id = store.action_planned(&new, clock.now())?;
-                let outcome = call(client, planned).await;
-                store.action_finished(id, &outcome, clock.now())?;
-                match outcome.status {
-                    ActionStatus::Failed => tracing::warn!(
+        let (status, reason) = if out.stopped.is_some() {
+            store.action_skipped(&new, KEY_REFUSED, clock.now())?;
+            (ActionStatus::Skipped, Some(KEY_REFUSED.to_owned()))
+        } else {
+            match read_current(client, state, planned).await {
+                Err(error) => {
+                    // Not carried out because the API failed: a failure, not a legitimate skip.
+                    let reason = format!("could not read it again before acting: {error}");
+                    if is_refused(error.status()) {
+                        out.stopped = Some(format!("the Admin API refused the key: {error}"));
+                    }
+                    let id = store.action_planned(&new, clock.now())?;
+                    let outcome = ActionOutcome {
+                        status: ActionStatus::Failed,
+                        reason: Some(reason.clone()),
+                        http_status: error.status(),
+                        request_id: error.request_id().map(str::to_owned),
+                    };
+                    store.action_finished(id, &outcome, clock.now())?;
+                    tracing::warn!(
                         action = planned.action.as_str(),
                         subject = %planned.subject_id,
-                        "action failed: {}",
-                        outcome.reason.as_deref().unwrap_or_default()
-                    ),
-                    _ => tracing::info!(
-                        action = planned.action.as_str(),
-                        subject = %planned.subject_id,
-                        "action {}",
-                        outcome.status.as_str()
-                    ),
+                        "action failed: {reason}"
+                    );
+                    (ActionStatus::Failed, Some(reason))
                 }
-                (outcome.status, outcome.reason)
+                Ok(Current::Gone) => {
+                    let reason = "recheck: it no longer exists".to_owned();
+                    store.action_skipped(&new, &reason, clock.now())?;
+                    (ActionStatus::Skipped, Some(reason))
+                }
+                Ok(Current::Changed(how)) => {
+                    let reason = format!("recheck: changed since the snapshot: {how}");
+                    store.action_skipped(&new, &reason, clock.now())?;
+                    (ActionStatus::Skipped, Some(reason))
+                }
+                Ok(Current::Same(before)) => {
+                    new.before = Some(&before);
+                    let id = store.action_planned(&new, clock.now())?;
+                    let outcome = call(client, planned).await;
+                    store.action_finished(id, &outcome, clock.now())?;
+                    match outcome.status {
+                        ActionStatus::Failed => tracing::warn!(
+                            action = planned.action.as_str(),
+                            subject = %planned.subject_id,
+                            "action failed: {}",
+                            outcome.reason.as_deref().unwrap_or_default()
+                        ),
+                        _ => tracing::info!(
+                            action = planned.action.as_str(),
+                            subject = %planned.subject_id,
+                            "action {}",
+                            outcome.status.as_str()
+                        ),
+                    }
+                    if is_refused(outcome.http_status) {
+                        out.stopped = Some(format!(
+                            "the Admin API refused the key: {}",
+                            outcome.reason.as_deref().unwrap_or_default()
+                        ));
+                    }
+                    (outcome.status, outcome.reason)
+                }
             }
         };
-        out.push(Executed {
+        if let Some(why) = out
+            .stopped
+            .as_deref()
+            .filter(|_| reason.as_deref() != Some(KEY_REFUSED))
+        {
+            tracing::error!("remediation stopped: {why}; the remaining actions are not attempted");
+        }
+        out.executed.push(Executed {
             action: planned.action,
             subject_id: planned.subject_id.clone(),
             subject: planned.subject.clone(),
@@ -303,7 +357,7 @@ pub async fn reconcile(
                 Some((w, u)) => client.get_workspace_member(w, u).await.map(|_| false),
                 None => Ok(false),
             },
-            Action::Review => Ok(false),
+            Action::Review | Action::AcceptBaseline => Ok(false),
         };
         let done = match read {
             Ok(done) => done,
@@ -313,6 +367,10 @@ pub async fn reconcile(
                     action_id = record.id,
                     "cannot reconcile an interrupted action yet: {error}"
                 );
+                // A refused key refuses every later read too: no point in trying them.
+                if is_refused(error.status()) {
+                    break;
+                }
                 continue;
             }
         };

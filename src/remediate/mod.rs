@@ -42,14 +42,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, RemediationMode, Severity};
+use crate::org::{Counts, OrgState, RunRecord};
 use crate::policy::{
     self, Action, Finding, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER, ORPHANED_KEYS,
     STALE_INVITES,
 };
-use crate::snapshot::OrgState;
-use crate::store::Counts;
 
-pub use execute::{execute, reconcile, Executed};
+pub use execute::{execute, reconcile, Executed, Execution, KEY_REFUSED};
 
 /// The guards, in the order they are judged. The serde names are the stored and JSON spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -192,6 +191,48 @@ pub struct Baseline {
     pub snapshots: u32,
 }
 
+impl Baseline {
+    /// The trusted baseline among `runs` (the complete runs of the baseline window before the
+    /// snapshot being judged): the largest counts among those that are plausible or were
+    /// accepted by an operator, ignoring every run before the last accepted one
+    /// (`last_accepted`, which may be the judged snapshot itself). `None` when no run qualifies.
+    ///
+    /// `removals` are orgwarden's own successful removals (when, which kind) since the oldest
+    /// run: a run's counts are lowered by those made after it, so the invites and members
+    /// remediation itself deleted never look like a drop.
+    pub fn trusted(
+        runs: &[RunRecord],
+        last_accepted: Option<i64>,
+        removals: &[(DateTime<Utc>, Action)],
+    ) -> Option<Baseline> {
+        let from = last_accepted.unwrap_or(i64::MIN);
+        let mut baseline: Option<Baseline> = None;
+        for run in runs {
+            let trusted = run.suspect.is_none() || run.accepted_at.is_some();
+            let (Some(counts), true, true) = (run.counts, trusted, run.id >= from) else {
+                continue;
+            };
+            let taken_at = run.finished_at.unwrap_or(run.started_at);
+            let removed = |kind: Action| {
+                removals
+                    .iter()
+                    .filter(|(at, action)| *action == kind && *at >= taken_at)
+                    .count() as u64
+            };
+            let b = baseline.get_or_insert_with(Baseline::default);
+            b.members = b
+                .members
+                .max(counts.members.saturating_sub(removed(Action::RemoveMember)));
+            b.invites = b
+                .invites
+                .max(counts.invites.saturating_sub(removed(Action::DeleteInvite)));
+            b.api_keys = b.api_keys.max(counts.api_keys);
+            b.snapshots += 1;
+        }
+        baseline
+    }
+}
+
 /// How long and how often a finding has been seen (its current occurrence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
@@ -290,11 +331,11 @@ fn kind_population(state: &OrgState, action: Action) -> usize {
         Action::DeactivateKey => state
             .api_keys
             .iter()
-            .filter(|k| k.status == crate::admin_api::models::ApiKeyStatus::Active)
+            .filter(|k| k.status == crate::org::ApiKeyStatus::Active)
             .count(),
         Action::RemoveMember => state.members.len(),
         Action::RemoveWorkspaceMember => state.workspace_members.len(),
-        Action::Review => 0,
+        Action::Review | Action::AcceptBaseline => 0,
     }
 }
 
@@ -370,7 +411,7 @@ fn deletable_guard(state: &OrgState, invite_id: &str) -> Verdict {
         .find(|i| i.id == invite_id)
         .map(|i| i.status.clone());
     match status {
-        Some(crate::admin_api::models::InviteStatus::Pending) => {
+        Some(crate::org::InviteStatus::Pending) => {
             Verdict::new(Guard::Deletable, true, "pending")
         }
         Some(status) => Verdict::new(
@@ -532,7 +573,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut actions = Vec::new();
     for finding in input.findings {
         let action = finding.action;
-        if action == Action::Review {
+        if matches!(action, Action::Review | Action::AcceptBaseline) {
             continue;
         }
         let fingerprint = finding.fingerprint();

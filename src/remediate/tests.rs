@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::admin_api::models::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
 use crate::config::{Config, Environment};
+use crate::org::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
 use crate::policy::{Action, Finding, SubjectKind};
 
 fn now() -> DateTime<Utc> {
@@ -525,7 +525,7 @@ fn dry_run_shows_the_plan_enforcement_would_make() {
 
 #[test]
 fn plausibility_guard_table() {
-    let counts = |members| crate::store::Counts {
+    let counts = |members| crate::org::Counts {
         members,
         ..Default::default()
     };
@@ -566,7 +566,7 @@ fn grace_guard_table() {
 
 #[test]
 fn population_drop_guard_table() {
-    let after = |members, invites, api_keys| crate::store::Counts {
+    let after = |members, invites, api_keys| crate::org::Counts {
         members,
         invites,
         api_keys,
@@ -590,6 +590,115 @@ fn population_drop_guard_table() {
     for (b, a, pass) in cases {
         assert_eq!(population_drop_guard(b, a, 0.2).pass, pass, "{b:?} {a:?}");
     }
+}
+
+fn run_record(id: i64, members: u64, suspect: bool, accepted: bool) -> crate::store::RunRecord {
+    crate::store::RunRecord {
+        id,
+        status: crate::store::RunStatus::Complete,
+        started_at: now(),
+        finished_at: Some(now()),
+        error: None,
+        org_id: None,
+        org_name: None,
+        counts: Some(crate::store::Counts {
+            members,
+            invites: members / 10,
+            api_keys: members / 2,
+            ..Default::default()
+        }),
+        requests: None,
+        retries: None,
+        admins: Some(u64::from(!suspect)),
+        suspect: suspect.then(|| "the snapshot has no members at all".to_owned()),
+        accepted_by: accepted.then(|| "alice".to_owned()),
+        accepted_at: accepted.then(now),
+    }
+}
+
+#[test]
+fn trusted_baseline_table() {
+    let b = |members: u64, snapshots| {
+        Some(Baseline {
+            members,
+            invites: members / 10,
+            api_keys: members / 2,
+            snapshots,
+        })
+    };
+    type Case = (
+        &'static str,
+        Vec<crate::store::RunRecord>,
+        Option<i64>,
+        Option<Baseline>,
+    );
+    let cases: Vec<Case> = vec![
+        ("nothing in the window", vec![], None, None),
+        (
+            "the largest counts of the plausible ones",
+            vec![
+                run_record(1, 100, false, false),
+                run_record(2, 90, false, false),
+            ],
+            None,
+            b(100, 2),
+        ),
+        (
+            "two empty snapshots in a row never become the baseline",
+            vec![
+                run_record(1, 100, false, false),
+                run_record(2, 0, true, false),
+                run_record(3, 0, true, false),
+            ],
+            None,
+            b(100, 1),
+        ),
+        (
+            "only empty snapshots: no baseline",
+            vec![run_record(2, 0, true, false), run_record(3, 0, true, false)],
+            None,
+            None,
+        ),
+        (
+            "an accepted snapshot is trusted and nothing before it counts",
+            vec![
+                run_record(1, 100, false, false),
+                run_record(2, 10, true, true),
+                run_record(3, 12, false, false),
+            ],
+            Some(2),
+            b(12, 2),
+        ),
+        (
+            "the judged snapshot itself was accepted: nothing before it counts",
+            vec![run_record(1, 100, false, false)],
+            Some(4),
+            None,
+        ),
+    ];
+    for (name, runs, accepted, want) in cases {
+        assert_eq!(Baseline::trusted(&runs, accepted, &[]), want, "{name}");
+    }
+    // Orgwarden's own removals after a run are not a drop: 100 members and 10 invites, then 3
+    // invites deleted and 1 member removed after it (one invite deletion was before it).
+    let runs = [run_record(1, 100, false, false)];
+    let removals = [
+        (now() - Duration::hours(1), Action::DeleteInvite),
+        (now(), Action::DeleteInvite),
+        (now() + Duration::hours(1), Action::DeleteInvite),
+        (now() + Duration::hours(1), Action::DeleteInvite),
+        (now() + Duration::hours(1), Action::RemoveMember),
+        (now() + Duration::hours(1), Action::DeactivateKey),
+    ];
+    assert_eq!(
+        Baseline::trusted(&runs, None, &removals),
+        Some(Baseline {
+            members: 99,
+            invites: 7,
+            api_keys: 50,
+            snapshots: 1,
+        })
+    );
 }
 
 #[test]

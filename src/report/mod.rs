@@ -24,12 +24,12 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::admin_api::models::{ApiKey, Invite, KeyOwner, User, Workspace, WorkspaceMember};
 use crate::config::Severity;
+use crate::org::{ApiKey, Invite, KeyOwner, User, Workspace, WorkspaceMember};
+use crate::org::{Change, OrgState};
 use crate::output::{self, Tabular};
+use crate::policy::{ActionRecord, FindingRecord, FindingStatus};
 use crate::policy::{RuleOutcome, RuleStatus};
-use crate::snapshot::{Change, OrgState};
-use crate::store::{ActionRecord, FindingRecord, FindingStatus};
 
 pub use period::{PeriodFailure, ReportContext, WaitingAction};
 
@@ -126,7 +126,7 @@ const CHANGE_COLUMNS: &[&str] = &[
 
 /// Every attached CSV, in attachment order, with its columns in order. Rows are sorted:
 /// findings by severity (highest first), status, rule, subject; entities by id; changes in
-/// [`crate::snapshot::diff`] order; actions by id.
+/// [`crate::org::diff`] order; actions by id.
 pub const CSV_COLUMNS: &[(&str, &[&str])] = &[
     ("findings.csv", <FindingRecord as Tabular>::COLUMNS),
     ("members.csv", <User as Tabular>::COLUMNS),

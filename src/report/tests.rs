@@ -4,10 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::admin_api::models::{Actor, Organization, Principal};
-use crate::policy::{self, Action, SubjectKind};
-use crate::snapshot::diff;
-use crate::store::ActionStatus;
+use crate::org::diff;
+use crate::org::{Actor, Organization, Principal};
+use crate::policy::{self, Action, ActionStatus, SubjectKind};
 
 // ---- Fixtures -----------------------------------------------------------------------------------
 

@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::findings::from_text;
 use super::{parse_opt_ts, parse_ts, ts, Result, Store};
 use crate::policy::{Action, SubjectKind};
-use crate::store::{ActionRecord, ActionStatus};
+use crate::policy::{ActionRecord, ActionStatus};
 
 /// What is known about an action before its call.
 #[derive(Debug, Clone)]
@@ -61,14 +61,57 @@ impl Store {
         self.insert_action(new, ActionStatus::Planned, None, now)
     }
 
-    /// Writes an action that was decided against right before its call.
+    /// Writes an action that was decided against right before its call. A skip that repeats
+    /// the latest row of the same action on the same finding occurrence (same reason) is not an
+    /// event: that row's `last_checked_at` is updated instead, and its id returned.
     pub fn action_skipped(
         &self,
         new: &NewAction<'_>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<i64> {
+        self.require_writer()?;
+        let latest: Option<(i64, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT a.id, a.status, a.reason FROM actions a \
+                   LEFT JOIN findings f ON f.fingerprint = a.finding \
+                 WHERE a.finding = ?1 AND a.action = ?2 AND a.subject_id = ?3 \
+                   AND (f.first_seen IS NULL OR a.planned_at >= f.first_seen) \
+                 ORDER BY a.id DESC LIMIT 1",
+                params![new.finding, new.action.as_str(), new.subject_id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some((id, status, Some(last_reason))) = latest {
+            if status == ActionStatus::Skipped.as_str() && last_reason == reason {
+                self.conn
+                    .execute(
+                        "UPDATE actions SET last_checked_at = ?2 WHERE id = ?1",
+                        params![id, ts(&now)],
+                    )
+                    .map_err(|e| self.err(e))?;
+                return Ok(id);
+            }
+        }
         self.insert_action(new, ActionStatus::Skipped, Some(reason), now)
+    }
+
+    /// When a skipped action was last found skipped again for the same reason (`None` if never).
+    pub fn action_last_checked(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT last_checked_at FROM actions WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        text.as_deref()
+            .map(parse_ts)
+            .transpose()
+            .map_err(|e| self.err(e))
     }
 
     fn insert_action(
@@ -166,6 +209,29 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<HashSet<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// When each invite deletion and member removal that succeeded since `since` was made: the
+    /// population orgwarden removed itself, which the population-drop guard must not count.
+    pub fn removals_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, Action)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT planned_at, action FROM actions WHERE status = 'succeeded' \
+                   AND action IN ('delete_invite', 'remove_member') AND planned_at >= ?1 \
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([ts(&since)], |row| {
+                Ok((
+                    parse_ts(&row.get::<_, String>(0)?)?,
+                    from_text::<Action>(row.get(1)?)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{parse_opt_ts, parse_ts, ts, Result, Store, StoreError};
 use crate::config::Severity;
 use crate::policy::{Action, Evaluation, FormerMember, RuleStatus, SubjectKind};
-use crate::store::{FindingRecord, FindingStatus};
+use crate::policy::{FindingRecord, FindingStatus};
 
 /// What one audit did to the findings table.
 #[derive(Debug, Clone, Serialize)]

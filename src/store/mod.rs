@@ -13,26 +13,29 @@ mod actions;
 mod findings;
 mod lock;
 mod outbox;
-mod records;
 mod snapshot_writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
+pub use crate::org::{ts, Counts, RunRecord, RunStatus};
+pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::WriterLock;
-pub use outbox::{NewOutboxMessage, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus};
-pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
+pub use outbox::{
+    NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
+    RefusedRecipient,
+};
 pub use snapshot_writer::SnapshotWriter;
 
-use crate::admin_api::models::{
+use crate::org::OrgState;
+use crate::org::{
     Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
-use crate::snapshot::OrgState;
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
 const MIGRATIONS: &[&str] = &[
@@ -40,7 +43,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/002_findings.sql"),
     include_str!("sql/003_outbox.sql"),
     include_str!("sql/004_actions.sql"),
-    include_str!("sql/005_report_kind.sql"),
+    include_str!("sql/005_baseline.sql"),
+    include_str!("sql/006_outbox_recipients.sql"),
+    include_str!("sql/007_report_kind.sql"),
 ];
 
 /// The schema version this build writes.
@@ -68,61 +73,6 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The outcome of a snapshot run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Running,
-    Complete,
-    Failed,
-    Abandoned,
-}
-
-impl RunStatus {
-    fn parse(text: &str) -> RunStatus {
-        match text {
-            "running" => RunStatus::Running,
-            "complete" => RunStatus::Complete,
-            "failed" => RunStatus::Failed,
-            _ => RunStatus::Abandoned,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Complete => "complete",
-            RunStatus::Failed => "failed",
-            RunStatus::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// Counts of each kind of entity in one snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub members: u64,
-    pub invites: u64,
-    pub workspaces: u64,
-    pub workspace_members: u64,
-    pub api_keys: u64,
-}
-
-/// One row of `runs`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub status: RunStatus,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-    pub org_id: Option<String>,
-    pub org_name: Option<String>,
-    pub counts: Option<Counts>,
-    pub requests: Option<u64>,
-    pub retries: Option<u64>,
-}
-
 /// What retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneStats {
@@ -145,10 +95,6 @@ impl std::fmt::Debug for Store {
             .field("writer", &self.lock.is_some())
             .finish()
     }
-}
-
-pub(crate) fn ts(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
@@ -406,6 +352,96 @@ impl Store {
             .pop())
     }
 
+    /// The complete runs that finished at or after `since` and before run `before`, oldest
+    /// first: the candidates for the population-drop guard's baseline.
+    pub fn complete_runs_since(&self, since: DateTime<Utc>, before: i64) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status = 'complete' AND id < ?2 AND finished_at >= ?1 \
+             ORDER BY id",
+            params![ts(&since), before],
+        )
+    }
+
+    /// The newest run an operator accepted as the baseline, up to and including `up_to`.
+    pub fn last_accepted(&self, up_to: i64) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' AND accepted_at IS NOT NULL \
+                   AND id <= ?1 ORDER BY id DESC LIMIT 1",
+                [up_to],
+            )?
+            .pop())
+    }
+
+    /// Records that `who` accepted complete run `run_id` as the baseline, in the run and in the
+    /// audit trail (one transaction). Returns the updated run.
+    pub fn accept_baseline(
+        &mut self,
+        run_id: i64,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        self.require_writer()?;
+        let run = self
+            .run(run_id)?
+            .filter(|r| r.status == RunStatus::Complete);
+        let Some(run) = run else {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: format!(
+                    "run {run_id} is not a complete snapshot; only a complete one can be accepted as the baseline (see `orgwarden history`)"
+                ),
+            });
+        };
+        let counts = run.counts.unwrap_or_default();
+        let reason = format!(
+            "snapshot {run_id} ({} members, {} invites, {} API keys{}) accepted as the remediation baseline by {who}",
+            counts.members,
+            counts.invites,
+            counts.api_keys,
+            run.suspect
+                .as_deref()
+                .map(|s| format!("; suspect: {s}"))
+                .unwrap_or_default()
+        );
+        let path = self.path_text();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute(
+            "UPDATE runs SET accepted_by = ?2, accepted_at = ?3 WHERE id = ?1",
+            params![run_id, who, ts(&now)],
+        )
+        .map_err(sql_err)?;
+        tx.execute(
+            "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
+               status, reason, planned_at, finished_at) \
+             VALUES (?1, 'accept_baseline', 'organization', ?2, ?3, ?4, 'succeeded', ?5, ?6, ?6)",
+            params![
+                run_id,
+                format!("run {run_id}"),
+                run.org_name.clone().unwrap_or_default(),
+                format!(
+                    "{}:organization:plausibility",
+                    crate::policy::REMEDIATION_GUARD
+                ),
+                reason,
+                ts(&now)
+            ],
+        )
+        .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        self.run(run_id)?.ok_or_else(|| StoreError::Other {
+            path: self.path_text(),
+            message: format!("run {run_id} vanished"),
+        })
+    }
+
     fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -433,6 +469,10 @@ impl Store {
                     counts,
                     requests: row.get("requests")?,
                     retries: row.get("retries")?,
+                    admins: row.get("n_admins")?,
+                    suspect: row.get("suspect")?,
+                    accepted_by: row.get("accepted_by")?,
+                    accepted_at: parse_opt_ts(row.get("accepted_at")?)?,
                 })
             })
             .map_err(|e| self.err(e))?;

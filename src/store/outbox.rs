@@ -69,6 +69,45 @@ pub struct OutboxRecord {
     pub sent_at: Option<DateTime<Utc>>,
     /// Size of the rendered message in bytes.
     pub size: u64,
+    /// Recipients the server accepted; the message is never sent to them again.
+    pub delivered_to: Vec<String>,
+    /// Recipients the server refused for good, with its answer; not tried again.
+    pub refused: Vec<RefusedRecipient>,
+}
+
+impl OutboxRecord {
+    /// Recipients neither accepted nor refused yet: the ones the next attempt goes to.
+    pub fn remaining_recipients(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .filter(|r| {
+                !self.delivered_to.contains(r) && !self.refused.iter().any(|x| &x.address == *r)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// A recipient the mail server refused for good, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefusedRecipient {
+    pub address: String,
+    pub reason: String,
+}
+
+/// The result of one delivery attempt, as recorded by [`Store::outbox_record_attempt`].
+#[derive(Debug, Clone)]
+pub struct OutboxAttempt<'a> {
+    pub at: DateTime<Utc>,
+    /// `Sent`, `Failed` (for good), or `Pending` (tried again at `next_attempt_at`).
+    pub status: OutboxStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// What went wrong (for a sent message: the recipients refused, if any).
+    pub error: Option<&'a str>,
+    /// Every recipient accepted so far (earlier attempts included).
+    pub delivered_to: &'a [String],
+    /// Every recipient refused for good so far (earlier attempts included).
+    pub refused: &'a [RefusedRecipient],
 }
 
 /// A row with its message bytes, ready to deliver.
@@ -89,13 +128,29 @@ pub struct OutboxCounts {
 }
 
 const COLUMNS: &str = "id, message_id, created_at, subject, sender, recipients, status, attempts, \
-                       next_attempt_at, last_attempt_at, last_error, sent_at, length(raw)";
+                       next_attempt_at, last_attempt_at, last_error, sent_at, length(raw), \
+                       delivered_to, refused";
+
+/// A list as JSON text (serialising plain strings cannot fail).
+fn to_json<T: serde::Serialize>(value: &[T]) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The column holding the message bytes when a query adds `raw` after [`COLUMNS`].
+const RAW_COLUMN: usize = 15;
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
-    let recipients: String = row.get(5)?;
-    let recipients = serde_json::from_str(&recipients).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let recipients = json_column(row, 5)?;
     Ok(OutboxRecord {
         id: row.get(0)?,
         message_id: row.get(1)?,
@@ -110,6 +165,8 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRecord> {
         last_error: row.get(10)?,
         sent_at: parse_opt_ts(row.get(11)?)?,
         size: row.get(12)?,
+        delivered_to: json_column(row, 13)?,
+        refused: json_column(row, 14)?,
     })
 }
 
@@ -176,7 +233,7 @@ impl Store {
             .query_map(params, |row| {
                 Ok(OutboxMessage {
                     record: record(row)?,
-                    raw: row.get(13)?,
+                    raw: row.get(RAW_COLUMN)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -223,6 +280,36 @@ impl Store {
                     if permanent { "failed" } else { "pending" },
                     error,
                     (!permanent).then(|| ts(&next_attempt_at)),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Records one delivery attempt on a pending message: its new status, the recipients
+    /// accepted and refused so far, and the error. Returns false when the message was not
+    /// pending, in which case nothing changes.
+    pub fn outbox_record_attempt(&self, id: i64, attempt: &OutboxAttempt<'_>) -> Result<bool> {
+        self.require_writer()?;
+        let sent = attempt.status == OutboxStatus::Sent;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE outbox SET status = ?3, last_error = ?4, last_attempt_at = ?2, \
+                 attempts = attempts + 1, next_attempt_at = ?5, sent_at = ?6, \
+                 delivered_to = ?7, refused = ?8 \
+                 WHERE id = ?1 AND status = 'pending'",
+                params![
+                    id,
+                    ts(&attempt.at),
+                    attempt.status.as_str(),
+                    attempt.error,
+                    (attempt.status == OutboxStatus::Pending)
+                        .then_some(attempt.next_attempt_at.as_ref().map(ts))
+                        .flatten(),
+                    sent.then(|| ts(&attempt.at)),
+                    to_json(attempt.delivered_to),
+                    to_json(attempt.refused),
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -348,6 +435,82 @@ mod tests {
         assert_eq!(list[1].last_error.as_deref(), Some("550 no such user"));
         assert!(store.outbox_due(at(59)).unwrap().is_empty());
         assert_eq!(store.outbox_get(b).unwrap(), Some(list[1].clone()));
+    }
+
+    #[test]
+    fn attempts_record_each_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+        let to = vec![
+            "a@example.com".to_owned(),
+            "b@example.com".to_owned(),
+            "c@example.com".to_owned(),
+        ];
+        let (id, _) = store.outbox_enqueue(&message("a", &to)).unwrap();
+        // a accepted, b refused for good, c deferred: still pending, for c only.
+        let refused = vec![RefusedRecipient {
+            address: "b@example.com".to_owned(),
+            reason: "550 no such user".to_owned(),
+        }];
+        let delivered = vec!["a@example.com".to_owned()];
+        assert!(store
+            .outbox_record_attempt(
+                id,
+                &OutboxAttempt {
+                    at: at(1),
+                    status: OutboxStatus::Pending,
+                    next_attempt_at: Some(at(6)),
+                    error: Some("c@example.com deferred: 450 busy"),
+                    delivered_to: &delivered,
+                    refused: &refused,
+                },
+            )
+            .unwrap());
+        let record = store.outbox_get(id).unwrap().unwrap();
+        assert_eq!(record.status, OutboxStatus::Pending);
+        assert_eq!(record.next_attempt_at, Some(at(6)));
+        assert_eq!(record.delivered_to, delivered);
+        assert_eq!(record.refused, refused);
+        assert_eq!(record.remaining_recipients(), vec!["c@example.com"]);
+        assert_eq!(store.outbox_due(at(6)).unwrap()[0].record, record);
+
+        let delivered = vec!["a@example.com".to_owned(), "c@example.com".to_owned()];
+        assert!(store
+            .outbox_record_attempt(
+                id,
+                &OutboxAttempt {
+                    at: at(6),
+                    status: OutboxStatus::Sent,
+                    next_attempt_at: None,
+                    error: Some("b@example.com refused: 550 no such user"),
+                    delivered_to: &delivered,
+                    refused: &refused,
+                },
+            )
+            .unwrap());
+        let record = store.outbox_get(id).unwrap().unwrap();
+        assert_eq!(record.status, OutboxStatus::Sent);
+        assert_eq!(
+            (record.sent_at, record.next_attempt_at),
+            (Some(at(6)), None)
+        );
+        assert_eq!(record.attempts, 2);
+        assert!(record.remaining_recipients().is_empty());
+        // Settled: a further attempt changes nothing.
+        assert!(!store
+            .outbox_record_attempt(
+                id,
+                &OutboxAttempt {
+                    at: at(7),
+                    status: OutboxStatus::Failed,
+                    next_attempt_at: None,
+                    error: None,
+                    delivered_to: &[],
+                    refused: &[],
+                },
+            )
+            .unwrap());
+        assert_eq!(store.outbox_get(id).unwrap().unwrap(), record);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ToSql};
 
 use super::{ts, Counts, Result, StoreError};
-use crate::admin_api::models::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
+use crate::org::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
 
 /// A versioned table: its key columns and every other compared column.
 struct Table {
@@ -155,6 +155,8 @@ pub struct SnapshotWriter {
     run_id: i64,
     organization: Option<Organization>,
     current: Vec<Current>,
+    /// Ids of the `admin`/`primary_owner` members seen, for the plausibility mark.
+    admins: HashSet<String>,
 }
 
 impl SnapshotWriter {
@@ -165,6 +167,7 @@ impl SnapshotWriter {
             run_id,
             organization: None,
             current: Vec::new(),
+            admins: HashSet::new(),
         };
         // A snapshot's transaction can dirty tens of megabytes; a larger page cache keeps SQLite
         // from spilling pages to the WAL mid-transaction (and rewriting them later).
@@ -260,6 +263,11 @@ impl SnapshotWriter {
     pub fn members(&mut self, page: &[User]) -> Result<()> {
         let rows: Vec<_> = page
             .iter()
+            .inspect(|u| {
+                if u.role.is_admin() {
+                    self.admins.insert(u.id.clone());
+                }
+            })
             .map(|u| {
                 vec![
                     Some(u.id.clone()),
@@ -395,7 +403,8 @@ impl SnapshotWriter {
             .execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?2, org_id = ?3, org_name = ?4, \
                  n_members = ?5, n_invites = ?6, n_workspaces = ?7, n_workspace_members = ?8, \
-                 n_api_keys = ?9, requests = ?10, retries = ?11 WHERE id = ?1",
+                 n_api_keys = ?9, requests = ?10, retries = ?11, n_admins = ?12, suspect = ?13 \
+                 WHERE id = ?1",
                 params![
                     self.run_id,
                     ts(&now),
@@ -407,7 +416,9 @@ impl SnapshotWriter {
                     counts.workspace_members,
                     counts.api_keys,
                     requests,
-                    retries
+                    retries,
+                    self.admins.len() as u64,
+                    crate::remediate::implausible(counts, self.admins.len() as u64)
                 ],
             )
             .map_err(|e| self.err(e))?;

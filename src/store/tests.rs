@@ -1,7 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::admin_api::models::*;
+use crate::org::*;
 
 fn t(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap()
@@ -93,7 +93,7 @@ fn history_grows_with_change_not_with_time() {
     assert_eq!(s3.api_keys, keys3);
     assert_eq!(s1.organization, org());
 
-    let changes = crate::snapshot::diff(&s2, &s3);
+    let changes = crate::org::diff(&s2, &s3);
     let summary: Vec<(&str, &str, Option<String>)> = changes
         .iter()
         .map(|c| (c.kind, c.change, c.id.clone()))
@@ -107,7 +107,7 @@ fn history_grows_with_change_not_with_time() {
             ("api_key", "status_changed", Some("apikey_1".into())),
         ]
     );
-    assert!(crate::snapshot::diff(&s1, &s2).is_empty());
+    assert!(crate::org::diff(&s1, &s2).is_empty());
 }
 
 #[test]
@@ -482,6 +482,42 @@ fn a_schema_1_database_upgrades_to_the_current_schema() {
 }
 
 #[test]
+fn a_schema_4_outbox_upgrades_with_its_messages_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        // Before per-recipient delivery: one message sent to both, one still pending.
+        let conn = open_connection(&old).unwrap();
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        for (id, status) in [("m-sent", "sent"), ("m-pending", "pending")] {
+            conn.execute(
+                "INSERT INTO outbox (message_id, created_at, subject, sender, recipients, raw, \
+                 status, next_attempt_at) VALUES (?1, ?2, 's', 'o@example.com', \
+                 '[\"a@example.com\",\"b@example.com\"]', x'00', ?3, ?2)",
+                rusqlite::params![id, ts(&t(1)), status],
+            )
+            .unwrap();
+        }
+    }
+    let upgraded = Store::open_writer(&old, "test", wall_now()).unwrap();
+    assert_eq!(upgraded.user_version().unwrap(), SCHEMA_VERSION);
+    let list = upgraded.outbox_list().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].delivered_to, vec!["a@example.com", "b@example.com"]);
+    assert!(list[0].remaining_recipients().is_empty());
+    assert!(list[1].delivered_to.is_empty() && list[1].refused.is_empty());
+    assert_eq!(list[1].remaining_recipients(), list[1].recipients);
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
+    assert_eq!(
+        upgraded.schema_dump().unwrap(),
+        fresh.schema_dump().unwrap()
+    );
+}
+
+#[test]
 fn a_reader_opens_at_once_while_the_writer_is_in_a_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.db");
@@ -561,7 +597,7 @@ fn a_schema_4_database_keeps_its_sent_reports_and_drops_its_previews() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.db");
     {
-        // Before schema 5 every report was recorded, previews included; only sent ones have a
+        // Before schema 7 every report was recorded, previews included; only sent ones have a
         // Message-ID.
         let conn = open_connection(&old).unwrap();
         for step in &MIGRATIONS[..4] {
@@ -674,4 +710,84 @@ fn the_period_queries_of_a_report() {
     assert_eq!(runs(None, r3), [r1, r3]);
     assert_eq!(runs(Some(r1), r3), [r3]);
     assert_eq!(runs(None, r1), [r1]);
+}
+
+#[test]
+fn implausible_snapshots_are_stored_suspect_and_can_be_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let plausible = snapshot(
+        &store,
+        &[user("user_a", "primary_owner"), user("user_b", "user")],
+        &[],
+    );
+    let empty = snapshot(&store, &[], &[]);
+    let headless = snapshot(&store, &[user("user_b", "user")], &[]);
+    let run = |id| store.run(id).unwrap().unwrap();
+    assert_eq!(run(plausible).suspect, None);
+    assert_eq!(run(plausible).admins, Some(1));
+    assert_eq!(
+        run(empty).suspect.as_deref(),
+        Some("the snapshot has no members at all")
+    );
+    assert_eq!(
+        run(headless).suspect.as_deref(),
+        Some("the snapshot has 1 members but no admin or primary_owner")
+    );
+    assert_eq!(store.last_accepted(headless).unwrap().map(|r| r.id), None);
+
+    let accepted = store.accept_baseline(empty, "alice", t(5)).unwrap();
+    assert_eq!(accepted.accepted_by.as_deref(), Some("alice"));
+    assert_eq!(accepted.accepted_at, Some(t(5)));
+    assert_eq!(
+        store.last_accepted(headless).unwrap().map(|r| r.id),
+        Some(empty)
+    );
+    assert_eq!(store.last_accepted(plausible).unwrap().map(|r| r.id), None);
+    let trail = store.actions_since(None).unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].action, crate::policy::Action::AcceptBaseline);
+    assert_eq!(trail[0].status, ActionStatus::Succeeded);
+    assert!(trail[0].reason.as_deref().unwrap().contains("by alice"));
+    assert!(store.accept_baseline(12345, "alice", t(5)).is_err());
+}
+
+#[test]
+fn a_repeated_skip_updates_its_row_instead_of_adding_one() {
+    use crate::policy::{Action, SubjectKind, ORPHANED_KEYS};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let r1 = snapshot(&store, &[user("user_a", "admin")], &[]);
+    let key = finding(ORPHANED_KEYS, "apikey_k");
+    let fingerprint = key.fingerprint();
+    store
+        .record_audit(r1, t(1), &evaluation(vec![key], &[]), t(1))
+        .unwrap();
+    let new = NewAction {
+        run_id: r1,
+        action: Action::DeactivateKey,
+        subject_kind: SubjectKind::ApiKey,
+        subject_id: "apikey_k",
+        subject: "key apikey_k",
+        finding: &fingerprint,
+        before: None,
+    };
+    let first = store
+        .action_skipped(&new, "recheck: changed", t(2))
+        .unwrap();
+    assert_eq!(store.action_last_checked(first).unwrap(), None);
+    let again = store
+        .action_skipped(&new, "recheck: changed", t(3))
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.action_last_checked(first).unwrap(), Some(t(3)));
+    // Another reason is another event.
+    let other = store.action_skipped(&new, "recheck: gone", t(4)).unwrap();
+    assert_ne!(other, first);
+    // And back to the first reason: a new row too (the latest row is what repeats).
+    let back = store
+        .action_skipped(&new, "recheck: changed", t(5))
+        .unwrap();
+    assert_ne!(back, first);
+    assert_eq!(store.actions_since(None).unwrap().len(), 3);
 }

@@ -48,7 +48,7 @@ async fn the_admin_key_is_read_from_the_credentials_directory() {
     std::fs::create_dir(&creds).unwrap();
     std::fs::write(
         creds.join("anthropic_admin_key"),
-        format!("{}\n", orgwarden::sim::DEMO_ADMIN_KEY),
+        format!("{}\n", orgwarden_sim::DEMO_ADMIN_KEY),
     )
     .unwrap();
     let mut command = orgwarden(&config, &["check-config", "--online"]);

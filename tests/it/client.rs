@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use orgwarden::admin_api::models::*;
 use orgwarden::admin_api::ApiError;
-use orgwarden::sim::{Faults, SimOptions};
+use orgwarden_sim::{Faults, SimOptions};
 use serde::de::DeserializeOwned;
 
 use crate::helpers::*;
@@ -344,7 +344,7 @@ async fn the_admin_key_never_appears_in_logs_errors_or_debug() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let sim = sim(small()).await;
-    let key = orgwarden::sim::DEMO_ADMIN_KEY;
+    let key = orgwarden_sim::DEMO_ADMIN_KEY;
     let client = client(&sim, 7);
     let mut seen = format!("{client:?}");
     client.users().collect_all().await.unwrap();

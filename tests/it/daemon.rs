@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use orgwarden::sim::{Faults, SimHandle};
 use orgwarden::store::{RunRecord, RunStatus, Store};
+use orgwarden_sim::{Faults, SimHandle};
 
 use crate::helpers::*;
 
@@ -380,7 +380,7 @@ async fn a_failing_job_is_logged_and_retried_and_a_reload_fixes_the_next_runs() 
 
     // The file's key wins over the environment's; a reload applies it to the next runs.
     let key_file = daemon.dir.path().join("admin_key");
-    std::fs::write(&key_file, orgwarden::sim::DEMO_ADMIN_KEY).unwrap();
+    std::fs::write(&key_file, orgwarden_sim::DEMO_ADMIN_KEY).unwrap();
     write_config_api(
         daemon.dir.path(),
         &sim.base_url(),

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use orgwarden::admin_api::{AdminClient, ClientOptions};
-use orgwarden::sim::{Faults, SeedSizes, SimHandle, SimOptions, DEMO_ADMIN_KEY};
+use orgwarden_sim::{Faults, SeedSizes, SimHandle, SimOptions, DEMO_ADMIN_KEY};
 use secrecy::SecretString;
 
 /// Starts a simulator with the given sizes on 127.0.0.1:0.

@@ -12,8 +12,8 @@ use mail_parser::MessageParser;
 use orgwarden::clock::{ManualClock, SharedClock};
 use orgwarden::config::{Config, Environment};
 use orgwarden::jobs::{self, JobContext, ReportOptions};
-use orgwarden::sim::DEMO_ADMIN_KEY;
 use orgwarden::store::Store;
+use orgwarden_sim::DEMO_ADMIN_KEY;
 
 use crate::helpers::*;
 

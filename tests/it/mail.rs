@@ -32,16 +32,27 @@ pub(crate) struct Received {
 struct Recorder {
     inbox: Arc<Mutex<Vec<Received>>>,
     login: Option<(String, String)>,
-    reject: Option<String>,
+    /// Answers to `RCPT TO` other than 250, by address (shared, so a test can change them).
+    rcpt_answers: Arc<Mutex<Vec<(String, u16, String)>>>,
+    /// Refuse a message larger than this at the end of DATA with `552 5.3.4`.
+    max_size: Option<usize>,
+    mail_answer: Option<(u16, String)>,
     current: Option<Received>,
 }
 
 impl Handler for Recorder {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        match &self.mail_answer {
+            Some((code, text)) => Response::custom(*code, text.clone()),
+            None => response::OK,
+        }
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
-        if self.reject.as_deref() == Some(to) {
-            response::NO_MAILBOX
-        } else {
-            response::OK
+        let answers = self.rcpt_answers.lock().unwrap();
+        match answers.iter().find(|(address, _, _)| address == to) {
+            Some((_, code, text)) => Response::custom(*code, text.clone()),
+            None => response::OK,
         }
     }
 
@@ -63,6 +74,16 @@ impl Handler for Recorder {
 
     fn data_end(&mut self) -> Response {
         if let Some(current) = self.current.take() {
+            if self.max_size.is_some_and(|max| current.data.len() > max) {
+                let mut refusal = Response::custom(
+                    552,
+                    "5.3.4 Message size exceeds fixed maximum message size".to_owned(),
+                );
+                // mailin stays in DATA after an error answer here (QUIT would be read as
+                // data); a real server is ready for the next command, which this emulates.
+                refusal.is_error = false;
+                return refusal;
+            }
             self.inbox.lock().unwrap().push(current);
         }
         response::OK
@@ -89,11 +110,24 @@ impl Recorder {
 pub(crate) struct Smtp {
     pub(crate) port: u16,
     inbox: Arc<Mutex<Vec<Received>>>,
+    rcpt_answers: Arc<Mutex<Vec<(String, u16, String)>>>,
 }
 
 impl Smtp {
     pub(crate) fn received(&self) -> Vec<Received> {
         self.inbox.lock().unwrap().clone()
+    }
+
+    /// From now on, answer `RCPT TO:<address>` with `code text`.
+    pub(crate) fn answer_rcpt(&self, address: &str, code: u16, text: &str) {
+        let mut answers = self.rcpt_answers.lock().unwrap();
+        answers.retain(|(a, _, _)| a != address);
+        answers.push((address.to_owned(), code, text.to_owned()));
+    }
+
+    /// From now on, accept every recipient.
+    pub(crate) fn accept_all(&self) {
+        self.rcpt_answers.lock().unwrap().clear();
     }
 }
 
@@ -102,7 +136,12 @@ pub(crate) struct ServerOptions<'a> {
     /// Offer STARTTLS with this certificate.
     pub(crate) starttls: Option<&'a Pki>,
     pub(crate) login: Option<(&'a str, &'a str)>,
+    /// Refuse this recipient with `550 Mailbox unavailable`.
     pub(crate) reject: Option<&'a str>,
+    /// Refuse messages larger than this (bytes) with `552 5.3.4`.
+    pub(crate) max_size: Option<usize>,
+    /// Answer every `MAIL FROM` with this instead of 250.
+    pub(crate) mail_answer: Option<(u16, &'a str)>,
     /// Listen on this port instead of an ephemeral one.
     pub(crate) port: Option<u16>,
 }
@@ -119,10 +158,21 @@ pub(crate) fn smtp_server(options: ServerOptions<'_>) -> Smtp {
     let port = listener.local_addr().unwrap().port();
     let recorder = Recorder {
         login: options.login.map(|(u, p)| (u.to_owned(), p.to_owned())),
-        reject: options.reject.map(str::to_owned),
+        max_size: options.max_size,
+        mail_answer: options
+            .mail_answer
+            .map(|(code, text)| (code, text.to_owned())),
         ..Recorder::default()
     };
     let inbox = recorder.inbox.clone();
+    let rcpt_answers = recorder.rcpt_answers.clone();
+    if let Some(address) = options.reject {
+        rcpt_answers.lock().unwrap().push((
+            address.to_owned(),
+            550,
+            "Mailbox unavailable".to_owned(),
+        ));
+    }
     let mut server = Server::new(recorder);
     server.with_name("mx.test").with_tcp_listener(listener);
     if let Some(pki) = options.starttls {
@@ -140,7 +190,11 @@ pub(crate) fn smtp_server(options: ServerOptions<'_>) -> Smtp {
     std::thread::spawn(move || {
         let _ = server.serve();
     });
-    Smtp { port, inbox }
+    Smtp {
+        port,
+        inbox,
+        rcpt_answers,
+    }
 }
 
 /// A port nothing listens on (yet).
@@ -288,7 +342,21 @@ fn report(subject: &str) -> Outgoing {
                 bytes: (0..=255u8).cycle().take(70_000).collect(),
             },
         ],
+        files_dir: None,
     }
+}
+
+/// Bytes that deflate cannot shrink (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 async fn send(config: &MailConfig, outgoing: &Outgoing, id: &str) -> Result<(), MailError> {
@@ -317,7 +385,12 @@ async fn plain_delivery_arrives_intact() {
     assert_eq!(got.from, "orgwarden@example.com");
     assert_eq!(got.to, vec!["sec@example.com", "ops@example.org"]);
     let message = MessageParser::default().parse(&got.data).unwrap();
-    assert_eq!(message.message_id(), Some("report-2025-W10@orgwarden"));
+    // Under the sender's domain, marked as automatic mail.
+    assert_eq!(message.message_id(), Some("report-2025-W10@example.com"));
+    assert_eq!(
+        message.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
     assert_eq!(
         message.subject(),
         Some("Weekly report Bcc: attacker@evil.example \u{202E}🛡️ ü")
@@ -573,7 +646,7 @@ async fn server_down_then_up_delivers_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_rejected_recipient_fails_for_good() {
+async fn a_refused_recipient_is_recorded_and_the_others_get_the_message() {
     let server = smtp_server(ServerOptions {
         reject: Some("ops@example.org"),
         ..ServerOptions::default()
@@ -585,14 +658,27 @@ async fn a_rejected_recipient_fails_for_good() {
         mail::enqueue_and_flush(&config, &mut store, &report("r"), "rejected", now())
             .await
             .unwrap();
-    assert_eq!((summary.attempted, summary.failed), (1, 1));
-    let record = store.outbox_get(id).unwrap().unwrap();
-    assert_eq!(record.status, OutboxStatus::Failed);
-    let error = record.last_error.unwrap();
+    assert_eq!((summary.attempted, summary.sent, summary.failed), (1, 1, 0));
+    // The refusal is named in what the outbox job reports.
+    assert_eq!(summary.errors.len(), 1);
     assert!(
-        error.contains("550") && error.contains("mail.to"),
-        "{error}"
+        summary.errors[0].contains("ops@example.org (550 Mailbox unavailable)"),
+        "{:?}",
+        summary.errors
     );
+    let record = store.outbox_get(id).unwrap().unwrap();
+    assert_eq!(record.status, OutboxStatus::Sent);
+    assert_eq!(record.delivered_to, vec!["sec@example.com"]);
+    assert_eq!(record.refused.len(), 1);
+    assert_eq!(record.refused[0].address, "ops@example.org");
+    assert_eq!(record.refused[0].reason, "550 Mailbox unavailable");
+    // One transaction, for the accepted recipient only; the headers still name both.
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, vec!["sec@example.com"]);
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    assert_eq!(message.to().unwrap().as_list().unwrap().len(), 2);
+    // Settled: nothing is sent again, to anyone.
     assert_eq!(
         mail::retry_outbox(&config, &mut store, now() + chrono::Duration::days(1))
             .await
@@ -600,7 +686,269 @@ async fn a_rejected_recipient_fails_for_good() {
             .attempted,
         0
     );
+    assert_eq!(server.received().len(), 1);
+
+    // `orgwarden outbox` names the refused recipient, in the table and in JSON.
+    drop(store);
+    let config_path = write_config(dir.path(), "https://api.anthropic.com", "");
+    let (code, out, err) = run(orgwarden(&config_path, &["outbox"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("refused"), "{out}");
+    assert!(
+        out.contains("ops@example.org (550 Mailbox unavailable)"),
+        "{out}"
+    );
+    let (code, out, err) = run(orgwarden(&config_path, &["outbox", "--format", "json"])).await;
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["status"], "sent");
+    assert_eq!(rows[0]["refused"][0]["address"], "ops@example.org");
+    assert_eq!(rows[0]["delivered_to"][0], "sec@example.com");
+}
+
+#[tokio::test]
+async fn every_recipient_refused_fails_the_message_naming_them() {
+    let server = smtp_server(ServerOptions {
+        reject: Some("ops@example.org"),
+        ..ServerOptions::default()
+    });
+    server.answer_rcpt("sec@example.com", 553, "5.1.1 No such user here");
+    let config = plain(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("r"), "all-refused", now())
+            .await
+            .unwrap();
+    assert_eq!((summary.attempted, summary.failed), (1, 1));
+    let record = store.outbox_get(id).unwrap().unwrap();
+    assert_eq!(record.status, OutboxStatus::Failed);
+    assert!(record.delivered_to.is_empty());
+    let error = record.last_error.unwrap();
+    assert!(error.starts_with("every recipient was refused"), "{error}");
+    assert!(
+        error.contains("sec@example.com (553 5.1.1 No such user here)")
+            && error.contains("ops@example.org (550 Mailbox unavailable)")
+            && error.contains("check mail.to"),
+        "{error}"
+    );
     assert!(server.received().is_empty());
+    assert_eq!(
+        mail::retry_outbox(&config, &mut store, now() + chrono::Duration::days(1))
+            .await
+            .unwrap()
+            .attempted,
+        0
+    );
+
+    // Outside the outbox (send-test-email): an error naming the recipient.
+    let error = send(&config, &report("x"), "direct").await.unwrap_err();
+    assert!(
+        matches!(error, MailError::RecipientsRejected { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_permanent());
+    assert!(
+        error
+            .to_string()
+            .contains("ops@example.org (550 Mailbox unavailable)"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn refusals_of_the_sender_and_of_the_login_are_told_apart() {
+    // The server wants a login (530 to MAIL), and none is configured: a login problem, not
+    // the sender.
+    let server = smtp_server(ServerOptions {
+        mail_answer: Some((530, "5.7.0 Authentication required")),
+        ..ServerOptions::default()
+    });
+    let error = send(&plain(server.port), &report("x"), "nologin")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MailError::AuthRequired { .. }), "{error:?}");
+    assert!(!error.is_permanent());
+
+    // The server refuses the sender: named, with mail.from, for good.
+    let server = smtp_server(ServerOptions {
+        mail_answer: Some((553, "5.7.1 Sender not allowed")),
+        ..ServerOptions::default()
+    });
+    let error = send(&plain(server.port), &report("x"), "sender")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MailError::SenderRejected { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_permanent());
+    let text = error.to_string();
+    assert!(
+        text.contains("refused the sender orgwarden@example.com: 553 5.7.1 Sender not allowed")
+            && text.contains("check mail.from"),
+        "{text}"
+    );
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_deferred_recipient_is_tried_again_alone() {
+    let server = smtp_server(ServerOptions::default());
+    server.answer_rcpt("ops@example.org", 450, "4.2.1 Mailbox busy, try later");
+    let config = plain(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("r"), "deferred", now())
+            .await
+            .unwrap();
+    assert_eq!((summary.attempted, summary.retrying), (1, 1));
+    let record = store.outbox_get(id).unwrap().unwrap();
+    assert_eq!(record.status, OutboxStatus::Pending);
+    assert_eq!(record.delivered_to, vec!["sec@example.com"]);
+    assert!(record
+        .last_error
+        .unwrap()
+        .contains("ops@example.org (450 4.2.1 Mailbox busy, try later)"));
+    assert_eq!(
+        record.next_attempt_at,
+        Some(now() + chrono::Duration::minutes(5))
+    );
+
+    server.accept_all();
+    let later = now() + chrono::Duration::minutes(5);
+    let summary = mail::flush_outbox(&config, &mut store, later)
+        .await
+        .unwrap();
+    assert_eq!(summary.sent, 1, "{:?}", summary.errors);
+    let record = store.outbox_get(id).unwrap().unwrap();
+    assert_eq!(record.status, OutboxStatus::Sent);
+    assert_eq!(record.last_error, None);
+    assert_eq!(
+        record.delivered_to,
+        vec!["sec@example.com", "ops@example.org"]
+    );
+    // Each recipient got it exactly once.
+    let received = server.received();
+    let to: Vec<_> = received.iter().map(|r| r.to.clone()).collect();
+    assert_eq!(to, vec![vec!["sec@example.com"], vec!["ops@example.org"]]);
+}
+
+#[tokio::test]
+async fn a_size_refusal_is_reported_as_a_size_problem() {
+    let server = smtp_server(ServerOptions {
+        max_size: Some(50_000),
+        ..ServerOptions::default()
+    });
+    let config = plain(server.port);
+    let error = send(&config, &report("big"), "big-1").await.unwrap_err();
+    assert!(matches!(error, MailError::TooLarge { .. }), "{error:?}");
+    assert!(error.is_permanent());
+    let text = error.to_string();
+    assert!(
+        text.contains("refused the message as too large (")
+            && text.contains(" bytes; mail.max_message_bytes = 10000000)")
+            && text.contains("552")
+            && text.contains("5.3.4"),
+        "{text}"
+    );
+    assert!(!text.contains("recipient"), "{text}");
+
+    // Through the outbox: failed for good (the same bytes cannot pass), with that text.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let (id, summary) =
+        mail::enqueue_and_flush(&config, &mut store, &report("big"), "big-2", now())
+            .await
+            .unwrap();
+    assert_eq!(summary.failed, 1);
+    let record = store.outbox_get(id).unwrap().unwrap();
+    assert_eq!(record.status, OutboxStatus::Failed);
+    let error = record.last_error.unwrap();
+    assert!(
+        error.contains(&format!("too large ({} bytes;", record.size)),
+        "{error}"
+    );
+    assert!(server.received().is_empty());
+
+    // Within the server's limit (mail.max_message_bytes below it), the report goes out.
+    let fitting = mail_config(&format!(
+        "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nmax_message_bytes = 40000\nzip_over_bytes = 1000\n",
+        server.port
+    ));
+    let mut big = report("big");
+    big.attachments.push(Attachment {
+        filename: "noise.bin".to_owned(),
+        content_type: "application/octet-stream".to_owned(),
+        bytes: noise(60_000),
+    });
+    big.files_dir = Some(dir.path().join("reports/run-3"));
+    let (id, summary) = mail::enqueue_and_flush(&fitting, &mut store, &big, "big-3", now())
+        .await
+        .unwrap();
+    assert_eq!(summary.sent, 1, "{:?}", summary.errors);
+    assert!(store.outbox_get(id).unwrap().unwrap().size <= 40_000);
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    assert_eq!(message.attachments().count(), 0);
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("are not attached"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("reports/run-3").display().to_string()),
+        "{text}"
+    );
+    assert!(message.body_html(0).unwrap().contains(&format!(
+        "<code>{}</code>",
+        dir.path().join("reports/run-3").display()
+    )));
+}
+
+#[tokio::test]
+async fn large_attachments_arrive_as_one_zip() {
+    let server = smtp_server(ServerOptions::default());
+    let config = mail_config(&format!(
+        "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nzip_over_bytes = 50000\n",
+        server.port
+    ));
+    let mut outgoing = report("zip");
+    let row = "key_123,orphaned,josé@example.com,2025-03-03 08:00:00\r\n";
+    outgoing.attachments.push(Attachment {
+        filename: "api_keys.csv".to_owned(),
+        content_type: "text/csv; charset=utf-8".to_owned(),
+        bytes: row.repeat(5_000).into_bytes(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let (_, summary) = mail::enqueue_and_flush(&config, &mut store, &outgoing, "zip-1", now())
+        .await
+        .unwrap();
+    assert_eq!(summary.sent, 1, "{:?}", summary.errors);
+    let received = server.received();
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    let attachments: Vec<_> = message.attachments().collect();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].attachment_name(), Some("report.zip"));
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(attachments[0].contents().to_vec())).unwrap();
+    assert_eq!(archive.len(), 3);
+    for want in &outgoing.attachments {
+        let mut file = archive.by_name(&want.filename).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut got).unwrap();
+        assert_eq!(got, want.bytes, "{}", want.filename);
+    }
+    // 300 KB of CSV travel as far less.
+    assert!(
+        received[0].data.len() < 150_000,
+        "{}",
+        received[0].data.len()
+    );
+    assert_eq!(
+        message.body_text(0).unwrap(),
+        "3 findings. Détails ci-joints.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -625,7 +973,7 @@ async fn file_transport_writes_a_parseable_eml() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["report-f@orgwarden.eml"]);
+    assert_eq!(names, vec!["report-f@example.com.eml"]);
     let bytes = std::fs::read(mail_dir.join(&names[0])).unwrap();
     let message = MessageParser::default().parse(&bytes).unwrap();
     assert_eq!(message.subject(), Some("file"));
@@ -646,7 +994,7 @@ async fn send_test_email_and_outbox_commands() {
     );
     let (code, out, err) = run(orgwarden(&config, &["send-test-email", "me@example.net"])).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("@orgwarden>"), "{out}");
+    assert!(out.contains("@example.com>"), "{out}");
     let received = server.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].to, vec!["me@example.net"]);

@@ -1,4 +1,6 @@
 //! The integration test binary: the real simulator over TCP, real SQLite files, the real binary.
+// The helpers are `pub` for the test modules of this one binary; nothing here is an API.
+#![allow(unreachable_pub)]
 
 mod helpers;
 

@@ -29,7 +29,7 @@ fn mail_section(port: u16) -> String {
 
 /// Seeds a leaver whose keys carry hostile names, plus a member with CR/LF in the name and a
 /// 10 KB name, so that they appear in findings, members.csv and api_keys.csv.
-pub(crate) fn seed_hostile(sim: &orgwarden::sim::SimHandle) {
+pub(crate) fn seed_hostile(sim: &orgwarden_sim::SimHandle) {
     sim.with_state(|s| {
         let now = s.now();
         let leaver = s.add_user(
@@ -272,8 +272,8 @@ mod week {
     use orgwarden::clock::{Clock, ManualClock, SharedClock};
     use orgwarden::config::{Config, Environment};
     use orgwarden::jobs::{self, JobContext, ReportOptions, ReportSummary};
-    use orgwarden::sim::{SimHandle, DEMO_ADMIN_KEY};
     use orgwarden::store::Store;
+    use orgwarden_sim::{SimHandle, DEMO_ADMIN_KEY};
 
     use super::read_csv;
     use crate::helpers::*;

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use orgwarden::admin_api::models::*;
 use orgwarden::clock::SystemClock;
-use orgwarden::sim::{Faults, SimOptions};
 use orgwarden::snapshot::{run_snapshot, FetchOptions};
 use orgwarden::store::{RunStatus, Store};
+use orgwarden_sim::{Faults, SimOptions};
 
 use crate::helpers::*;
 

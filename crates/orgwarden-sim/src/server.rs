@@ -123,7 +123,7 @@ async fn serve_one(sh: &Shared, mut req: Request, next: Next) -> Response {
         Action::Overloaded => return ApiError::overloaded().into_response(),
         Action::Pass | Action::Malform(_) => {}
     }
-    if !authorized(req.headers(), &sh.admin_key) {
+    if plan.key_revoked || !authorized(req.headers(), &sh.admin_key) {
         return ApiError::authentication().into_response();
     }
     req.extensions_mut().insert(FaultFlags {

@@ -695,7 +695,7 @@ pub(crate) fn build(seed: u64, sizes: SeedSizes, now: DateTime<Utc>) -> SimState
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::model::parse_ts;
+    use crate::model::parse_ts;
     use std::time::Instant;
 
     fn t0() -> DateTime<Utc> {

@@ -12,6 +12,10 @@
 //! faulty request), dropped connection, error status (500 or 529, evenly), malformed 200 body
 //! (truncated or garbled, evenly), and the `empty_members` switch for the users list.
 //!
+//! `revoke_key_after: Some(n)` revokes the admin key once `n` matching requests were answered:
+//! from then on every request, whatever its path, is refused 401 as with a wrong key (until the
+//! faults are replaced), the "key revoked mid-run" disaster.
+//!
 //! The rate limiter is a token bucket refilled at `rps` tokens per second with room for one
 //! second's worth; it runs on the real monotonic clock, not the simulated one.
 
@@ -36,6 +40,8 @@ pub struct Faults {
     pub path_contains: Option<String>,
     /// Only matching requests after this many matching ones are faulty.
     pub after_requests: u64,
+    /// Revokes the key after this many matching requests: every later request gets a 401.
+    pub revoke_key_after: Option<u64>,
 }
 
 /// How a broken 200 body looks.
@@ -68,6 +74,8 @@ pub(crate) struct Plan {
     pub latency: Duration,
     pub action: Action,
     pub empty_members: bool,
+    /// The key was revoked: answer 401 whatever the key.
+    pub key_revoked: bool,
 }
 
 impl Plan {
@@ -76,6 +84,12 @@ impl Plan {
         latency: Duration::ZERO,
         action: Action::Pass,
         empty_members: false,
+        key_revoked: false,
+    };
+
+    const REVOKED: Plan = Plan {
+        key_revoked: true,
+        ..Plan::NONE
     };
 }
 
@@ -120,6 +134,7 @@ pub(crate) fn decide(seed: u64, n: u64, faults: &Faults) -> Plan {
         latency: faults.latency,
         action,
         empty_members: faults.empty_members,
+        key_revoked: false,
     }
 }
 
@@ -128,13 +143,35 @@ pub(crate) fn decide(seed: u64, n: u64, faults: &Faults) -> Plan {
 pub(crate) struct FaultState {
     pub faults: Faults,
     pub matched: u64,
+    /// Set once `revoke_key_after` matching requests were answered.
+    pub revoked: bool,
 }
 
 impl FaultState {
+    /// The state for freshly set faults: the counter at zero, the key valid.
+    pub(crate) fn new(faults: Faults) -> FaultState {
+        FaultState {
+            faults,
+            matched: 0,
+            revoked: false,
+        }
+    }
+
     /// Counts a request and decides its fate.
     pub(crate) fn next_plan(&mut self, seed: u64, path: &str) -> Plan {
+        if self.revoked {
+            return Plan::REVOKED;
+        }
         if !matches(&self.faults, path) {
             return Plan::NONE;
+        }
+        if self
+            .faults
+            .revoke_key_after
+            .is_some_and(|n| self.matched >= n)
+        {
+            self.revoked = true;
+            return Plan::REVOKED;
         }
         self.matched += 1;
         decide(seed, self.matched, &self.faults)
@@ -228,15 +265,12 @@ mod tests {
 
     #[test]
     fn gating_by_path_and_count() {
-        let mut state = FaultState {
-            faults: Faults {
-                drop_rate: 1.0,
-                path_contains: Some("/users".into()),
-                after_requests: 4,
-                ..Faults::default()
-            },
-            matched: 0,
-        };
+        let mut state = FaultState::new(Faults {
+            drop_rate: 1.0,
+            path_contains: Some("/users".into()),
+            after_requests: 4,
+            ..Faults::default()
+        });
         let mut actions = Vec::new();
         for _ in 0..6 {
             assert_eq!(state.next_plan(9, "/v1/organizations/me"), Plan::NONE);
@@ -253,6 +287,24 @@ mod tests {
                 Action::Drop
             ]
         );
+    }
+
+    #[test]
+    fn a_revoked_key_stays_revoked_for_every_path() {
+        let mut state = FaultState::new(Faults {
+            path_contains: Some("/api_keys".into()),
+            revoke_key_after: Some(2),
+            ..Faults::default()
+        });
+        let revoked = |plan: Plan| plan.key_revoked;
+        assert!(!revoked(state.next_plan(1, "/v1/organizations/users")));
+        assert!(!revoked(state.next_plan(1, "/v1/organizations/api_keys/a")));
+        assert!(!revoked(state.next_plan(1, "/v1/organizations/api_keys/a")));
+        assert!(revoked(state.next_plan(1, "/v1/organizations/api_keys/b")));
+        assert!(revoked(state.next_plan(1, "/v1/organizations/users")));
+        assert!(!revoked(
+            FaultState::new(Faults::default()).next_plan(1, "/x")
+        ));
     }
 
     #[test]

@@ -1,45 +1,77 @@
-//! `orgwarden bench snapshot`: measures a full snapshot of a large simulated organization.
+//! `orgwarden-bench snapshot` (`cargo run --release -p orgwarden-bench -- snapshot`): measures a
+//! full snapshot of a large simulated organization. Not part of the shipped `orgwarden` binary.
 //!
-//! The simulator runs in this process; each snapshot runs as a child `orgwarden snapshot`, so the
-//! peak RSS reported is that of the real command alone (its `VmHWM`), not of the simulator. The fetch-only bound is measured here with the same client settings and
-//! concurrency. Figures are printed as one JSON object.
+//! The simulator runs in this process; each snapshot runs as a child `orgwarden snapshot`: this
+//! binary re-executed with `argv[0] = "orgwarden"`, which runs orgwarden's own `cli::main`, so the
+//! peak RSS reported is that of the real command alone (its `VmHWM`), not of the simulator. The
+//! fetch-only bound is measured here with the same client settings and concurrency. Figures are
+//! printed as one JSON object.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::admin_api::{AdminClient, ClientOptions};
-use crate::sim::{Faults, SeedSizes, SimHandle, SimOptions, DEMO_ADMIN_KEY};
+use orgwarden::admin_api::{AdminClient, ClientOptions};
+use orgwarden_sim::{Faults, SeedSizes, SimHandle, SimOptions, DEMO_ADMIN_KEY};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+/// Measures a snapshot and an audit of a large simulated organization; prints JSON figures.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "orgwarden-bench")]
+struct BenchArgs {
     /// What to measure.
     #[arg(value_enum, default_value = "snapshot")]
-    pub what: BenchWhat,
+    what: BenchWhat,
     #[arg(long, default_value_t = 20_000)]
-    pub members: usize,
+    members: usize,
     #[arg(long, default_value_t = 5_000)]
-    pub invites: usize,
+    invites: usize,
     #[arg(long, default_value_t = 100)]
-    pub workspaces: usize,
+    workspaces: usize,
     #[arg(long, default_value_t = 40_000)]
-    pub workspace_members: usize,
+    workspace_members: usize,
     #[arg(long, default_value_t = 50_000)]
-    pub keys: usize,
+    keys: usize,
     /// Latency the simulator adds to every request.
     #[arg(long, default_value_t = 20)]
-    pub latency_ms: u64,
+    latency_ms: u64,
     /// Requests in flight (api.max_in_flight).
     #[arg(long, default_value_t = 4)]
-    pub max_in_flight: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum BenchWhat {
+enum BenchWhat {
     Snapshot,
+}
+
+/// The `argv[0]` under which this binary runs orgwarden's command line instead of the bench.
+const ORGWARDEN: &str = "orgwarden";
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if argv0 == ORGWARDEN {
+        return orgwarden::cli::main();
+    }
+    let args = <BenchArgs as clap::Parser>::parse();
+    orgwarden::telemetry::init("warn", orgwarden::config::LogFormat::Text);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("orgwarden-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench_command(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("orgwarden-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -63,7 +95,7 @@ struct Figures {
     audit_findings: usize,
 }
 
-pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
+async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let BenchWhat::Snapshot = args.what;
     let sizes = SeedSizes {
         members: args.members,
@@ -102,7 +134,7 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     options.requests_per_second = None;
     let client = AdminClient::new(options, DEMO_ADMIN_KEY.to_owned().into())?;
     let started = Instant::now();
-    let counts = crate::snapshot::fetch_only(&client, args.max_in_flight).await?;
+    let counts = orgwarden::snapshot::fetch_only(&client, args.max_in_flight).await?;
     let fetch_only_secs = started.elapsed().as_secs_f64();
     eprintln!("fetch only: {fetch_only_secs:.2}s ({counts:?})");
 
@@ -121,7 +153,7 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
     let (audit_secs, audit_findings) =
-        crate::jobs::bench_audit(&db, crate::clock::SystemClock::shared())?;
+        orgwarden::jobs::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
     let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
     let figures = Figures {
         members: args.members,
@@ -154,9 +186,10 @@ pub async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
 /// would be wrong here: Linux carries the pre-exec size of the forked bench process, simulator
 /// and all, into the child's `ru_maxrss`.
 async fn snapshot_child(config: &Path) -> anyhow::Result<(f64, u64)> {
-    let exe = std::env::current_exe().context("locating the orgwarden binary")?;
+    let exe = std::env::current_exe().context("locating the orgwarden-bench binary")?;
     let mut command = Command::new(exe);
     command
+        .arg0(ORGWARDEN)
         .arg("--config")
         .arg(config)
         .arg("snapshot")

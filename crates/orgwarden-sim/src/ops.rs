@@ -320,7 +320,7 @@ impl SimState {
             one_of("roles", r, ORG_ROLES)?;
         }
         if empty_members {
-            return to_body(&views::empty_list::<views::UserView>());
+            return to_body(&views::empty_list::<views::UserView<'_>>());
         }
         let rows = self
             .users
@@ -728,7 +728,7 @@ impl SimState {
             // A workspace that never had a member: only the first page exists, and no cursor
             // can name one of its (zero) members.
             return match page.cursor {
-                Cursor::Start => to_body(&views::empty_list::<views::MemberView>()),
+                Cursor::Start => to_body(&views::empty_list::<views::MemberView<'_>>()),
                 _ => Err(unknown_cursor(&page.cursor)),
             };
         };

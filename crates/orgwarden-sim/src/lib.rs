@@ -1,6 +1,10 @@
-//! The Admin API simulator: a real HTTP server on loopback that follows orgwarden's Admin API
-//! contract (`/work/shared/admin-api/README.md`, §1–§6 and §8), so tests and the `demo` command run
-//! against it instead of the real API.
+//! An Admin API simulator: a real HTTP server on loopback that follows orgwarden's Admin API
+//! contract (`shared/admin-api/README.md`, §1–§6 and §8), so tests, orgwarden's `demo` command and
+//! any other Admin API client run against it instead of the real API.
+//!
+//! It is its own crate and depends on nothing of orgwarden: a client is reached only over HTTP,
+//! so a client bug cannot hide behind a shared struct. The `orgwarden-sim` binary (and
+//! `orgwarden sim`) serve it from the command line.
 //!
 //! - [`SimState`] is the organization: seeded deterministically from a seed and sizes (`seed`),
 //!   or loaded from JSON. It serves exactly the classic core and the 2026 fields of §3 and §8.
@@ -9,7 +13,7 @@
 //!   inserts and deletes and costs `O(log n)` per page.
 //! - [`Faults`] and the rate limit make it misbehave on purpose, deterministically, and can be
 //!   changed while it runs; the clock can be frozen, set and advanced for expiry tests.
-//! - [`cli`] is the `sim` command.
+//! - [`cli`] is the command line of `orgwarden-sim` and `orgwarden sim`.
 //!
 //! Choices where the contract is silent:
 //! - Workspace member lists hold only **explicit** memberships. Org admins and billing members,
@@ -146,10 +150,7 @@ impl SimHandle {
         let shared = Arc::new(Shared {
             organization_id: state.organization.id.clone(),
             state: Mutex::new(state),
-            faults: Mutex::new(FaultState {
-                faults: opts.faults,
-                matched: 0,
-            }),
+            faults: Mutex::new(FaultState::new(opts.faults)),
             limiter: Mutex::new(RateLimiter::new(opts.rps)),
             served: AtomicU64::new(0),
             seed: opts.seed,
@@ -199,10 +200,7 @@ impl SimHandle {
 
     /// Replaces the injected faults; the `after_requests` counter starts again from zero.
     pub fn set_faults(&self, f: Faults) {
-        *lock(&self.shared.faults) = FaultState {
-            faults: f,
-            matched: 0,
-        };
+        *lock(&self.shared.faults) = FaultState::new(f);
     }
 
     /// Changes the rate limit (`None`: unlimited); the bucket starts full.

@@ -465,7 +465,7 @@ impl SimState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::model::parse_ts;
+    use crate::model::parse_ts;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_ts(s).expect("valid test time")
