@@ -39,6 +39,8 @@ pub const OFFBOARDING_ROSTER: &str = "offboarding_roster";
 /// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
 /// report does not raise its banner for it).
 pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
+/// Why a rule that compares two snapshots did not run on the first one: expected, not a failure.
+pub const NO_PREVIOUS_SNAPSHOT: &str = "needs a previous snapshot";
 /// Active keys whose owner is no longer a member.
 pub const ORPHANED_KEYS: &str = "orphaned_keys";
 /// Active keys that name no owner at all; governed by the `orphaned_keys` configuration.
@@ -310,7 +312,7 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         Roster::Loaded(entries) => Ok(rules::offboarding_roster(&ctx, entries)),
     };
     let escalation = || match input.previous {
-        None => Err("needs a previous snapshot".to_owned()),
+        None => Err(NO_PREVIOUS_SNAPSHOT.to_owned()),
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 

@@ -805,10 +805,12 @@ impl<'a> View<'a> {
             }
         }
         for outcome in self.input.rules {
-            // A roster nobody configured is a choice, not a gap in this week's data.
+            // A roster nobody configured is a choice, and a comparison with the previous
+            // snapshot cannot run on the first one: neither is a gap in this period's data.
             let chosen = |reason: &str| {
-                outcome.rule == crate::policy::OFFBOARDING_ROSTER
-                    && reason == crate::policy::ROSTER_NOT_CONFIGURED
+                (outcome.rule == crate::policy::OFFBOARDING_ROSTER
+                    && reason == crate::policy::ROSTER_NOT_CONFIGURED)
+                    || reason == crate::policy::NO_PREVIOUS_SNAPSHOT
             };
             if let Some(reason) = outcome.status.reason().filter(|r| !chosen(r)) {
                 out.push(Problem {

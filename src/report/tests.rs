@@ -885,6 +885,17 @@ fn subject_names_the_highest_new_severity_the_period_and_problems() {
     );
     assert!(!report.text.contains("!!"), "{}", report.text);
     assert!(report.text.contains("[not evaluated]"));
+    // Nor is the first snapshot, which has no previous one to compare with.
+    let mut rules = outcomes();
+    rules[2].status = RuleStatus::Evaluated;
+    rules[6].status = RuleStatus::NotEvaluated(policy::NO_PREVIOUS_SNAPSHOT.into());
+    assert_eq!(rules[6].rule, policy::PRIVILEGE_ESCALATION);
+    let first = ReportInput {
+        rules: &rules,
+        ..input
+    };
+    let report = render_with(&first, &fresh);
+    assert!(!report.text.contains("!!"), "{}", report.text);
 }
 
 #[test]
