@@ -675,7 +675,7 @@ impl<'a> View<'a> {
         let mut rules: Vec<RuleRow> = input
             .rules
             .iter()
-            .map(|o| RuleRow::empty(o.rule.to_owned(), rule_status_label(&o.status).to_owned()))
+            .map(|o| RuleRow::empty(o.rule.to_string(), rule_status_label(&o.status).to_owned()))
             .collect();
         for finding in input.findings {
             let idx = match rules.iter().position(|r| r.rule == finding.rule) {
@@ -816,7 +816,7 @@ impl<'a> View<'a> {
                 out.push(Problem {
                     cause: format!(
                         "Rule \"{}\" was not evaluated: {}; its findings may be missing.",
-                        period::rule_label(outcome.rule),
+                        period::rule_label(outcome.rule.as_str()),
                         clean(reason, TEXT_VALUE_MAX)
                     ),
                     fix: "Fix: correct its input (see `orgwarden audit`).".to_owned(),
