@@ -180,6 +180,15 @@ impl Store {
         self.select_actions("WHERE planned_at > ?1 ORDER BY id", [since])
     }
 
+    /// Every action planned from a snapshot after run `after` (all when `None`) up to and
+    /// including run `up_to`, oldest first: the actions of a report's period.
+    pub fn actions_in_runs(&self, after: Option<i64>, up_to: i64) -> Result<Vec<ActionRecord>> {
+        self.select_actions(
+            "WHERE run_id > ?1 AND run_id <= ?2 ORDER BY id",
+            [after.unwrap_or(0), up_to],
+        )
+    }
+
     /// (finding fingerprint, action) of every action that succeeded during the current
     /// occurrence of its finding: after the finding was (last) first seen. A finding that was
     /// resolved and came back is a new occurrence, and may be acted on again.

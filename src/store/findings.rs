@@ -44,6 +44,37 @@ pub struct ReportRecord {
     pub generated_at: DateTime<Utc>,
     pub message_id: Option<String>,
     pub out_dir: Option<String>,
+    pub kind: ReportKind,
+}
+
+/// What became of a report. A sent or written report ends a period and starts the next one; a
+/// preview is never recorded (rows from before schema 5 without a Message-ID read as previews).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// Queued in the outbox for the recipients.
+    Sent,
+    /// Written to disk by the schedule because `[mail]` has no recipients.
+    Written,
+    Preview,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Sent => "sent",
+            ReportKind::Written => "written",
+            ReportKind::Preview => "preview",
+        }
+    }
+
+    fn parse(text: &str) -> ReportKind {
+        match text {
+            "sent" => ReportKind::Sent,
+            "written" => ReportKind::Written,
+            _ => ReportKind::Preview,
+        }
+    }
 }
 
 /// How many columns `FINDING_COLUMNS` names (the index of anything selected after them).
@@ -455,29 +486,40 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
-    /// Records a report made from snapshot `run_id`.
+    /// Records a report made from snapshot `run_id` that ends a period (a sent or written
+    /// one; previews are not recorded).
     pub fn record_report(
         &self,
         run_id: i64,
         generated_at: DateTime<Utc>,
         message_id: Option<&str>,
         out_dir: Option<&str>,
+        kind: ReportKind,
     ) -> Result<i64> {
         self.require_writer()?;
         self.conn
             .execute(
-                "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES (?1, ?2, ?3, ?4)",
-                params![run_id, ts(&generated_at), message_id, out_dir],
+                "INSERT INTO reports (run_id, generated_at, message_id, out_dir, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run_id,
+                    ts(&generated_at),
+                    message_id,
+                    out_dir,
+                    kind.as_str()
+                ],
             )
             .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The newest report, if any.
-    pub fn last_report(&self) -> Result<Option<ReportRecord>> {
+    /// The newest report that ended a period (sent or written), if any: the next report's
+    /// period starts at its snapshot.
+    pub fn last_sent_report(&self) -> Result<Option<ReportRecord>> {
         self.conn
             .query_row(
-                "SELECT id, run_id, generated_at, message_id, out_dir FROM reports ORDER BY id DESC LIMIT 1",
+                "SELECT id, run_id, generated_at, message_id, out_dir, kind FROM reports \
+                 WHERE kind != 'preview' ORDER BY id DESC LIMIT 1",
                 [],
                 |row| {
                     Ok(ReportRecord {
@@ -486,10 +528,27 @@ impl Store {
                         generated_at: parse_ts(&row.get::<_, String>(2)?)?,
                         message_id: row.get(3)?,
                         out_dir: row.get(4)?,
+                        kind: ReportKind::parse(&row.get::<_, String>(5)?),
                     })
                 },
             )
             .optional()
             .ctx(self)
+    }
+
+    /// The latest email of every member id the retained history knows (current and former
+    /// members), for names beside ids and the owners of orphaned keys.
+    pub fn member_emails(&self) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, email FROM members ORDER BY valid_from")
+            .ctx(self)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .ctx(self)?;
+        // Later versions overwrite earlier ones.
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().ctx(self)
     }
 }

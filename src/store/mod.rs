@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
-pub use findings::{AuditRecord, AuditResult, ReportRecord};
+pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::WriterLock;
 pub use outbox::{
     NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/004_actions.sql"),
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
+    include_str!("sql/007_report_kind.sql"),
 ];
 
 /// The schema version this build writes.
@@ -347,6 +348,27 @@ impl Store {
                 |row| row.get(0),
             )
             .ctx(self)
+    }
+
+    /// Snapshot runs that failed or were abandoned after run `after` (all when `None`), oldest
+    /// first: the failures a report's period names.
+    pub fn failed_runs_after(&self, after: Option<i64>) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status IN ('failed', 'abandoned') AND id > ?1 ORDER BY id",
+            [after.unwrap_or(0)],
+        )
+    }
+
+    /// The newest complete run taken at or before `at`: the snapshot a period starting at `at`
+    /// is compared with.
+    pub fn latest_complete_at(&self, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' \
+                 AND coalesce(finished_at, started_at) <= ?1 ORDER BY id DESC LIMIT 1",
+                [ts(&at)],
+            )?
+            .pop())
     }
 
     /// The complete runs that finished at or after `since` and before run `before`, oldest
