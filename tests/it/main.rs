@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod daemon;
 mod demo;
+mod hostile;
 mod mail;
 mod remediate;
 mod report;
