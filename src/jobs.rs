@@ -177,7 +177,7 @@ fn evaluate_run(
     let roster = load_roster(config);
     if let crate::policy::Roster::Invalid(why) = &roster {
         tracing::error!(
-            rule = crate::policy::OFFBOARDING_ROSTER,
+            rule = crate::policy::OFFBOARDING_ROSTER.as_str(),
             "roster unusable, rule not evaluated: {why}"
         );
     }
@@ -204,7 +204,7 @@ fn record(
         store.record_audit(state.run_id, state.taken_at, &evaluated.evaluation, now)?;
     // Findings raised by remediation's guards are not the policy's, but they are open findings
     // all the same: list them with the rest.
-    let guards = store.active_findings_of(crate::policy::REMEDIATION_GUARD)?;
+    let guards = store.active_findings_of(crate::policy::REMEDIATION_GUARD.as_str())?;
     result.findings.splice(0..0, guards);
     Ok(AuditSummary {
         run_id: state.run_id,
@@ -299,7 +299,7 @@ pub async fn cleanup_job(ctx: &mut JobContext<'_>, apply: bool) -> anyhow::Resul
         clock.now(),
     )?;
     for finding in &plan.guard_findings {
-        tracing::error!(rule = finding.rule, "{}", finding.evidence);
+        tracing::error!(rule = finding.rule.as_str(), "{}", finding.evidence);
     }
     let execution = match &client {
         Some(client) => crate::remediate::execute(client, store, state, &plan, clock).await?,
@@ -347,14 +347,14 @@ pub struct ReportSummary {
 
 /// Turns the stored rule outcomes (JSON) back into outcomes with the policy's static rule ids.
 fn stored_rule_outcomes(rules: &serde_json::Value) -> Vec<crate::policy::RuleOutcome> {
-    use crate::policy::{RuleOutcome, RuleStatus, RULE_IDS};
+    use crate::policy::{RuleId, RuleOutcome, RuleStatus};
     let Some(list) = rules.as_array() else {
         return Vec::new();
     };
     list.iter()
         .filter_map(|o| {
             let name = o["rule"].as_str()?;
-            let rule = *RULE_IDS.iter().find(|r| **r == name)?;
+            let rule = RuleId::parse(name)?;
             let status = match o["status"].as_str()? {
                 "evaluated" => RuleStatus::Evaluated,
                 "disabled" => RuleStatus::Disabled,

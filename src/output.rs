@@ -410,7 +410,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject_kind.as_str().to_owned(),
             self.subject_id.clone(),
             self.subject.clone(),
-            self.rule.to_owned(),
+            self.rule.to_string(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
             self.eligible_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             self.failing_guards(),

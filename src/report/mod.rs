@@ -502,7 +502,7 @@ impl<'a> View<'a> {
             .rules
             .iter()
             .map(|outcome| RuleRow {
-                rule: outcome.rule.to_owned(),
+                rule: outcome.rule.to_string(),
                 status: rule_status_label(&outcome.status).to_owned(),
                 by_severity: [0; 4],
                 new: 0,
@@ -597,7 +597,7 @@ impl<'a> View<'a> {
         self.input
             .rules
             .iter()
-            .filter_map(|o| o.status.reason().map(|reason| (o.rule, reason)))
+            .filter_map(|o| o.status.reason().map(|reason| (o.rule.as_str(), reason)))
             .collect()
     }
 
@@ -606,7 +606,7 @@ impl<'a> View<'a> {
             .rules
             .iter()
             .filter(|o| o.status == RuleStatus::Disabled)
-            .map(|o| o.rule)
+            .map(|o| o.rule.as_str())
             .collect()
     }
 

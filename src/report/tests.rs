@@ -109,14 +109,14 @@ fn state(name: &str, members: Vec<User>) -> OrgState {
 }
 
 fn finding(
-    rule: &str,
+    rule: impl std::fmt::Display,
     severity: Severity,
     status: FindingStatus,
     subject_id: &str,
     subject: &str,
 ) -> FindingRecord {
     FindingRecord {
-        rule: rule.into(),
+        rule: rule.to_string(),
         severity,
         subject_kind: SubjectKind::Member,
         subject_id: subject_id.into(),
@@ -127,7 +127,9 @@ fn finding(
         first_seen: at("2026-01-05T08:00:00Z"),
         last_seen: at("2026-02-02T08:00:00Z"),
         resolved_at: (status == FindingStatus::Resolved).then(|| at("2026-02-02T08:00:00Z")),
-        controls: policy::controls_for(rule)
+        controls: policy::RuleId::parse(&rule.to_string())
+            .map(policy::controls_for)
+            .unwrap_or_default()
             .iter()
             .map(|c| (*c).to_owned())
             .collect(),
@@ -156,9 +158,9 @@ fn action(id: i64, status: ActionStatus, subject: &str) -> ActionRecord {
 fn outcomes() -> Vec<RuleOutcome> {
     policy::RULE_IDS
         .iter()
-        .map(|rule| RuleOutcome {
+        .map(|&rule| RuleOutcome {
             rule,
-            status: match *rule {
+            status: match rule {
                 policy::OFFBOARDING_ROSTER => {
                     RuleStatus::NotEvaluated("no roster_csv configured".into())
                 }

@@ -263,7 +263,7 @@ impl Store {
                 }
                 put.execute(params![
                     fingerprint,
-                    finding.rule,
+                    finding.rule.as_str(),
                     finding.severity.as_str(),
                     finding.subject_kind.as_str(),
                     finding.subject_id,
@@ -283,7 +283,7 @@ impl Store {
                 ])
                 .map_err(sql_err)?;
                 findings.push(FindingRecord {
-                    rule: finding.rule.to_owned(),
+                    rule: finding.rule.to_string(),
                     severity: finding.severity,
                     subject_kind: finding.subject_kind,
                     subject_id: finding.subject_id.clone(),
@@ -304,7 +304,7 @@ impl Store {
             .rules
             .iter()
             .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
-            .map(|o| o.rule)
+            .map(|o| o.rule.as_str())
             .collect();
         let mut resolved = Vec::new();
         {

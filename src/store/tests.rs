@@ -247,7 +247,7 @@ fn pragmas_are_set_in_code() {
 
 // ---- Findings lifecycle ----------------------------------------------------------------------
 
-fn finding(rule: &'static str, id: &str) -> crate::policy::Finding {
+fn finding(rule: crate::policy::RuleId, id: &str) -> crate::policy::Finding {
     crate::policy::Finding {
         rule,
         severity: crate::config::Severity::High,
@@ -266,19 +266,19 @@ fn finding(rule: &'static str, id: &str) -> crate::policy::Finding {
 /// An evaluation where every rule ran, except those named in `not_evaluated`.
 fn evaluation(
     findings: Vec<crate::policy::Finding>,
-    not_evaluated: &[&str],
+    not_evaluated: &[crate::policy::RuleId],
 ) -> crate::policy::Evaluation {
     use crate::policy::{RuleOutcome, RuleStatus, RULE_IDS};
     let rules = RULE_IDS
         .iter()
-        .map(|rule| RuleOutcome {
+        .map(|&rule| RuleOutcome {
             rule,
-            status: if not_evaluated.contains(rule) {
+            status: if not_evaluated.contains(&rule) {
                 RuleStatus::NotEvaluated("roster unreadable".into())
             } else {
                 RuleStatus::Evaluated
             },
-            n_findings: findings.iter().filter(|f| f.rule == *rule).count(),
+            n_findings: findings.iter().filter(|f| f.rule == rule).count(),
         })
         .collect();
     crate::policy::Evaluation { findings, rules }
@@ -421,7 +421,7 @@ fn exempted_findings_are_listed_not_dropped() {
     assert_eq!(stored[0].status, FindingStatus::Exempted);
     assert_eq!(
         stored[0].controls,
-        crate::policy::controls_for("orphaned_keys")
+        crate::policy::controls_for(crate::policy::ORPHANED_KEYS)
     );
 }
 

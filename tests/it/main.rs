@@ -2,6 +2,7 @@
 // The helpers are `pub` for the test modules of this one binary; nothing here is an API.
 #![allow(unreachable_pub)]
 
+mod app;
 mod helpers;
 
 mod audit;

@@ -316,14 +316,14 @@ async fn sigkill_mid_snapshot_leaves_a_sound_database_and_an_abandoned_run() {
         .spawn()
         .unwrap();
     let db = dir.path().join("orgwarden.db");
-    // Wait until the run has started, then a little longer so pages are being written.
-    for _ in 0..100 {
-        if db.exists() {
+    // Wait until the run has started and pages are being fetched (and written).
+    for _ in 0..400 {
+        if db.exists() && sim.requests_served() >= 2 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(sim.requests_served() >= 2, "the snapshot never started");
 
     // A second snapshot meanwhile is refused, naming the holder.
     let (code, _, err) = run(orgwarden(&config, &["snapshot"])).await;
