@@ -79,16 +79,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
             }),
         );
     }
-    let limit = period(&s.audit, s.timezone, now).map(|p| p * 2);
-    let problem = match (age, limit) {
-        (None, _) => Some("no complete snapshot yet".to_owned()),
-        (Some(age), Some(limit)) if age > limit => Some(format!(
-            "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
-            age.num_minutes(),
-            limit.num_minutes()
-        )),
-        _ => None,
-    };
+    let problem = crate::schedule::staleness(age, &s.audit, s.timezone, now);
     Ok(Status {
         database: store.path().display().to_string(),
         last_runs: runs.into_iter().take(5).collect(),

@@ -25,12 +25,14 @@ const LAYERS: &[&[&str]] = &[
     // Pure: what may be done, and how it reads.
     &["remediate"],
     &["output"],
-    &["report"],
+    &["report", "metrics"],
     // The edges of the world, each alone with its protocol.
     &["admin_api", "telemetry", "schedule"],
     &["store"],
     &["snapshot", "mail", "remediate::execute"],
     &["jobs"],
+    // Metrics out of the process: HTTP for Prometheus, the textfile for node_exporter.
+    &["exporter"],
     &["daemon", "status", "demo"],
     &["cli"],
 ];
@@ -45,6 +47,7 @@ const PURE: &[&str] = &[
     "remediate::mode",
     "output",
     "report",
+    "metrics",
 ];
 
 /// Names a pure module must not mention.

@@ -12,6 +12,7 @@
 mod actions;
 mod findings;
 mod lock;
+mod metrics;
 mod outbox;
 mod snapshot_writer;
 
