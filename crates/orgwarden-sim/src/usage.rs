@@ -4,7 +4,7 @@
 //! Nothing is stored: usage is a pure function of the seed, the organization and the clock, worked
 //! out when a page is asked for, so a 50 000-key organization costs no memory and every page is
 //! the same on every run. For each key a profile comes from a hash of the seed and the key id:
-//! about 12% of keys are never used, about 18% were used for a few weeks or months after their
+//! about 12% of keys are never used, about 28% were used for a few weeks or months after their
 //! creation and then stopped, the rest are light or busy users. A key is used on a day when a
 //! hash of (seed, key, day) says so, and then in some hours of that day, each used hour being one
 //! burst of requests at one minute (a hash again), so daily, hourly and minute buckets agree exactly.
@@ -120,11 +120,11 @@ fn key_profile<'a>(s: &'a SimState, seed: u64, k: &'a ApiKey) -> KeyProfile<'a> 
             until = created;
             (0.0, 0.0)
         }
-        12..30 => {
+        12..40 => {
             until = created + DAY * (7 + (mix(kh ^ 1) % 150) as i64);
             (0.6, 0.2)
         }
-        30..60 => (0.35, 0.12),
+        40..65 => (0.35, 0.12),
         _ => (0.92, 0.45),
     };
     if k.status != "active" {
@@ -258,12 +258,12 @@ fn events(p: &KeyProfile<'_>, t0: i64, t1: i64, mut f: impl FnMut(Event)) {
                 time,
                 model,
                 service_tier: tier,
-                context_window: if (r >> 40) % 20 == 0 {
+                context_window: if (r >> 40).is_multiple_of(20) {
                     "200k-1M"
                 } else {
                     "0-200k"
                 },
-                speed: if (r >> 45) % 20 == 0 {
+                speed: if (r >> 45).is_multiple_of(20) {
                     "fast"
                 } else {
                     "standard"
@@ -271,10 +271,18 @@ fn events(p: &KeyProfile<'_>, t0: i64, t1: i64, mut f: impl FnMut(Event)) {
                 totals: Totals {
                     uncached,
                     cache_5m: uncached / 3,
-                    cache_1h: if (r >> 50) % 4 == 0 { uncached / 5 } else { 0 },
+                    cache_1h: if (r >> 50).is_multiple_of(4) {
+                        uncached / 5
+                    } else {
+                        0
+                    },
                     cache_read: uncached * ((r >> 52) % 6),
                     output: uncached / 4 + (r >> 56),
-                    web_search: if (r >> 58) % 8 == 0 { 1 + (r >> 61) } else { 0 },
+                    web_search: if (r >> 58).is_multiple_of(8) {
+                        1 + (r >> 61)
+                    } else {
+                        0
+                    },
                 },
             });
         }
@@ -620,7 +628,7 @@ fn cc_item(s: &SimState, actor: &Actor<'_>, day: i64, dh: u64) -> Value {
         "customer_type": customer_type,
         "subscription_type": subscription,
         "date": Micros(at(day * DAY)),
-        "is_remote": r(7) % 5 == 0,
+        "is_remote": r(7).is_multiple_of(5),
         "organization_id": s.organization.id,
         "terminal_type": terminal,
         "model_breakdown": [{
