@@ -234,8 +234,8 @@ impl Tabular for Change {
             _ => String::new(),
         };
         vec![
-            self.kind.to_owned(),
-            self.change.to_owned(),
+            self.kind.to_string(),
+            self.change.to_string(),
             id,
             self.subject(),
             self.field.unwrap_or_default().to_owned(),

@@ -113,6 +113,11 @@ pub const UNATTRIBUTED_KEYS: RuleId = RuleId::UnattributedKeys;
 pub const EXCESS_ADMINS: RuleId = RuleId::ExcessAdmins;
 pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
 pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
+/// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
+/// report does not raise its banner for it).
+pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
+/// Why a rule that compares two snapshots did not run on the first one: expected, not a failure.
+pub const NO_PREVIOUS_SNAPSHOT: &str = "needs a previous snapshot";
 
 /// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
 pub const RULE_IDS: &[RuleId] = &[
@@ -368,12 +373,12 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     let r = input.rules;
 
     let roster = || match input.roster {
-        Roster::NotConfigured => Err("no roster_csv configured".to_owned()),
+        Roster::NotConfigured => Err(ROSTER_NOT_CONFIGURED.to_owned()),
         Roster::Invalid(error) => Err(error.clone()),
         Roster::Loaded(entries) => Ok(rules::offboarding_roster(&ctx, entries)),
     };
     let escalation = || match input.previous {
-        None => Err("needs a previous snapshot".to_owned()),
+        None => Err(NO_PREVIOUS_SNAPSHOT.to_owned()),
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 

@@ -135,9 +135,9 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
     let changes =
         orgwarden::snapshot::diff(&store.state_at(r2).unwrap(), &store.state_at(r3).unwrap());
     let has = |kind: &str, change: &str, id: &str| {
-        changes
-            .iter()
-            .any(|c| c.kind == kind && c.change == change && c.id.as_deref() == Some(id))
+        changes.iter().any(|c| {
+            c.kind.as_str() == kind && c.change.as_str() == change && c.id.as_deref() == Some(id)
+        })
     };
     assert!(has("member", "left", &leaver.id), "{changes:?}");
     assert!(has("member", "role_changed", &promoted.id), "{changes:?}");
