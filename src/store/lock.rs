@@ -75,6 +75,29 @@ impl WriterLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Who holds the writer lock of `db_path` right now (the lock file's description), or `None`
+    /// when nobody does. It probes with a shared lock, released at once: a writer starting in
+    /// that instant is refused as if another writer held the database.
+    pub fn holder(db_path: &Path) -> Option<String> {
+        let mut path = db_path.as_os_str().to_owned();
+        path.push(".lock");
+        let mut file = File::open(PathBuf::from(path)).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let text = text.trim();
+                Some(if text.is_empty() {
+                    "holder unknown".to_owned()
+                } else {
+                    text.to_owned()
+                })
+            }
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
 }
 
 impl Drop for WriterLock {
