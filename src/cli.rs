@@ -54,7 +54,12 @@ pub enum Command {
         timeout: std::time::Duration,
     },
     /// Read the whole organization into the database as one atomic snapshot.
-    Snapshot,
+    Snapshot {
+        /// Record the snapshot although the key reads another organization than the one
+        /// whose history the database holds (refused otherwise).
+        #[arg(long)]
+        accept_new_org: bool,
+    },
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
     Sim(orgwarden_sim::cli::SimArgs),
     /// Evaluate the policy rules over a snapshot, record the findings and print them.
@@ -168,7 +173,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { online, timeout } => {
             check_config_command(cli.config, online, timeout).await
         }
-        Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::Snapshot { accept_new_org } => {
+            with_config(cli.config, |c| snapshot_command(c, accept_new_org)).await
+        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {
@@ -420,9 +427,10 @@ fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemo
     Ok(receiver)
 }
 
-async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
+async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    ctx.accept_new_org = accept_new_org;
     let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
     println!(
@@ -576,7 +584,30 @@ async fn cleanup_command(
 }
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open_reader(&config.store.path)?;
+    // Read-only, so it works under the daemon and in a read-only location; a damaged file is
+    // reported unhealthy with what to do, not read.
+    let opened = Store::open_reader(&config.store.path)
+        .and_then(|store| store.quick_check().map(|()| store));
+    let store = match opened {
+        Ok(store) => store,
+        Err(error) if error.is_corrupt() => {
+            let problem = error.to_string();
+            let database = config.store.path.display().to_string();
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "database": database,
+                        "healthy": false,
+                        "problem": problem,
+                    }))?
+                ),
+                _ => print!("database: {database}\nhealth: {problem}\n"),
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
