@@ -67,11 +67,15 @@ pub enum Command {
         /// Snapshot run id (default: the latest complete one).
         #[arg(long, value_name = "RUN")]
         at: Option<i64>,
+        /// Print the findings without recording anything (works while the daemon runs).
+        #[arg(long)]
+        no_record: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Plan remediation for the latest snapshot and show every guard's verdict; with --apply
-    /// (and remediation.mode = "enforce") carry the plan out.
+    /// Plan remediation for the latest snapshot and show every guard's verdict, recording
+    /// nothing (works while the daemon runs); with --apply (and remediation.mode = "enforce")
+    /// carry the plan out.
     Cleanup {
         #[arg(long)]
         apply: bool,
@@ -88,8 +92,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Write the report CSVs for the latest complete snapshot; with --send also queue the email
-    /// in the outbox and deliver it.
+    /// Write the report CSVs for the latest complete snapshot (a preview: nothing is recorded in
+    /// the database, so it works while the daemon runs); with --send also record it, queue the
+    /// email in the outbox and deliver it.
     Report {
         /// Directory for the CSVs (default: a new directory under report.out_dir).
         #[arg(long, value_name = "DIR")]
@@ -123,7 +128,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// List the mail outbox; with --retry first deliver every pending message now.
+    /// List the mail outbox; with --retry first deliver every pending message now (exit 1 while
+    /// messages remain pending).
     Outbox {
         /// Deliver every pending message now, ignoring its backoff.
         #[arg(long)]
@@ -189,8 +195,15 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Audit { at, format } => {
-            with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
+        Command::Audit {
+            at,
+            no_record,
+            format,
+        } => {
+            with_config(cli.config, |c| async move {
+                audit_command(&c, at, no_record, format)
+            })
+            .await
         }
         Command::Cleanup {
             apply,
@@ -454,8 +467,21 @@ async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden audit")?;
+fn audit_command(
+    config: &Config,
+    at: Option<i64>,
+    no_record: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut store = if no_record {
+        Store::open_preview(&config.store.path)?
+    } else {
+        open_writer(config, "orgwarden audit").map_err(|error| match error {
+            StoreError::Locked { .. } => anyhow::Error::new(error)
+                .context("`orgwarden audit --no-record` shows the findings without recording them"),
+            error => error.into(),
+        })?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     let summary = crate::jobs::audit_job(&mut ctx, at)?;
     print!("{}", render(format, &summary.result.findings));
@@ -472,7 +498,9 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
             r.findings.len() - r.n_resolved,
             r.n_new,
             r.n_resolved,
-            if r.stored {
+            if no_record {
+                "; not recorded (--no-record)"
+            } else if r.stored {
                 ""
             } else {
                 "; not recorded: a newer snapshot was already audited"
@@ -518,7 +546,12 @@ async fn cleanup_command(
     accept_baseline: Option<i64>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden cleanup")?;
+    // Only acting (or accepting a baseline) writes; a plan is made on a private copy.
+    let mut store = if apply || accept_baseline.is_some() {
+        open_writer(config, "orgwarden cleanup")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     if let Some(run_id) = accept_baseline {
         let who = operator();
@@ -625,7 +658,12 @@ async fn report_command(
     out: Option<PathBuf>,
     send: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(&config, "orgwarden report")?;
+    // A report that is not sent is a preview: it does not become "the last report".
+    let mut store = if send {
+        open_writer(&config, "orgwarden report")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
     let summary = crate::jobs::report_job(&mut ctx, out.as_deref(), send).await?;
     println!("{}", summary.subject);
@@ -704,6 +742,7 @@ fn mail_config(config: &Config) -> anyhow::Result<&config::MailConfig> {
 }
 
 async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let mut pending = 0;
     let records = if retry {
         let mail = mail_config(&config)?;
         let mut store = open_writer(&config, "orgwarden outbox --retry")?;
@@ -715,6 +754,7 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
         for error in &summary.errors {
             eprintln!("  - {error}");
         }
+        pending = store.outbox_counts()?.pending;
         store.outbox_list()?
     } else if config.store.path.exists() {
         Store::open_reader(&config.store.path)?.outbox_list()?
@@ -722,7 +762,12 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
         Vec::new()
     };
     print!("{}", render(format, &records));
-    Ok(ExitCode::SUCCESS)
+    // A retry that leaves mail waiting has not done its job: a script must see it.
+    Ok(if pending > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn send_test_email_command(config: Config, address: String) -> anyhow::Result<ExitCode> {

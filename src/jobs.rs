@@ -86,12 +86,10 @@ pub async fn snapshot_job(
     let client = ctx.client()?;
     if let Some(known) = ctx.store.latest_complete(None)? {
         if let Some(old_id) = known.org_id {
-            // One extra call, before a run row exists: a refused snapshot writes nothing.
-            let org = client
-                .organization()
-                .await
-                .context("reading the organization")?;
-            if org.id != old_id {
+            // One extra call, before a run row exists: a refused snapshot writes nothing. If the
+            // call fails, the run below meets the same failure and records it as a failed run.
+            let org = client.organization().await.ok();
+            if let Some(org) = org.filter(|org| org.id != old_id) {
                 if !ctx.accept_new_org {
                     return Err(OtherOrganization {
                         old_id,

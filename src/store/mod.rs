@@ -134,6 +134,8 @@ pub struct Store {
     /// A reader that found no writer holding the lock: runs still `running` were left by a
     /// process that is gone and are shown `abandoned` (the next writer records it).
     writer_gone: bool,
+    /// A private in-memory copy ([`Store::open_preview`]): writable, but nothing reaches the file.
+    scratch: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -195,6 +197,7 @@ impl Store {
             path: path.to_owned(),
             lock: Some(lock),
             writer_gone: false,
+            scratch: false,
         };
         store.migrate()?;
         let Some(now) = now else {
@@ -240,6 +243,7 @@ impl Store {
             path: path.to_owned(),
             lock: None,
             writer_gone,
+            scratch: false,
         };
         let version = store.user_version()?;
         if version > SCHEMA_VERSION {
@@ -271,6 +275,35 @@ impl Store {
             });
         }
         Ok(store)
+    }
+
+    /// A private in-memory copy of the database, read in one consistent transaction without any
+    /// lock: the jobs run on it exactly as on the file (an audit is recorded, a plan made), and
+    /// everything they write is dropped with it. This is how `audit --no-record`, `cleanup`
+    /// without `--apply` and a report preview work while the daemon writes.
+    pub fn open_preview(path: &Path) -> Result<Store> {
+        let reader = Store::open_reader(path)?;
+        let err = conn_err(path);
+        let mut conn = Connection::open_in_memory().map_err(&err)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&reader.conn, &mut conn).map_err(&err)?;
+            // All pages in one step: one read transaction, so the copy is consistent.
+            backup.step(-1).map_err(&err)?;
+        }
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(&err)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock: None,
+            writer_gone: reader.writer_gone,
+            scratch: true,
+        })
+    }
+
+    /// True for an [`open_preview`](Store::open_preview) copy.
+    pub fn is_preview(&self) -> bool {
+        self.scratch
     }
 
     /// `PRAGMA quick_check` on this connection: a corrupt file is [`StoreError::Corrupt`].
@@ -377,12 +410,18 @@ impl Store {
     /// A second connection for the snapshot writer thread; only for a writing store.
     pub fn snapshot_writer(&self, run_id: i64) -> Result<SnapshotWriter> {
         self.require_writer()?;
+        if self.scratch {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: "a preview copy cannot take snapshots".to_owned(),
+            });
+        }
         let conn = open_connection(&self.path)?;
         SnapshotWriter::begin(conn, self.path_text(), run_id)
     }
 
     fn require_writer(&self) -> Result<()> {
-        if self.lock.is_none() {
+        if self.lock.is_none() && !self.scratch {
             return Err(StoreError::Other {
                 path: self.path_text(),
                 message: "opened read-only; this needs the writer lock".to_owned(),

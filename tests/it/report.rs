@@ -175,6 +175,11 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["outbox"]["pending"], 1, "{status:#}");
 
+    // A retry while the server is still down leaves the message pending: exit 1.
+    let (code, o, e) = run(orgwarden(&config, &["outbox", "--retry"])).await;
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("1 still pending"), "{e}");
+
     // The server comes up: one retry delivers it, a second one has nothing to do.
     let smtp = smtp_server(ServerOptions {
         port: Some(port),
@@ -198,12 +203,19 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
 async fn the_second_report_lists_the_changes_since_the_first() {
     let sim = sim(small()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim.base_url(), "");
+    let config = write_config(
+        dir.path(),
+        &sim.base_url(),
+        "[mail]\nfrom = \"orgwarden <orgwarden@example.com>\"\nto = [\"security@example.com\"]\n\
+         transport = \"file\"\ndir = \"outbox\"\n",
+    );
     let first = dir.path().join("r1");
     let second = dir.path().join("r2");
+    let third = dir.path().join("r3");
+    // The first report is sent, so it is recorded: the next one counts from it.
     for args in [
         vec!["snapshot"],
-        vec!["report", "--out", first.to_str().unwrap()],
+        vec!["report", "--send", "--out", first.to_str().unwrap()],
     ] {
         let (code, o, e) = run(orgwarden(&config, &args)).await;
         assert_eq!(code, 0, "{o}{e}");
@@ -233,5 +245,20 @@ async fn the_second_report_lists_the_changes_since_the_first() {
             .iter()
             .any(|r| r[change] == "joined" && r[subject] == joined),
         "{changes:?}"
+    );
+    // That one was a preview (not sent): it is not "the last report", so a third still counts
+    // from the first.
+    let (code, o, e) = run(orgwarden(
+        &config,
+        &["report", "--out", third.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{o}{e}");
+    let (_, again) = read_csv(&third.join("changes.csv"));
+    assert!(
+        again
+            .iter()
+            .any(|r| r[change] == "joined" && r[subject] == joined),
+        "{again:?}"
     );
 }

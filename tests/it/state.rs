@@ -225,3 +225,123 @@ async fn a_snapshot_of_another_organization_is_refused_unless_accepted() {
         "the new organization is now the database's: {out}{err}"
     );
 }
+
+#[tokio::test]
+async fn read_only_commands_work_while_the_daemon_holds_the_database() {
+    let sim = sim(small()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.base_url(), "");
+    for args in [&["snapshot"][..], &["audit"]] {
+        let (code, out, err) = run(orgwarden(&config, args)).await;
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let db = dir.path().join("orgwarden.db");
+    // This process plays the daemon: it holds the writer lock as `orgwarden run` does.
+    let _daemon = WriterLock::acquire(&db, "orgwarden run", Some(wall_now())).unwrap();
+    let before = db_bytes(dir.path());
+    let refusal = format!(
+        "the daemon (pid {}) holds the database; use its schedule or stop it",
+        std::process::id()
+    );
+
+    let (code, out, err) = run(orgwarden(
+        &config,
+        &["audit", "--no-record", "--format", "json"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let findings: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(!findings.as_array().unwrap().is_empty(), "{findings:#}");
+
+    let (code, out, err) = run(orgwarden(&config, &["cleanup"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("plan for snapshot run 1"), "{out}");
+
+    let preview = dir.path().join("preview");
+    let (code, out, err) = run(orgwarden(
+        &config,
+        &["report", "--out", preview.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("wrote"), "{out}");
+    assert!(
+        std::fs::read_dir(&preview).unwrap().count() > 0,
+        "no report files"
+    );
+
+    for args in [&["audit"][..], &["snapshot"], &["cleanup", "--apply"]] {
+        let (code, out, err) = run(orgwarden(&config, args)).await;
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(&refusal), "{args:?}: {err}");
+    }
+    let (_, _, err) = run(orgwarden(&config, &["audit"])).await;
+    assert!(err.contains("--no-record"), "{err}");
+
+    assert!(db_bytes(dir.path()) == before, "a read-only command wrote");
+}
+
+fn demo(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(bin());
+    command
+        .arg("demo")
+        .arg("--dir")
+        .arg(dir)
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ORGWARDEN_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    command
+}
+
+#[tokio::test]
+async fn demo_refuses_a_directory_it_did_not_create_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("orgwarden.db"), b"precious").unwrap();
+    std::fs::create_dir(theirs.join("reports")).unwrap();
+    let (code, out, err) = run(demo(&theirs)).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("not empty") && err.contains(".orgwarden-demo"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(theirs.join("orgwarden.db")).unwrap(),
+        b"precious"
+    );
+    assert!(theirs.join("reports").is_dir());
+    assert_eq!(
+        std::fs::read_dir(&theirs).unwrap().count(),
+        2,
+        "nothing added"
+    );
+}
+
+#[tokio::test]
+async fn demo_takes_the_lock_before_clearing_its_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    // A new directory becomes the demo's: marked, and usable again.
+    let (code, out, err) = run(demo(&mine)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(mine.join(".orgwarden-demo").is_file());
+    let db = mine.join("orgwarden.db");
+    let before = std::fs::read(&db).unwrap();
+
+    // Someone writes that database now: the demo refuses before deleting anything.
+    {
+        let _held = WriterLock::acquire(&db, "orgwarden run", Some(wall_now())).unwrap();
+        let (code, out, err) = run(demo(&mine)).await;
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains("holds the database"), "{err}");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            before,
+            "the database was touched"
+        );
+        assert!(mine.join("reports").is_dir() && mine.join("outbox").is_dir());
+    }
+    let (code, out, err) = run(demo(&mine)).await;
+    assert_eq!(code, 0, "its own directory again: {out}{err}");
+}
