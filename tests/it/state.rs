@@ -345,3 +345,45 @@ async fn demo_takes_the_lock_before_clearing_its_own_directory() {
     let (code, out, err) = run(demo(&mine)).await;
     assert_eq!(code, 0, "its own directory again: {out}{err}");
 }
+
+#[tokio::test]
+async fn the_audit_cycle_refuses_another_organization_and_writes_nothing() {
+    use orgwarden::config::{Config, Environment};
+    use orgwarden::jobs::{self, JobContext, OtherOrganization};
+    let first = sim(small()).await;
+    let other = sim_with(SimOptions {
+        seed: 7,
+        ..SimOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orgwarden.db");
+    let env = Environment {
+        vars: vec![(
+            "ANTHROPIC_ADMIN_KEY".to_owned(),
+            orgwarden_sim::DEMO_ADMIN_KEY.to_owned(),
+        )],
+    };
+    let config_for = |sim: &orgwarden_sim::SimHandle| {
+        let text = format!(
+            "[api]\nbase_url = \"{}\"\nrequests_per_second = 0\n[store]\npath = \"{}\"\n",
+            sim.base_url(),
+            db.display()
+        );
+        Config::from_toml(&text, &env).unwrap().0
+    };
+    let clock = orgwarden::clock::SystemClock::shared();
+    let mut store = Store::open_writer(&db, "orgwarden run", wall_now()).unwrap();
+    let config = config_for(&first);
+    jobs::audit_cycle(&mut JobContext::new(&config, &mut store, clock.clone()))
+        .await
+        .unwrap();
+    let runs = store.runs().unwrap().len();
+
+    let config = config_for(&other);
+    let error = jobs::audit_cycle(&mut JobContext::new(&config, &mut store, clock.clone()))
+        .await
+        .unwrap_err();
+    assert!(error.is::<OtherOrganization>(), "{error:#}");
+    assert_eq!(store.runs().unwrap().len(), runs, "a run was recorded");
+}
