@@ -99,8 +99,14 @@ pub enum Command {
         /// Directory for the CSVs (default: a new directory under report.out_dir).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Send the email; a sent report ends its period. Without it the report is a preview
+        /// that records nothing.
         #[arg(long)]
         send: bool,
+        /// Start the period after snapshot run RUN, or at DATE (YYYY-MM-DD in
+        /// schedule.timezone, or RFC 3339), instead of at the previous sent report.
+        #[arg(long, value_name = "RUN|DATE")]
+        since: Option<String>,
     },
     /// Run the whole cycle twice against a built-in simulated organization (no key, no network).
     Demo(crate::demo::DemoArgs),
@@ -218,8 +224,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Status { format } => {
             with_config(cli.config, |c| async move { status_command(&c, format) }).await
         }
-        Command::Report { out, send } => {
-            with_config(cli.config, |c| report_command(c, out, send)).await
+        Command::Report { out, send, since } => {
+            with_config(cli.config, |c| report_command(c, out, send, since)).await
         }
         Command::Demo(args) => {
             // The summary says what matters; guard trips are in it, not in log lines.
@@ -657,16 +663,31 @@ async fn report_command(
     config: Config,
     out: Option<PathBuf>,
     send: bool,
+    since: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    // A report that is not sent is a preview: it does not become "the last report".
+    let since = since
+        .map(|text| crate::jobs::Since::parse(&text, config.schedule.timezone))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // A report that is not sent is a preview: it records nothing, so it is made on a private
+    // copy and works while the daemon holds the database.
     let mut store = if send {
         open_writer(&config, "orgwarden report")?
     } else {
         Store::open_preview(&config.store.path)?
     };
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
-    let summary = crate::jobs::report_job(&mut ctx, out.as_deref(), send).await?;
+    let options = crate::jobs::ReportOptions {
+        out: out.as_deref(),
+        send,
+        since,
+        record_unsent: false,
+    };
+    let summary = crate::jobs::report_job(&mut ctx, &options).await?;
     println!("{}", summary.subject);
+    if !summary.recorded {
+        println!("preview: not recorded; the next report's period is unchanged (--send ends it)");
+    }
     for file in &summary.files {
         println!("wrote {}", file.display());
     }

@@ -308,7 +308,15 @@ struct CycleResult {
 async fn cycle(ctx: &mut JobContext<'_>, n: u32) -> anyhow::Result<CycleResult> {
     let cycle = jobs::audit_cycle(ctx).await?;
     let out = ctx.config.report.out_dir.join(format!("cycle-{n}"));
-    let report = jobs::report_job(ctx, Some(&out), true).await?;
+    let report = jobs::report_job(
+        ctx,
+        &jobs::ReportOptions {
+            out: Some(&out),
+            send: true,
+            ..jobs::ReportOptions::default()
+        },
+    )
+    .await?;
     let audit = &cycle.cleanup.audit.result;
     let counts = cycle.snapshot.counts;
     Ok(CycleResult {

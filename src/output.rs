@@ -234,8 +234,8 @@ impl Tabular for Change {
             _ => String::new(),
         };
         vec![
-            self.kind.to_owned(),
-            self.change.to_owned(),
+            self.kind.to_string(),
+            self.change.to_string(),
             id,
             self.subject(),
             self.field.unwrap_or_default().to_owned(),
@@ -380,7 +380,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject_kind.as_str().to_owned(),
             self.subject_id.clone(),
             self.subject.clone(),
-            self.rule.to_owned(),
+            self.rule.to_string(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
             self.eligible_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             self.failing_guards(),

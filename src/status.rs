@@ -41,12 +41,7 @@ pub fn next_occurrence(
     crate::schedule::next_occurrence(&cron, tz, after).ok()
 }
 
-/// The gap between two consecutive occurrences from `after`: the job's period.
-pub fn period(expr: &str, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<chrono::Duration> {
-    let first = next_occurrence(expr, tz, after)?;
-    let second = next_occurrence(expr, tz, first)?;
-    Some(second - first)
-}
+pub use crate::schedule::period;
 
 /// Reads the status from the database (read-only) and the configured schedule.
 pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status> {

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
-pub use findings::{AuditRecord, AuditResult, ReportRecord};
+pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
 pub use outbox::{
     NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/004_actions.sql"),
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
+    include_str!("sql/007_report_kind.sql"),
 ];
 
 /// The schema version this build writes.
@@ -116,6 +117,32 @@ fn is_corruption(error: &rusqlite::Error) -> bool {
         error.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
     )
+}
+
+/// Something whose errors name a database file.
+pub(crate) trait Database {
+    fn database(&self) -> String;
+}
+
+/// `.ctx(db)`: a rusqlite error as a [`StoreError`] naming the database, so that queries read
+/// `conn.execute(...).ctx(self)?` instead of a closure each.
+pub(crate) trait Context<T> {
+    fn ctx(self, db: &impl Database) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
+    fn ctx(self, db: &impl Database) -> Result<T> {
+        self.map_err(|source| StoreError::Sqlite {
+            path: db.database(),
+            source,
+        })
+    }
+}
+
+impl Database for Store {
+    fn database(&self) -> String {
+        self.path_text()
+    }
 }
 
 /// What retention removed.
@@ -210,7 +237,7 @@ impl Store {
                  error = 'the process stopped before the run finished' WHERE status = 'running'",
                 params![ts(&now)],
             )
-            .map_err(|e| store.err(e))?;
+            .ctx(&store)?;
         if abandoned > 0 {
             tracing::warn!(
                 n_runs = abandoned,
@@ -319,17 +346,10 @@ impl Store {
         self.path.display().to_string()
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path_text(),
-            source,
-        }
-    }
-
     fn user_version(&self) -> Result<u32> {
         self.conn
             .query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// Applies every missing schema step in one transaction.
@@ -384,7 +404,7 @@ impl Store {
                 "INSERT INTO runs (status, started_at, pid) VALUES ('running', ?1, ?2)",
                 params![ts(&started_at), std::process::id()],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -403,7 +423,7 @@ impl Store {
                  retries = ?5 WHERE id = ?1",
                 params![run_id, ts(&now), error, requests, retries],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(())
     }
 
@@ -459,7 +479,28 @@ impl Store {
                 params![from, to],
                 |row| row.get(0),
             )
-            .map_err(|e| self.err(e))
+            .ctx(self)
+    }
+
+    /// Snapshot runs that failed or were abandoned after run `after` (all when `None`), oldest
+    /// first: the failures a report's period names.
+    pub fn failed_runs_after(&self, after: Option<i64>) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status IN ('failed', 'abandoned') AND id > ?1 ORDER BY id",
+            [after.unwrap_or(0)],
+        )
+    }
+
+    /// The newest complete run taken at or before `at`: the snapshot a period starting at `at`
+    /// is compared with.
+    pub fn latest_complete_at(&self, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' \
+                 AND coalesce(finished_at, started_at) <= ?1 ORDER BY id DESC LIMIT 1",
+                [ts(&at)],
+            )?
+            .pop())
     }
 
     /// The complete runs that finished at or after `since` and before run `before`, oldest
@@ -553,7 +594,7 @@ impl Store {
     }
 
     fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(sql).ctx(self)?;
         let rows = stmt
             .query_map(params, |row| {
                 let status: String = row.get("status")?;
@@ -592,9 +633,8 @@ impl Store {
                     accepted_at: parse_opt_ts(row.get("accepted_at")?)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     // ---- State -------------------------------------------------------------------------------
@@ -714,10 +754,9 @@ impl Store {
         run_id: i64,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([run_id], map).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        let mut stmt = self.conn.prepare(sql).ctx(self)?;
+        let rows = stmt.query_map([run_id], map).ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     // ---- Retention ---------------------------------------------------------------------------
@@ -776,7 +815,7 @@ impl Store {
         tx.commit().map_err(sql_err)?;
         self.conn
             .execute_batch("PRAGMA incremental_vacuum(2000);")
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(PruneStats { runs, versions })
     }
 
@@ -784,14 +823,14 @@ impl Store {
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// `PRAGMA integrity_check`, `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String> {
         self.conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// The schema as `sqlite_master` rows, whitespace-normalised, for migration tests.
@@ -799,7 +838,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([], |row| {
                 let sql: String = row.get(2)?;
@@ -810,9 +849,8 @@ impl Store {
                     sql.split_whitespace().collect::<Vec<_>>().join(" ")
                 ))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Only the SQL lives here; `crate::mail` decides when to deliver and what a failure means.
 
+use super::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -192,7 +193,7 @@ impl Store {
                     message.raw,
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let id = self
             .conn
             .query_row(
@@ -200,7 +201,7 @@ impl Store {
                 [message.message_id],
                 |row| row.get(0),
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok((id, inserted == 1))
     }
 
@@ -228,7 +229,7 @@ impl Store {
         sql: &str,
         params: P,
     ) -> Result<Vec<OutboxMessage>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(sql).ctx(self)?;
         let rows = stmt
             .query_map(params, |row| {
                 Ok(OutboxMessage {
@@ -236,9 +237,8 @@ impl Store {
                     raw: row.get(RAW_COLUMN)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     /// Records that the server accepted a pending message. Returns false when the message was not
@@ -253,7 +253,7 @@ impl Store {
                  WHERE id = ?1 AND status = 'pending'",
                 params![id, ts(&at)],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -282,7 +282,7 @@ impl Store {
                     (!permanent).then(|| ts(&next_attempt_at)),
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -312,7 +312,7 @@ impl Store {
                     to_json(attempt.refused),
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -321,10 +321,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], record).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        let rows = stmt.query_map([], record).ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     /// One message by row id, without its bytes.
@@ -336,7 +335,7 @@ impl Store {
                 record,
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
@@ -358,7 +357,7 @@ impl Store {
                     })
                 },
             )
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 }
 

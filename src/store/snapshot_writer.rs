@@ -7,6 +7,7 @@
 //! once the last page arrives. Dropping the writer without `finish` rolls everything back, so a
 //! failed snapshot leaves no partial data anywhere.
 
+use super::Context as _;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -174,12 +175,9 @@ impl SnapshotWriter {
         writer
             .conn
             .execute_batch("PRAGMA cache_size = -32768;")
-            .map_err(|e| writer.err(e))?;
+            .ctx(&writer)?;
         // Every later statement is part of this one transaction until `finish`.
-        writer
-            .conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| writer.err(e))?;
+        writer.conn.execute_batch("BEGIN IMMEDIATE").ctx(&writer)?;
         for table in TABLES {
             let current = writer.load_current(table)?;
             writer.current.push(current);
@@ -189,33 +187,23 @@ impl SnapshotWriter {
 
     fn load_current(&self, table: &Table) -> Result<Current> {
         let n_columns = table.all_columns().len();
-        let mut stmt = self
-            .conn
-            .prepare(&table.select_current())
-            .map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare(&table.select_current()).ctx(self)?;
         let rows = stmt
             .query_map([], |r| {
                 (0..n_columns)
                     .map(|idx| r.get::<_, Option<String>>(idx))
                     .collect::<rusqlite::Result<Row>>()
             })
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let mut open = HashMap::new();
         for row in rows {
-            let row = row.map_err(|e| self.err(e))?;
+            let row = row.ctx(self)?;
             open.insert(key_of(table, &row), digest(&row));
         }
         Ok(Current {
             open,
             seen: HashSet::new(),
         })
-    }
-
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
     }
 
     /// Compares one page with the current versions and writes only what changed.
@@ -421,8 +409,8 @@ impl SnapshotWriter {
                     crate::remediate::implausible(counts, self.admins.len() as u64)
                 ],
             )
-            .map_err(|e| self.err(e))?;
-        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+            .ctx(&self)?;
+        self.conn.execute_batch("COMMIT").ctx(&self)?;
         Ok(counts)
     }
 }
@@ -433,5 +421,11 @@ impl Drop for SnapshotWriter {
             // Not finished: nothing of this run may become visible.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+impl super::Database for SnapshotWriter {
+    fn database(&self) -> String {
+        self.path.clone()
     }
 }
