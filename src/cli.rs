@@ -4,8 +4,10 @@
 //! code: 0 on success, 1 on a runtime failure, 78 (EX_CONFIG) on a configuration error, and for
 //! `cleanup --apply` 2 when a guard tripped or the run was suspended ([`cleanup_exit_code`]).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
@@ -17,9 +19,78 @@ use crate::admin_api::AdminClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Environment};
 use crate::jobs::JobContext;
-use crate::output::{render, Format};
+use crate::output::{Format, Tabular};
 use crate::snapshot;
 use crate::store::{Store, StoreError};
+
+/// `print!` that ends the process quietly with status 0 when stdout is a closed pipe
+/// (`orgwarden history | head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` with [`out!`]'s handling of a closed pipe.
+macro_rules! outln {
+    () => {
+        write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// What stdout is, decided once in [`main`].
+struct TerminalOutput {
+    terminal: bool,
+    /// Table cells are cut at [`crate::output::CELL_CHARS`] (a terminal without `--wide`).
+    cut_cells: bool,
+}
+
+static TERMINAL_OUTPUT: OnceLock<TerminalOutput> = OnceLock::new();
+
+/// Rows in `format`; table cells cut only on a terminal without `--wide`.
+fn render<T: Tabular>(format: Format, rows: &[T]) -> String {
+    let cut = TERMINAL_OUTPUT.get().is_some_and(|t| t.cut_cells);
+    crate::output::render_cells(format, rows, cut.then_some(crate::output::CELL_CHARS))
+}
+
+/// Text for a terminal: bidi controls dropped and control characters other than newline and tab
+/// shown as `�`, so API-provided names cannot reorder or restyle what the operator reads.
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| !crate::output::is_bidi_control(*c))
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Writes to stdout, made [`terminal_safe`] when it is a terminal (piped output is left exact
+/// for scripts). A reader that went away (`EPIPE`) has seen all it wanted: exit 0 without a
+/// word, as the classic filters do; any other write error is reported and exits 1.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let terminal = TERMINAL_OUTPUT.get().is_some_and(|t| t.terminal);
+    let mut stdout = std::io::stdout().lock();
+    let written = if terminal {
+        stdout.write_all(terminal_safe(&args.to_string()).as_bytes())
+    } else {
+        stdout.write_fmt(args)
+    };
+    if let Err(error) = written {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("orgwarden: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
+}
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;
@@ -38,6 +109,10 @@ pub struct Cli {
     /// Configuration file (else $ORGWARDEN_CONFIG, else /etc/orgwarden/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Show table cells whole (on a terminal they are cut at 60 characters; piped output is
+    /// always whole).
+    #[arg(long, global = true)]
+    pub wide: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -114,6 +189,9 @@ pub enum Command {
     History {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Show only the newest N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Show one kind of object as a snapshot saw it.
     Show {
@@ -164,6 +242,11 @@ pub enum ShowWhat {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let terminal = std::io::stdout().is_terminal();
+    let _ = TERMINAL_OUTPUT.set(TerminalOutput {
+        terminal,
+        cut_cells: terminal && !cli.wide,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -232,7 +315,7 @@ async fn run(cli: Cli) -> ExitCode {
             crate::telemetry::init("off", config::LogFormat::Text);
             match crate::demo::demo_command(args).await {
                 Ok(summary) => {
-                    print!("{summary}");
+                    out!("{summary}");
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
@@ -241,8 +324,12 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::History { format } => {
-            with_config(cli.config, |c| async move { history_command(&c, format) }).await
+        Command::History { format, limit } => {
+            with_config(
+                cli.config,
+                |c| async move { history_command(&c, format, limit) },
+            )
+            .await
         }
         Command::Show { what, at, format } => {
             with_config(
@@ -340,7 +427,7 @@ async fn check_config_command(
              needs an admin key, not a regular API key"
         );
     }
-    println!("configuration OK ({source})");
+    outln!("configuration OK ({source})");
     if !online {
         return ExitCode::SUCCESS;
     }
@@ -353,7 +440,7 @@ async fn check_config_command(
     };
     match tokio::time::timeout(timeout, client.organization()).await {
         Ok(Ok(org)) => {
-            println!("organization: {} ({})", org.name, org.id);
+            outln!("organization: {} ({})", org.name, org.id);
             ExitCode::SUCCESS
         }
         Ok(Err(error)) if error.status().is_some() => {
@@ -452,7 +539,7 @@ async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Resul
     ctx.accept_new_org = accept_new_org;
     let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
-    println!(
+    outln!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
         summary.run_id,
         summary.elapsed.as_secs_f64(),
@@ -465,9 +552,10 @@ async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Resul
         summary.retries
     );
     if pruned.runs > 0 {
-        println!(
+        outln!(
             "retention: pruned {} runs and {} old versions",
-            pruned.runs, pruned.versions
+            pruned.runs,
+            pruned.versions
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -490,7 +578,7 @@ fn audit_command(
     };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     let summary = crate::jobs::audit_job(&mut ctx, at)?;
-    print!("{}", render(format, &summary.result.findings));
+    out!("{}", render(format, &summary.result.findings));
     if format == Format::Table {
         for outcome in &summary.rules {
             if let Some(reason) = outcome.status.reason() {
@@ -567,12 +655,12 @@ async fn cleanup_command(
     let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
     let code = ExitCode::from(cleanup_exit_code(&summary));
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(code);
     }
     let plan = &summary.plan;
     for record in &summary.reconciled {
-        println!(
+        outln!(
             "reconciled interrupted action {} {} {}: {}",
             record.id,
             record.action.as_str(),
@@ -581,18 +669,18 @@ async fn cleanup_command(
         );
     }
     for finding in &plan.guard_findings {
-        println!("GUARD TRIPPED: {}", finding.evidence);
+        outln!("GUARD TRIPPED: {}", finding.evidence);
     }
     if let Some(why) = plan
         .suspended
         .as_ref()
         .filter(|_| plan.guard_findings.is_empty())
     {
-        println!("suspended: {why}");
+        outln!("suspended: {why}");
     }
-    print!("{}", render(format, &plan.actions));
+    out!("{}", render(format, &plan.actions));
     let eligible = plan.eligible().count();
-    println!(
+    outln!(
         "plan for snapshot run {} (mode {}): {} actions, {} eligible",
         plan.run_id,
         plan.mode.as_str(),
@@ -601,7 +689,7 @@ async fn cleanup_command(
     );
     if summary.applied {
         for done in &summary.executed {
-            println!(
+            outln!(
                 "{} {} ({}): {}{}",
                 done.action.as_str(),
                 done.subject,
@@ -614,10 +702,10 @@ async fn cleanup_command(
             );
         }
         if let Some(why) = &summary.stopped {
-            println!("STOPPED: {why}; the remaining actions were not attempted");
+            outln!("STOPPED: {why}; the remaining actions were not attempted");
         }
     } else if eligible > 0 {
-        println!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
+        outln!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
     }
     Ok(code)
 }
@@ -633,7 +721,7 @@ fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
             let problem = error.to_string();
             let database = config.store.path.display().to_string();
             match format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "database": database,
@@ -641,7 +729,7 @@ fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
                         "problem": problem,
                     }))?
                 ),
-                _ => print!("database: {database}\nhealth: {problem}\n"),
+                _ => out!("database: {database}\nhealth: {problem}\n"),
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -649,8 +737,8 @@ fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     };
     let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        _ => print!("{}", crate::status::render_text(&status)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
+        _ => out!("{}", crate::status::render_text(&status)),
     }
     Ok(if status.healthy {
         ExitCode::SUCCESS
@@ -684,17 +772,18 @@ async fn report_command(
         record_unsent: false,
     };
     let summary = crate::jobs::report_job(&mut ctx, &options).await?;
-    println!("{}", summary.subject);
+    outln!("{}", summary.subject);
     if !summary.recorded {
-        println!("preview: not recorded; the next report's period is unchanged (--send ends it)");
+        outln!("preview: not recorded; the next report's period is unchanged (--send ends it)");
     }
     for file in &summary.files {
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display());
     }
     if let (Some(id), Some(outbox)) = (&summary.message_id, &summary.outbox) {
-        println!(
+        outln!(
             "email {id}: {} sent, {} waiting in the outbox for a retry",
-            outbox.sent, outbox.retrying
+            outbox.sent,
+            outbox.retrying
         );
         for error in &outbox.errors {
             eprintln!("  - {error}");
@@ -706,9 +795,17 @@ async fn report_command(
     Ok(ExitCode::SUCCESS)
 }
 
-fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+fn history_command(
+    config: &Config,
+    format: Format,
+    limit: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    print!("{}", render(format, &store.runs()?));
+    // Newest first, like `status`.
+    let mut runs = store.runs()?;
+    runs.reverse();
+    runs.truncate(limit.unwrap_or(usize::MAX));
+    out!("{}", render(format, &runs));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -727,7 +824,7 @@ fn show_command(
         ShowWhat::Workspaces => render(format, &state.workspaces),
         ShowWhat::WorkspaceMembers => render(format, &state.workspace_members),
     };
-    print!("{text}");
+    out!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -750,9 +847,9 @@ fn diff_command(
     };
     let changes = snapshot::diff(&store.state_at(from)?, &store.state_at(to)?);
     if format == Format::Table {
-        println!("changes from run {from} to run {to}:");
+        outln!("changes from run {from} to run {to}:");
     }
-    print!("{}", render(format, &changes));
+    out!("{}", render(format, &changes));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -782,7 +879,7 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
     } else {
         Vec::new()
     };
-    print!("{}", render(format, &records));
+    out!("{}", render(format, &records));
     // A retry that leaves mail waiting has not done its job: a script must see it.
     Ok(if pending > 0 {
         ExitCode::FAILURE
@@ -798,7 +895,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
         .with_context(|| format!("{address:?} is not an email address"))?;
     match crate::mail::send_test_email(mail, &to, SystemClock.now()).await {
         Ok(message_id) => {
-            println!(
+            outln!(
                 "test message {} sent to {}",
                 crate::mail::message_id_header(&message_id, &crate::mail::message_id_domain(mail)),
                 to.email
@@ -809,5 +906,18 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
             eprintln!("orgwarden: the test message was not delivered: {error}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn terminal_text_loses_bidi_and_control_characters_but_keeps_lines() {
+        assert_eq!(
+            terminal_safe("a\u{202E}b\u{1b}[31mc\r\n\td\u{2067}"),
+            "ab\u{FFFD}[31mc\u{FFFD}\n\td"
+        );
     }
 }

@@ -21,8 +21,10 @@ pub struct Status {
     /// New and open findings (exempted ones excluded) by severity.
     pub open_findings: BTreeMap<String, usize>,
     pub exempted_findings: usize,
-    /// Messages waiting in the mail outbox, sent, and failed for good.
+    /// Messages waiting in the mail outbox, sent, and failed for good (and when the last was sent).
     pub outbox: crate::store::OutboxCounts,
+    /// Who holds the database's writer lock (`pid N running \`orgwarden run\` since ...`), if anyone.
+    pub writer: Option<String>,
     /// Next times of each scheduled job, in the configured timezone.
     pub next: BTreeMap<String, Option<String>>,
     /// Healthy: a complete snapshot no older than twice the audit period, the newest run not
@@ -116,6 +118,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         open_findings,
         exempted_findings: exempted,
         outbox,
+        writer: crate::store::WriterLock::holder(store.path()),
         next,
         healthy: problem.is_none(),
         problem,
@@ -127,6 +130,13 @@ pub fn render_text(status: &Status) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "database: {}", status.database);
+    let daemon = match &status.writer {
+        // The daemon's holder name (`daemon::HOLDER`, not imported here: status sits beside it).
+        Some(holder) if holder.contains("`orgwarden run`") => format!("running ({holder})"),
+        Some(holder) => format!("not running; the database is in use by {holder}"),
+        None => "not running".to_owned(),
+    };
+    let _ = writeln!(out, "daemon: {daemon}");
     match &status.last_complete {
         Some(run) => {
             let _ = writeln!(
@@ -180,6 +190,13 @@ pub fn render_text(status: &Status) -> String {
             .unwrap_or_default(),
         o.sent,
         o.failed
+    );
+    let _ = writeln!(
+        out,
+        "last report sent: {}",
+        o.last_sent
+            .map(|t| crate::org::ts(&t))
+            .unwrap_or_else(|| "never".to_owned())
     );
     for (job, next) in &status.next {
         let _ = writeln!(out, "next {job}: {}", next.as_deref().unwrap_or("never"));

@@ -73,6 +73,17 @@ impl WriterLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Who holds the writer lock of `db_path` right now (the lock file's description), or `None`
+    /// when nobody does. It probes with a shared lock, released at once: a writer starting in
+    /// that instant is refused as if another writer held the database.
+    pub fn holder(db_path: &Path) -> Option<String> {
+        match WriterLock::probe(db_path) {
+            LockProbe::Held(text) if text.is_empty() => Some("holder unknown".to_owned()),
+            LockProbe::Held(text) => Some(text),
+            LockProbe::Free | LockProbe::Unknown => None,
+        }
+    }
 }
 
 /// Whether some process holds a database's writer lock, as a reader can tell without taking it.

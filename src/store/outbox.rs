@@ -126,6 +126,8 @@ pub struct OutboxCounts {
     pub failed: u64,
     /// When the oldest pending message was enqueued.
     pub oldest_pending: Option<DateTime<Utc>>,
+    /// When the newest sent message was accepted by the server.
+    pub last_sent: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, message_id, created_at, subject, sender, recipients, status, attempts, \
@@ -345,7 +347,8 @@ impl Store {
                    count(*) FILTER (WHERE status = 'pending'), \
                    count(*) FILTER (WHERE status = 'sent'), \
                    count(*) FILTER (WHERE status = 'failed'), \
-                   min(created_at) FILTER (WHERE status = 'pending') \
+                   min(created_at) FILTER (WHERE status = 'pending'), \
+                   max(sent_at) FILTER (WHERE status = 'sent') \
                  FROM outbox",
                 [],
                 |row| {
@@ -354,6 +357,7 @@ impl Store {
                         sent: row.get(1)?,
                         failed: row.get(2)?,
                         oldest_pending: parse_opt_ts(row.get(3)?)?,
+                        last_sent: parse_opt_ts(row.get(4)?)?,
                     })
                 },
             )

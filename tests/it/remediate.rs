@@ -267,7 +267,14 @@ async fn an_empty_member_list_leads_to_zero_actions() {
     // plan without --apply still exits 0.
     let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
     let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(runs[1]["suspect"], "the snapshot has no members at all");
+    // Newest first.
+    let ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let run_2 = |runs: &[Value]| runs.iter().find(|r| r["id"] == 2).unwrap().clone();
+    assert_eq!(
+        run_2(&runs)["suspect"],
+        "the snapshot has no members at all"
+    );
     let mut accept = orgwarden(&config, &["cleanup", "--accept-baseline", "2"]);
     accept.env("USER", "tester");
     let (code, out, err) = run(accept).await;
@@ -279,7 +286,7 @@ async fn an_empty_member_list_leads_to_zero_actions() {
     assert!(out.contains("ELIGIBLE_AT"), "{out}");
     let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
     let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(runs[1]["accepted_by"], "tester");
+    assert_eq!(run_2(&runs)["accepted_by"], "tester");
     let store = Store::open_reader(&dir.path().join("orgwarden.db")).unwrap();
     let trail = store.actions_since(None).unwrap();
     assert_eq!(trail.len(), 1, "only the acceptance: {trail:#?}");

@@ -47,7 +47,7 @@ async fn readers_show_a_run_whose_writer_is_gone_as_abandoned_without_writing() 
         let (code, out, err) = run(orgwarden(&config, &["history", "--format", "json"])).await;
         assert_eq!(code, 0, "{err}");
         let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let last = runs.as_array().unwrap().last().unwrap();
+        let last = &runs[0]; // newest first
         assert_eq!(last["id"], running);
         assert_eq!(last["status"], "running");
     }
@@ -56,7 +56,7 @@ async fn readers_show_a_run_whose_writer_is_gone_as_abandoned_without_writing() 
     let (code, out, err) = run(orgwarden(&config, &["history", "--format", "json"])).await;
     assert_eq!(code, 0, "{err}");
     let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let last = runs.as_array().unwrap().last().unwrap();
+    let last = &runs[0]; // newest first
     assert_eq!(last["id"], running);
     assert_eq!(last["status"], "abandoned", "{last:#}");
 

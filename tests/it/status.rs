@@ -37,6 +37,13 @@ async fn status_reports_health_from_the_snapshot_age() {
     assert!(open > 0, "{status:#}");
     assert!(status["next"]["audit"].is_string());
     assert!(status["next"]["report"].is_string());
+    assert!(
+        status["writer"].is_null(),
+        "nobody holds the database: {status:#}"
+    );
+    let (_, out, _) = run(orgwarden(&config, &["status"])).await;
+    assert!(out.contains("daemon: not running\n"), "{out}");
+    assert!(out.contains("last report sent: never\n"), "{out}");
 }
 
 #[tokio::test]
