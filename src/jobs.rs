@@ -24,6 +24,23 @@ pub struct JobContext<'a> {
     /// The API client built once from `[api]`, or why it could not be built (only the jobs
     /// that call the API fail on that).
     pub client: Result<AdminClient, ClientConfigError>,
+    /// Record a snapshot of an organization other than the one the database holds
+    /// (`--accept-new-org`); otherwise such a snapshot is refused before anything is written.
+    pub accept_new_org: bool,
+}
+
+/// The key reads another organization than the one whose history the database holds.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the Admin API answers for organization {new_name} ({new_id}), but the database holds the \
+     history of {old_name} ({old_id}); nothing was written. Check api.admin_key and api.base_url, \
+     use another store.path for the other organization, or pass --accept-new-org to record it here"
+)]
+pub struct OtherOrganization {
+    pub old_id: String,
+    pub old_name: String,
+    pub new_id: String,
+    pub new_name: String,
 }
 
 impl<'a> JobContext<'a> {
@@ -35,6 +52,7 @@ impl<'a> JobContext<'a> {
             store,
             clock,
             client,
+            accept_new_org: false,
         }
     }
 
@@ -66,6 +84,29 @@ pub async fn snapshot_job(
     progress: bool,
 ) -> anyhow::Result<(SnapshotSummary, PruneStats)> {
     let client = ctx.client()?;
+    if let Some(known) = ctx.store.latest_complete(None)? {
+        if let Some(old_id) = known.org_id {
+            // One extra call, before a run row exists: a refused snapshot writes nothing. If the
+            // call fails, the run below meets the same failure and records it as a failed run.
+            let org = client.organization().await.ok();
+            if let Some(org) = org.filter(|org| org.id != old_id) {
+                if !ctx.accept_new_org {
+                    return Err(OtherOrganization {
+                        old_id,
+                        old_name: known.org_name.unwrap_or_default(),
+                        new_id: org.id,
+                        new_name: org.name,
+                    }
+                    .into());
+                }
+                tracing::warn!(
+                    old = %old_id,
+                    new = %org.id,
+                    "recording a snapshot of another organization (--accept-new-org)"
+                );
+            }
+        }
+    }
     let options = FetchOptions {
         max_in_flight: ctx.config.api.max_in_flight,
         progress,
