@@ -84,12 +84,8 @@ async fn metrics_match_the_database() {
     for hour in 0..2 {
         app.advance(Span::hours(hour));
         // One client across cycles, as in the daemon, so its counters add up.
-        let mut ctx = orgwarden::jobs::JobContext {
-            config: &app.config,
-            store: &mut app.store,
-            clock: Arc::new(app.clock.clone()),
-            client: Ok(client.clone()),
-        };
+        let mut ctx = app.ctx();
+        ctx.client = Ok(client.clone());
         orgwarden::jobs::audit_cycle(&mut ctx).await.unwrap();
     }
     let base = serve(&app, Some(client.clone())).await;
