@@ -50,3 +50,22 @@ fn a_hostile_label_value_is_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn the_sample_alert_rules_name_only_metrics_that_exist() {
+    let text = render(&sample());
+    let rules = include_str!("../../contrib/prometheus-alerts.yml");
+    let mut named = 0;
+    for (at, _) in rules.match_indices("orgwarden_") {
+        let name: String = rules[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        named += 1;
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "contrib/prometheus-alerts.yml names {name}, which is not rendered:\n{text}"
+        );
+    }
+    assert!(named >= 3, "the rules name the metrics they watch");
+}
