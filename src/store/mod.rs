@@ -111,7 +111,10 @@ fn ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>>
 
 /// The optional timestamp in column `idx`, parsed without copying the text.
 fn opt_ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    row.get_ref(idx)?.as_str_or_null()?.map(parse_ts).transpose()
+    row.get_ref(idx)?
+        .as_str_or_null()?
+        .map(parse_ts)
+        .transpose()
 }
 
 fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -472,6 +475,17 @@ impl Store {
 
     /// The organization as it was at a complete run.
     pub fn state_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, true)
+    }
+
+    /// The members and workspace memberships (with the organization and the time) of a complete
+    /// run; its invites, workspaces and keys are left empty. This is all the audit compares with
+    /// the previous snapshot (`privilege_escalation` compares roles), at half the cost.
+    pub fn roles_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, false)
+    }
+
+    fn read_state(&self, run_id: i64, whole: bool) -> Result<OrgState> {
         let run = self.run(run_id)?.ok_or_else(|| StoreError::Other {
             path: self.path_text(),
             message: format!("no run {run_id}"),
@@ -485,8 +499,11 @@ impl Store {
                 ),
             });
         }
+        // Each list is collected into a vector of its final size, counted when it was written.
+        let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
         let members = self.query(
+            capacity.members,
             &format!("SELECT id, email, name, role, added_at FROM members WHERE {at}"),
             run_id,
             |row| {
@@ -499,7 +516,11 @@ impl Store {
                 })
             },
         )?;
-        let invites = self.query(
+        let invites = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.invites,
             &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
             run_id,
             |row| {
@@ -513,8 +534,13 @@ impl Store {
                     accepted_at: opt_ts_at(row, 6)?,
                 })
             },
-        )?;
-        let workspaces = self.query(
+        )?
+        };
+        let workspaces = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.workspaces,
             &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
             run_id,
             |row| {
@@ -526,8 +552,10 @@ impl Store {
                     archived_at: opt_ts_at(row, 4)?,
                 })
             },
-        )?;
+        )?
+        };
         let workspace_members = self.query(
+            capacity.workspace_members,
             &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
             run_id,
             |row| {
@@ -538,7 +566,11 @@ impl Store {
                 })
             },
         )?;
-        let api_keys = self.query(
+        let api_keys = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.api_keys,
             &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at}"),
             run_id,
             |row| {
@@ -563,7 +595,8 @@ impl Store {
                     principal,
                 })
             },
-        )?;
+        )?
+        };
         let mut members = members;
         let mut invites = invites;
         let mut workspaces = workspaces;
@@ -592,14 +625,19 @@ impl Store {
 
     fn query<T>(
         &self,
+        capacity: u64,
         sql: &str,
         run_id: i64,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map([run_id], map).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        // A count that is off (or absurd) only costs a reallocation.
+        let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
+        for row in rows {
+            out.push(row.map_err(|e| self.err(e))?);
+        }
+        Ok(out)
     }
 
     // ---- Retention ---------------------------------------------------------------------------

@@ -123,7 +123,11 @@ impl Table {
 
     /// The keys this run has seen, in a temporary table of this connection.
     fn create_seen(&self) -> String {
-        let columns: Vec<String> = self.key.iter().map(|k| format!("{k} TEXT NOT NULL")).collect();
+        let columns: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("{k} TEXT NOT NULL"))
+            .collect();
         format!(
             "CREATE TEMP TABLE seen_{} ({}, PRIMARY KEY ({})) WITHOUT ROWID",
             self.name,
