@@ -194,6 +194,12 @@ impl Store {
             path: path.clone(),
             source,
         };
+        // The findings of a large organization fill tens of megabytes of B-tree, upserted in
+        // fingerprint order rather than storage order: with SQLite's default 2 MB cache every
+        // upsert would reread and spill pages. The cache only grows as far as it is used.
+        self.conn
+            .execute_batch("PRAGMA main.cache_size = -32768")
+            .map_err(sql_err)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
