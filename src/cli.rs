@@ -4,8 +4,10 @@
 //! code: 0 on success, 1 on a runtime failure, 78 (EX_CONFIG) on a configuration error, and for
 //! `cleanup --apply` 2 when a guard tripped or the run was suspended ([`cleanup_exit_code`]).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
@@ -17,9 +19,78 @@ use crate::admin_api::AdminClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Environment};
 use crate::jobs::JobContext;
-use crate::output::{render, Format};
+use crate::output::{Format, Tabular};
 use crate::snapshot;
 use crate::store::{Store, StoreError};
+
+/// `print!` that ends the process quietly with status 0 when stdout is a closed pipe
+/// (`orgwarden history | head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` with [`out!`]'s handling of a closed pipe.
+macro_rules! outln {
+    () => {
+        write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// What stdout is, decided once in [`main`].
+struct TerminalOutput {
+    terminal: bool,
+    /// Table cells are cut at [`crate::output::CELL_CHARS`] (a terminal without `--wide`).
+    cut_cells: bool,
+}
+
+static TERMINAL_OUTPUT: OnceLock<TerminalOutput> = OnceLock::new();
+
+/// Rows in `format`; table cells cut only on a terminal without `--wide`.
+fn render<T: Tabular>(format: Format, rows: &[T]) -> String {
+    let cut = TERMINAL_OUTPUT.get().is_some_and(|t| t.cut_cells);
+    crate::output::render_cells(format, rows, cut.then_some(crate::output::CELL_CHARS))
+}
+
+/// Text for a terminal: bidi controls dropped and control characters other than newline and tab
+/// shown as `�`, so API-provided names cannot reorder or restyle what the operator reads.
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| !crate::output::is_bidi_control(*c))
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Writes to stdout, made [`terminal_safe`] when it is a terminal (piped output is left exact
+/// for scripts). A reader that went away (`EPIPE`) has seen all it wanted: exit 0 without a
+/// word, as the classic filters do; any other write error is reported and exits 1.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let terminal = TERMINAL_OUTPUT.get().is_some_and(|t| t.terminal);
+    let mut stdout = std::io::stdout().lock();
+    let written = if terminal {
+        stdout.write_all(terminal_safe(&args.to_string()).as_bytes())
+    } else {
+        stdout.write_fmt(args)
+    };
+    if let Err(error) = written {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("orgwarden: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
+}
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 78;
@@ -38,6 +109,10 @@ pub struct Cli {
     /// Configuration file (else $ORGWARDEN_CONFIG, else /etc/orgwarden/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Show table cells whole (on a terminal they are cut at 60 characters; piped output is
+    /// always whole).
+    #[arg(long, global = true)]
+    pub wide: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,7 +129,12 @@ pub enum Command {
         timeout: std::time::Duration,
     },
     /// Read the whole organization into the database as one atomic snapshot.
-    Snapshot,
+    Snapshot {
+        /// Record the snapshot although the key reads another organization than the one
+        /// whose history the database holds (refused otherwise).
+        #[arg(long)]
+        accept_new_org: bool,
+    },
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
     Sim(orgwarden_sim::cli::SimArgs),
     /// Evaluate the policy rules over a snapshot, record the findings and print them.
@@ -62,11 +142,15 @@ pub enum Command {
         /// Snapshot run id (default: the latest complete one).
         #[arg(long, value_name = "RUN")]
         at: Option<i64>,
+        /// Print the findings without recording anything (works while the daemon runs).
+        #[arg(long)]
+        no_record: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Plan remediation for the latest snapshot and show every guard's verdict; with --apply
-    /// (and remediation.mode = "enforce") carry the plan out.
+    /// Plan remediation for the latest snapshot and show every guard's verdict, recording
+    /// nothing (works while the daemon runs); with --apply (and remediation.mode = "enforce")
+    /// carry the plan out.
     Cleanup {
         #[arg(long)]
         apply: bool,
@@ -83,14 +167,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Write the report CSVs for the latest complete snapshot; with --send also queue the email
-    /// in the outbox and deliver it.
+    /// Write the report CSVs for the latest complete snapshot (a preview: nothing is recorded in
+    /// the database, so it works while the daemon runs); with --send also record it, queue the
+    /// email in the outbox and deliver it.
     Report {
         /// Directory for the CSVs (default: a new directory under report.out_dir).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Send the email; a sent report ends its period. Without it the report is a preview
+        /// that records nothing.
         #[arg(long)]
         send: bool,
+        /// Start the period after snapshot run RUN, or at DATE (YYYY-MM-DD in
+        /// schedule.timezone, or RFC 3339), instead of at the previous sent report.
+        #[arg(long, value_name = "RUN|DATE")]
+        since: Option<String>,
     },
     /// Run the whole cycle twice against a built-in simulated organization (no key, no network).
     Demo(crate::demo::DemoArgs),
@@ -98,6 +189,9 @@ pub enum Command {
     History {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Show only the newest N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Show one kind of object as a snapshot saw it.
     Show {
@@ -118,7 +212,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// List the mail outbox; with --retry first deliver every pending message now.
+    /// List the mail outbox; with --retry first deliver every pending message now (exit 1 while
+    /// messages remain pending).
     Outbox {
         /// Deliver every pending message now, ignoring its backoff.
         #[arg(long)]
@@ -147,6 +242,11 @@ pub enum ShowWhat {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let terminal = std::io::stdout().is_terminal();
+    let _ = TERMINAL_OUTPUT.set(TerminalOutput {
+        terminal,
+        cut_cells: terminal && !cli.wide,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +268,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { online, timeout } => {
             check_config_command(cli.config, online, timeout).await
         }
-        Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::Snapshot { accept_new_org } => {
+            with_config(cli.config, |c| snapshot_command(c, accept_new_org)).await
+        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {
@@ -182,8 +284,15 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Audit { at, format } => {
-            with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
+        Command::Audit {
+            at,
+            no_record,
+            format,
+        } => {
+            with_config(cli.config, |c| async move {
+                audit_command(&c, at, no_record, format)
+            })
+            .await
         }
         Command::Cleanup {
             apply,
@@ -198,15 +307,15 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Status { format } => {
             with_config(cli.config, |c| async move { status_command(&c, format) }).await
         }
-        Command::Report { out, send } => {
-            with_config(cli.config, |c| report_command(c, out, send)).await
+        Command::Report { out, send, since } => {
+            with_config(cli.config, |c| report_command(c, out, send, since)).await
         }
         Command::Demo(args) => {
             // The summary says what matters; guard trips are in it, not in log lines.
             crate::telemetry::init("off", config::LogFormat::Text);
             match crate::demo::demo_command(args).await {
                 Ok(summary) => {
-                    print!("{summary}");
+                    out!("{summary}");
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
@@ -215,8 +324,12 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::History { format } => {
-            with_config(cli.config, |c| async move { history_command(&c, format) }).await
+        Command::History { format, limit } => {
+            with_config(
+                cli.config,
+                |c| async move { history_command(&c, format, limit) },
+            )
+            .await
         }
         Command::Show { what, at, format } => {
             with_config(
@@ -314,7 +427,7 @@ async fn check_config_command(
              needs an admin key, not a regular API key"
         );
     }
-    println!("configuration OK ({source})");
+    outln!("configuration OK ({source})");
     if !online {
         return ExitCode::SUCCESS;
     }
@@ -327,7 +440,7 @@ async fn check_config_command(
     };
     match tokio::time::timeout(timeout, client.organization()).await {
         Ok(Ok(org)) => {
-            println!("organization: {} ({})", org.name, org.id);
+            outln!("organization: {} ({})", org.name, org.id);
             ExitCode::SUCCESS
         }
         Ok(Err(error)) if error.status().is_some() => {
@@ -420,12 +533,13 @@ fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemo
     Ok(receiver)
 }
 
-async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
+async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    ctx.accept_new_org = accept_new_org;
     let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
-    println!(
+    outln!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
         summary.run_id,
         summary.elapsed.as_secs_f64(),
@@ -438,19 +552,33 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
         summary.retries
     );
     if pruned.runs > 0 {
-        println!(
+        outln!(
             "retention: pruned {} runs and {} old versions",
-            pruned.runs, pruned.versions
+            pruned.runs,
+            pruned.versions
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden audit")?;
+fn audit_command(
+    config: &Config,
+    at: Option<i64>,
+    no_record: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut store = if no_record {
+        Store::open_preview(&config.store.path)?
+    } else {
+        open_writer(config, "orgwarden audit").map_err(|error| match error {
+            StoreError::Locked { .. } => anyhow::Error::new(error)
+                .context("`orgwarden audit --no-record` shows the findings without recording them"),
+            error => error.into(),
+        })?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     let summary = crate::jobs::audit_job(&mut ctx, at)?;
-    print!("{}", render(format, &summary.result.findings));
+    out!("{}", render(format, &summary.result.findings));
     if format == Format::Table {
         for outcome in &summary.rules {
             if let Some(reason) = outcome.status.reason() {
@@ -464,7 +592,9 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
             r.findings.len() - r.n_resolved,
             r.n_new,
             r.n_resolved,
-            if r.stored {
+            if no_record {
+                "; not recorded (--no-record)"
+            } else if r.stored {
                 ""
             } else {
                 "; not recorded: a newer snapshot was already audited"
@@ -510,7 +640,12 @@ async fn cleanup_command(
     accept_baseline: Option<i64>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden cleanup")?;
+    // Only acting (or accepting a baseline) writes; a plan is made on a private copy.
+    let mut store = if apply || accept_baseline.is_some() {
+        open_writer(config, "orgwarden cleanup")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     if let Some(run_id) = accept_baseline {
         let who = operator();
@@ -520,12 +655,12 @@ async fn cleanup_command(
     let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
     let code = ExitCode::from(cleanup_exit_code(&summary));
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(code);
     }
     let plan = &summary.plan;
     for record in &summary.reconciled {
-        println!(
+        outln!(
             "reconciled interrupted action {} {} {}: {}",
             record.id,
             record.action.as_str(),
@@ -534,18 +669,18 @@ async fn cleanup_command(
         );
     }
     for finding in &plan.guard_findings {
-        println!("GUARD TRIPPED: {}", finding.evidence);
+        outln!("GUARD TRIPPED: {}", finding.evidence);
     }
     if let Some(why) = plan
         .suspended
         .as_ref()
         .filter(|_| plan.guard_findings.is_empty())
     {
-        println!("suspended: {why}");
+        outln!("suspended: {why}");
     }
-    print!("{}", render(format, &plan.actions));
+    out!("{}", render(format, &plan.actions));
     let eligible = plan.eligible().count();
-    println!(
+    outln!(
         "plan for snapshot run {} (mode {}): {} actions, {} eligible",
         plan.run_id,
         plan.mode.as_str(),
@@ -554,7 +689,7 @@ async fn cleanup_command(
     );
     if summary.applied {
         for done in &summary.executed {
-            println!(
+            outln!(
                 "{} {} ({}): {}{}",
                 done.action.as_str(),
                 done.subject,
@@ -567,20 +702,43 @@ async fn cleanup_command(
             );
         }
         if let Some(why) = &summary.stopped {
-            println!("STOPPED: {why}; the remaining actions were not attempted");
+            outln!("STOPPED: {why}; the remaining actions were not attempted");
         }
     } else if eligible > 0 {
-        println!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
+        outln!("dry run: nothing was changed (use --apply with remediation.mode = \"enforce\")");
     }
     Ok(code)
 }
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open_reader(&config.store.path)?;
+    // Read-only, so it works under the daemon and in a read-only location; a damaged file is
+    // reported unhealthy with what to do, not read.
+    let opened = Store::open_reader(&config.store.path)
+        .and_then(|store| store.quick_check().map(|()| store));
+    let store = match opened {
+        Ok(store) => store,
+        Err(error) if error.is_corrupt() => {
+            let problem = error.to_string();
+            let database = config.store.path.display().to_string();
+            match format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "database": database,
+                        "healthy": false,
+                        "problem": problem,
+                    }))?
+                ),
+                _ => out!("database: {database}\nhealth: {problem}\n"),
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        _ => print!("{}", crate::status::render_text(&status)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
+        _ => out!("{}", crate::status::render_text(&status)),
     }
     Ok(if status.healthy {
         ExitCode::SUCCESS
@@ -593,18 +751,39 @@ async fn report_command(
     config: Config,
     out: Option<PathBuf>,
     send: bool,
+    since: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(&config, "orgwarden report")?;
+    let since = since
+        .map(|text| crate::jobs::Since::parse(&text, config.schedule.timezone))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // A report that is not sent is a preview: it records nothing, so it is made on a private
+    // copy and works while the daemon holds the database.
+    let mut store = if send {
+        open_writer(&config, "orgwarden report")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
-    let summary = crate::jobs::report_job(&mut ctx, out.as_deref(), send).await?;
-    println!("{}", summary.subject);
+    let options = crate::jobs::ReportOptions {
+        out: out.as_deref(),
+        send,
+        since,
+        record_unsent: false,
+    };
+    let summary = crate::jobs::report_job(&mut ctx, &options).await?;
+    outln!("{}", summary.subject);
+    if !summary.recorded {
+        outln!("preview: not recorded; the next report's period is unchanged (--send ends it)");
+    }
     for file in &summary.files {
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display());
     }
     if let (Some(id), Some(outbox)) = (&summary.message_id, &summary.outbox) {
-        println!(
+        outln!(
             "email {id}: {} sent, {} waiting in the outbox for a retry",
-            outbox.sent, outbox.retrying
+            outbox.sent,
+            outbox.retrying
         );
         for error in &outbox.errors {
             eprintln!("  - {error}");
@@ -616,9 +795,17 @@ async fn report_command(
     Ok(ExitCode::SUCCESS)
 }
 
-fn history_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
+fn history_command(
+    config: &Config,
+    format: Format,
+    limit: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
-    print!("{}", render(format, &store.runs()?));
+    // Newest first, like `status`.
+    let mut runs = store.runs()?;
+    runs.reverse();
+    runs.truncate(limit.unwrap_or(usize::MAX));
+    out!("{}", render(format, &runs));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -637,7 +824,7 @@ fn show_command(
         ShowWhat::Workspaces => render(format, &state.workspaces),
         ShowWhat::WorkspaceMembers => render(format, &state.workspace_members),
     };
-    print!("{text}");
+    out!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -660,9 +847,9 @@ fn diff_command(
     };
     let changes = snapshot::diff(&store.state_at(from)?, &store.state_at(to)?);
     if format == Format::Table {
-        println!("changes from run {from} to run {to}:");
+        outln!("changes from run {from} to run {to}:");
     }
-    print!("{}", render(format, &changes));
+    out!("{}", render(format, &changes));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -673,6 +860,7 @@ fn mail_config(config: &Config) -> anyhow::Result<&config::MailConfig> {
 }
 
 async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let mut pending = 0;
     let records = if retry {
         let mail = mail_config(&config)?;
         let mut store = open_writer(&config, "orgwarden outbox --retry")?;
@@ -684,14 +872,20 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
         for error in &summary.errors {
             eprintln!("  - {error}");
         }
+        pending = store.outbox_counts()?.pending;
         store.outbox_list()?
     } else if config.store.path.exists() {
         Store::open_reader(&config.store.path)?.outbox_list()?
     } else {
         Vec::new()
     };
-    print!("{}", render(format, &records));
-    Ok(ExitCode::SUCCESS)
+    out!("{}", render(format, &records));
+    // A retry that leaves mail waiting has not done its job: a script must see it.
+    Ok(if pending > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn send_test_email_command(config: Config, address: String) -> anyhow::Result<ExitCode> {
@@ -701,7 +895,7 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
         .with_context(|| format!("{address:?} is not an email address"))?;
     match crate::mail::send_test_email(mail, &to, SystemClock.now()).await {
         Ok(message_id) => {
-            println!(
+            outln!(
                 "test message {} sent to {}",
                 crate::mail::message_id_header(&message_id, &crate::mail::message_id_domain(mail)),
                 to.email
@@ -712,5 +906,18 @@ async fn send_test_email_command(config: Config, address: String) -> anyhow::Res
             eprintln!("orgwarden: the test message was not delivered: {error}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn terminal_text_loses_bidi_and_control_characters_but_keeps_lines() {
+        assert_eq!(
+            terminal_safe("a\u{202E}b\u{1b}[31mc\r\n\td\u{2067}"),
+            "ab\u{FFFD}[31mc\u{FFFD}\n\td"
+        );
     }
 }

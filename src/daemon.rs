@@ -54,10 +54,10 @@ use crate::clock::SharedClock;
 use crate::config::{self, Config, Environment, ScheduleConfig};
 use crate::jobs::{self, JobContext};
 use crate::schedule::next_occurrence;
-use crate::store::{Store, StoreError};
+use crate::store::{RunStatus, Store, StoreError};
 
 /// The holder name written in the writer lock, shown to anyone refused the database.
-pub const HOLDER: &str = "orgwarden run";
+pub const HOLDER: &str = crate::store::DAEMON_HOLDER;
 
 /// What a job returns: a one-line summary for the log and the systemd status.
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<String>> + 'a>>;
@@ -251,7 +251,9 @@ struct Shared {
     clock: SharedClock,
     /// The daemon's one writing connection (and the writer lock).
     store: Mutex<Store>,
-    /// Per job (same order as [`JOBS`]): is a run going on?
+    /// The scheduled jobs ([`JOBS`], or a test's table).
+    jobs: &'static [JobSpec],
+    /// Per job (same order as `jobs`): is a run going on?
     running: Vec<AtomicBool>,
     /// Per job: the outcome of the last run, for the systemd status.
     last: Mutex<Vec<Option<String>>>,
@@ -265,8 +267,20 @@ struct Shared {
 pub async fn run(
     config_path: Option<PathBuf>,
     config: Config,
+    controls: mpsc::Receiver<Control>,
+    clock: SharedClock,
+) -> Result<(), DaemonError> {
+    run_jobs(config_path, config, controls, clock, JOBS).await
+}
+
+/// [`run`] with another table of jobs than [`JOBS`]: tests inject jobs (one that panics, say)
+/// through it, so the production table needs no test hook.
+pub async fn run_jobs(
+    config_path: Option<PathBuf>,
+    config: Config,
     mut controls: mpsc::Receiver<Control>,
     clock: SharedClock,
+    jobs: &'static [JobSpec],
 ) -> Result<(), DaemonError> {
     let client = AdminClient::from_config(&config.api, clock.clone())?;
     let store = Store::open_writer(&config.store.path, HOLDER, clock.now())?;
@@ -274,8 +288,9 @@ pub async fn run(
         current: RwLock::new(Arc::new(Current { config, client })),
         clock,
         store: Mutex::new(store),
-        running: JOBS.iter().map(|_| AtomicBool::new(false)).collect(),
-        last: Mutex::new(vec![None; JOBS.len()]),
+        jobs,
+        running: jobs.iter().map(|_| AtomicBool::new(false)).collect(),
+        last: Mutex::new(vec![None; jobs.len()]),
         tracker: TaskTracker::new(),
         runtime: tokio::runtime::Handle::current(),
     });
@@ -288,7 +303,7 @@ pub async fn run(
         "orgwarden daemon started"
     );
     if config.schedule.run_on_start {
-        for (index, spec) in JOBS.iter().enumerate() {
+        for (index, spec) in shared.jobs.iter().enumerate() {
             if spec.on_start {
                 trigger(&shared, index);
             }
@@ -330,7 +345,8 @@ pub async fn run(
         _ = second_stop(&mut controls) => false,
     };
     if !finished {
-        let running: Vec<&str> = JOBS
+        let running: Vec<&str> = shared
+            .jobs
             .iter()
             .zip(&shared.running)
             .filter(|(_, running)| running.load(Ordering::Acquire))
@@ -407,7 +423,7 @@ impl Schedule {
     fn start(shared: &Arc<Shared>, schedule: &ScheduleConfig) -> Schedule {
         let token = CancellationToken::new();
         let mut loops = Vec::new();
-        for (index, spec) in JOBS.iter().enumerate() {
+        for (index, spec) in shared.jobs.iter().enumerate() {
             let expression = (spec.schedule)(schedule);
             let cron = match config::parse_cron(expression) {
                 Ok(cron) => cron,
@@ -455,7 +471,7 @@ async fn schedule_loop(
     timezone: chrono_tz::Tz,
     token: CancellationToken,
 ) {
-    let name = JOBS[index].name;
+    let name = shared.jobs[index].name;
     let mut previous: Option<DateTime<Utc>> = None;
     loop {
         // Never before the previous tick, so a clock that is a little behind cannot fire twice.
@@ -481,7 +497,7 @@ async fn schedule_loop(
 
 /// Starts a run of job `index` on its own thread, unless one is still going.
 fn trigger(shared: &Arc<Shared>, index: usize) {
-    let name = JOBS[index].name;
+    let name = shared.jobs[index].name;
     if shared.running[index].swap(true, Ordering::AcqRel) {
         tracing::warn!(
             job = name,
@@ -505,7 +521,7 @@ fn trigger(shared: &Arc<Shared>, index: usize) {
 
 /// One run of job `index`, on a blocking thread: logs it and records its outcome.
 fn run_job(shared: &Shared, index: usize) {
-    let spec = &JOBS[index];
+    let spec = &shared.jobs[index];
     let name = spec.name;
     let current = shared.current_config();
     let started_at = shared.clock.now();
@@ -518,12 +534,18 @@ fn run_job(shared: &Shared, index: usize) {
             store: &mut store,
             clock: shared.clock.clone(),
             client: Ok(current.client.clone()),
+            // A snapshot of another organization is refused and logged; an operator decides.
+            accept_new_org: false,
         };
         // A panicking job is a failed run; the daemon goes on.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             shared.runtime.block_on((spec.run)(&mut ctx))
         }))
-        .unwrap_or_else(|panic| Err(anyhow::anyhow!("panicked: {}", panic_message(&*panic))))
+        .unwrap_or_else(|panic| {
+            let error = format!("panicked: {}", panic_message(&*panic));
+            fail_abandoned_runs(&store, &error, shared.clock.now());
+            Err(anyhow::anyhow!(error))
+        })
     };
     let elapsed = started.elapsed().as_secs_f64();
     let when = started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -547,6 +569,28 @@ fn run_job(shared: &Shared, index: usize) {
     };
     shared.last.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(status);
     shared.publish_status();
+}
+
+/// After a job panicked: the snapshot run it left `running` (the daemon is the only writer and a
+/// job never overlaps itself, so every such run is its) is marked failed with the panic message,
+/// so `status` and `history` do not show it running forever.
+fn fail_abandoned_runs(store: &Store, error: &str, now: DateTime<Utc>) {
+    let runs = match store.runs() {
+        Ok(runs) => runs,
+        Err(error) => {
+            tracing::error!("cannot list the runs to record the panic: {error}");
+            return;
+        }
+    };
+    for run in runs.iter().filter(|run| run.status == RunStatus::Running) {
+        if let Err(error) = store.fail_run(run.id, error, 0, 0, now) {
+            tracing::error!(
+                run = run.id,
+                "cannot record the panic in run {}: {error}",
+                run.id
+            );
+        }
+    }
 }
 
 /// The text of a panic's payload.
@@ -596,7 +640,7 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
             if new.log.level != old.log.level || new.log.format != old.log.format {
                 tracing::warn!("[log] changed; it applies when the daemon is restarted");
             }
-            let rescheduled = schedule_changed(&old.schedule, &new.schedule);
+            let rescheduled = schedule_changed(shared.jobs, &old.schedule, &new.schedule);
             let new = Arc::new(Current {
                 config: new,
                 client,
@@ -623,9 +667,9 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
     shared.publish_status();
 }
 
-fn schedule_changed(old: &ScheduleConfig, new: &ScheduleConfig) -> bool {
+fn schedule_changed(jobs: &[JobSpec], old: &ScheduleConfig, new: &ScheduleConfig) -> bool {
     old.timezone != new.timezone
-        || JOBS
+        || jobs
             .iter()
             .any(|spec| (spec.schedule)(old) != (spec.schedule)(new))
 }

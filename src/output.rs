@@ -34,8 +34,16 @@ impl<T: Tabular + ?Sized> Tabular for &T {
     }
 }
 
-/// Renders rows in the chosen format.
+/// Renders rows in the chosen format; table cells are cut at [`CELL_CHARS`] characters.
 pub fn render<T: Tabular>(format: Format, rows: &[T]) -> String {
+    render_cells(format, rows, Some(CELL_CHARS))
+}
+
+/// Longest table cell shown on a terminal unless `--wide`, in characters.
+pub const CELL_CHARS: usize = 60;
+
+/// [`render`] with table cells cut at `max_cell` characters, or shown whole with `None`.
+pub fn render_cells<T: Tabular>(format: Format, rows: &[T], max_cell: Option<usize>) -> String {
     match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".to_owned());
@@ -43,7 +51,11 @@ pub fn render<T: Tabular>(format: Format, rows: &[T]) -> String {
             text
         }
         Format::Csv => String::from_utf8_lossy(&to_csv(rows)).into_owned(),
-        Format::Table => table(T::COLUMNS, rows.iter().map(Tabular::cells).collect()),
+        Format::Table => table_cells(
+            T::COLUMNS,
+            rows.iter().map(Tabular::cells).collect(),
+            max_cell,
+        ),
     }
 }
 
@@ -69,16 +81,34 @@ pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A plain aligned text table; control characters are shown escaped so a hostile name cannot
-/// break the terminal layout.
+/// A plain aligned text table with cells cut at [`CELL_CHARS`] characters; see [`table_cells`].
 pub fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
+    table_cells(columns, rows, Some(CELL_CHARS))
+}
+
+/// True for the characters that reorder text (bidi embeddings, overrides, isolates and marks): a
+/// hostile name with U+202E would otherwise display its neighbours backwards.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// A plain aligned text table; control characters are shown as `�` and bidi controls dropped, so
+/// a hostile name cannot break the terminal layout. Cells longer than `max_cell` characters are cut
+/// with `…`; `None` shows them whole.
+pub fn table_cells(columns: &[&str], rows: Vec<Vec<String>>, max_cell: Option<usize>) -> String {
     let clean = |cell: &str| -> String {
         let mut out: String = cell
             .chars()
+            .filter(|c| !is_bidi_control(*c))
             .map(|c| if c.is_control() { '�' } else { c })
             .collect();
-        if out.chars().count() > 60 {
-            out = out.chars().take(59).collect::<String>() + "…";
+        if let Some(max) = max_cell {
+            if out.chars().count() > max {
+                out = out.chars().take(max.saturating_sub(1)).collect::<String>() + "…";
+            }
         }
         out
     };
@@ -234,8 +264,8 @@ impl Tabular for Change {
             _ => String::new(),
         };
         vec![
-            self.kind.to_owned(),
-            self.change.to_owned(),
+            self.kind.to_string(),
+            self.change.to_string(),
             id,
             self.subject(),
             self.field.unwrap_or_default().to_owned(),
@@ -380,7 +410,7 @@ impl Tabular for crate::remediate::PlannedAction {
             self.subject_kind.as_str().to_owned(),
             self.subject_id.clone(),
             self.subject.clone(),
-            self.rule.to_owned(),
+            self.rule.to_string(),
             if self.eligible { "yes" } else { "no" }.to_owned(),
             self.eligible_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             self.failing_guards(),
@@ -391,6 +421,24 @@ impl Tabular for crate::remediate::PlannedAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_cells_drop_bidi_controls_and_are_cut_only_when_asked() {
+        let long = format!("evil\u{202E}gpj.exe\u{2066}{}", "x".repeat(100));
+        let cut = table_cells(&["a"], vec![vec![long.clone()]], Some(CELL_CHARS));
+        assert!(
+            !cut.contains('\u{202E}') && !cut.contains('\u{2066}'),
+            "{cut:?}"
+        );
+        assert!(cut.contains("evilgpj.exe") && cut.contains('…'), "{cut:?}");
+        assert_eq!(cut.lines().nth(1).unwrap().chars().count(), CELL_CHARS);
+        let whole = table_cells(&["a"], vec![vec![long]], None);
+        assert!(
+            whole.contains(&format!("evilgpj.exe{}", "x".repeat(100))),
+            "{whole:?}"
+        );
+        assert!(!whole.contains('…'));
+    }
 
     #[test]
     fn formula_cells_are_neutralised() {

@@ -15,6 +15,19 @@ pub fn next_occurrence(
         .map(|next| next.with_timezone(&Utc))
 }
 
+/// The gap between the next two occurrences of cron expression `expr` after `after`: the
+/// job's period (`None` when the expression does not parse or never fires).
+pub fn period(
+    expr: &str,
+    timezone: chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Option<chrono::Duration> {
+    let cron = crate::config::parse_cron(expr).ok()?;
+    let first = next_occurrence(&cron, timezone, after).ok()?;
+    let second = next_occurrence(&cron, timezone, first).ok()?;
+    Some(second - first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

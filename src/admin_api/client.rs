@@ -704,25 +704,39 @@ fn should_retry(status: u16, headers: &HeaderMap, idempotent: bool) -> bool {
     }
 }
 
-/// `retry-after-ms` first, then `retry-after` (seconds or an HTTP date).
+/// Longest `retry-after` taken at its word: a larger one (`1e308`, a date in year 9999) is read
+/// as this, which is past any call's deadline, so the call fails instead of overflowing a timer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `retry-after-ms` first, then `retry-after` (seconds or an HTTP date), at most
+/// [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    if let Some(ms) =
-        header_text(headers, "retry-after-ms").and_then(|t| t.trim().parse::<f64>().ok())
+    let seconds = |secs: f64| -> Option<Duration> {
+        (secs.is_finite() && secs >= 0.0).then(|| {
+            Duration::try_from_secs_f64(secs)
+                .unwrap_or(MAX_RETRY_AFTER)
+                .min(MAX_RETRY_AFTER)
+        })
+    };
+    if let Some(wait) = header_text(headers, "retry-after-ms")
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0))
     {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+        return Some(wait);
     }
     let text = header_text(headers, "retry-after")?;
     let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
+    if let Some(wait) = text.parse::<f64>().ok().and_then(seconds) {
+        return Some(wait);
     }
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - now;
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    Some(
+        delta
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// `base × 2^attempt`, capped, minus up to 25% jitter (the official SDKs' policy).
@@ -897,6 +911,27 @@ mod tests {
                 "{status} {headers:?} {idempotent}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_capped_not_a_panic() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        for value in [
+            "1e308",
+            "1e20",
+            "18446744073709551616",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", value)]), now),
+                Some(MAX_RETRY_AFTER),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1e308")]), now),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 
     #[test]

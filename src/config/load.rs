@@ -164,9 +164,14 @@ fn resolve(
             .source(Some(env_map)),
     );
     let merged = builder.build().map_err(|error| {
+        // The `config` crate drops the position of some TOML errors ("floating-point number
+        // overflowed"); the toml parser's own message names the line and quotes it.
+        let message = text
+            .and_then(|text| text.parse::<toml::Table>().err())
+            .map_or_else(|| error.to_string(), |toml_error| toml_error.to_string());
         fail(vec![Problem {
             key: "(file)".to_owned(),
-            message: error.to_string(),
+            message,
         }])
     })?;
 

@@ -283,6 +283,8 @@ pub const MAX_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<u64> = 10_000..=1_00
 pub struct ReportConfig {
     pub out_dir: PathBuf,
     pub top_findings: usize,
+    /// Start every CSV with a UTF-8 byte order mark, so that Excel reads non-ASCII text.
+    pub csv_bom: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -236,6 +236,7 @@ pub(super) struct RawMail {
 pub(super) struct RawReport {
     pub(super) out_dir: Option<PathBuf>,
     pub(super) top_findings: Option<usize>,
+    pub(super) csv_bom: Option<bool>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -494,6 +494,7 @@ fn report(raw: RawReport) -> ReportConfig {
             .out_dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/orgwarden/reports")),
         top_findings: raw.top_findings.unwrap_or(20),
+        csv_bom: raw.csv_bom.unwrap_or(true),
     }
 }
 

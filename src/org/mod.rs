@@ -15,7 +15,7 @@ pub use model::{
     User, Workspace, WorkspaceMember, WorkspaceRole,
 };
 pub use run::{RunRecord, RunStatus};
-pub use state::{diff, members_by_id, Change, OrgState};
+pub use state::{diff, members_by_id, Change, ChangeKind, ObjectKind, OrgState};
 
 /// Counts of each kind of entity in one snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

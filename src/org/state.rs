@@ -36,15 +36,88 @@ impl OrgState {
 
 // ---- Diff -----------------------------------------------------------------------------------------
 
+/// What kind of object changed. The serde names are the JSON and CSV spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Member,
+    Invite,
+    ApiKey,
+    Workspace,
+    WorkspaceMember,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Member => "member",
+            ObjectKind::Invite => "invite",
+            ObjectKind::ApiKey => "api_key",
+            ObjectKind::Workspace => "workspace",
+            ObjectKind::WorkspaceMember => "workspace_member",
+        }
+    }
+}
+
+/// What happened to the object. The serde names are the JSON and CSV spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Joined,
+    Left,
+    RoleChanged,
+    Created,
+    Accepted,
+    Expired,
+    Deleted,
+    StatusChanged,
+    Renamed,
+    Vanished,
+    Archived,
+    Added,
+    Removed,
+    Changed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Joined => "joined",
+            ChangeKind::Left => "left",
+            ChangeKind::RoleChanged => "role_changed",
+            ChangeKind::Created => "created",
+            ChangeKind::Accepted => "accepted",
+            ChangeKind::Expired => "expired",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::StatusChanged => "status_changed",
+            ChangeKind::Renamed => "renamed",
+            ChangeKind::Vanished => "vanished",
+            ChangeKind::Archived => "archived",
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Changed => "changed",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One difference between two snapshots. Serialised with the API's field names plus `kind`,
 /// `change` and, for a changed field, `field`, `before` and `after`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// `member`, `invite`, `api_key`, `workspace` or `workspace_member`.
-    pub kind: &'static str,
-    /// `joined`, `left`, `role_changed`, `created`, `accepted`, `expired`, `deleted`,
-    /// `status_changed`, `renamed`, `vanished`, `archived`, `added`, `removed`, `changed`.
-    pub change: &'static str,
+    pub kind: ObjectKind,
+    pub change: ChangeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +137,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(kind: &'static str, change: &'static str) -> Change {
+    fn new(kind: ObjectKind, change: ChangeKind) -> Change {
         Change {
             kind,
             change,
@@ -121,27 +194,28 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let member = |u: &User, change| Change {
         id: Some(u.id.clone()),
         email: Some(u.email.clone()),
-        ..Change::new("member", change)
+        ..Change::new(ObjectKind::Member, change)
     };
     for (id, u) in &new {
         match old.get(id) {
-            None => changes.push(member(u, "joined")),
+            None => changes.push(member(u, ChangeKind::Joined)),
             Some(o) => {
                 if o.role != u.role {
-                    changes.push(member(u, "role_changed").field("role", &o.role, &u.role));
+                    changes
+                        .push(member(u, ChangeKind::RoleChanged).field("role", &o.role, &u.role));
                 }
                 if o.email != u.email {
-                    changes.push(member(u, "changed").field("email", &o.email, &u.email));
+                    changes.push(member(u, ChangeKind::Changed).field("email", &o.email, &u.email));
                 }
                 if o.name != u.name {
-                    changes.push(member(u, "changed").field("name", &o.name, &u.name));
+                    changes.push(member(u, ChangeKind::Changed).field("name", &o.name, &u.name));
                 }
             }
         }
     }
     for (id, o) in &old {
         if !new.contains_key(id) {
-            changes.push(member(o, "left"));
+            changes.push(member(o, ChangeKind::Left));
         }
     }
 
@@ -153,23 +227,25 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let invite = |i: &Invite, change| Change {
         id: Some(i.id.clone()),
         email: Some(i.email.clone()),
-        ..Change::new("invite", change)
+        ..Change::new(ObjectKind::Invite, change)
     };
     for (id, i) in &new {
         match old.get(id) {
-            None => changes.push(invite(i, "created")),
+            None => changes.push(invite(i, ChangeKind::Created)),
             Some(o) => {
                 if o.status != i.status {
                     let change = match i.status.as_str() {
-                        "accepted" => "accepted",
-                        "expired" => "expired",
-                        "deleted" => "deleted",
-                        _ => "status_changed",
+                        "accepted" => ChangeKind::Accepted,
+                        "expired" => ChangeKind::Expired,
+                        "deleted" => ChangeKind::Deleted,
+                        // The API's status is an open enum: an unknown value is a plain change.
+                        _ => ChangeKind::StatusChanged,
                     };
                     changes.push(invite(i, change).field("status", &o.status, &i.status));
                 }
                 if o.role != i.role {
-                    changes.push(invite(i, "role_changed").field("role", &o.role, &i.role));
+                    changes
+                        .push(invite(i, ChangeKind::RoleChanged).field("role", &o.role, &i.role));
                 }
             }
         }
@@ -177,7 +253,7 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     for (id, o) in &old {
         if !new.contains_key(id) {
             // Deleted invites are not listed any more: vanishing is how deletion shows.
-            changes.push(invite(o, "deleted"));
+            changes.push(invite(o, ChangeKind::Deleted));
         }
     }
 
@@ -189,28 +265,28 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let workspace = |w: &Workspace, change| Change {
         id: Some(w.id.clone()),
         name: Some(w.name.clone()),
-        ..Change::new("workspace", change)
+        ..Change::new(ObjectKind::Workspace, change)
     };
     for (id, w) in &new {
         match old.get(id) {
-            None => changes.push(workspace(w, "created")),
+            None => changes.push(workspace(w, ChangeKind::Created)),
             Some(o) => {
                 if o.archived_at.is_none() && w.archived_at.is_some() {
-                    changes.push(workspace(w, "archived").field(
+                    changes.push(workspace(w, ChangeKind::Archived).field(
                         "archived_at",
                         "",
                         opt_text(&w.archived_at.map(|t| super::ts(&t))),
                     ));
                 }
                 if o.name != w.name {
-                    changes.push(workspace(w, "renamed").field("name", &o.name, &w.name));
+                    changes.push(workspace(w, ChangeKind::Renamed).field("name", &o.name, &w.name));
                 }
             }
         }
     }
     for (id, o) in &old {
         if !new.contains_key(id) {
-            changes.push(workspace(o, "vanished"));
+            changes.push(workspace(o, ChangeKind::Vanished));
         }
     }
 
@@ -223,15 +299,17 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let membership = |m: &WorkspaceMember, change| Change {
         workspace_id: Some(m.workspace_id.clone()),
         user_id: Some(m.user_id.clone()),
-        ..Change::new("workspace_member", change)
+        ..Change::new(ObjectKind::WorkspaceMember, change)
     };
     for (k, m) in &new {
         match old.get(k) {
-            None => {
-                changes.push(membership(m, "added").field("workspace_role", "", &m.workspace_role))
-            }
+            None => changes.push(membership(m, ChangeKind::Added).field(
+                "workspace_role",
+                "",
+                &m.workspace_role,
+            )),
             Some(o) if o.workspace_role != m.workspace_role => {
-                changes.push(membership(m, "role_changed").field(
+                changes.push(membership(m, ChangeKind::RoleChanged).field(
                     "workspace_role",
                     &o.workspace_role,
                     &m.workspace_role,
@@ -242,7 +320,7 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     }
     for (k, o) in &old {
         if !new.contains_key(k) {
-            changes.push(membership(o, "removed"));
+            changes.push(membership(o, ChangeKind::Removed));
         }
     }
 
@@ -254,21 +332,22 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     let api_key = |k: &ApiKey, change| Change {
         id: Some(k.id.clone()),
         name: Some(k.name.clone()),
-        ..Change::new("api_key", change)
+        ..Change::new(ObjectKind::ApiKey, change)
     };
     for (id, k) in &new {
         match old.get(id) {
-            None => changes.push(api_key(k, "created")),
+            None => changes.push(api_key(k, ChangeKind::Created)),
             Some(o) => {
                 if o.status != k.status {
-                    changes
-                        .push(api_key(k, "status_changed").field("status", &o.status, &k.status));
+                    changes.push(
+                        api_key(k, ChangeKind::StatusChanged).field("status", &o.status, &k.status),
+                    );
                 }
                 if o.name != k.name {
-                    changes.push(api_key(k, "renamed").field("name", &o.name, &k.name));
+                    changes.push(api_key(k, ChangeKind::Renamed).field("name", &o.name, &k.name));
                 }
                 if o.workspace_id != k.workspace_id {
-                    changes.push(api_key(k, "changed").field(
+                    changes.push(api_key(k, ChangeKind::Changed).field(
                         "workspace_id",
                         opt_text(&o.workspace_id),
                         opt_text(&k.workspace_id),
@@ -279,7 +358,7 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
     }
     for (id, o) in &old {
         if !new.contains_key(id) {
-            changes.push(api_key(o, "vanished"));
+            changes.push(api_key(o, ChangeKind::Vanished));
         }
     }
     changes
@@ -288,4 +367,26 @@ pub fn diff(before: &OrgState, after: &OrgState) -> Vec<Change> {
 /// Helper for callers: member ids mapped to members.
 pub fn members_by_id(state: &OrgState) -> HashMap<&str, &User> {
     state.members.iter().map(|m| (m.id.as_str(), m)).collect()
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::{ChangeKind, ObjectKind};
+
+    #[test]
+    fn kinds_keep_their_json_spelling() {
+        let json =
+            serde_json::to_string(&(ObjectKind::WorkspaceMember, ChangeKind::RoleChanged)).unwrap();
+        assert_eq!(json, r#"["workspace_member","role_changed"]"#);
+        for kind in [ObjectKind::Member, ObjectKind::ApiKey, ObjectKind::Invite] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for change in [
+            ChangeKind::StatusChanged,
+            ChangeKind::Left,
+            ChangeKind::Vanished,
+        ] {
+            assert_eq!(serde_json::to_value(change).unwrap(), change.as_str());
+        }
+    }
 }

@@ -30,26 +30,97 @@ use crate::org::OrgState;
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
 
-/// Pending invites too old, and expired invites still listed.
-pub const STALE_INVITES: &str = "stale_invites";
-/// Members, invites and keys of departed (or not allowed) email domains.
-pub const DEPARTED_DOMAINS: &str = "departed_domains";
-/// People on the offboarding roster who still have access.
-pub const OFFBOARDING_ROSTER: &str = "offboarding_roster";
-/// Active keys whose owner is no longer a member.
-pub const ORPHANED_KEYS: &str = "orphaned_keys";
-/// Active keys that name no owner at all; governed by the `orphaned_keys` configuration.
-pub const UNATTRIBUTED_KEYS: &str = "unattributed_keys";
-/// More organization or workspace admins than allowed.
-pub const EXCESS_ADMINS: &str = "excess_admins";
-/// Members who became admins since the previous snapshot.
-pub const PRIVILEGE_ESCALATION: &str = "privilege_escalation";
+/// A rule id: what a finding is about. The serde names are the stored and JSON spelling, so
+/// adding a rule fails to compile until every `match` that must know it handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleId {
+    /// Pending invites too old, and expired invites still listed.
+    StaleInvites,
+    /// Members, invites and keys of departed (or not allowed) email domains.
+    DepartedDomains,
+    /// People on the offboarding roster who still have access.
+    OffboardingRoster,
+    /// Active keys whose owner is no longer a member.
+    OrphanedKeys,
+    /// Active keys that name no owner at all; governed by the `orphaned_keys` configuration.
+    UnattributedKeys,
+    /// More organization or workspace admins than allowed.
+    ExcessAdmins,
+    /// Members who became admins since the previous snapshot.
+    PrivilegeEscalation,
+    /// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
+    RemediationGuard,
+}
 
-/// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
-pub const REMEDIATION_GUARD: &str = "remediation_guard";
+impl RuleId {
+    /// Every rule id, the ones [`evaluate`] emits first in the order [`Evaluation::rules`] lists
+    /// them, then `remediation_guard`.
+    pub const ALL: [RuleId; 8] = [
+        RuleId::StaleInvites,
+        RuleId::DepartedDomains,
+        RuleId::OffboardingRoster,
+        RuleId::OrphanedKeys,
+        RuleId::UnattributedKeys,
+        RuleId::ExcessAdmins,
+        RuleId::PrivilegeEscalation,
+        RuleId::RemediationGuard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleId::StaleInvites => "stale_invites",
+            RuleId::DepartedDomains => "departed_domains",
+            RuleId::OffboardingRoster => "offboarding_roster",
+            RuleId::OrphanedKeys => "orphaned_keys",
+            RuleId::UnattributedKeys => "unattributed_keys",
+            RuleId::ExcessAdmins => "excess_admins",
+            RuleId::PrivilegeEscalation => "privilege_escalation",
+            RuleId::RemediationGuard => "remediation_guard",
+        }
+    }
+
+    /// The rule with this stored spelling (`None` for one this version does not know, e.g. a
+    /// database written by a newer orgwarden).
+    pub fn parse(text: &str) -> Option<RuleId> {
+        RuleId::ALL.into_iter().find(|rule| rule.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<RuleId> for str {
+    fn eq(&self, rule: &RuleId) -> bool {
+        self == rule.as_str()
+    }
+}
+
+impl PartialEq<RuleId> for String {
+    fn eq(&self, rule: &RuleId) -> bool {
+        self.as_str() == rule.as_str()
+    }
+}
+
+pub const STALE_INVITES: RuleId = RuleId::StaleInvites;
+pub const DEPARTED_DOMAINS: RuleId = RuleId::DepartedDomains;
+pub const OFFBOARDING_ROSTER: RuleId = RuleId::OffboardingRoster;
+pub const ORPHANED_KEYS: RuleId = RuleId::OrphanedKeys;
+pub const UNATTRIBUTED_KEYS: RuleId = RuleId::UnattributedKeys;
+pub const EXCESS_ADMINS: RuleId = RuleId::ExcessAdmins;
+pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
+pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
+/// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
+/// report does not raise its banner for it).
+pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
+/// Why a rule that compares two snapshots did not run on the first one: expected, not a failure.
+pub const NO_PREVIOUS_SNAPSHOT: &str = "needs a previous snapshot";
 
 /// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
-pub const RULE_IDS: &[&str] = &[
+pub const RULE_IDS: &[RuleId] = &[
     STALE_INVITES,
     DEPARTED_DOMAINS,
     OFFBOARDING_ROSTER,
@@ -78,9 +149,7 @@ pub const RULE_IDS: &[&str] = &[
 ///
 /// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
 ///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
-///
-/// An unknown rule id has no controls.
-pub fn controls_for(rule: &str) -> &'static [&'static str] {
+pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
     match rule {
         STALE_INVITES => &["SOC 2 CC6.2", "NIST 800-53 AC-2"],
         DEPARTED_DOMAINS | OFFBOARDING_ROSTER => &[
@@ -104,7 +173,6 @@ pub fn controls_for(rule: &str) -> &'static [&'static str] {
             "NIST 800-53 AC-6(9)",
         ],
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
-        _ => &[],
     }
 }
 
@@ -164,8 +232,7 @@ impl Action {
 /// One thing in the organization that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The rule id, one of [`RULE_IDS`].
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub severity: Severity,
     pub subject_kind: SubjectKind,
     /// The object id; for a workspace membership `wrkspc_…/user_…`.
@@ -195,7 +262,11 @@ impl Finding {
 }
 
 /// `rule:subject_kind:subject_id`: the identity of a finding across runs.
-pub fn fingerprint(rule: &str, subject_kind: SubjectKind, subject_id: &str) -> String {
+pub fn fingerprint(
+    rule: impl std::fmt::Display,
+    subject_kind: SubjectKind,
+    subject_id: &str,
+) -> String {
     format!("{rule}:{}:{subject_id}", subject_kind.as_str())
 }
 
@@ -263,7 +334,7 @@ impl RuleStatus {
 /// What happened to one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleOutcome {
-    pub rule: &'static str,
+    pub rule: RuleId,
     pub status: RuleStatus,
     pub n_findings: usize,
 }
@@ -275,7 +346,7 @@ impl Serialize for RuleOutcome {
         let reason = self.status.reason();
         let mut out =
             serializer.serialize_struct("RuleOutcome", 3 + usize::from(reason.is_some()))?;
-        out.serialize_field("rule", self.rule)?;
+        out.serialize_field("rule", self.rule.as_str())?;
         out.serialize_field("status", self.status.as_str())?;
         if let Some(reason) = reason {
             out.serialize_field("reason", reason)?;
@@ -303,12 +374,12 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     let r = input.rules;
 
     let roster = || match input.roster {
-        Roster::NotConfigured => Err("no roster_csv configured".to_owned()),
+        Roster::NotConfigured => Err(ROSTER_NOT_CONFIGURED.to_owned()),
         Roster::Invalid(error) => Err(error.clone()),
         Roster::Loaded(entries) => Ok(rules::offboarding_roster(&ctx, entries)),
     };
     let escalation = || match input.previous {
-        None => Err("needs a previous snapshot".to_owned()),
+        None => Err(NO_PREVIOUS_SNAPSHOT.to_owned()),
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 
@@ -345,7 +416,7 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
-            .then_with(|| a.rule.cmp(b.rule))
+            .then_with(|| a.rule.as_str().cmp(b.rule.as_str()))
             .then_with(|| a.subject.cmp(&b.subject))
             .then_with(|| a.subject_id.cmp(&b.subject_id))
     });
@@ -357,7 +428,7 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
 
 /// Runs one rule when it is enabled and records its outcome.
 fn run(
-    rule: &'static str,
+    rule: RuleId,
     enabled: bool,
     body: impl FnOnce() -> Result<Vec<Finding>, String>,
 ) -> (RuleOutcome, Vec<Finding>) {

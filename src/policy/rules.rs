@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::glob::glob_match;
 use super::{
-    controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, SubjectKind,
+    controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, RuleId, SubjectKind,
     DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
     STALE_INVITES, UNATTRIBUTED_KEYS,
 };
@@ -186,7 +186,7 @@ impl<'a> Context<'a> {
             .map(|e| e.reason.clone())
     }
 
-    fn finish(&self, rule: &'static str, severity: Severity, draft: Draft<'_>) -> Finding {
+    fn finish(&self, rule: RuleId, severity: Severity, draft: Draft<'_>) -> Finding {
         Finding {
             rule,
             severity,

@@ -240,7 +240,7 @@ impl Case {
     }
 }
 
-fn of<'e>(evaluation: &'e Evaluation, rule: &str) -> Vec<&'e Finding> {
+fn of(evaluation: &Evaluation, rule: RuleId) -> Vec<&Finding> {
     evaluation
         .findings
         .iter()
@@ -248,7 +248,7 @@ fn of<'e>(evaluation: &'e Evaluation, rule: &str) -> Vec<&'e Finding> {
         .collect()
 }
 
-fn status(evaluation: &Evaluation, rule: &str) -> RuleStatus {
+fn status(evaluation: &Evaluation, rule: RuleId) -> RuleStatus {
     evaluation
         .rules
         .iter()
@@ -259,7 +259,7 @@ fn status(evaluation: &Evaluation, rule: &str) -> RuleStatus {
 }
 
 /// `(fingerprint, action)` of a rule's findings, sorted, for comparing with a table's expectation.
-fn summary(evaluation: &Evaluation, rule: &str) -> Vec<(String, Action)> {
+fn summary(evaluation: &Evaluation, rule: RuleId) -> Vec<(String, Action)> {
     let mut out: Vec<_> = of(evaluation, rule)
         .into_iter()
         .map(|f| (f.fingerprint(), f.action))
@@ -1407,7 +1407,7 @@ fn orphaned_and_unattributed_keys_table() {
         former("user_back", "back@corp.test", "2025-11-01T12:00:00Z"),
     ];
     // (name, key, expected (rule, evidence); None = no finding from either rule)
-    type Row = (&'static str, ApiKey, Option<(&'static str, &'static str)>);
+    type Row = (&'static str, ApiKey, Option<(RuleId, &'static str)>);
     let rows: Vec<Row> = vec![
         (
             "creator left, known to history",
@@ -2175,7 +2175,7 @@ fn busy_case() -> Case {
 #[test]
 fn every_rule_reports_and_findings_are_sorted() {
     let evaluation = busy_case().eval();
-    let outcomes: Vec<&str> = evaluation.rules.iter().map(|o| o.rule).collect();
+    let outcomes: Vec<RuleId> = evaluation.rules.iter().map(|o| o.rule).collect();
     assert_eq!(
         outcomes, RULE_IDS,
         "one outcome per rule, in RULE_IDS order"
@@ -2190,7 +2190,7 @@ fn every_rule_reports_and_findings_are_sorted() {
         );
         assert!(outcome.n_findings > 0, "{} found nothing", outcome.rule);
     }
-    let order: Vec<(Severity, &str, &str)> = evaluation
+    let order: Vec<(Severity, RuleId, &str)> = evaluation
         .findings
         .iter()
         .map(|f| (f.severity, f.rule, f.subject.as_str()))
@@ -2232,10 +2232,9 @@ fn disabled_rules_report_disabled_and_find_nothing() {
 
 #[test]
 fn every_rule_id_has_controls() {
-    for rule in RULE_IDS {
+    for rule in RuleId::ALL {
         assert!(!controls_for(rule).is_empty(), "{rule}");
     }
-    assert!(controls_for("no_such_rule").is_empty());
     assert_eq!(
         controls_for(STALE_INVITES),
         ["SOC 2 CC6.2", "NIST 800-53 AC-2"]
@@ -2417,4 +2416,16 @@ fn policy_sources_do_no_io() {
             assert!(!text.contains(word), "src/policy/{file} mentions {word}");
         }
     }
+}
+
+#[test]
+fn rule_ids_keep_their_stored_spelling() {
+    for rule in RuleId::ALL {
+        let json = serde_json::to_value(rule).unwrap();
+        assert_eq!(json.as_str(), Some(rule.as_str()));
+        assert_eq!(RuleId::parse(rule.as_str()), Some(rule));
+    }
+    assert_eq!(RuleId::OrphanedKeys.as_str(), "orphaned_keys");
+    assert_eq!(RuleId::RemediationGuard.as_str(), "remediation_guard");
+    assert_eq!(RuleId::parse("a_rule_from_a_newer_version"), None);
 }

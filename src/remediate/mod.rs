@@ -44,8 +44,8 @@ use serde::Serialize;
 use crate::config::{Config, RemediationMode, Severity};
 use crate::org::{Counts, OrgState, RunRecord};
 use crate::policy::{
-    self, Action, Finding, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER, ORPHANED_KEYS,
-    STALE_INVITES,
+    self, Action, Finding, RuleId, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER,
+    ORPHANED_KEYS, STALE_INVITES,
 };
 
 pub use execute::{execute, reconcile, Executed, Execution, KEY_REFUSED};
@@ -118,7 +118,7 @@ pub struct PlannedAction {
     pub subject_kind: SubjectKind,
     pub subject_id: String,
     pub subject: String,
-    pub rule: &'static str,
+    pub rule: RuleId,
     /// The fingerprint of the finding behind the action.
     pub finding: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,7 +283,7 @@ pub fn admins(state: &OrgState) -> u64 {
 }
 
 /// The action kinds a rule may carry out, given its opt-ins.
-fn opted_in(config: &Config, rule: &str, action: Action) -> Result<(), String> {
+fn opted_in(config: &Config, rule: RuleId, action: Action) -> Result<(), String> {
     let r = &config.rules;
     let (remediate, remove_members, allowed): (bool, bool, &[Action]) = match rule {
         STALE_INVITES => (r.stale_invites.remediate, false, &[Action::DeleteInvite]),
@@ -302,7 +302,10 @@ fn opted_in(config: &Config, rule: &str, action: Action) -> Result<(), String> {
             ],
         ),
         ORPHANED_KEYS => (r.orphaned_keys.remediate, false, &[Action::DeactivateKey]),
-        _ => return Err(format!("{rule} findings are report-only")),
+        RuleId::UnattributedKeys
+        | RuleId::ExcessAdmins
+        | RuleId::PrivilegeEscalation
+        | RuleId::RemediationGuard => return Err(format!("{rule} findings are report-only")),
     };
     if action == Action::RemoveMember {
         return if remove_members {
@@ -365,7 +368,7 @@ fn mode_guard(mode: RemediationMode) -> Verdict {
     )
 }
 
-fn opt_in_guard(config: &Config, rule: &str, action: Action) -> Verdict {
+fn opt_in_guard(config: &Config, rule: RuleId, action: Action) -> Verdict {
     match opted_in(config, rule, action) {
         Ok(()) => Verdict::new(Guard::OptIn, true, "enabled"),
         Err(why) => Verdict::new(Guard::OptIn, false, why),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::*;
 use crate::config::{Config, Environment};
 use crate::org::{Actor, ApiKey, Invite, Organization, User, WorkspaceMember};
-use crate::policy::{Action, Finding, SubjectKind};
+use crate::policy::{Action, Finding, RuleId, SubjectKind};
 
 fn now() -> DateTime<Utc> {
     "2026-02-01T12:00:00Z".parse().unwrap()
@@ -92,7 +92,7 @@ fn state() -> OrgState {
     }
 }
 
-fn finding(rule: &'static str, kind: SubjectKind, id: &str, action: Action) -> Finding {
+fn finding(rule: RuleId, kind: SubjectKind, id: &str, action: Action) -> Finding {
     Finding {
         rule,
         severity: crate::config::Severity::High,

@@ -14,10 +14,11 @@
 //! - The HTML does the same, escapes `& < > " '` and wraps each value in `<bdi>` so that
 //!   right-to-left text cannot reorder the layout around it.
 
+pub mod period;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -25,10 +26,12 @@ use serde::Serialize;
 
 use crate::config::Severity;
 use crate::org::{ApiKey, Invite, KeyOwner, User, Workspace, WorkspaceMember};
-use crate::org::{Change, OrgState};
+use crate::org::{Change, ChangeKind, ObjectKind, OrgState};
 use crate::output::{self, Tabular};
-use crate::policy::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
+use crate::policy::{ActionRecord, FindingRecord, FindingStatus};
 use crate::policy::{RuleOutcome, RuleStatus};
+
+pub use period::{PeriodFailure, ReportContext, WaitingAction};
 
 /// Everything one report is rendered from.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +103,27 @@ const KEY_COLUMNS: &[&str] = &[
     "owner_email",
 ];
 
+/// `workspace_members.csv`: the columns of `show workspace-members`, then the names.
+const MEMBERSHIP_COLUMNS: &[&str] = &[
+    "workspace_id",
+    "user_id",
+    "workspace_role",
+    "workspace_name",
+    "user_email",
+];
+/// `changes.csv`: the columns of `diff`, then the names of the workspace and member involved.
+const CHANGE_COLUMNS: &[&str] = &[
+    "kind",
+    "change",
+    "id",
+    "subject",
+    "field",
+    "before",
+    "after",
+    "workspace_name",
+    "user_email",
+];
+
 /// Every attached CSV, in attachment order, with its columns in order. Rows are sorted:
 /// findings by severity (highest first), status, rule, subject; entities by id; changes in
 /// [`crate::org::diff`] order; actions by id.
@@ -109,11 +133,8 @@ pub const CSV_COLUMNS: &[(&str, &[&str])] = &[
     ("invites.csv", <Invite as Tabular>::COLUMNS),
     ("api_keys.csv", KEY_COLUMNS),
     ("workspaces.csv", <Workspace as Tabular>::COLUMNS),
-    (
-        "workspace_members.csv",
-        <WorkspaceMember as Tabular>::COLUMNS,
-    ),
-    ("changes.csv", <Change as Tabular>::COLUMNS),
+    ("workspace_members.csv", MEMBERSHIP_COLUMNS),
+    ("changes.csv", CHANGE_COLUMNS),
     ("actions.csv", <ActionRecord as Tabular>::COLUMNS),
 ];
 
@@ -124,24 +145,78 @@ const HTML_CELL_MAX: usize = 200;
 /// Longest value shown in the plain-text body outside tables ([`output::table`] caps cells).
 const TEXT_VALUE_MAX: usize = 200;
 
-/// Renders the whole report.
+/// Renders the whole report with nothing known beyond `input` (UTC, no plan, no failures; the
+/// period starts at `input.changes_since`).
 pub fn render(input: &ReportInput<'_>) -> RenderedReport {
-    let view = View::new(input);
+    render_with(input, &ReportContext::basic(input.changes_since))
+}
+
+/// Renders the whole report.
+pub fn render_with(input: &ReportInput<'_>, ctx: &ReportContext<'_>) -> RenderedReport {
+    let view = View::new(input, ctx);
     RenderedReport {
-        subject: subject(input),
+        subject: subject_of(&view),
         text: view.text(),
         html: view.html(),
-        files: csv_files(input),
+        files: csv_files_with(input, ctx),
     }
 }
 
-/// `[orgwarden] <org name>: N open findings`, N being new plus open.
+/// `[orgwarden] <org>: 3 new (1 critical), 24 open · 23–30 Nov`, with `STALE DATA` or
+/// `INCOMPLETE` first when the banner names a problem.
 pub fn subject(input: &ReportInput<'_>) -> String {
-    let active = summarize(input.findings).active();
+    let ctx = ReportContext::basic(input.changes_since);
+    subject_of(&View::new(input, &ctx))
+}
+
+fn subject_of(view: &View<'_>) -> String {
+    let input = view.input;
+    let s = &view.summary;
+    let new = if view.first() {
+        "first report".to_owned()
+    } else {
+        let severe = view.new.iter().map(|f| f.severity).max();
+        match severe {
+            Some(sev) => {
+                let n = view.new.iter().filter(|f| f.severity == sev).count();
+                format!("{} new ({n} {})", s.new, sev.as_str())
+            }
+            None => "0 new".to_owned(),
+        }
+    };
+    let end = input.state.taken_at.with_timezone(&view.ctx.timezone);
+    let period = match view.ctx.period_start {
+        Some(start) => {
+            let start = start.with_timezone(&view.ctx.timezone);
+            if start.date_naive() == end.date_naive() {
+                end.format("%-d %b").to_string()
+            } else if start.format("%b %Y").to_string() == end.format("%b %Y").to_string() {
+                format!("{}–{}", start.format("%-d"), end.format("%-d %b"))
+            } else {
+                format!("{}–{}", start.format("%-d %b"), end.format("%-d %b"))
+            }
+        }
+        None => end.format("%-d %b").to_string(),
+    };
+    // Stale: the data is old, or snapshots failed after the one reported on. Incomplete: a
+    // rule did not run, or snapshots failed earlier in the period.
+    let flag = if view.stale()
+        || view
+            .ctx
+            .failures
+            .iter()
+            .any(|f| f.at > input.state.taken_at)
+    {
+        "STALE DATA: "
+    } else if view.problems().is_empty() {
+        ""
+    } else {
+        "INCOMPLETE: "
+    };
     format!(
-        "[orgwarden] {}: {}",
+        "[orgwarden] {flag}{}: {new}, {} open · {period}",
         subject_name(input.state),
-        plural(active, "open finding", "open findings")
+        s.active()
     )
 }
 
@@ -204,6 +279,11 @@ pub fn verdict(summary: &Summary) -> String {
 /// Every CSV attachment, named and ordered as in [`CSV_COLUMNS`]. An empty list still gives a
 /// file with its header row.
 pub fn csv_files(input: &ReportInput<'_>) -> Vec<(String, Vec<u8>)> {
+    csv_files_with(input, &ReportContext::basic(input.changes_since))
+}
+
+/// Every CSV attachment with the context's time zone, byte order mark and known emails.
+pub fn csv_files_with(input: &ReportInput<'_>, ctx: &ReportContext<'_>) -> Vec<(String, Vec<u8>)> {
     let state = input.state;
 
     let mut findings: Vec<&FindingRecord> = input.findings.iter().collect();
@@ -213,11 +293,17 @@ pub fn csv_files(input: &ReportInput<'_>) -> Vec<(String, Vec<u8>)> {
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let mut invites: Vec<&Invite> = state.invites.iter().collect();
     invites.sort_by(|a, b| a.id.cmp(&b.id));
-    let emails: HashMap<&str, &str> = state
-        .members
+    let mut emails: HashMap<&str, &str> = ctx
+        .emails
         .iter()
-        .map(|m| (m.id.as_str(), m.email.as_str()))
+        .map(|(id, email)| (id.as_str(), email.as_str()))
         .collect();
+    emails.extend(
+        state
+            .members
+            .iter()
+            .map(|m| (m.id.as_str(), m.email.as_str())),
+    );
     let mut keys: Vec<KeyRow<'_>> = state
         .api_keys
         .iter()
@@ -231,21 +317,92 @@ pub fn csv_files(input: &ReportInput<'_>) -> Vec<(String, Vec<u8>)> {
     let mut actions: Vec<&ActionRecord> = input.actions.iter().collect();
     actions.sort_by_key(|a| a.id);
 
+    let workspace_names: HashMap<&str, &str> = state
+        .workspaces
+        .iter()
+        .map(|w| (w.id.as_str(), w.name.as_str()))
+        .collect();
+    let names = |workspace: Option<&str>, user: Option<&str>| -> [String; 2] {
+        [
+            workspace
+                .and_then(|w| workspace_names.get(w))
+                .map(|n| (*n).to_owned())
+                .unwrap_or_default(),
+            user.and_then(|u| emails.get(u))
+                .map(|e| (*e).to_owned())
+                .unwrap_or_default(),
+        ]
+    };
+    fn cells<T: Tabular>(items: &[T]) -> Vec<Vec<String>> {
+        items.iter().map(Tabular::cells).collect()
+    }
+    let membership_rows = memberships
+        .iter()
+        .map(|m| {
+            let mut row = m.cells();
+            row.extend(names(Some(&m.workspace_id), Some(&m.user_id)));
+            row
+        })
+        .collect();
+    let change_rows = input
+        .changes
+        .iter()
+        .map(|c| {
+            let mut row = c.cells();
+            row.extend(names(c.workspace_id.as_deref(), c.user_id.as_deref()));
+            row
+        })
+        .collect();
     let bodies = [
-        output::to_csv(&findings),
-        output::to_csv(&members),
-        output::to_csv(&invites),
-        output::to_csv(&keys),
-        output::to_csv(&workspaces),
-        output::to_csv(&memberships),
-        output::to_csv(input.changes),
-        output::to_csv(&actions),
+        cells(&findings),
+        cells(&members),
+        cells(&invites),
+        cells(&keys),
+        cells(&workspaces),
+        membership_rows,
+        change_rows,
+        cells(&actions),
     ];
     CSV_COLUMNS
         .iter()
         .zip(bodies)
-        .map(|((name, _), body)| ((*name).to_owned(), body))
+        .map(|((name, columns), rows)| ((*name).to_owned(), write_csv(columns, rows, ctx)))
         .collect()
+}
+
+/// Timestamps of the CSVs: `YYYY-MM-DD HH:MM:SS` in the configured zone, which every
+/// spreadsheet parses.
+fn csv_time(cell: &str, tz: chrono_tz::Tz) -> Option<String> {
+    if cell.len() < 20 || !cell.as_bytes()[4].eq(&b'-') {
+        return None;
+    }
+    let time = DateTime::parse_from_rfc3339(cell).ok()?;
+    Some(
+        time.with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+    )
+}
+
+/// RFC 4180 with CRLF, every cell neutralised, timestamps converted, a byte order mark first
+/// when `report.csv_bom` is on.
+fn write_csv(columns: &[&str], rows: Vec<Vec<String>>, ctx: &ReportContext<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if ctx.csv_bom {
+        out.extend_from_slice("\u{FEFF}".as_bytes());
+    }
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(out);
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_record(columns);
+    for row in rows {
+        let _ = writer.write_record(row.iter().map(|cell| match csv_time(cell, ctx.timezone) {
+            Some(time) => time,
+            None => output::neutralize(cell).into_owned(),
+        }));
+    }
+    writer.into_inner().unwrap_or_default()
 }
 
 /// One row of `api_keys.csv`.
@@ -401,10 +558,6 @@ fn subject_name(state: &OrgState) -> String {
     clean(&name, SUBJECT_NAME_MAX)
 }
 
-fn when(time: &DateTime<Utc>) -> String {
-    time.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 // ---- The body ---------------------------------------------------------------------------------
 
 /// One row of the counts table.
@@ -419,6 +572,17 @@ struct RuleRow {
 }
 
 impl RuleRow {
+    fn empty(rule: String, status: String) -> RuleRow {
+        RuleRow {
+            rule,
+            status,
+            by_severity: [0; 4],
+            new: 0,
+            exempted: 0,
+            resolved: 0,
+        }
+    }
+
     fn active(&self) -> usize {
         self.by_severity.iter().sum()
     }
@@ -440,10 +604,6 @@ const RULE_COLUMNS: &[&str] = &[
     "rule", "status", "critical", "high", "medium", "low", "open", "new", "exempted", "resolved",
 ];
 
-const FINDING_COLUMNS: &[&str] = &[
-    "severity", "status", "rule", "subject", "action", "evidence",
-];
-
 fn severity_index(severity: Severity) -> usize {
     match severity {
         Severity::Critical => 0,
@@ -461,90 +621,83 @@ fn rule_status_label(status: &RuleStatus) -> &'static str {
     }
 }
 
-fn finding_cells(finding: &FindingRecord) -> Vec<String> {
-    vec![
-        finding.severity.as_str().to_owned(),
-        finding.status.as_str().to_owned(),
-        finding.rule.clone(),
-        finding.subject.clone(),
-        finding.action.as_str().to_owned(),
-        finding.evidence.clone(),
-    ]
-}
+/// Longest plain-text line.
+const TEXT_WIDTH: usize = 78;
 
 /// What the text and HTML bodies share, computed once.
 struct View<'a> {
     input: &'a ReportInput<'a>,
+    ctx: &'a ReportContext<'a>,
     summary: Summary,
     rules: Vec<RuleRow>,
     total: RuleRow,
-    /// Active findings, most severe first.
-    active: Vec<&'a FindingRecord>,
+    /// First seen in the period (empty for the first report), most severe first.
     new: Vec<&'a FindingRecord>,
+    /// Active findings not listed as new, most severe first.
+    still_open: Vec<&'a FindingRecord>,
     resolved: Vec<&'a FindingRecord>,
-    /// `(kind, change)` → count, sorted.
-    changes: BTreeMap<(&'static str, &'static str), usize>,
-    /// Status → count, in a fixed order, zero counts left out.
-    action_counts: Vec<(ActionStatus, usize)>,
-    /// Actions that did not succeed: they need a person.
-    failed_actions: Vec<&'a ActionRecord>,
+    /// What is waiting, by finding fingerprint.
+    plan_by_finding: HashMap<&'a str, &'a WaitingAction>,
+    /// Actions of the period, by id.
+    actions: Vec<&'a ActionRecord>,
+}
+
+/// One problem the banner names: what happened and how to fix it.
+struct Problem {
+    cause: String,
+    fix: String,
 }
 
 impl<'a> View<'a> {
-    fn new(input: &'a ReportInput<'a>) -> View<'a> {
+    fn new(input: &'a ReportInput<'a>, ctx: &'a ReportContext<'a>) -> View<'a> {
         let mut sorted: Vec<&FindingRecord> = input.findings.iter().collect();
         sorted.sort_by(|a, b| finding_order(a, b));
-        let pick = |keep: fn(FindingStatus) -> bool| -> Vec<&FindingRecord> {
-            sorted.iter().copied().filter(|f| keep(f.status)).collect()
+        let in_period = |f: &FindingRecord| match ctx.period_start {
+            Some(start) => f.first_seen > start,
+            None => false,
         };
+        let new: Vec<&FindingRecord> = sorted
+            .iter()
+            .copied()
+            .filter(|f| f.status.is_active() && in_period(f))
+            .collect();
+        let still_open: Vec<&FindingRecord> = sorted
+            .iter()
+            .copied()
+            .filter(|f| f.status.is_active() && !in_period(f))
+            .collect();
+        let resolved: Vec<&FindingRecord> = sorted
+            .iter()
+            .copied()
+            .filter(|f| f.status == FindingStatus::Resolved)
+            .collect();
 
         let mut rules: Vec<RuleRow> = input
             .rules
             .iter()
-            .map(|outcome| RuleRow {
-                rule: outcome.rule.to_owned(),
-                status: rule_status_label(&outcome.status).to_owned(),
-                by_severity: [0; 4],
-                new: 0,
-                exempted: 0,
-                resolved: 0,
-            })
+            .map(|o| RuleRow::empty(o.rule.to_string(), rule_status_label(&o.status).to_owned()))
             .collect();
         for finding in input.findings {
             let idx = match rules.iter().position(|r| r.rule == finding.rule) {
                 Some(idx) => idx,
                 None => {
-                    // A rule the outcomes do not list (an older audit's finding, resolved since).
-                    rules.push(RuleRow {
-                        rule: finding.rule.clone(),
-                        status: String::new(),
-                        by_severity: [0; 4],
-                        new: 0,
-                        exempted: 0,
-                        resolved: 0,
-                    });
+                    rules.push(RuleRow::empty(finding.rule.clone(), String::new()));
                     rules.len() - 1
                 }
             };
             let row = &mut rules[idx];
             match finding.status {
-                FindingStatus::New => {
-                    row.new += 1;
+                FindingStatus::New | FindingStatus::Open => {
+                    if in_period(finding) {
+                        row.new += 1;
+                    }
                     row.by_severity[severity_index(finding.severity)] += 1;
                 }
-                FindingStatus::Open => row.by_severity[severity_index(finding.severity)] += 1,
                 FindingStatus::Exempted => row.exempted += 1,
                 FindingStatus::Resolved => row.resolved += 1,
             }
         }
-        let mut total = RuleRow {
-            rule: "total".to_owned(),
-            status: String::new(),
-            by_severity: [0; 4],
-            new: 0,
-            exempted: 0,
-            resolved: 0,
-        };
+        let mut total = RuleRow::empty("total".to_owned(), String::new());
         for row in &rules {
             for (sum, n) in total.by_severity.iter_mut().zip(row.by_severity) {
                 *sum += n;
@@ -553,61 +706,134 @@ impl<'a> View<'a> {
             total.exempted += row.exempted;
             total.resolved += row.resolved;
         }
+        let mut summary = summarize(input.findings);
+        // "New" is new in the period, not in the last audit.
+        summary.open = summary.active() - new.len();
+        summary.new = new.len();
 
-        let mut changes = BTreeMap::new();
-        for change in input.changes {
-            *changes.entry((change.kind, change.change)).or_insert(0) += 1;
-        }
-
-        let action_counts = [
-            ActionStatus::Succeeded,
-            ActionStatus::Failed,
-            ActionStatus::Skipped,
-            ActionStatus::Planned,
-        ]
-        .into_iter()
-        .map(|status| {
-            let n = input.actions.iter().filter(|a| a.status == status).count();
-            (status, n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
-        let mut failed_actions: Vec<&ActionRecord> = input
-            .actions
-            .iter()
-            .filter(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Planned))
-            .collect();
-        failed_actions.sort_by_key(|a| a.id);
-
+        let mut actions: Vec<&ActionRecord> = input.actions.iter().collect();
+        actions.sort_by_key(|a| a.id);
         View {
             input,
-            summary: summarize(input.findings),
-            active: pick(FindingStatus::is_active),
-            new: pick(|s| s == FindingStatus::New),
-            resolved: pick(|s| s == FindingStatus::Resolved),
+            ctx,
+            summary,
             rules,
             total,
-            changes,
-            action_counts,
-            failed_actions,
+            new,
+            still_open,
+            resolved,
+            plan_by_finding: ctx.plan.iter().map(|w| (w.finding.as_str(), w)).collect(),
+            actions,
         }
     }
 
-    fn not_evaluated(&self) -> Vec<(&'static str, &'a str)> {
-        self.input
-            .rules
-            .iter()
-            .filter_map(|o| o.status.reason().map(|reason| (o.rule, reason)))
-            .collect()
+    fn when(&self, time: &DateTime<Utc>) -> String {
+        local(time, self.ctx.timezone)
     }
 
-    fn disabled(&self) -> Vec<&'static str> {
-        self.input
-            .rules
-            .iter()
-            .filter(|o| o.status == RuleStatus::Disabled)
-            .map(|o| o.rule)
-            .collect()
+    fn first(&self) -> bool {
+        self.ctx.period_start.is_none()
+    }
+
+    /// The one-line headline.
+    fn headline(&self) -> String {
+        let s = &self.summary;
+        let mut severe = Vec::new();
+        if s.critical > 0 {
+            severe.push(format!("{} critical", s.critical));
+        }
+        if s.high > 0 {
+            severe.push(format!("{} high", s.high));
+        }
+        let severe = if severe.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", severe.join(", "))
+        };
+        if self.first() {
+            return format!(
+                "First report: {}{severe}.",
+                plural(s.active(), "open finding", "open findings")
+            );
+        }
+        format!(
+            "{} in this period, {} resolved; {} open{severe}.",
+            plural(s.new, "new finding", "new findings"),
+            s.resolved,
+            s.active()
+        )
+    }
+
+    /// The latest complete snapshot is older than twice the audit period.
+    fn stale(&self) -> bool {
+        self.ctx
+            .audit_period
+            .is_some_and(|period| self.input.generated_at - self.input.state.taken_at > period * 2)
+    }
+
+    /// The causes the banner names, each with its fix.
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let failures = self.ctx.failures;
+        if let Some(last) = failures.last() {
+            out.push(Problem {
+                cause: format!(
+                    "{} failed in this period; the latest, {} at {}: {}",
+                    plural(failures.len(), "snapshot or audit", "snapshots or audits"),
+                    last.what,
+                    self.when(&last.at),
+                    clean(&last.error, 2 * TEXT_VALUE_MAX)
+                ),
+                fix: format!("Fix: {}.", period::failure_fix(&last.error)),
+            });
+        }
+        if let Some(period) = self.ctx.audit_period.filter(|_| self.stale()) {
+            let age = self.input.generated_at - self.input.state.taken_at;
+            {
+                out.push(Problem {
+                    cause: format!(
+                        "The data is stale: the latest complete snapshot was taken {} ({} ago); \
+                         audits are due every {}.",
+                        self.when(&self.input.state.taken_at),
+                        human_duration(age),
+                        human_duration(period)
+                    ),
+                    fix: "Fix: check that the service runs (`systemctl status orgwarden`, \
+                          `orgwarden status`)."
+                        .to_owned(),
+                });
+            }
+        }
+        for outcome in self.input.rules {
+            // A roster nobody configured is a choice, and a comparison with the previous
+            // snapshot cannot run on the first one: neither is a gap in this period's data.
+            let chosen = |reason: &str| {
+                (outcome.rule == crate::policy::OFFBOARDING_ROSTER
+                    && reason == crate::policy::ROSTER_NOT_CONFIGURED)
+                    || reason == crate::policy::NO_PREVIOUS_SNAPSHOT
+            };
+            if let Some(reason) = outcome.status.reason().filter(|r| !chosen(r)) {
+                out.push(Problem {
+                    cause: format!(
+                        "Rule \"{}\" was not evaluated: {}; its findings may be missing.",
+                        period::rule_label(outcome.rule.as_str()),
+                        clean(reason, TEXT_VALUE_MAX)
+                    ),
+                    fix: "Fix: correct its input (see `orgwarden audit`).".to_owned(),
+                });
+            }
+        }
+        out
+    }
+
+    fn period_line(&self) -> String {
+        let end = self.when(&self.input.state.taken_at);
+        match self.ctx.period_start {
+            Some(start) => format!("Period: {} to {end}", self.when(&start)),
+            None => format!(
+                "This is the first report: every finding is listed once (snapshot of {end})."
+            ),
+        }
     }
 
     fn inventory(&self) -> String {
@@ -638,69 +864,264 @@ impl<'a> View<'a> {
         )
     }
 
-    fn changes_heading(&self) -> String {
-        match self.input.changes_since {
-            Some(since) => format!(
-                "{} since the previous report's snapshot of {}",
-                plural(self.input.changes.len(), "change", "changes"),
-                when(&since)
+    /// "orgwarden will act on DATE" or "needs a person: why".
+    fn next_step(&self, finding: &FindingRecord) -> String {
+        if finding.status == FindingStatus::Exempted {
+            return "exempted".to_owned();
+        }
+        if finding.status == FindingStatus::Resolved {
+            return "resolved".to_owned();
+        }
+        match self.plan_by_finding.get(finding.fingerprint().as_str()) {
+            Some(w) if w.will_act && self.ctx.mode == "enforce" => match w.eligible_at {
+                Some(at) if at > self.input.generated_at => {
+                    format!("orgwarden will act on {}", self.when(&at))
+                }
+                _ => "orgwarden will act at the next audit".to_owned(),
+            },
+            Some(w) if w.will_act => format!(
+                "needs a person: a dry run; with mode \"enforce\" orgwarden would act {}",
+                match w.eligible_at {
+                    Some(at) if at > self.input.generated_at => format!("on {}", self.when(&at)),
+                    _ => "at the next audit".to_owned(),
+                }
             ),
-            None => "No previous report: changes are listed from the next report on".to_owned(),
+            Some(w) if !w.blocked_by.is_empty() => {
+                format!("needs a person ({})", clean(&w.blocked_by, 120))
+            }
+            Some(_) => "needs a person".to_owned(),
+            None if finding.action.as_str() == "review" => {
+                "needs a person (review only)".to_owned()
+            }
+            None => format!(
+                "needs a person (remediation is {} for this rule)",
+                if self.ctx.mode == "enforce" {
+                    "not enabled"
+                } else {
+                    self.ctx.mode
+                }
+            ),
         }
     }
 
-    fn actions_line(&self) -> String {
-        if self.input.actions.is_empty() {
-            return "No remediation actions since the last report.".to_owned();
-        }
-        let parts: Vec<String> = self
-            .action_counts
+    fn finding_row(&self, f: &FindingRecord) -> Vec<String> {
+        vec![
+            f.severity.as_str().to_owned(),
+            period::rule_label(&f.rule),
+            f.subject.clone(),
+            f.evidence.clone(),
+            self.next_step(f),
+        ]
+    }
+
+    /// People-level changes, one line each, by name.
+    fn people_changes(&self) -> Vec<String> {
+        let emails = self.ctx.emails;
+        let current: HashMap<&str, &str> = self
+            .input
+            .state
+            .members
             .iter()
-            .map(|(status, n)| format!("{n} {}", status.as_str()))
+            .map(|m| (m.id.as_str(), m.email.as_str()))
             .collect();
-        format!(
-            "{}: {}.",
-            plural(
-                self.input.actions.len(),
-                "remediation action",
-                "remediation actions"
-            ),
-            parts.join(", ")
-        )
+        let member = |id: &Option<String>| -> String {
+            let id = id.as_deref().unwrap_or_default();
+            current
+                .get(id)
+                .map(|e| (*e).to_owned())
+                .or_else(|| emails.get(id).cloned())
+                .unwrap_or_else(|| id.to_owned())
+        };
+        let workspace = |id: &Option<String>| -> String {
+            let id = id.as_deref().unwrap_or_default();
+            self.input
+                .state
+                .workspaces
+                .iter()
+                .find(|w| w.id == id)
+                .map(|w| w.name.clone())
+                .unwrap_or_else(|| id.to_owned())
+        };
+        let mut out = Vec::new();
+        for c in self.input.changes {
+            let who = c.subject();
+            let line = match (c.kind, c.change) {
+                (ObjectKind::Member, ChangeKind::Joined) => format!("joined: {who}"),
+                (ObjectKind::Member, ChangeKind::Left) => format!("left: {who}"),
+                (ObjectKind::Member, ChangeKind::RoleChanged) => {
+                    let after = c.after.clone().unwrap_or_default();
+                    if after.contains("admin") {
+                        format!("became {after}: {who}")
+                    } else {
+                        format!(
+                            "role {} -> {after}: {who}",
+                            c.before.clone().unwrap_or_default()
+                        )
+                    }
+                }
+                (ObjectKind::ApiKey, ChangeKind::Created) => format!("key created: {who}"),
+                (ObjectKind::ApiKey, ChangeKind::StatusChanged) => format!(
+                    "key {}: {who}",
+                    match c.after.as_deref() {
+                        Some("inactive") => "deactivated".to_owned(),
+                        Some(other) => format!("now {other}"),
+                        None => "changed".to_owned(),
+                    }
+                ),
+                (kind, ChangeKind::Renamed) => format!(
+                    "{} renamed: {} -> {}",
+                    kind.as_str().replace('_', " "),
+                    c.before.clone().unwrap_or_default(),
+                    c.after.clone().unwrap_or_default()
+                ),
+                (ObjectKind::WorkspaceMember, change) => format!(
+                    "workspace {change}: {} in {}",
+                    member(&c.user_id),
+                    workspace(&c.workspace_id)
+                ),
+                (kind, change) => format!("{} {change}: {who}", kind.as_str().replace('_', " ")),
+            };
+            out.push(line);
+        }
+        out
+    }
+
+    fn action_row(&self, a: &ActionRecord) -> Vec<String> {
+        vec![
+            a.status.as_str().to_owned(),
+            period::action_label(a.action.as_str()),
+            a.subject.clone(),
+            a.reason.clone().unwrap_or_default(),
+        ]
+    }
+
+    fn plan_row(&self, w: &WaitingAction) -> Vec<String> {
+        vec![
+            period::action_label(&w.action),
+            w.subject.clone(),
+            w.eligible_at
+                .map(|at| self.when(&at))
+                .unwrap_or_else(|| "-".to_owned()),
+            if w.blocked_by.is_empty() {
+                "nothing".to_owned()
+            } else {
+                w.blocked_by.clone()
+            },
+        ]
+    }
+
+    fn exempt_hint(&self) -> &'static str {
+        "To exempt a finding, add an [[exemptions]] entry (rule, subject, reason, expires) to \
+         the configuration; orgwarden then neither reports it as open nor acts on it."
     }
 
     fn attachments_line(&self) -> String {
         let names: Vec<&str> = CSV_COLUMNS.iter().map(|(name, _)| *name).collect();
         format!(
-            "Attached (UTF-8 CSV, complete values): {}.",
+            "Attached (UTF-8 CSV, complete values, ids): {}.",
             names.join(", ")
         )
     }
 
-    /// `(heading, findings shown, findings in all)` of the finding lists.
-    fn finding_sections(&self) -> Vec<(String, &[&'a FindingRecord], usize)> {
+    /// The sections below the summary: `(title, columns, rows, rows in all)`.
+    fn sections(&self) -> Vec<Section> {
         let top = self.input.top_n;
-        vec![
-            (
-                if self.active.len() > top {
-                    format!("Open findings, top {top} by severity")
-                } else {
-                    "Open findings, most severe first".to_owned()
-                },
-                &self.active[..self.active.len().min(top)],
-                self.active.len(),
-            ),
-            (
-                "New since the last report".to_owned(),
-                &self.new[..self.new.len().min(top)],
-                self.new.len(),
-            ),
-            (
-                "Resolved since the last report".to_owned(),
-                &self.resolved[..self.resolved.len().min(top)],
-                self.resolved.len(),
-            ),
-        ]
+        let mut out = Vec::new();
+        let findings = |title: String, list: &[&FindingRecord]| Section {
+            title,
+            columns: FINDING_COLUMNS,
+            rows: list.iter().take(top).map(|f| self.finding_row(f)).collect(),
+            all: list.len(),
+            more: "findings.csv",
+        };
+        let severe: Vec<&FindingRecord> = self
+            .new
+            .iter()
+            .copied()
+            .filter(|f| f.severity >= Severity::High)
+            .collect();
+        if !self.first() {
+            out.push(findings(
+                "New high and critical findings".to_owned(),
+                &severe,
+            ));
+        }
+        out.push(Section {
+            title: "Actions taken".to_owned(),
+            columns: ACTION_COLUMNS,
+            rows: self
+                .actions
+                .iter()
+                .take(top)
+                .map(|a| self.action_row(a))
+                .collect(),
+            all: self.actions.len(),
+            more: "actions.csv",
+        });
+        out.push(Section {
+            title: format!("Waiting actions (remediation mode: {})", self.ctx.mode),
+            columns: PLAN_COLUMNS,
+            rows: self
+                .ctx
+                .plan
+                .iter()
+                .take(top)
+                .map(|w| self.plan_row(w))
+                .collect(),
+            all: self.ctx.plan.len(),
+            more: "findings.csv",
+        });
+        if !self.first() && self.new.len() > severe.len() {
+            let other_new: Vec<&FindingRecord> = self
+                .new
+                .iter()
+                .copied()
+                .filter(|f| f.severity < Severity::High)
+                .collect();
+            out.push(findings("Other new findings".to_owned(), &other_new));
+        }
+        out.push(findings(
+            if self.first() {
+                "Open findings".to_owned()
+            } else {
+                "Still open from before".to_owned()
+            },
+            &self.still_open,
+        ));
+        out.push(findings(
+            "Resolved in this period".to_owned(),
+            &self.resolved,
+        ));
+        let people = self.people_changes();
+        out.push(Section {
+            title: if self.first() {
+                "Changes (from the next report on)".to_owned()
+            } else {
+                "Changes".to_owned()
+            },
+            columns: &["change"],
+            all: people.len(),
+            rows: people.into_iter().take(top).map(|l| vec![l]).collect(),
+            more: "changes.csv",
+        });
+        let mut rows: Vec<Vec<String>> = self
+            .rules
+            .iter()
+            .map(|r| {
+                let mut cells = r.cells();
+                cells[0] = period::rule_label(&r.rule);
+                cells
+            })
+            .collect();
+        rows.push(self.total.cells());
+        out.push(Section {
+            title: "Findings by rule".to_owned(),
+            columns: RULE_COLUMNS,
+            all: rows.len(),
+            rows,
+            more: "",
+        });
+        out
     }
 
     // ---- Plain text ---------------------------------------------------------------------------
@@ -708,95 +1129,102 @@ impl<'a> View<'a> {
     fn text(&self) -> String {
         let input = self.input;
         let state = input.state;
-        let table = |columns: &[&str], rows: Vec<Vec<String>>| -> String {
-            let rows = rows
-                .into_iter()
-                .map(|row| row.iter().map(|c| clean(c, TEXT_VALUE_MAX)).collect())
-                .collect();
-            output::table(columns, rows)
-        };
         let mut out = String::new();
-        let _ = writeln!(out, "{}", verdict(&self.summary));
-        out.push('\n');
-        let _ = writeln!(
-            out,
-            "Organization: {} ({})",
-            clean(&state.organization.name, TEXT_VALUE_MAX),
-            clean(&state.organization.id, TEXT_VALUE_MAX)
-        );
-        let _ = writeln!(
-            out,
-            "Snapshot:     run {}, taken {}",
-            state.run_id,
-            when(&state.taken_at)
-        );
-        let _ = writeln!(out, "Generated:    {}", when(&input.generated_at));
-        let _ = writeln!(out, "Inventory:    {}", self.inventory());
-        out.push('\n');
-
-        let _ = writeln!(out, "FINDINGS BY RULE (open = new + open; by severity)");
-        let mut rows: Vec<Vec<String>> = self.rules.iter().map(RuleRow::cells).collect();
-        rows.push(self.total.cells());
-        out.push_str(&table(RULE_COLUMNS, rows));
-
-        let not_evaluated = self.not_evaluated();
-        if !not_evaluated.is_empty() {
+        let line = |out: &mut String, text: &str, indent: &str| {
+            for l in wrap(text, TEXT_WIDTH, indent) {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        };
+        line(&mut out, &self.headline(), "");
+        let problems = self.problems();
+        if !problems.is_empty() {
             out.push('\n');
-            let _ = writeln!(
-                out,
-                "NOT EVALUATED (their findings are missing from this report)"
-            );
-            for (rule, reason) in not_evaluated {
-                let _ = writeln!(out, "- {rule}: {}", clean(reason, TEXT_VALUE_MAX));
+            line(&mut out, "!! DATA MAY BE OUT OF DATE OR INCOMPLETE", "");
+            for p in &problems {
+                line(&mut out, &format!("- {} {}", p.cause, p.fix), "  ");
             }
         }
-        let disabled = self.disabled();
-        if !disabled.is_empty() {
-            let _ = writeln!(out, "Disabled rules: {}", disabled.join(", "));
-        }
+        out.push('\n');
+        line(&mut out, &self.period_line(), "  ");
+        line(
+            &mut out,
+            &format!(
+                "Organization: {} ({})",
+                clean(&state.organization.name, TEXT_VALUE_MAX),
+                clean(&state.organization.id, TEXT_VALUE_MAX)
+            ),
+            "  ",
+        );
+        line(
+            &mut out,
+            &format!(
+                "Snapshot: run {}, taken {}; generated {}",
+                state.run_id,
+                self.when(&state.taken_at),
+                self.when(&input.generated_at)
+            ),
+            "  ",
+        );
+        line(&mut out, &format!("Inventory: {}", self.inventory()), "  ");
 
-        for (heading, shown, all) in self.finding_sections() {
+        for section in self.sections() {
             out.push('\n');
-            let _ = writeln!(out, "{} ({all})", heading.to_uppercase());
-            if all == 0 {
+            let title = if section.columns == RULE_COLUMNS {
+                section.title.to_uppercase()
+            } else {
+                format!("{} ({})", section.title.to_uppercase(), section.all)
+            };
+            line(&mut out, &title, "");
+            if section.all == 0 {
                 out.push_str("(none)\n");
                 continue;
             }
-            if !shown.is_empty() {
-                let rows = shown.iter().map(|f| finding_cells(f)).collect();
-                out.push_str(&table(FINDING_COLUMNS, rows));
+            for row in &section.rows {
+                let cells: Vec<String> = row.iter().map(|c| clean(c, TEXT_VALUE_MAX)).collect();
+                let text = if section.columns == RULE_COLUMNS {
+                    format!(
+                        "- {}: {} open ({} critical, {} high), {} new, {} exempted, {} resolved{}",
+                        cells[0],
+                        cells[6],
+                        cells[2],
+                        cells[3],
+                        cells[7],
+                        cells[8],
+                        cells[9],
+                        if cells[1].is_empty() || cells[1] == "evaluated" {
+                            String::new()
+                        } else {
+                            format!(" [{}]", cells[1])
+                        }
+                    )
+                } else if section.columns.len() == 1 {
+                    format!("- {}", cells[0])
+                } else {
+                    let rest: Vec<&str> = cells[1..]
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    format!("- [{}] {}", cells[0], rest.join(" | "))
+                };
+                line(&mut out, &text, "  ");
             }
-            if all > shown.len() {
-                let _ = writeln!(out, "… and {} more in findings.csv", all - shown.len());
+            if section.all > section.rows.len() {
+                line(
+                    &mut out,
+                    &format!(
+                        "... and {} more in {}",
+                        section.all - section.rows.len(),
+                        section.more
+                    ),
+                    "",
+                );
             }
         }
-
         out.push('\n');
-        let _ = writeln!(out, "CHANGES: {}", self.changes_heading());
-        if !self.changes.is_empty() {
-            let rows = self
-                .changes
-                .iter()
-                .map(|((kind, change), n)| {
-                    vec![(*kind).to_owned(), (*change).to_owned(), n.to_string()]
-                })
-                .collect();
-            out.push_str(&table(&["kind", "change", "count"], rows));
-        }
-
-        out.push('\n');
-        let _ = writeln!(out, "REMEDIATION: {}", self.actions_line());
-        if !self.failed_actions.is_empty() {
-            let rows = self
-                .failed_actions
-                .iter()
-                .map(|a| action_cells(a))
-                .collect();
-            out.push_str(&table(ACTION_COLUMNS, rows));
-        }
-
-        out.push('\n');
-        let _ = writeln!(out, "{}", self.attachments_line());
+        line(&mut out, self.exempt_hint(), "");
+        line(&mut out, &self.attachments_line(), "");
         out
     }
 
@@ -806,15 +1234,21 @@ impl<'a> View<'a> {
         let input = self.input;
         let state = input.state;
         let mut out = String::new();
-        out.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">");
-        let _ = write!(
+        out.push_str(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+        );
+        let _ = writeln!(
             out,
             "<title>orgwarden report: {}</title>",
             escape_html(&clean(&state.organization.name, HTML_CELL_MAX))
         );
         out.push_str(
-            "</head>\n<body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
-             font-size:14px;color:#222;line-height:1.4\">\n",
+            "</head>\n<body style=\"margin:0;padding:0;background:#f6f6f6;\
+             -webkit-text-size-adjust:100%;text-size-adjust:100%\">\n\
+             <div style=\"max-width:680px;margin:0 auto;padding:12px;background:#ffffff;\
+             box-sizing:border-box;font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;\
+             font-size:15px;color:#222;line-height:1.45;overflow-wrap:anywhere;word-break:break-word\">\n",
         );
         let colour = if self.summary.critical > 0 {
             "#b00020"
@@ -825,131 +1259,160 @@ impl<'a> View<'a> {
         };
         let _ = writeln!(
             out,
-            "<p style=\"font-size:18px;font-weight:bold;color:{colour};margin:0 0 12px\">{}</p>",
-            escape_html(&verdict(&self.summary))
+            "<p style=\"font-size:19px;font-weight:bold;color:{colour};margin:0 0 10px\">{}</p>",
+            escape_html(&self.headline())
         );
+        let problems = self.problems();
+        if !problems.is_empty() {
+            out.push_str(
+                "<div style=\"border:2px solid #b00020;background:#fdecee;padding:8px 10px;\
+                 margin:0 0 12px\"><p style=\"margin:0 0 4px;font-weight:bold;color:#b00020\">\
+                 Data may be out of date or incomplete</p>\n<ul style=\"margin:0;padding-left:18px\">\n",
+            );
+            for p in &problems {
+                // The cause's parts are cleaned and capped already; the whole may be longer.
+                let _ = writeln!(
+                    out,
+                    "<li><bdi>{}</bdi> <b>{}</b></li>",
+                    escape_html(&clean(&p.cause, 4 * TEXT_VALUE_MAX)),
+                    escape_html(&p.fix)
+                );
+            }
+            out.push_str("</ul></div>\n");
+        }
         let _ = writeln!(
             out,
-            "<p style=\"margin:0 0 12px\">Organization {} ({})<br>Snapshot run {}, taken {}\
-             <br>Generated {}<br>{}</p>",
+            "<p style=\"margin:0 0 12px;color:#444\">{}<br>Organization: {} ({})<br>Snapshot: run {}, \
+             taken {}; generated {}<br>{}</p>",
+            escape_html(&self.period_line()),
             html_value(&state.organization.name),
             html_value(&state.organization.id),
             state.run_id,
-            escape_html(&when(&state.taken_at)),
-            escape_html(&when(&input.generated_at)),
+            escape_html(&self.when(&state.taken_at)),
+            escape_html(&self.when(&input.generated_at)),
             escape_html(&self.inventory())
         );
-
-        heading(&mut out, "Findings by rule");
-        let mut rows: Vec<Vec<String>> = self.rules.iter().map(RuleRow::cells).collect();
-        rows.push(self.total.cells());
-        html_table(&mut out, RULE_COLUMNS, &rows, None, true);
-
-        let not_evaluated = self.not_evaluated();
-        if !not_evaluated.is_empty() {
-            out.push_str(
-                "<p style=\"color:#b00020;margin:8px 0\"><b>Not evaluated</b> \
-                 (their findings are missing from this report):</p>\n<ul style=\"margin:0\">\n",
-            );
-            for (rule, reason) in not_evaluated {
-                let _ = writeln!(
-                    out,
-                    "<li>{}: {}</li>",
-                    escape_html(rule),
-                    html_value(reason)
-                );
+        for section in self.sections() {
+            if section.columns == RULE_COLUMNS {
+                heading(&mut out, &section.title);
+            } else {
+                heading(&mut out, &format!("{} ({})", section.title, section.all));
             }
-            out.push_str("</ul>\n");
-        }
-        let disabled = self.disabled();
-        if !disabled.is_empty() {
-            let _ = writeln!(
-                out,
-                "<p style=\"margin:8px 0\">Disabled rules: {}</p>",
-                escape_html(&disabled.join(", "))
-            );
-        }
-
-        for (title, shown, all) in self.finding_sections() {
-            heading(&mut out, &format!("{title} ({all})"));
-            if all == 0 {
-                out.push_str("<p style=\"margin:0\">None.</p>\n");
+            if section.all == 0 {
+                out.push_str("<p style=\"margin:0;color:#555\">None.</p>\n");
                 continue;
             }
-            if !shown.is_empty() {
-                let rows: Vec<Vec<String>> = shown.iter().map(|f| finding_cells(f)).collect();
-                html_table(&mut out, FINDING_COLUMNS, &rows, Some(0), false);
+            if section.columns == RULE_COLUMNS {
+                html_table(&mut out, section.columns, &section.rows, None, true);
+            } else {
+                html_cards(&mut out, section.columns, &section.rows);
             }
-            if all > shown.len() {
+            if section.all > section.rows.len() {
                 let _ = writeln!(
                     out,
-                    "<p style=\"margin:4px 0\">… and {} more in findings.csv</p>",
-                    all - shown.len()
+                    "<p style=\"margin:4px 0\">… and {} more in {}</p>",
+                    section.all - section.rows.len(),
+                    section.more
                 );
             }
         }
-
-        heading(&mut out, "Changes");
         let _ = writeln!(
             out,
-            "<p style=\"margin:0 0 8px\">{}</p>",
-            escape_html(&self.changes_heading())
-        );
-        if !self.changes.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .changes
-                .iter()
-                .map(|((kind, change), n)| {
-                    vec![(*kind).to_owned(), (*change).to_owned(), n.to_string()]
-                })
-                .collect();
-            html_table(&mut out, &["kind", "change", "count"], &rows, None, false);
-        }
-
-        heading(&mut out, "Remediation");
-        let _ = writeln!(
-            out,
-            "<p style=\"margin:0 0 8px\">{}</p>",
-            escape_html(&self.actions_line())
-        );
-        if !self.failed_actions.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .failed_actions
-                .iter()
-                .map(|a| action_cells(a))
-                .collect();
-            html_table(&mut out, ACTION_COLUMNS, &rows, None, false);
-        }
-
-        let _ = writeln!(
-            out,
-            "<p style=\"margin:16px 0 0;color:#555\">{}</p>",
+            "<p style=\"margin:16px 0 0;color:#555\">{}</p>\n<p style=\"margin:8px 0 0;color:#555\">{}</p>",
+            escape_html(self.exempt_hint()),
             escape_html(&self.attachments_line())
         );
-        out.push_str("</body></html>\n");
+        out.push_str("</div>\n</body></html>\n");
         out
     }
 }
 
-const ACTION_COLUMNS: &[&str] = &["status", "action", "subject", "http_status", "reason"];
+/// A titled list the bodies render.
+struct Section {
+    title: String,
+    columns: &'static [&'static str],
+    rows: Vec<Vec<String>>,
+    all: usize,
+    more: &'static str,
+}
 
-fn action_cells(action: &ActionRecord) -> Vec<String> {
-    vec![
-        action.status.as_str().to_owned(),
-        action.action.as_str().to_owned(),
-        action.subject.clone(),
-        action
-            .http_status
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        action.reason.clone().unwrap_or_default(),
-    ]
+const FINDING_COLUMNS: &[&str] = &["severity", "rule", "subject", "evidence", "next step"];
+const ACTION_COLUMNS: &[&str] = &["outcome", "action", "subject", "reason"];
+const PLAN_COLUMNS: &[&str] = &["action", "subject", "eligible", "blocked by"];
+
+/// Wraps `text` at spaces into lines of at most `width` characters; continuation lines start
+/// with `indent`. A word longer than a line is cut.
+pub fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    let indent_len = indent.chars().count();
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    // Characters in `current`, and whether it holds a word beyond the indent.
+    let mut len = 0;
+    let mut has_word = false;
+    let mut finish = |current: &mut String, len: &mut usize, has_word: &mut bool| {
+        lines.push(
+            std::mem::replace(current, indent.to_owned())
+                .trim_end()
+                .to_owned(),
+        );
+        *len = indent_len;
+        *has_word = false;
+    };
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let sep = usize::from(has_word);
+            if len + sep + word.len() <= width {
+                if has_word {
+                    current.push(' ');
+                }
+                current.extend(word.iter());
+                len += sep + word.len();
+                has_word = true;
+                break;
+            }
+            if has_word {
+                finish(&mut current, &mut len, &mut has_word);
+                continue;
+            }
+            // A word longer than a whole line: cut it.
+            let take = width.saturating_sub(len).max(1).min(word.len());
+            current.extend(word.drain(..take));
+            finish(&mut current, &mut len, &mut has_word);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if has_word || lines.is_empty() {
+        lines.push(current.trim_end().to_owned());
+    }
+    lines
+}
+
+/// A time in `tz`, `YYYY-MM-DD HH:MM TZ`.
+pub fn local(time: &DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    time.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// `3 days 4 h`, `5 h`, `20 min`.
+fn human_duration(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} min"),
+        (0, h) => format!("{h} h"),
+        (d, 0) => plural(d as usize, "day", "days"),
+        (d, h) => format!("{} {h} h", plural(d as usize, "day", "days")),
+    }
 }
 
 fn heading(out: &mut String, title: &str) {
     let _ = writeln!(
         out,
-        "<h3 style=\"font-size:15px;margin:18px 0 6px\">{}</h3>",
+        "<h3 style=\"font-size:16px;margin:18px 0 6px\">{}</h3>",
         escape_html(title)
     );
 }
@@ -963,9 +1426,40 @@ fn severity_colour(text: &str) -> Option<&'static str> {
     }
 }
 
-/// A simple inline-styled table; every cell is a user value (cleaned, escaped, in `<bdi>`).
-/// One cell a line, so that no line comes near the 998-octet limit of SMTP.
-/// `severity_column` is coloured; `last_row_total` makes the last row bold.
+/// Rows as stacked cards: one bordered block per row, one `label: value` line per cell, so
+/// that nothing is wider than the screen. One cell a line, so that no line comes near the
+/// 998-octet limit of SMTP.
+fn html_cards(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
+    for row in rows {
+        out.push_str(
+            "<div style=\"border:1px solid #ddd;border-radius:4px;padding:6px 8px;margin:0 0 6px\">\n",
+        );
+        for (col, cell) in row.iter().enumerate() {
+            if cell.is_empty() {
+                continue;
+            }
+            let label = columns.get(col).copied().unwrap_or_default();
+            let style = match (col, severity_colour(cell)) {
+                (0, Some(colour)) => format!("color:{colour};font-weight:bold"),
+                _ => String::new(),
+            };
+            if columns.len() == 1 {
+                let _ = writeln!(out, "<div>{}</div>", html_value(cell));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "<div><span style=\"color:#666\">{}:</span> <span style=\"{style}\">{}</span></div>",
+                    escape_html(label),
+                    html_value(cell)
+                );
+            }
+        }
+        out.push_str("</div>\n");
+    }
+}
+
+/// A numeric table that scrolls inside its own box when the screen is narrower; numbers are
+/// right-aligned; `last_row_total` makes the last row bold.
 fn html_table(
     out: &mut String,
     columns: &[&str],
@@ -973,12 +1467,14 @@ fn html_table(
     severity_column: Option<usize>,
     last_row_total: bool,
 ) {
-    const CELL: &str = "border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top";
-    out.push_str("<table style=\"border-collapse:collapse;margin:0 0 8px\">\n<tr>\n");
+    const CELL: &str = "border:1px solid #ddd;padding:3px 6px;vertical-align:top";
+    out.push_str(
+        "<div style=\"overflow-x:auto;max-width:100%\">\n<table style=\"border-collapse:collapse;margin:0 0 8px;font-size:13px\">\n<tr>\n",
+    );
     for column in columns {
         let _ = writeln!(
             out,
-            "<th style=\"{CELL};background:#f2f2f2\">{}</th>",
+            "<th style=\"{CELL};background:#f2f2f2;text-align:left\">{}</th>",
             escape_html(column)
         );
     }
@@ -988,6 +1484,12 @@ fn html_table(
         out.push_str("<tr>\n");
         for (col, cell) in row.iter().enumerate() {
             let mut style = CELL.to_owned();
+            let numeric = !cell.is_empty() && cell.chars().all(|c| c.is_ascii_digit());
+            style.push_str(if numeric {
+                ";text-align:right"
+            } else {
+                ";text-align:left"
+            });
             if bold {
                 style.push_str(";font-weight:bold");
             }
@@ -1000,5 +1502,5 @@ fn html_table(
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n");
+    out.push_str("</table>\n</div>\n");
 }

@@ -1,5 +1,6 @@
 //! The remediation audit trail.
 
+use super::Context as _;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -83,7 +84,7 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         if let Some((id, status, Some(last_reason))) = latest {
             if status == ActionStatus::Skipped.as_str() && last_reason == reason {
                 self.conn
@@ -91,7 +92,7 @@ impl Store {
                         "UPDATE actions SET last_checked_at = ?2 WHERE id = ?1",
                         params![id, ts(&now)],
                     )
-                    .map_err(|e| self.err(e))?;
+                    .ctx(self)?;
                 return Ok(id);
             }
         }
@@ -107,11 +108,8 @@ impl Store {
                 [id],
                 |row| row.get(0),
             )
-            .map_err(|e| self.err(e))?;
-        text.as_deref()
-            .map(parse_ts)
-            .transpose()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        text.as_deref().map(parse_ts).transpose().ctx(self)
     }
 
     fn insert_action(
@@ -142,7 +140,7 @@ impl Store {
                     finished
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -167,7 +165,7 @@ impl Store {
                     ts(&now)
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(())
     }
 
@@ -182,6 +180,15 @@ impl Store {
         self.select_actions("WHERE planned_at > ?1 ORDER BY id", [since])
     }
 
+    /// Every action planned from a snapshot after run `after` (all when `None`) up to and
+    /// including run `up_to`, oldest first: the actions of a report's period.
+    pub fn actions_in_runs(&self, after: Option<i64>, up_to: i64) -> Result<Vec<ActionRecord>> {
+        self.select_actions(
+            "WHERE run_id > ?1 AND run_id <= ?2 ORDER BY id",
+            [after.unwrap_or(0), up_to],
+        )
+    }
+
     /// (finding fingerprint, action) of every action that succeeded during the current
     /// occurrence of its finding: after the finding was (last) first seen. A finding that was
     /// resolved and came back is a new occurrence, and may be acted on again.
@@ -193,14 +200,13 @@ impl Store {
                    ON f.fingerprint = a.finding \
                  WHERE a.status = 'succeeded' AND a.planned_at >= f.first_seen",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, from_text::<Action>(row.get(1)?)?))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<HashSet<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<HashSet<_>>>().ctx(self)
     }
 
     /// When each invite deletion and member removal that succeeded since `since` was made: the
@@ -213,7 +219,7 @@ impl Store {
                    AND action IN ('delete_invite', 'remove_member') AND planned_at >= ?1 \
                  ORDER BY id",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([ts(&since)], |row| {
                 Ok((
@@ -221,9 +227,8 @@ impl Store {
                     from_text::<Action>(row.get(1)?)?,
                 ))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     fn select_actions<P: rusqlite::Params>(
@@ -234,11 +239,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {COLUMNS} FROM actions {filter}"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params, action_from_row)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        let rows = stmt.query_map(params, action_from_row).ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 }

@@ -1,5 +1,6 @@
 //! Findings and their lifecycle, audits, reports, and the former members the policy needs.
 
+use super::Context as _;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -43,6 +44,37 @@ pub struct ReportRecord {
     pub generated_at: DateTime<Utc>,
     pub message_id: Option<String>,
     pub out_dir: Option<String>,
+    pub kind: ReportKind,
+}
+
+/// What became of a report. A sent or written report ends a period and starts the next one; a
+/// preview is never recorded (rows from before schema 5 without a Message-ID read as previews).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// Queued in the outbox for the recipients.
+    Sent,
+    /// Written to disk by the schedule because `[mail]` has no recipients.
+    Written,
+    Preview,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Sent => "sent",
+            ReportKind::Written => "written",
+            ReportKind::Preview => "preview",
+        }
+    }
+
+    fn parse(text: &str) -> ReportKind {
+        match text {
+            "sent" => ReportKind::Sent,
+            "written" => ReportKind::Written,
+            _ => ReportKind::Preview,
+        }
+    }
 }
 
 /// How many columns `FINDING_COLUMNS` names (the index of anything selected after them).
@@ -106,7 +138,7 @@ impl Store {
                        AND c.valid_from <= ?1 AND (c.valid_to IS NULL OR c.valid_to > ?1)) \
                  ORDER BY m.id",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([run_id], |row| {
                 let last_seen: Option<String> = row.get(2)?;
@@ -116,13 +148,13 @@ impl Store {
                     last_seen,
                 ))
             })
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, email, last_seen) = row.map_err(|e| self.err(e))?;
+            let (id, email, last_seen) = row.ctx(self)?;
             // A version whose runs were all pruned or never completed has no sighting to report.
             let Some(last_seen) = last_seen else { continue };
-            let last_seen = parse_ts(&last_seen).map_err(|e| self.err(e))?;
+            let last_seen = parse_ts(&last_seen).ctx(self)?;
             out.push(FormerMember {
                 id,
                 email,
@@ -136,7 +168,7 @@ impl Store {
     pub fn last_audited_run(&self) -> Result<Option<i64>> {
         self.conn
             .query_row("SELECT max(run_id) FROM audits", [], |row| row.get(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// Applies one audit of the snapshot `run_id` (taken at `taken_at`) to the findings'
@@ -269,7 +301,7 @@ impl Store {
                 }
                 put.execute(params![
                     fingerprint,
-                    finding.rule,
+                    finding.rule.as_str(),
                     finding.severity.as_str(),
                     finding.subject_kind.as_str(),
                     finding.subject_id,
@@ -289,7 +321,7 @@ impl Store {
                 ])
                 .map_err(sql_err)?;
                 findings.push(FindingRecord {
-                    rule: finding.rule.to_owned(),
+                    rule: finding.rule.to_string(),
                     severity: finding.severity,
                     subject_kind: finding.subject_kind,
                     subject_id: finding.subject_id.clone(),
@@ -310,7 +342,7 @@ impl Store {
             .rules
             .iter()
             .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
-            .map(|o| o.rule)
+            .map(|o| o.rule.as_str())
             .collect();
         let mut resolved = Vec::new();
         {
@@ -418,13 +450,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {FINDING_COLUMNS} FROM findings {filter}"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params, finding_from_row)
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
+        let rows = stmt.query_map(params, finding_from_row).ctx(self)?;
+        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)?;
         sort_findings(&mut out);
         Ok(out)
     }
@@ -437,7 +465,7 @@ impl Store {
             .prepare(
                 "SELECT fingerprint, consecutive, first_seen FROM findings WHERE status != 'resolved'",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([], |row| {
                 Ok((
@@ -448,9 +476,8 @@ impl Store {
                     },
                 ))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().ctx(self)
     }
 
     /// The newest audits, newest first.
@@ -461,7 +488,7 @@ impl Store {
                 "SELECT id, run_id, audited_at, rules, n_findings, n_new, n_resolved FROM audits \
                  ORDER BY id DESC LIMIT ?1",
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([limit], |row| {
                 Ok(AuditRecord {
@@ -475,34 +502,44 @@ impl Store {
                     n_resolved: row.get(6)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
-    /// Records a report made from snapshot `run_id`.
+    /// Records a report made from snapshot `run_id` that ends a period (a sent or written
+    /// one; previews are not recorded).
     pub fn record_report(
         &self,
         run_id: i64,
         generated_at: DateTime<Utc>,
         message_id: Option<&str>,
         out_dir: Option<&str>,
+        kind: ReportKind,
     ) -> Result<i64> {
         self.require_writer()?;
         self.conn
             .execute(
-                "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES (?1, ?2, ?3, ?4)",
-                params![run_id, ts(&generated_at), message_id, out_dir],
+                "INSERT INTO reports (run_id, generated_at, message_id, out_dir, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run_id,
+                    ts(&generated_at),
+                    message_id,
+                    out_dir,
+                    kind.as_str()
+                ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The newest report, if any.
-    pub fn last_report(&self) -> Result<Option<ReportRecord>> {
+    /// The newest report that ended a period (sent or written), if any: the next report's
+    /// period starts at its snapshot.
+    pub fn last_sent_report(&self) -> Result<Option<ReportRecord>> {
         self.conn
             .query_row(
-                "SELECT id, run_id, generated_at, message_id, out_dir FROM reports ORDER BY id DESC LIMIT 1",
+                "SELECT id, run_id, generated_at, message_id, out_dir, kind FROM reports \
+                 WHERE kind != 'preview' ORDER BY id DESC LIMIT 1",
                 [],
                 |row| {
                     Ok(ReportRecord {
@@ -511,10 +548,27 @@ impl Store {
                         generated_at: parse_ts(&row.get::<_, String>(2)?)?,
                         message_id: row.get(3)?,
                         out_dir: row.get(4)?,
+                        kind: ReportKind::parse(&row.get::<_, String>(5)?),
                     })
                 },
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .ctx(self)
+    }
+
+    /// The latest email of every member id the retained history knows (current and former
+    /// members), for names beside ids and the owners of orphaned keys.
+    pub fn member_emails(&self) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, email FROM members ORDER BY valid_from")
+            .ctx(self)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .ctx(self)?;
+        // Later versions overwrite earlier ones.
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().ctx(self)
     }
 }

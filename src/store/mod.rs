@@ -24,8 +24,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
-pub use findings::{AuditRecord, AuditResult, ReportRecord};
-pub use lock::WriterLock;
+pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
+pub use lock::{LockProbe, WriterLock};
 pub use outbox::{
     NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
     RefusedRecipient,
@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/004_actions.sql"),
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
+    include_str!("sql/007_report_kind.sql"),
 ];
 
 /// The schema version this build writes.
@@ -64,13 +65,85 @@ pub enum StoreError {
         found: u32,
         known: u32,
     },
-    #[error("database {path} is in use by another orgwarden ({holder}); only one process may write at a time")]
+    #[error("{}", locked_message(path, holder))]
     Locked { path: String, holder: String },
+    #[error("database {path} is corrupt ({detail}); nothing was written. Restore it from a backup, or move it aside (with its -wal and -shm files) and orgwarden starts a new, empty history there")]
+    Corrupt { path: String, detail: String },
+    #[error("database {path} has schema version {found}, older than this orgwarden's {known}, and cannot be upgraded here ({why}); run a writing command (`orgwarden snapshot`) where the database is writable, or use the orgwarden that wrote it")]
+    TooOld {
+        path: String,
+        found: u32,
+        known: u32,
+        why: String,
+    },
     #[error("database {path}: {message}")]
     Other { path: String, message: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The refusal of a second writer: the daemon gets a next step, another command a name.
+fn locked_message(path: &str, holder: &str) -> String {
+    if holder.contains(&format!("`{}`", DAEMON_HOLDER)) {
+        let pid = holder
+            .strip_prefix("pid ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("?");
+        format!(
+            "database {path}: the daemon (pid {pid}) holds the database; use its schedule or stop it \
+             (holder: {holder})"
+        )
+    } else {
+        format!(
+            "database {path} is in use by another orgwarden ({holder}); only one process may write \
+             at a time: wait for it to finish"
+        )
+    }
+}
+
+/// The holder name `orgwarden run` writes into the lock.
+pub const DAEMON_HOLDER: &str = "orgwarden run";
+
+impl StoreError {
+    /// True when the database file itself is damaged.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. })
+    }
+}
+
+/// SQLite's own words for a damaged file.
+fn is_corruption(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Something whose errors name a database file.
+pub(crate) trait Database {
+    fn database(&self) -> String;
+}
+
+/// `.ctx(db)`: a rusqlite error as a [`StoreError`] naming the database, so that queries read
+/// `conn.execute(...).ctx(self)?` instead of a closure each.
+pub(crate) trait Context<T> {
+    fn ctx(self, db: &impl Database) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
+    fn ctx(self, db: &impl Database) -> Result<T> {
+        self.map_err(|source| StoreError::Sqlite {
+            path: db.database(),
+            source,
+        })
+    }
+}
+
+impl Database for Store {
+    fn database(&self) -> String {
+        self.path_text()
+    }
+}
 
 /// What retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +158,11 @@ pub struct Store {
     path: PathBuf,
     /// Held for the life of a writing store; `None` for a reader.
     lock: Option<WriterLock>,
+    /// A reader that found no writer holding the lock: runs still `running` were left by a
+    /// process that is gone and are shown `abandoned` (the next writer records it).
+    writer_gone: bool,
+    /// A private in-memory copy ([`Store::open_preview`]): writable, but nothing reaches the file.
+    scratch: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,11 +216,28 @@ impl Store {
             })?;
         }
         let lock = WriterLock::acquire(path, holder, now)?;
-        let conn = open_connection(path)?;
+        Store::open_with_lock(path, lock, now)
+    }
+
+    /// Opens a database to write with a lock the caller already took (the demo takes it before
+    /// it clears its directory).
+    pub fn open_writer_locked(path: &Path, lock: WriterLock, now: DateTime<Utc>) -> Result<Store> {
+        Store::open_with_lock(path, lock, Some(now))
+    }
+
+    fn open_with_lock(path: &Path, lock: WriterLock, now: Option<DateTime<Utc>>) -> Result<Store> {
+        let conn = connect(path, false).and_then(|conn| {
+            // Before anything is written (even the WAL pragma): a damaged file is refused.
+            quick_check(&conn, path)?;
+            configure(&conn, path)?;
+            Ok(conn)
+        })?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
             lock: Some(lock),
+            writer_gone: false,
+            scratch: false,
         };
         store.migrate()?;
         let Some(now) = now else {
@@ -155,7 +250,7 @@ impl Store {
                  error = 'the process stopped before the run finished' WHERE status = 'running'",
                 params![ts(&now)],
             )
-            .map_err(|e| store.err(e))?;
+            .ctx(&store)?;
         if abandoned > 0 {
             tracing::warn!(
                 n_runs = abandoned,
@@ -165,20 +260,30 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing database to read. Refuses a missing file (with a hint) and a database
-    /// whose schema is older or newer than this build (an older one is upgraded by any writer).
+    /// Opens an existing database to read, read-only: no lock, no migration, nothing written, so
+    /// it works while the daemon writes and where the file or its directory is read-only.
+    /// Refuses a missing file (with a hint) and a database whose schema is newer than this
+    /// build; an older one is upgraded when that is possible here (writable, no writer running),
+    /// else refused saying so.
     pub fn open_reader(path: &Path) -> Result<Store> {
+        Store::open_reader_inner(path, true)
+    }
+
+    fn open_reader_inner(path: &Path, may_upgrade: bool) -> Result<Store> {
         if !path.exists() {
             return Err(StoreError::Other {
                 path: path.display().to_string(),
                 message: "no database yet; run `orgwarden snapshot` first".to_owned(),
             });
         }
-        let conn = open_connection(path)?;
+        let writer_gone = WriterLock::probe(path) == LockProbe::Free;
+        let conn = connect(path, true)?;
         let store = Store {
             conn,
             path: path.to_owned(),
             lock: None,
+            writer_gone,
+            scratch: false,
         };
         let version = store.user_version()?;
         if version > SCHEMA_VERSION {
@@ -189,13 +294,61 @@ impl Store {
             });
         }
         if version < SCHEMA_VERSION {
-            // Upgrading needs the writer lock; take it briefly.
             drop(store);
-            let writer = Store::open_locked(path, "orgwarden (schema upgrade)", None)?;
-            drop(writer);
-            return Store::open_reader(path);
+            let why = if may_upgrade {
+                // Upgrading needs the writer lock; take it briefly.
+                match Store::open_locked(path, "orgwarden (schema upgrade)", None) {
+                    Ok(writer) => {
+                        drop(writer);
+                        return Store::open_reader_inner(path, false);
+                    }
+                    Err(error) => error.to_string(),
+                }
+            } else {
+                "the upgrade did not take".to_owned()
+            };
+            return Err(StoreError::TooOld {
+                path: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+                why,
+            });
         }
         Ok(store)
+    }
+
+    /// A private in-memory copy of the database, read in one consistent transaction without any
+    /// lock: the jobs run on it exactly as on the file (an audit is recorded, a plan made), and
+    /// everything they write is dropped with it. This is how `audit --no-record`, `cleanup`
+    /// without `--apply` and a report preview work while the daemon writes.
+    pub fn open_preview(path: &Path) -> Result<Store> {
+        let reader = Store::open_reader(path)?;
+        let err = conn_err(path);
+        let mut conn = Connection::open_in_memory().map_err(&err)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&reader.conn, &mut conn).map_err(&err)?;
+            // All pages in one step: one read transaction, so the copy is consistent.
+            backup.step(-1).map_err(&err)?;
+        }
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(&err)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock: None,
+            writer_gone: reader.writer_gone,
+            scratch: true,
+        })
+    }
+
+    /// True for an [`open_preview`](Store::open_preview) copy.
+    pub fn is_preview(&self) -> bool {
+        self.scratch
+    }
+
+    /// `PRAGMA quick_check` on this connection: a corrupt file is [`StoreError::Corrupt`].
+    pub fn quick_check(&self) -> Result<()> {
+        quick_check(&self.conn, &self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -206,17 +359,10 @@ impl Store {
         self.path.display().to_string()
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path_text(),
-            source,
-        }
-    }
-
     fn user_version(&self) -> Result<u32> {
         self.conn
             .query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// Applies every missing schema step in one transaction.
@@ -271,7 +417,7 @@ impl Store {
                 "INSERT INTO runs (status, started_at, pid) VALUES ('running', ?1, ?2)",
                 params![ts(&started_at), std::process::id()],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -290,19 +436,25 @@ impl Store {
                  retries = ?5 WHERE id = ?1",
                 params![run_id, ts(&now), error, requests, retries],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(())
     }
 
     /// A second connection for the snapshot writer thread; only for a writing store.
     pub fn snapshot_writer(&self, run_id: i64) -> Result<SnapshotWriter> {
         self.require_writer()?;
+        if self.scratch {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: "a preview copy cannot take snapshots".to_owned(),
+            });
+        }
         let conn = open_connection(&self.path)?;
         SnapshotWriter::begin(conn, self.path_text(), run_id)
     }
 
     fn require_writer(&self) -> Result<()> {
-        if self.lock.is_none() {
+        if self.lock.is_none() && !self.scratch {
             return Err(StoreError::Other {
                 path: self.path_text(),
                 message: "opened read-only; this needs the writer lock".to_owned(),
@@ -340,7 +492,28 @@ impl Store {
                 params![from, to],
                 |row| row.get(0),
             )
-            .map_err(|e| self.err(e))
+            .ctx(self)
+    }
+
+    /// Snapshot runs that failed or were abandoned after run `after` (all when `None`), oldest
+    /// first: the failures a report's period names.
+    pub fn failed_runs_after(&self, after: Option<i64>) -> Result<Vec<RunRecord>> {
+        self.query_runs(
+            "SELECT * FROM runs WHERE status IN ('failed', 'abandoned') AND id > ?1 ORDER BY id",
+            [after.unwrap_or(0)],
+        )
+    }
+
+    /// The newest complete run taken at or before `at`: the snapshot a period starting at `at`
+    /// is compared with.
+    pub fn latest_complete_at(&self, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        Ok(self
+            .query_runs(
+                "SELECT * FROM runs WHERE status = 'complete' \
+                 AND coalesce(finished_at, started_at) <= ?1 ORDER BY id DESC LIMIT 1",
+                [ts(&at)],
+            )?
+            .pop())
     }
 
     /// The complete runs that finished at or after `since` and before run `before`, oldest
@@ -434,10 +607,17 @@ impl Store {
     }
 
     fn query_runs<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(sql).ctx(self)?;
         let rows = stmt
             .query_map(params, |row| {
                 let status: String = row.get("status")?;
+                let mut status = RunStatus::parse(&status);
+                let mut error: Option<String> = row.get("error")?;
+                if status == RunStatus::Running && self.writer_gone {
+                    // Its process is gone (no one holds the lock): it can never finish.
+                    status = RunStatus::Abandoned;
+                    error = Some("the process stopped before the run finished".to_owned());
+                }
                 let n_members: Option<u64> = row.get("n_members")?;
                 let counts = match n_members {
                     Some(members) => Some(Counts {
@@ -451,10 +631,10 @@ impl Store {
                 };
                 Ok(RunRecord {
                     id: row.get("id")?,
-                    status: RunStatus::parse(&status),
+                    status,
                     started_at: parse_ts(&row.get::<_, String>("started_at")?)?,
                     finished_at: parse_opt_ts(row.get("finished_at")?)?,
-                    error: row.get("error")?,
+                    error,
                     org_id: row.get("org_id")?,
                     org_name: row.get("org_name")?,
                     counts,
@@ -466,9 +646,8 @@ impl Store {
                     accepted_at: parse_opt_ts(row.get("accepted_at")?)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     // ---- State -------------------------------------------------------------------------------
@@ -630,12 +809,12 @@ impl Store {
         run_id: i64,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([run_id], map).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare(sql).ctx(self)?;
+        let rows = stmt.query_map([run_id], map).ctx(self)?;
         // A count that is off (or absurd) only costs a reallocation.
         let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
         for row in rows {
-            out.push(row.map_err(|e| self.err(e))?);
+            out.push(row.ctx(self)?);
         }
         Ok(out)
     }
@@ -696,7 +875,7 @@ impl Store {
         tx.commit().map_err(sql_err)?;
         self.conn
             .execute_batch("PRAGMA incremental_vacuum(2000);")
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(PruneStats { runs, versions })
     }
 
@@ -704,14 +883,14 @@ impl Store {
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// `PRAGMA integrity_check`, `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String> {
         self.conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     /// The schema as `sqlite_master` rows, whitespace-normalised, for migration tests.
@@ -719,7 +898,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let rows = stmt
             .query_map([], |row| {
                 let sql: String = row.get(2)?;
@@ -730,30 +909,116 @@ impl Store {
                     sql.split_whitespace().collect::<Vec<_>>().join(" ")
                 ))
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 }
 
 /// Opens a connection with the pragmas every connection needs (set in code, not in migrations).
 fn open_connection(path: &Path) -> Result<Connection> {
-    let err = |source| StoreError::Sqlite {
-        path: path.display().to_string(),
-        source,
+    let conn = connect(path, false)?;
+    configure(&conn, path)?;
+    Ok(conn)
+}
+
+/// The error of a connection to `path`: corruption is named as such.
+fn conn_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| {
+        if is_corruption(&source) {
+            StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: source.to_string(),
+            }
+        } else {
+            StoreError::Sqlite {
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    }
+}
+
+/// Opens a connection; `read_only` ones write nothing (no pragma that changes the file), and
+/// fall back to an immutable open where SQLite cannot create its shared-memory file (a
+/// read-only directory, where no writer can be changing the database either).
+fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let err = conn_err(path);
+    if !read_only {
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(&err)?;
+        return Ok(conn);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let usable = |conn: Connection| -> rusqlite::Result<Connection> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+        Ok(conn)
     };
-    let conn = Connection::open(path).map_err(err)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    match Connection::open_with_flags(path, flags).and_then(usable) {
+        Ok(conn) => Ok(conn),
+        Err(error)
+            if matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            ) =>
+        {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)
+                .and_then(usable)
+                .map_err(&err)
+        }
+        Err(error) => Err(err(error)),
+    }
+}
+
+/// `path` escaped for a `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push(byte as char),
+        }
+    }
+    out
+}
+
+/// `PRAGMA quick_check`: the first problem it names, as [`StoreError::Corrupt`].
+fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
+    let err = conn_err(path);
+    let mut stmt = conn.prepare("PRAGMA quick_check(3)").map_err(&err)?;
+    let rows: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .map_err(&err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(&err)?;
+    if rows.len() == 1 && rows[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        path: path.display().to_string(),
+        detail: format!("quick_check: {}", rows.join("; ")),
+    })
+}
+
+/// The pragmas every writing connection needs (set in code, not in migrations).
+fn configure(conn: &Connection, path: &Path) -> Result<()> {
+    let err = conn_err(path);
     // auto_vacuum only takes effect on a new, empty file, so it comes first; it lets retention
     // give pages back with `incremental_vacuum` instead of a full VACUUM pause. Only on an empty
     // file: on an existing one the pragma waits for the write lock, which would block a reader
     // (up to the busy timeout) while the daemon writes a snapshot.
     let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))
-        .map_err(err)?;
+        .map_err(&err)?;
     if pages == 0 {
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(err)?;
+            .map_err(&err)?;
     }
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -762,8 +1027,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
          PRAGMA temp_store = MEMORY;
          PRAGMA journal_size_limit = 67108864;",
     )
-    .map_err(err)?;
-    Ok(conn)
+    .map_err(&err)?;
+    Ok(())
 }
 
 #[cfg(test)]

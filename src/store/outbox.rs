@@ -2,6 +2,7 @@
 //!
 //! Only the SQL lives here; `crate::mail` decides when to deliver and what a failure means.
 
+use super::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -125,6 +126,8 @@ pub struct OutboxCounts {
     pub failed: u64,
     /// When the oldest pending message was enqueued.
     pub oldest_pending: Option<DateTime<Utc>>,
+    /// When the newest sent message was accepted by the server.
+    pub last_sent: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, message_id, created_at, subject, sender, recipients, status, attempts, \
@@ -192,7 +195,7 @@ impl Store {
                     message.raw,
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         let id = self
             .conn
             .query_row(
@@ -200,7 +203,7 @@ impl Store {
                 [message.message_id],
                 |row| row.get(0),
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok((id, inserted == 1))
     }
 
@@ -228,7 +231,7 @@ impl Store {
         sql: &str,
         params: P,
     ) -> Result<Vec<OutboxMessage>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(sql).ctx(self)?;
         let rows = stmt
             .query_map(params, |row| {
                 Ok(OutboxMessage {
@@ -236,9 +239,8 @@ impl Store {
                     raw: row.get(RAW_COLUMN)?,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     /// Records that the server accepted a pending message. Returns false when the message was not
@@ -253,7 +255,7 @@ impl Store {
                  WHERE id = ?1 AND status = 'pending'",
                 params![id, ts(&at)],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -282,7 +284,7 @@ impl Store {
                     (!permanent).then(|| ts(&next_attempt_at)),
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -312,7 +314,7 @@ impl Store {
                     to_json(attempt.refused),
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .ctx(self)?;
         Ok(changed == 1)
     }
 
@@ -321,10 +323,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], record).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ctx(self)?;
+        let rows = stmt.query_map([], record).ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
     }
 
     /// One message by row id, without its bytes.
@@ -336,7 +337,7 @@ impl Store {
                 record,
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
@@ -346,7 +347,8 @@ impl Store {
                    count(*) FILTER (WHERE status = 'pending'), \
                    count(*) FILTER (WHERE status = 'sent'), \
                    count(*) FILTER (WHERE status = 'failed'), \
-                   min(created_at) FILTER (WHERE status = 'pending') \
+                   min(created_at) FILTER (WHERE status = 'pending'), \
+                   max(sent_at) FILTER (WHERE status = 'sent') \
                  FROM outbox",
                 [],
                 |row| {
@@ -355,10 +357,11 @@ impl Store {
                         sent: row.get(1)?,
                         failed: row.get(2)?,
                         oldest_pending: parse_opt_ts(row.get(3)?)?,
+                        last_sent: parse_opt_ts(row.get(4)?)?,
                     })
                 },
             )
-            .map_err(|e| self.err(e))
+            .ctx(self)
     }
 }
 

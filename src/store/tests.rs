@@ -96,7 +96,7 @@ fn history_grows_with_change_not_with_time() {
     let changes = crate::org::diff(&s2, &s3);
     let summary: Vec<(&str, &str, Option<String>)> = changes
         .iter()
-        .map(|c| (c.kind, c.change, c.id.clone()))
+        .map(|c| (c.kind.as_str(), c.change.as_str(), c.id.clone()))
         .collect();
     assert_eq!(
         summary,
@@ -247,7 +247,7 @@ fn pragmas_are_set_in_code() {
 
 // ---- Findings lifecycle ----------------------------------------------------------------------
 
-fn finding(rule: &'static str, id: &str) -> crate::policy::Finding {
+fn finding(rule: crate::policy::RuleId, id: &str) -> crate::policy::Finding {
     crate::policy::Finding {
         rule,
         severity: crate::config::Severity::High,
@@ -266,19 +266,19 @@ fn finding(rule: &'static str, id: &str) -> crate::policy::Finding {
 /// An evaluation where every rule ran, except those named in `not_evaluated`.
 fn evaluation(
     findings: Vec<crate::policy::Finding>,
-    not_evaluated: &[&str],
+    not_evaluated: &[crate::policy::RuleId],
 ) -> crate::policy::Evaluation {
     use crate::policy::{RuleOutcome, RuleStatus, RULE_IDS};
     let rules = RULE_IDS
         .iter()
-        .map(|rule| RuleOutcome {
+        .map(|&rule| RuleOutcome {
             rule,
-            status: if not_evaluated.contains(rule) {
+            status: if not_evaluated.contains(&rule) {
                 RuleStatus::NotEvaluated("roster unreadable".into())
             } else {
                 RuleStatus::Evaluated
             },
-            n_findings: findings.iter().filter(|f| f.rule == *rule).count(),
+            n_findings: findings.iter().filter(|f| f.rule == rule).count(),
         })
         .collect();
     crate::policy::Evaluation { findings, rules }
@@ -421,7 +421,7 @@ fn exempted_findings_are_listed_not_dropped() {
     assert_eq!(stored[0].status, FindingStatus::Exempted);
     assert_eq!(
         stored[0].controls,
-        crate::policy::controls_for("orphaned_keys")
+        crate::policy::controls_for(crate::policy::ORPHANED_KEYS)
     );
 }
 
@@ -593,6 +593,126 @@ fn wall_now() -> chrono::DateTime<chrono::Utc> {
 }
 
 #[test]
+fn a_schema_4_database_keeps_its_sent_reports_and_drops_its_previews() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        // Before schema 7 every report was recorded, previews included; only sent ones have a
+        // Message-ID.
+        let conn = open_connection(&old).unwrap();
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        conn.execute(
+            "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES \
+             (1, ?1, 'report-1', '/r/1'), (2, ?2, NULL, '/r/2')",
+            [ts(&t(1)), ts(&t(2))],
+        )
+        .unwrap();
+    }
+    let store = Store::open_writer(&old, "test", wall_now()).unwrap();
+    let last = store.last_sent_report().unwrap().unwrap();
+    assert_eq!((last.run_id, last.kind), (1, ReportKind::Sent));
+    // A report recorded now ends the period; nothing else does.
+    store
+        .record_report(3, t(3), None, Some("/r/3"), ReportKind::Written)
+        .unwrap();
+    let last = store.last_sent_report().unwrap().unwrap();
+    assert_eq!((last.run_id, last.kind), (3, ReportKind::Written));
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
+    assert_eq!(store.schema_dump().unwrap(), fresh.schema_dump().unwrap());
+    assert!(fresh.last_sent_report().unwrap().is_none());
+}
+
+#[test]
+fn the_period_queries_of_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("p.db"), "test", wall_now()).unwrap();
+    // Run 1 complete at day 1, run 2 failed at day 2, run 3 complete at day 3 (without user_b).
+    let r1 = store.begin_run(t(1)).unwrap();
+    let mut writer = store.snapshot_writer(r1).unwrap();
+    writer.organization(org());
+    writer
+        .members(&[user("user_a", "user"), user("user_b", "user")])
+        .unwrap();
+    writer.finish(1, 0, t(1)).unwrap();
+    let r2 = store.begin_run(t(2)).unwrap();
+    store.fail_run(r2, "HTTP 401", 1, 0, t(2)).unwrap();
+    let r3 = store.begin_run(t(3)).unwrap();
+    let mut writer = store.snapshot_writer(r3).unwrap();
+    writer.organization(org());
+    let mut renamed = user("user_a", "user");
+    renamed.email = "a.new@example.com".into();
+    writer.members(&[renamed]).unwrap();
+    writer.finish(1, 0, t(3)).unwrap();
+
+    let failed: Vec<(i64, Option<String>)> = store
+        .failed_runs_after(Some(r1))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.error))
+        .collect();
+    assert_eq!(failed, [(r2, Some("HTTP 401".to_owned()))]);
+    assert!(store.failed_runs_after(Some(r2)).unwrap().is_empty());
+    assert_eq!(store.failed_runs_after(None).unwrap().len(), 1);
+
+    assert_eq!(
+        store.latest_complete_at(t(1)).unwrap().map(|r| r.id),
+        Some(r1)
+    );
+    assert_eq!(
+        store.latest_complete_at(t(2)).unwrap().map(|r| r.id),
+        Some(r1)
+    );
+    assert_eq!(
+        store.latest_complete_at(t(3)).unwrap().map(|r| r.id),
+        Some(r3)
+    );
+    assert!(store
+        .latest_complete_at(t(1) - chrono::Duration::seconds(1))
+        .unwrap()
+        .is_none());
+
+    // Emails of current and former members; the latest version wins.
+    let emails = store.member_emails().unwrap();
+    assert_eq!(emails["user_a"], "a.new@example.com");
+    assert_eq!(emails["user_b"], "user_b@example.com");
+
+    // Actions by the run they were planned from.
+    for run in [r1, r3] {
+        let id = format!("invite_{run}");
+        let finding = format!("stale_invites:invite:{id}");
+        store
+            .action_skipped(
+                &NewAction {
+                    run_id: run,
+                    action: crate::policy::Action::DeleteInvite,
+                    subject_kind: crate::policy::SubjectKind::Invite,
+                    subject_id: &id,
+                    subject: &id,
+                    finding: &finding,
+                    before: None,
+                },
+                "test",
+                t(3),
+            )
+            .unwrap();
+    }
+    let runs = |after, up_to| -> Vec<i64> {
+        store
+            .actions_in_runs(after, up_to)
+            .unwrap()
+            .iter()
+            .map(|a| a.run_id)
+            .collect()
+    };
+    assert_eq!(runs(None, r3), [r1, r3]);
+    assert_eq!(runs(Some(r1), r3), [r3]);
+    assert_eq!(runs(None, r1), [r1]);
+}
+
+#[test]
 fn implausible_snapshots_are_stored_suspect_and_can_be_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
@@ -670,4 +790,51 @@ fn a_repeated_skip_updates_its_row_instead_of_adding_one() {
         .unwrap();
     assert_ne!(back, first);
     assert_eq!(store.actions_since(None).unwrap().len(), 3);
+}
+
+#[test]
+fn a_reader_that_cannot_upgrade_an_older_schema_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    drop(Store::open_writer(&path, "orgwarden snapshot", wall_now()).unwrap());
+    let older = SCHEMA_VERSION - 1;
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {older};"))
+        .unwrap();
+    // A writer holds the lock: the reader may not upgrade, and does not wait for it.
+    let _writer = WriterLock::acquire(&path, "orgwarden run", Some(wall_now())).unwrap();
+    let error = Store::open_reader(&path).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::TooOld { .. }), "{text}");
+    assert!(
+        text.contains(&format!("schema version {older}, older than")),
+        "{text}"
+    );
+    let version: u32 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, older, "the reader changed the schema");
+}
+
+#[test]
+fn a_preview_copy_takes_writes_that_never_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    drop(Store::open_writer(&path, "orgwarden snapshot", wall_now()).unwrap());
+    let _daemon = WriterLock::acquire(&path, "orgwarden run", Some(wall_now())).unwrap();
+    let preview = Store::open_preview(&path).unwrap();
+    assert!(preview.is_preview());
+    let run = preview.begin_run(wall_now()).unwrap();
+    assert_eq!(preview.runs().unwrap().len(), 1);
+    assert!(
+        preview.snapshot_writer(run).is_err(),
+        "no second connection to the file"
+    );
+    assert!(Store::open_reader(&path)
+        .unwrap()
+        .runs()
+        .unwrap()
+        .is_empty());
 }

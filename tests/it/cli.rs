@@ -81,3 +81,96 @@ async fn a_missing_admin_key_is_a_config_error() {
     assert_eq!(code, 78);
     assert!(err.contains("api.admin_key"), "{err}");
 }
+
+#[tokio::test]
+async fn a_secret_on_a_broken_line_never_reaches_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, secret) in [
+        (
+            "[api]\nadmin_key = \"sk-ant-admin01-CLISECRET-one\n[store]\npath = \"x.db\"\n",
+            "CLISECRET-one",
+        ),
+        (
+            "[api]\nadmin_key = \"sk-ant-admin01-CLISECRET-two\" trailing\n",
+            "CLISECRET-two",
+        ),
+        (
+            "[mail]\npassword = \"cli-password-three\" = 1\n",
+            "cli-password-three",
+        ),
+        (
+            "[mail]\nhost = \"smtp.example.com\"\npassword = 'cli-password-four\n",
+            "cli-password-four",
+        ),
+    ] {
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        for args in [&["check-config"][..], &["status"][..], &["snapshot"][..]] {
+            let (code, out, err) = run(orgwarden(&config, args)).await;
+            assert_eq!(code, 78, "{args:?} on {text:?}: {err}");
+            assert!(err.contains("line "), "the error says where: {err}");
+            assert!(!err.contains(secret), "{args:?} printed the secret: {err}");
+            assert!(!out.contains(secret), "{args:?} printed the secret: {out}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn history_newest_first_with_a_limit_and_quiet_on_a_closed_pipe() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", "");
+    {
+        let store = orgwarden::store::Store::open_writer(
+            &dir.path().join("orgwarden.db"),
+            "test",
+            wall_now(),
+        )
+        .unwrap();
+        // Enough rows that the output is far larger than a pipe's buffer.
+        for _ in 0..3000 {
+            let id = store.begin_run(wall_now()).unwrap();
+            store
+                .fail_run(
+                    id,
+                    &format!("failure {id} {}", "x".repeat(80)),
+                    1,
+                    0,
+                    wall_now(),
+                )
+                .unwrap();
+        }
+    }
+    let (code, out, err) = run(orgwarden(&config, &["history", "--limit", "2"])).await;
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(ids, ["3000", "2999"], "{out}");
+    // Piped output has whole cells: the error is longer than a terminal cell.
+    assert!(
+        out.contains(&format!("failure 3000 {}", "x".repeat(80))),
+        "{out}"
+    );
+
+    // `orgwarden history | head -1`: the reader goes away after one line.
+    let mut child = orgwarden(&config, &["history"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("ID"), "{first}");
+    // The pipe's read end is closed here.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+}

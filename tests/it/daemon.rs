@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use orgwarden::clock::ManualClock;
+use orgwarden::config::{Config, Environment};
+use orgwarden::daemon::{job, Control, JobFuture, JobSpec};
+use orgwarden::jobs::JobContext;
 use orgwarden::store::{RunRecord, RunStatus, Store};
 use orgwarden_sim::{Faults, SimHandle};
 
@@ -285,7 +292,13 @@ async fn a_second_daemon_on_the_same_database_is_refused_naming_the_holder() {
 
     let (code, _, err) = run(orgwarden(&first.config, &["run"])).await;
     assert_ne!(code, 0, "{err}");
-    assert!(err.contains("in use by another orgwarden"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon (pid {}) holds the database; use its schedule or stop it",
+            first.child.id()
+        )),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("pid {} running `orgwarden run`", first.child.id())),
         "{err}"
@@ -410,4 +423,115 @@ async fn run_without_an_admin_key_is_a_configuration_error() {
     let (code, _, err) = run(command).await;
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("api.admin_key"), "{err}");
+}
+
+/// Calls of [`panicky`] so far: the first panics, the later ones succeed.
+static PANICKY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A job that starts a snapshot run and panics inside it the first time, like a bug in the middle
+/// of a snapshot would; later calls succeed.
+fn panicky<'a>(ctx: &'a mut JobContext<'_>) -> JobFuture<'a> {
+    Box::pin(async move {
+        let call = PANICKY_CALLS.fetch_add(1, AtomicOrdering::SeqCst);
+        if call == 0 {
+            let run = ctx.store.begin_run(ctx.clock.now())?;
+            panic!("injected bug in run {run}: caf\u{e9} \u{2603}");
+        }
+        Ok(format!("call {call} went fine"))
+    })
+}
+
+const PANICKY_JOBS: &[JobSpec] = &[job("panicky", |s| &s.audit, true, panicky)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_is_a_failed_run_with_the_message_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orgwarden.db");
+    let text = format!(
+        "[api]\nbase_url = \"http://127.0.0.1:9\"\n[store]\npath = {:?}\n[schedule]\naudit = \"* * * * * *\"\nrun_on_start = true\n",
+        db.to_str().unwrap()
+    );
+    let env = Environment {
+        vars: vec![("ANTHROPIC_ADMIN_KEY".into(), "sk-ant-admin01-x".into())],
+    };
+    let (config, _) = Config::from_toml(&text, &env).unwrap();
+    // 100 ms before a whole second: the first tick after the start-up run comes at once.
+    let clock = ManualClock::new("2026-03-01T12:00:00.900Z".parse().unwrap());
+    let (controls, receiver) = tokio::sync::mpsc::channel(4);
+    let daemon = orgwarden::daemon::run_jobs(None, config, receiver, Arc::new(clock), PANICKY_JOBS);
+    let driver = async {
+        let deadline = Instant::now() + DEADLINE;
+        while PANICKY_CALLS.load(AtomicOrdering::SeqCst) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the job never ran again after its panic"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        controls.send(Control::Stop("test")).await.unwrap();
+    };
+    let (result, ()) = tokio::join!(daemon, driver);
+    result.expect("the daemon stops cleanly after a job panicked");
+
+    let runs = runs(&db);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Failed, "{runs:?}");
+    let error = runs[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("panicked: injected bug in run 1: caf\u{e9} \u{2603}"),
+        "the panic message is recorded: {error:?}"
+    );
+    assert_eq!(
+        runs[0].finished_at.unwrap().to_rfc3339(),
+        "2026-03-01T12:00:00.900+00:00"
+    );
+}
+
+#[tokio::test]
+async fn a_sighup_with_a_secret_on_a_broken_line_never_logs_the_secret() {
+    let sim = sim(small()).await;
+    let mut daemon = Daemon::start(&sim, "audit = \"0 0 0 1 1 *\"\nrun_on_start = false\n", &[]);
+    daemon.wait_ready().await;
+    let good = std::fs::read_to_string(&daemon.config).unwrap();
+    for (broken, secret) in [
+        // An unterminated string: the TOML error quotes the line.
+        (
+            "[api]\nadmin_key = \"sk-ant-admin01-HUPSECRET-one\n",
+            "HUPSECRET-one",
+        ),
+        // A value the parser stops inside (a bare word after the secret).
+        (
+            "[mail]\npassword = \"hup-password-two\" oops\n",
+            "hup-password-two",
+        ),
+    ] {
+        std::fs::write(&daemon.config, good.replacen("[api]\n", broken, 1)).unwrap();
+        let refusals = daemon.log().matches("configuration reload refused").count();
+        daemon.signal(Signal::SIGHUP);
+        daemon
+            .wait_for("the reload to be refused", |d| {
+                d.log().matches("configuration reload refused").count() > refusals
+            })
+            .await;
+        let log = daemon.log();
+        assert!(log.contains("line"), "the error says where: {log}");
+        assert!(
+            !log.contains(secret),
+            "the secret is in the daemon's log: {log}"
+        );
+    }
+    // `status` names the running daemon by its pid, and stops doing so once it has exited.
+    std::fs::write(&daemon.config, &good).unwrap();
+    let (_, out, _) = run(orgwarden(&daemon.config, &["status"])).await;
+    let pid = daemon.child.id();
+    assert!(
+        out.contains(&format!(
+            "daemon: running (pid {pid} running `orgwarden run` since "
+        )),
+        "{out}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(DEADLINE).await, 0, "{}", daemon.log());
+    let (_, out, _) = run(orgwarden(&daemon.config, &["status"])).await;
+    assert!(out.contains("daemon: not running\n"), "{out}");
 }

@@ -704,6 +704,16 @@ async fn a_refused_recipient_is_recorded_and_the_others_get_the_message() {
     assert_eq!(rows[0]["status"], "sent");
     assert_eq!(rows[0]["refused"][0]["address"], "ops@example.org");
     assert_eq!(rows[0]["delivered_to"][0], "sec@example.com");
+    // `status` says when the last report went out.
+    let (_, out, _) = run(orgwarden(&config_path, &["status"])).await;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("last report sent: "))
+        .unwrap_or_else(|| panic!("no last report line: {out}"));
+    assert!(
+        line.contains(&now().format("%Y-%m-%d").to_string()),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 // The helpers are `pub` for the test modules of this one binary; nothing here is an API.
 #![allow(unreachable_pub)]
 
+mod app;
 mod helpers;
 
 mod audit;
@@ -9,9 +10,12 @@ mod cli;
 mod client;
 mod daemon;
 mod demo;
+mod hostile;
+mod layout;
 mod mail;
 mod remediate;
 mod report;
 mod snapshot;
+mod state;
 mod status;
 mod systemd;

@@ -267,7 +267,14 @@ async fn an_empty_member_list_leads_to_zero_actions() {
     // plan without --apply still exits 0.
     let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
     let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(runs[1]["suspect"], "the snapshot has no members at all");
+    // Newest first.
+    let ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let run_2 = |runs: &[Value]| runs.iter().find(|r| r["id"] == 2).unwrap().clone();
+    assert_eq!(
+        run_2(&runs)["suspect"],
+        "the snapshot has no members at all"
+    );
     let mut accept = orgwarden(&config, &["cleanup", "--accept-baseline", "2"]);
     accept.env("USER", "tester");
     let (code, out, err) = run(accept).await;
@@ -279,7 +286,7 @@ async fn an_empty_member_list_leads_to_zero_actions() {
     assert!(out.contains("ELIGIBLE_AT"), "{out}");
     let (_, out, _) = run(orgwarden(&config, &["history", "--format", "json"])).await;
     let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(runs[1]["accepted_by"], "tester");
+    assert_eq!(run_2(&runs)["accepted_by"], "tester");
     let store = Store::open_reader(&dir.path().join("orgwarden.db")).unwrap();
     let trail = store.actions_since(None).unwrap();
     assert_eq!(trail.len(), 1, "only the acceptance: {trail:#?}");
@@ -416,25 +423,33 @@ async fn a_crash_between_planned_and_the_call_is_reconciled() {
 
 #[tokio::test]
 async fn an_old_snapshot_and_an_exemption_each_hold_actions_back() {
-    let sim = sim(small()).await;
-    let s = seed(&sim);
-    let dir = tempfile::tempdir().unwrap();
+    // In process with a manual clock: the snapshot ages without waiting.
+    let mut app = crate::app::TestApp::with_options(
+        orgwarden_sim::SimOptions {
+            sizes: small(),
+            ..orgwarden_sim::SimOptions::default()
+        },
+        "",
+    )
+    .await;
+    let s = seed(&app.sim);
     // The orphaned key is exempted; everything else is acted on only from a fresh snapshot.
-    let config = enforce_config(
-        dir.path(),
-        &sim,
-        "min_consecutive_snapshots = 1\nmax_snapshot_age = \"3s\"",
-        &format!(
-            "[[exemptions]]\nkey_id = \"{}\"\nreason = \"kept by the platform team\"\n",
-            s.key
-        ),
-    );
-    ok(&config, &["snapshot"]).await;
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let before = sim.snapshot_state().to_json();
-    let stale = cleanup_json(&config, true).await;
+    app.reconfigure(&format!(
+        "[remediation]\nmode = \"enforce\"\nmax_fraction = 1.0\nmax_actions_per_run = 1000\n\
+         min_finding_age = \"0s\"\nmin_consecutive_snapshots = 1\nmax_snapshot_age = \"3s\"\n\n\
+         [rules.stale_invites]\nremediate = true\nmax_pending_days = 7\n\
+         [rules.orphaned_keys]\nremediate = true\n\n\
+         [[exemptions]]\nkey_id = \"{}\"\nreason = \"kept by the platform team\"\n",
+        s.key
+    ));
+    app.snapshot().await;
+    app.advance(Days::milliseconds(3500));
+    let before = app.sim.snapshot_state().to_json();
+    let stale = serde_json::to_value(app.cleanup(true).await).unwrap();
     assert_eq!(stale["executed"].as_array().unwrap().len(), 0, "{stale:#}");
-    for action in stale["plan"]["actions"].as_array().unwrap() {
+    let actions = stale["plan"]["actions"].as_array().unwrap();
+    assert!(!actions.is_empty(), "{stale:#}");
+    for action in actions {
         let age = action["verdicts"]
             .as_array()
             .unwrap()
@@ -443,11 +458,11 @@ async fn an_old_snapshot_and_an_exemption_each_hold_actions_back() {
             .unwrap();
         assert_eq!(age["pass"], false, "{action}");
     }
-    assert_eq!(sim.snapshot_state().to_json(), before);
+    assert_eq!(app.sim.snapshot_state().to_json(), before);
 
     // A fresh snapshot: the others run, the exempted key does not.
-    ok(&config, &["snapshot"]).await;
-    let fresh = cleanup_json(&config, true).await;
+    app.snapshot().await;
+    let fresh = serde_json::to_value(app.cleanup(true).await).unwrap();
     assert!(executed(&fresh, &s.invite).is_some(), "{fresh:#}");
     assert!(executed(&fresh, &s.key).is_none());
     let exempted = fresh["plan"]["actions"]
@@ -461,7 +476,8 @@ async fn an_old_snapshot_and_an_exemption_each_hold_actions_back() {
         .unwrap()
         .iter()
         .any(|v| v["guard"] == "exemption" && v["pass"] == false));
-    let key = sim
+    let key = app
+        .sim
         .snapshot_state()
         .api_keys()
         .into_iter()
@@ -473,29 +489,32 @@ async fn an_old_snapshot_and_an_exemption_each_hold_actions_back() {
 // ---- Guards that cannot be tricked: in-process jobs over TCP, driven by a ManualClock ----------
 
 mod guards {
-    use std::sync::Arc;
-
     use chrono::{DateTime, Duration as Span, Utc};
     use orgwarden::cli::{cleanup_exit_code, EXIT_GUARD};
-    use orgwarden::clock::ManualClock;
-    use orgwarden::config::{Config, Environment};
-    use orgwarden::jobs::{self, CleanupSummary, JobContext};
-    use orgwarden::store::{ActionStatus, Store};
-    use orgwarden_sim::{Faults, SimHandle, SimOptions, DEMO_ADMIN_KEY};
+    use orgwarden::jobs::{self, CleanupSummary};
+    use orgwarden::store::ActionStatus;
+    use orgwarden_sim::{Faults, SimHandle};
 
-    use crate::helpers::*;
-
-    /// A simulator frozen at a fixed time, a store in a temp dir, and a clock both follow.
-    struct Rig {
-        sim: SimHandle,
-        clock: ManualClock,
-        config: Config,
-        store: Store,
-        _dir: tempfile::TempDir,
-    }
+    use crate::app::TestApp;
 
     fn start() -> DateTime<Utc> {
-        "2026-11-30T08:00:00Z".parse().unwrap()
+        TestApp::start()
+    }
+
+    /// A [`TestApp`] set up for remediation.
+    struct Rig(TestApp);
+
+    impl std::ops::Deref for Rig {
+        type Target = TestApp;
+        fn deref(&self) -> &TestApp {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Rig {
+        fn deref_mut(&mut self) -> &mut TestApp {
+            &mut self.0
+        }
     }
 
     impl Rig {
@@ -503,53 +522,13 @@ mod guards {
         /// `[remediation]` (the grace defaults, 24 h and 2 snapshots, hold unless overridden) and
         /// `rules` at the end.
         async fn new(remediation: &str, rules: &str) -> Rig {
-            let sim = sim_with(SimOptions {
-                now: Some(start()),
-                ..SimOptions::default()
-            })
-            .await;
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!(
-                "[api]\nbase_url = \"{}\"\nrequests_per_second = 0\nmax_retries = 2\n\
-                 total_deadline = \"20s\"\n\n[store]\npath = \"{}\"\n\n\
-                 [remediation]\nmode = \"enforce\"\nmax_fraction = 1.0\nmax_actions_per_run = 1000\n\
+            Rig(TestApp::new(&format!(
+                "[remediation]\nmode = \"enforce\"\nmax_fraction = 1.0\nmax_actions_per_run = 1000\n\
                  {remediation}\n\n\
                  [rules.stale_invites]\nremediate = true\nmax_pending_days = 7\n\
-                 [rules.orphaned_keys]\nremediate = true\n{rules}\n",
-                sim.base_url(),
-                dir.path().join("orgwarden.db").display()
-            );
-            let env = Environment {
-                vars: vec![("ANTHROPIC_ADMIN_KEY".into(), DEMO_ADMIN_KEY.into())],
-            };
-            let (config, _) = Config::from_toml(&text, &env).expect("valid config");
-            let clock = ManualClock::new(start());
-            let store = Store::open_writer(&config.store.path, "test", start()).unwrap();
-            Rig {
-                sim,
-                clock,
-                config,
-                store,
-                _dir: dir,
-            }
-        }
-
-        fn ctx(&mut self) -> JobContext<'_> {
-            JobContext::new(&self.config, &mut self.store, Arc::new(self.clock.clone()))
-        }
-
-        /// Moves both clocks forward.
-        fn advance(&self, by: Span) {
-            self.clock.advance(by.to_std().unwrap());
-            self.sim.advance(by);
-        }
-
-        async fn snapshot(&mut self) -> i64 {
-            jobs::snapshot_job(&mut self.ctx(), false)
-                .await
-                .expect("snapshot")
-                .0
-                .run_id
+                 [rules.orphaned_keys]\nremediate = true\n{rules}\n"
+            ))
+            .await)
         }
 
         /// `cleanup --apply`, in process: the summary and the exit code the CLI would return.
@@ -994,7 +973,7 @@ mod guards {
 
     impl Rig {
         fn clock_now(&self) -> DateTime<Utc> {
-            orgwarden::clock::Clock::now(&self.clock)
+            self.now()
         }
     }
 }

@@ -135,9 +135,9 @@ async fn unchanged_snapshots_add_only_a_run_and_changes_are_diffed() {
     let changes =
         orgwarden::snapshot::diff(&store.state_at(r2).unwrap(), &store.state_at(r3).unwrap());
     let has = |kind: &str, change: &str, id: &str| {
-        changes
-            .iter()
-            .any(|c| c.kind == kind && c.change == change && c.id.as_deref() == Some(id))
+        changes.iter().any(|c| {
+            c.kind.as_str() == kind && c.change.as_str() == change && c.id.as_deref() == Some(id)
+        })
     };
     assert!(has("member", "left", &leaver.id), "{changes:?}");
     assert!(has("member", "role_changed", &promoted.id), "{changes:?}");
@@ -316,14 +316,14 @@ async fn sigkill_mid_snapshot_leaves_a_sound_database_and_an_abandoned_run() {
         .spawn()
         .unwrap();
     let db = dir.path().join("orgwarden.db");
-    // Wait until the run has started, then a little longer so pages are being written.
-    for _ in 0..100 {
-        if db.exists() {
+    // Wait until the run has started and pages are being fetched (and written).
+    for _ in 0..400 {
+        if db.exists() && sim.requests_served() >= 2 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(sim.requests_served() >= 2, "the snapshot never started");
 
     // A second snapshot meanwhile is refused, naming the holder.
     let (code, _, err) = run(orgwarden(&config, &["snapshot"])).await;

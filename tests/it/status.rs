@@ -1,10 +1,10 @@
 //! `orgwarden status`: healthy after a fresh snapshot, exit 1 once the snapshot is older than
 //! twice the audit period.
 
-use std::time::Duration;
-
+use chrono::Duration as Span;
 use serde_json::Value;
 
+use crate::app::TestApp;
 use crate::helpers::*;
 
 #[tokio::test]
@@ -37,9 +37,31 @@ async fn status_reports_health_from_the_snapshot_age() {
     assert!(open > 0, "{status:#}");
     assert!(status["next"]["audit"].is_string());
     assert!(status["next"]["report"].is_string());
+    assert!(
+        status["writer"].is_null(),
+        "nobody holds the database: {status:#}"
+    );
+    let (_, out, _) = run(orgwarden(&config, &["status"])).await;
+    assert!(out.contains("daemon: not running\n"), "{out}");
+    assert!(out.contains("last report sent: never\n"), "{out}");
+}
 
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    let (code, out, _) = run(orgwarden(&config, &["status"])).await;
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("more than twice the audit period"), "{out}");
+#[tokio::test]
+async fn status_turns_unhealthy_once_the_snapshot_is_older_than_twice_the_audit_period() {
+    let mut app = TestApp::new("[schedule]\naudit = \"0 0 * * * *\"\n").await;
+    app.cycle().await;
+    let fresh = app.status();
+    assert!(fresh.healthy, "{fresh:?}");
+    assert_eq!(fresh.last_complete_age_secs, Some(0));
+
+    // Just under two hourly periods: still healthy.
+    app.advance(Span::minutes(119));
+    let late = app.status();
+    assert!(late.healthy, "{late:?}");
+
+    app.advance(Span::minutes(2));
+    let stale = app.status();
+    assert!(!stale.healthy, "{stale:?}");
+    let text = orgwarden::status::render_text(&stale);
+    assert!(text.contains("more than twice the audit period"), "{text}");
 }
