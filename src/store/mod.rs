@@ -183,6 +183,19 @@ pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
+/// The timestamp in column `idx`, parsed without copying the text.
+fn ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    parse_ts(row.get_ref(idx)?.as_str()?)
+}
+
+/// The optional timestamp in column `idx`, parsed without copying the text.
+fn opt_ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    row.get_ref(idx)?
+        .as_str_or_null()?
+        .map(parse_ts)
+        .transpose()
+}
+
 fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_ts).transpose()
 }
@@ -642,6 +655,17 @@ impl Store {
 
     /// The organization as it was at a complete run.
     pub fn state_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, true)
+    }
+
+    /// The members and workspace memberships (with the organization and the time) of a complete
+    /// run; its invites, workspaces and keys are left empty. This is all the audit compares with
+    /// the previous snapshot (`privilege_escalation` compares roles), at half the cost.
+    pub fn roles_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, false)
+    }
+
+    fn read_state(&self, run_id: i64, whole: bool) -> Result<OrgState> {
         let run = self.run(run_id)?.ok_or_else(|| StoreError::Other {
             path: self.path_text(),
             message: format!("no run {run_id}"),
@@ -655,9 +679,12 @@ impl Store {
                 ),
             });
         }
+        // Each list is collected into a vector of its final size, counted when it was written.
+        let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
         let members = self.query(
-            &format!("SELECT id, email, name, role, added_at FROM members WHERE {at} ORDER BY added_at, id"),
+            capacity.members,
+            &format!("SELECT id, email, name, role, added_at FROM members WHERE {at}"),
             run_id,
             |row| {
                 Ok(User {
@@ -665,12 +692,16 @@ impl Store {
                     email: row.get(1)?,
                     name: row.get(2)?,
                     role: row.get::<_, String>(3)?.into(),
-                    added_at: parse_ts(&row.get::<_, String>(4)?)?,
+                    added_at: ts_at(row, 4)?,
                 })
             },
         )?;
-        let invites = self.query(
-            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at} ORDER BY invited_at, id"),
+        let invites = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.invites,
+            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
             run_id,
             |row| {
                 Ok(Invite {
@@ -678,26 +709,33 @@ impl Store {
                     email: row.get(1)?,
                     role: row.get::<_, String>(2)?.into(),
                     status: row.get::<_, String>(3)?.into(),
-                    invited_at: parse_ts(&row.get::<_, String>(4)?)?,
-                    expires_at: parse_ts(&row.get::<_, String>(5)?)?,
-                    accepted_at: parse_opt_ts(row.get(6)?)?,
+                    invited_at: ts_at(row, 4)?,
+                    expires_at: ts_at(row, 5)?,
+                    accepted_at: opt_ts_at(row, 6)?,
                 })
             },
-        )?;
-        let workspaces = self.query(
-            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at} ORDER BY created_at, id"),
+        )?
+        };
+        let workspaces = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.workspaces,
+            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
             run_id,
             |row| {
                 Ok(Workspace {
                     id: row.get(0)?,
                     name: row.get(1)?,
                     display_color: row.get(2)?,
-                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
-                    archived_at: parse_opt_ts(row.get(4)?)?,
+                    created_at: ts_at(row, 3)?,
+                    archived_at: opt_ts_at(row, 4)?,
                 })
             },
-        )?;
+        )?
+        };
         let workspace_members = self.query(
+            capacity.workspace_members,
             &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
             run_id,
             |row| {
@@ -708,8 +746,12 @@ impl Store {
                 })
             },
         )?;
-        let api_keys = self.query(
-            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at} ORDER BY created_at, id"),
+        let api_keys = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.api_keys,
+            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at}"),
             run_id,
             |row| {
                 let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
@@ -725,15 +767,27 @@ impl Store {
                     id: row.get(0)?,
                     name: row.get(1)?,
                     workspace_id: row.get(2)?,
-                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
+                    created_at: ts_at(row, 3)?,
                     created_by,
                     partial_key_hint: row.get(6)?,
                     status: row.get::<_, String>(7)?.into(),
-                    expires_at: parse_opt_ts(row.get(8)?)?,
+                    expires_at: opt_ts_at(row, 8)?,
                     principal,
                 })
             },
-        )?;
+        )?
+        };
+        let mut members = members;
+        let mut invites = invites;
+        let mut workspaces = workspaces;
+        let mut api_keys = api_keys;
+        // In time order, then by id (ids are unique within one snapshot). Sorted here rather
+        // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
+        // this is the order of their text, and it is several times cheaper.
+        members.sort_unstable_by(|a, b| (a.added_at, &a.id).cmp(&(b.added_at, &b.id)));
+        invites.sort_unstable_by(|a, b| (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id)));
+        workspaces.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        api_keys.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),
@@ -751,13 +805,19 @@ impl Store {
 
     fn query<T>(
         &self,
+        capacity: u64,
         sql: &str,
         run_id: i64,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).ctx(self)?;
         let rows = stmt.query_map([run_id], map).ctx(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
+        // A count that is off (or absurd) only costs a reallocation.
+        let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
+        for row in rows {
+            out.push(row.ctx(self)?);
+        }
+        Ok(out)
     }
 
     // ---- Retention ---------------------------------------------------------------------------
