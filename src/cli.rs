@@ -185,6 +185,19 @@ pub enum Command {
     },
     /// Run the whole cycle twice against a built-in simulated organization (no key, no network).
     Demo(crate::demo::DemoArgs),
+    /// Print the event stream (finding transitions, actions, guard trips, runs) from the
+    /// database, oldest first; read-only, so it works while the daemon runs.
+    Events {
+        /// Only events after event id ID, or at or after TIME (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long, value_name = "TIME|ID")]
+        since: Option<String>,
+        /// Keep printing new events (polling every second) until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// `json`: one JSON object per line, as `[events] path` writes them.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -323,6 +336,16 @@ async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Events {
+            since,
+            follow,
+            format,
+        } => {
+            with_config(cli.config, |c| async move {
+                events_command(&c, since.as_deref(), follow, format).await
+            })
+            .await
         }
         Command::History { format, limit } => {
             with_config(
@@ -536,6 +559,7 @@ fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemo
 /// Rewrites `[metrics] textfile` (if configured) after a one-shot job, failed or not.
 fn textfile(ctx: &JobContext<'_>) {
     crate::exporter::after_command(ctx.config, ctx.store, ctx.client.as_ref().ok());
+    crate::events::after_job(&ctx.config.events, ctx.store);
 }
 
 async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
@@ -808,6 +832,68 @@ async fn report_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--since` of `orgwarden events`: an event id or a time.
+fn parse_events_since(text: &str) -> anyhow::Result<crate::store::EventsSince> {
+    use crate::store::EventsSince;
+    if let Ok(id) = text.parse::<i64>() {
+        return Ok(EventsSince::Id(id));
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(EventsSince::Time(at.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(EventsSince::Time(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    anyhow::bail!("--since {text:?} is neither an event id, an RFC 3339 time nor a YYYY-MM-DD date")
+}
+
+/// One event as `orgwarden events` prints it.
+fn event_text(event: &crate::store::EventRecord, format: Format) -> String {
+    if format == Format::Json {
+        return crate::events::line(event);
+    }
+    let mut text = format!("{} {} {}", event.id, crate::org::ts(&event.at), event.kind);
+    for (key, value) in &event.payload {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => text.push_str(&format!(" {key}={s:?}")),
+            other => text.push_str(&format!(" {key}={other}")),
+        }
+    }
+    text
+}
+
+async fn events_command(
+    config: &Config,
+    since: Option<&str>,
+    follow: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut since = since.map(parse_events_since).transpose()?;
+    let store = Store::open_reader(&config.store.path)?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        loop {
+            let events = store.events(since, 1000)?;
+            let Some(last) = events.last().map(|e| e.id) else {
+                break;
+            };
+            for event in &events {
+                outln!("{}", event_text(event, format));
+            }
+            since = Some(crate::store::EventsSince::Id(last));
+        }
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 fn history_command(

@@ -629,6 +629,10 @@ fn run_job(shared: &Shared, index: usize) {
             );
         }
     }
+    {
+        let store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::events::after_job(&current.config.events, &store);
+    }
     let when = started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
     let status = match result {
         Ok(summary) => {

@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod events;
 pub mod exporter;
 pub mod jobs;
 pub mod mail;

@@ -31,8 +31,9 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["snapshot", "mail", "remediate::execute"],
     &["jobs"],
-    // Metrics out of the process: HTTP for Prometheus, the textfile for node_exporter.
-    &["exporter"],
+    // Metrics out of the process: HTTP for Prometheus, the textfile for node_exporter; the
+    // event stream's sinks.
+    &["exporter", "events"],
     &["daemon", "status", "demo"],
     &["cli"],
 ];

@@ -328,6 +328,7 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         report: take!("report"),
         schedule: take!("schedule"),
         metrics: take!("metrics"),
+        events: take!("events"),
     }
 }
 

@@ -100,6 +100,7 @@ pub struct Config {
     pub report: ReportConfig,
     pub schedule: ScheduleConfig,
     pub metrics: MetricsConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +298,26 @@ pub struct MetricsConfig {
     /// Rewritten atomically after each job, for node_exporter's textfile collector.
     pub textfile: Option<PathBuf>,
 }
+
+/// `[events]`: the event stream for SIEMs.
+#[derive(Debug, Clone, Default)]
+pub struct EventsConfig {
+    /// After each job, new events are appended here as JSON lines.
+    pub path: Option<EventsPath>,
+    /// The file is renamed to `<path>.1` when an append would make it larger than this.
+    pub max_bytes: u64,
+}
+
+/// Where `[events] path` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsPath {
+    /// `"-"`: standard output (journald under systemd).
+    Stdout,
+    File(PathBuf),
+}
+
+/// The default `events.max_bytes`: 100 MB.
+pub const DEFAULT_EVENTS_MAX_BYTES: u64 = 100_000_000;
 
 #[derive(Debug, Clone)]
 pub struct ScheduleConfig {

@@ -53,6 +53,7 @@ pub(super) struct RawConfig {
     pub(super) report: RawReport,
     pub(super) schedule: RawSchedule,
     pub(super) metrics: RawMetrics,
+    pub(super) events: RawEvents,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -113,6 +114,9 @@ impl RawConfig {
         rebase(&mut self.mail.dir);
         rebase(&mut self.report.out_dir);
         rebase(&mut self.metrics.textfile);
+        if self.events.path.as_deref() != Some(std::path::Path::new("-")) {
+            rebase(&mut self.events.path);
+        }
     }
 }
 
@@ -258,6 +262,13 @@ pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
     pub(super) allow_remote: Option<bool>,
     pub(super) textfile: Option<PathBuf>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) path: Option<PathBuf>,
+    pub(super) max_bytes: Option<u64>,
 }
 
 /// The schema's skeleton: every section and key, each with its default (`null` for most).

@@ -14,16 +14,16 @@ use url::Url;
 
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
-    RawApi, RawConfig, RawExemption, RawLog, RawMail, RawMetrics, RawRemediation, RawReport,
+    RawApi, RawConfig, RawEvents, RawExemption, RawLog, RawMail, RawMetrics, RawRemediation, RawReport,
     RawRules, RawSchedule, RawShared, RawStore,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    ApiConfig, Config, DepartedDomainsRule, Environment, ExcessAdminsRule, Exemption,
+    ApiConfig, Config, DepartedDomainsRule, EventsConfig, EventsPath, Environment, ExcessAdminsRule, Exemption,
     ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport, MetricsConfig,
     OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode,
     ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig,
-    TlsMode, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    TlsMode, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
@@ -41,6 +41,7 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         report: report(raw.report),
         schedule: schedule(raw.schedule, check),
         metrics: metrics(raw.metrics, check),
+        events: events(raw.events, check),
     }
 }
 
@@ -526,6 +527,29 @@ fn metrics(raw: RawMetrics, check: &mut Check<'_>) -> MetricsConfig {
         listen,
         textfile: raw.textfile,
     }
+}
+
+fn events(raw: RawEvents, check: &mut Check<'_>) -> EventsConfig {
+    let max_bytes = raw.max_bytes.unwrap_or(DEFAULT_EVENTS_MAX_BYTES);
+    if max_bytes < 1000 {
+        check.problem(
+            "events.max_bytes",
+            format!("{max_bytes} is too small; give at least 1000 bytes"),
+        );
+    }
+    let path = match raw.path {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(EventsPath::Stdout),
+        Some(path) if path.as_os_str().is_empty() || path.is_dir() => {
+            check.problem(
+                "events.path",
+                format!("{:?} is not a file path (or \"-\" for standard output)", path.display().to_string()),
+            );
+            None
+        }
+        Some(path) => Some(EventsPath::File(path)),
+    };
+    EventsConfig { path, max_bytes }
 }
 
 fn schedule(raw: RawSchedule, check: &mut Check<'_>) -> ScheduleConfig {

@@ -121,7 +121,8 @@ impl Store {
     ) -> Result<i64> {
         self.require_writer()?;
         let finished = (status != ActionStatus::Planned).then(|| ts(&now));
-        self.conn
+        let tx = self.conn.unchecked_transaction().ctx(self)?;
+        tx
             .execute(
                 "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
                    status, reason, before, planned_at, finished_at) \
@@ -141,7 +142,10 @@ impl Store {
                 ],
             )
             .ctx(self)?;
-        Ok(self.conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        super::events::insert_action(&tx, id, &now).ctx(self)?;
+        tx.commit().ctx(self)?;
+        Ok(id)
     }
 
     /// Records how a planned action ended.
@@ -152,7 +156,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.require_writer()?;
-        self.conn
+        let tx = self.conn.unchecked_transaction().ctx(self)?;
+        tx
             .execute(
                 "UPDATE actions SET status = ?2, reason = ?3, http_status = ?4, request_id = ?5, \
                    finished_at = ?6 WHERE id = ?1",
@@ -166,6 +171,8 @@ impl Store {
                 ],
             )
             .ctx(self)?;
+        super::events::insert_action(&tx, id, &now).ctx(self)?;
+        tx.commit().ctx(self)?;
         Ok(())
     }
 

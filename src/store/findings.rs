@@ -111,6 +111,30 @@ fn finding_from_row(row: &Row<'_>) -> rusqlite::Result<FindingRecord> {
 }
 
 /// Orders findings as people read them: severity (highest first), rule, subject.
+/// A finding transition's fields, named as in `audit --format json`.
+#[allow(clippy::too_many_arguments)]
+fn finding_payload(
+    rule: &str,
+    severity: &str,
+    subject_kind: &str,
+    subject_id: &str,
+    subject: &str,
+    fingerprint: &str,
+    evidence: &str,
+    run_id: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "rule": rule,
+        "severity": severity,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "subject": subject,
+        "fingerprint": fingerprint,
+        "evidence": evidence,
+        "run_id": run_id,
+    })
+}
+
 pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
     findings.sort_by(|a, b| {
         b.severity
@@ -320,6 +344,43 @@ impl Store {
                     consecutive,
                 ])
                 .map_err(sql_err)?;
+                let transition = match (status, live) {
+                    (FindingStatus::New, None) => Some("finding.new"),
+                    (FindingStatus::Exempted, None) => Some("finding.exempted"),
+                    (FindingStatus::Exempted, Some((before, ..))) if before != "exempted" => {
+                        Some("finding.exempted")
+                    }
+                    _ => None,
+                };
+                if let Some(kind) = transition {
+                    let kind = if log_audit || kind != "finding.new" {
+                        kind
+                    } else {
+                        "guard.tripped"
+                    };
+                    let payload = if kind == "guard.tripped" {
+                        serde_json::json!({
+                            "guard": finding.subject,
+                            "reason": evidence,
+                            "rule": finding.rule.as_str(),
+                            "severity": finding.severity.as_str(),
+                            "fingerprint": fingerprint,
+                            "run_id": run_id,
+                        })
+                    } else {
+                        finding_payload(
+                            finding.rule.as_str(),
+                            finding.severity.as_str(),
+                            finding.subject_kind.as_str(),
+                            &finding.subject_id,
+                            &finding.subject,
+                            &fingerprint,
+                            &evidence,
+                            run_id,
+                        )
+                    };
+                    super::events::insert(&tx, &audited_at, kind, payload).map_err(sql_err)?;
+                }
                 findings.push(FindingRecord {
                     rule: finding.rule.to_string(),
                     severity: finding.severity,
@@ -382,9 +443,21 @@ impl Store {
                      WHERE fingerprint = ?1",
                 )
                 .map_err(sql_err)?;
-            for (fingerprint, _) in &resolved {
+            for (fingerprint, record) in &resolved {
                 resolve
                     .execute(params![fingerprint, when])
+                    .map_err(sql_err)?;
+                let payload = finding_payload(
+                    &record.rule,
+                    record.severity.as_str(),
+                    record.subject_kind.as_str(),
+                    &record.subject_id,
+                    &record.subject,
+                    fingerprint,
+                    &record.evidence,
+                    run_id,
+                );
+                super::events::insert(&tx, &audited_at, "finding.resolved", payload)
                     .map_err(sql_err)?;
             }
         }
@@ -407,6 +480,14 @@ impl Store {
                 ],
             )
             .map_err(sql_err)?;
+            let payload = serde_json::json!({
+                "job": "audit",
+                "run_id": run_id,
+                "findings": seen.len(),
+                "new": n_new,
+                "resolved": n_resolved,
+            });
+            super::events::insert(&tx, &audited_at, "run.finished", payload).map_err(sql_err)?;
         }
         if store {
             tx.commit().map_err(sql_err)?;

@@ -10,6 +10,7 @@
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
 mod actions;
+mod events;
 mod findings;
 mod lock;
 mod metrics;
@@ -25,6 +26,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
+pub use events::{EventRecord, EventsSince};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
 pub use outbox::{
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
     include_str!("sql/007_report_kind.sql"),
+    include_str!("sql/008_events.sql"),
 ];
 
 /// The schema version this build writes.
@@ -431,13 +434,16 @@ impl Store {
         retries: u64,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3, requests = ?4, \
-                 retries = ?5 WHERE id = ?1",
-                params![run_id, ts(&now), error, requests, retries],
-            )
-            .ctx(self)?;
+        let tx = self.conn.unchecked_transaction().ctx(self)?;
+        tx.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3, requests = ?4, \
+             retries = ?5 WHERE id = ?1",
+            params![run_id, ts(&now), error, requests, retries],
+        )
+        .ctx(self)?;
+        let payload = serde_json::json!({"job": "snapshot", "run_id": run_id, "error": error});
+        events::insert(&tx, &now, "run.failed", payload).ctx(self)?;
+        tx.commit().ctx(self)?;
         Ok(())
     }
 

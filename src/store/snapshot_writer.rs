@@ -447,6 +447,17 @@ impl SnapshotWriter {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        let payload = serde_json::json!({
+            "job": "snapshot",
+            "run_id": self.run_id,
+            "members": counts.members,
+            "invites": counts.invites,
+            "workspaces": counts.workspaces,
+            "workspace_members": counts.workspace_members,
+            "api_keys": counts.api_keys,
+        });
+        super::events::insert(&self.conn, &now, "run.finished", payload)
+            .map_err(|e| self.err(e))?;
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
         Ok(counts)
     }

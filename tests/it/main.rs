@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod daemon;
 mod demo;
+mod events;
 mod hostile;
 mod layout;
 mod mail;

@@ -1,0 +1,134 @@
+//! The event stream: rows of `events`, written by the other store modules in the same
+//! transaction as what they describe, read by `orgwarden events` and the `[events] path` sink.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{parse_ts, ts, Context, Result, Store};
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    /// The event's own fields, a JSON object.
+    pub payload: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EventRecord {
+    /// The event as one JSON object: `id`, `at`, `type`, then the payload's fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        object.insert("id".into(), self.id.into());
+        object.insert("at".into(), ts(&self.at).into());
+        object.insert("type".into(), self.kind.clone().into());
+        for (key, value) in &self.payload {
+            object.insert(key.clone(), value.clone());
+        }
+        serde_json::Value::Object(object)
+    }
+}
+
+/// Appends one event through `conn` (a connection or an open transaction).
+pub(super) fn insert(
+    conn: &Connection,
+    at: &DateTime<Utc>,
+    kind: &str,
+    payload: serde_json::Value,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, type, payload) VALUES (?1, ?2, ?3)",
+        params![ts(at), kind, payload.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Appends the event of action `id` as it now stands (`action.<status>`), with the rule of the
+/// finding it acts on.
+pub(super) fn insert_action(
+    conn: &Connection,
+    id: i64,
+    at: &DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, type, payload) \
+         SELECT ?2, 'action.' || a.status, json_object('action', a.action, \
+             'subject_kind', a.subject_kind, 'subject_id', a.subject_id, 'subject', a.subject, \
+             'rule', (SELECT f.rule FROM findings f WHERE f.fingerprint = a.finding), \
+             'fingerprint', a.finding, 'reason', a.reason, 'action_id', a.id, 'run_id', a.run_id) \
+         FROM actions a WHERE a.id = ?1",
+        params![id, ts(at)],
+    )?;
+    Ok(())
+}
+
+/// Where `since` starts.
+#[derive(Debug, Clone, Copy)]
+pub enum EventsSince {
+    /// Events after this id.
+    Id(i64),
+    /// Events at or after this time.
+    Time(DateTime<Utc>),
+}
+
+impl Store {
+    /// Events after `since` (all when `None`), oldest first, at most `limit`.
+    pub fn events(&self, since: Option<EventsSince>, limit: u32) -> Result<Vec<EventRecord>> {
+        let (after, from) = match since {
+            None => (0, String::new()),
+            Some(EventsSince::Id(id)) => (id, String::new()),
+            Some(EventsSince::Time(at)) => (0, ts(&at)),
+        };
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, type, payload FROM events WHERE id > ?1 AND at >= ?2 \
+                 ORDER BY id LIMIT ?3",
+            )
+            .ctx(self)?;
+        let rows = statement
+            .query_map(params![after, from, limit], |row| {
+                let payload: String = row.get(3)?;
+                let payload = match serde_json::from_str(&payload) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                Ok(EventRecord {
+                    id: row.get(0)?,
+                    at: parse_ts(row.get_ref(1)?.as_str()?)?,
+                    kind: row.get(2)?,
+                    payload,
+                })
+            })
+            .ctx(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
+    }
+
+    /// The last event id appended to sink `sink` (0 before the first).
+    pub fn events_sink_position(&self, sink: &str) -> Result<i64> {
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT last_id FROM events_sink WHERE sink = ?1",
+                [sink],
+                |row| row.get(0),
+            )
+            .optional()
+            .ctx(self)?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Remembers that sink `sink` holds every event up to `last_id`.
+    pub fn set_events_sink_position(&self, sink: &str, last_id: i64) -> Result<()> {
+        self.require_writer()?;
+        self.conn
+            .execute(
+                "INSERT INTO events_sink (sink, last_id) VALUES (?1, ?2) \
+                 ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id",
+                params![sink, last_id],
+            )
+            .ctx(self)?;
+        Ok(())
+    }
+}
