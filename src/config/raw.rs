@@ -52,6 +52,31 @@ pub(super) struct RawConfig {
     pub(super) mail: RawMail,
     pub(super) report: RawReport,
     pub(super) schedule: RawSchedule,
+    pub(super) alerts: RawAlerts,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub(super) min_severity: Option<String>,
+    pub(super) failed_runs: Option<u32>,
+    pub(super) max_per_message: Option<usize>,
+    pub(super) channels: Vec<RawChannel>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawChannel {
+    pub(super) name: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) url_file: Option<PathBuf>,
+    pub(super) url_env: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) secret_file: Option<PathBuf>,
+    pub(super) secret_env: Option<String>,
+    pub(super) to: StringList,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -111,6 +136,10 @@ impl RawConfig {
         rebase(&mut self.mail.ca_file);
         rebase(&mut self.mail.dir);
         rebase(&mut self.report.out_dir);
+        for channel in &mut self.alerts.channels {
+            rebase(&mut channel.url_file);
+            rebase(&mut channel.secret_file);
+        }
     }
 }
 
@@ -260,6 +289,11 @@ pub(super) fn exemption_skeleton() -> serde_json::Value {
     serde_json::to_value(RawExemption::default()).unwrap_or_default()
 }
 
+/// The skeleton of one `[[alerts.channels]]` entry.
+pub(super) fn channel_skeleton() -> serde_json::Value {
+    serde_json::to_value(RawChannel::default()).unwrap_or_default()
+}
+
 /// Every key of the schema (`api.base_url`, ..., `exemptions.reason`), used by a test to keep
 /// `config.toml.example` complete.
 pub fn known_keys() -> BTreeSet<String> {
@@ -283,5 +317,7 @@ pub fn known_keys() -> BTreeSet<String> {
     walk(&skeleton(), "", &mut out);
     out.remove("exemptions");
     walk(&exemption_skeleton(), "exemptions", &mut out);
+    out.remove("alerts.channels");
+    walk(&channel_skeleton(), "alerts.channels", &mut out);
     out
 }

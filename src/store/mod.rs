@@ -10,6 +10,7 @@
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
 mod actions;
+mod alerts;
 mod findings;
 mod lock;
 mod outbox;
@@ -24,6 +25,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
+pub use alerts::{AlertRow, PendingAlerts};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::WriterLock;
 pub use outbox::{
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
     include_str!("sql/007_report_kind.sql"),
+    include_str!("sql/008_alerts.sql"),
 ];
 
 /// The schema version this build writes.
