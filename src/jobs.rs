@@ -886,8 +886,21 @@ pub async fn alerts_test_job(
         .iter()
         .find(|c| c.name == name)
         .with_context(|| {
-            let names: Vec<&str> = ctx.config.alerts.channels.iter().map(|c| c.name.as_str()).collect();
-            format!("no alert channel named {name:?} (configured: {})", if names.is_empty() { "none".to_owned() } else { names.join(", ") })
+            let names: Vec<&str> = ctx
+                .config
+                .alerts
+                .channels
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            format!(
+                "no alert channel named {name:?} (configured: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
         })?;
     let org = ctx
         .store

@@ -23,6 +23,8 @@ pub struct Status {
     pub exempted_findings: usize,
     /// Messages waiting in the mail outbox, sent, and failed for good (and when the last was sent).
     pub outbox: crate::store::OutboxCounts,
+    /// Alerts waiting for delivery, per channel.
+    pub pending_alerts: Vec<crate::store::PendingAlerts>,
     /// Who holds the database's writer lock (`pid N running \`orgwarden run\` since ...`), if anyone.
     pub writer: Option<String>,
     /// Next times of each scheduled job, in the configured timezone.
@@ -64,6 +66,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         }
     }
     let outbox = store.outbox_counts()?;
+    let pending_alerts = store.pending_alerts()?;
     let s = &config.schedule;
     let mut next = BTreeMap::new();
     for (job, expr) in [
@@ -97,6 +100,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         open_findings,
         exempted_findings: exempted,
         outbox,
+        pending_alerts,
         writer: crate::store::WriterLock::holder(store.path()),
         next,
         healthy: problem.is_none(),
@@ -170,6 +174,21 @@ pub fn render_text(status: &Status) -> String {
         o.sent,
         o.failed
     );
+    for p in &status.pending_alerts {
+        let _ = writeln!(
+            out,
+            "alerts: {} pending for channel {}{}{}",
+            p.pending,
+            p.channel,
+            p.oldest
+                .map(|t| format!(" (oldest from {})", crate::org::ts(&t)))
+                .unwrap_or_default(),
+            p.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         out,
         "last report sent: {}",

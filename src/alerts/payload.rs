@@ -130,9 +130,15 @@ pub fn summary(alerts: &[Alert]) -> String {
     match alerts {
         [one] => one.title.clone(),
         _ => {
-            let findings = alerts.iter().filter(|a| a.event == AlertEvent::Finding).count();
+            let findings = alerts
+                .iter()
+                .filter(|a| a.event == AlertEvent::Finding)
+                .count();
             let other = alerts.len() - findings;
-            let org = alerts.first().map(|a| a.organization.name.as_str()).unwrap_or("");
+            let org = alerts
+                .first()
+                .map(|a| a.organization.name.as_str())
+                .unwrap_or("");
             match (findings, other) {
                 (f, 0) => format!("{f} new findings in {org}"),
                 (0, o) => format!("{o} alerts for {org}"),
@@ -145,7 +151,10 @@ pub fn summary(alerts: &[Alert]) -> String {
 /// The webhook's JSON body (version 1): every alert in full, also in a digest.
 pub fn render_webhook(delivery_id: &str, alerts: &[Alert], max_per_message: usize) -> Value {
     let digest = alerts.len() > max_per_message;
-    let organization = alerts.first().map(|a| a.organization.clone()).unwrap_or_default();
+    let organization = alerts
+        .first()
+        .map(|a| a.organization.clone())
+        .unwrap_or_default();
     let findings: Vec<&Value> = alerts.iter().flat_map(|a| &a.findings).collect();
     json!({
         "version": WEBHOOK_VERSION,
@@ -204,7 +213,9 @@ pub fn render_slack(alerts: &[Alert], max_per_message: usize) -> Value {
 pub fn render_teams(alerts: &[Alert], max_per_message: usize) -> Value {
     let text = summary(alerts);
     let (shown, more) = lines(alerts, max_per_message);
-    let mut body = vec![json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": format!("orgwarden: {text}")})];
+    let mut body = vec![
+        json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": format!("orgwarden: {text}")}),
+    ];
     for line in &shown {
         body.push(json!({"type": "TextBlock", "wrap": true, "text": line}));
     }
@@ -274,7 +285,9 @@ mod tests {
                 name: "Acme".into(),
             },
             at: DateTime::<Utc>::MIN_UTC,
-            findings: vec![json!({"rule": "r", "severity": "high", "subject": format!("s{n}"), "evidence": "<e>"})],
+            findings: vec![
+                json!({"rule": "r", "severity": "high", "subject": format!("s{n}"), "evidence": "<e>"}),
+            ],
         }
     }
 
@@ -284,7 +297,10 @@ mod tests {
         let slack = render_slack(&alerts, 3);
         let blocks = slack["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 1 + 3 + 1);
-        assert!(blocks[1]["text"]["text"].as_str().unwrap().contains("&lt;e&gt;"));
+        assert!(blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("&lt;e&gt;"));
         assert!(blocks[4].to_string().contains("and 2 more"));
         let hook = render_webhook("id", &alerts, 3);
         assert_eq!(hook["event"], "digest");

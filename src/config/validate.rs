@@ -14,16 +14,16 @@ use url::Url;
 
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
-    RawAlerts, RawApi, RawConfig, RawExemption, RawLog, RawMail, RawRemediation, RawReport, RawRules,
-    RawSchedule, RawShared, RawStore,
+    RawAlerts, RawApi, RawConfig, RawExemption, RawLog, RawMail, RawRemediation, RawReport,
+    RawRules, RawSchedule, RawShared, RawStore,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment, ExcessAdminsRule, Exemption,
-    ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport, OrphanedKeysRule,
-    PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode, ReportConfig, RosterRule,
-    RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig, TlsMode,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
+    ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport,
+    OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode,
+    ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig,
+    TlsMode, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
@@ -69,7 +69,10 @@ fn alerts(raw: RawAlerts, env: &Environment, check: &mut Check<'_>) -> AlertsCon
     let max_per_message = match raw.max_per_message {
         None => 10,
         Some(0) => {
-            check.problem("alerts.max_per_message", "0 is not allowed: it must be at least 1");
+            check.problem(
+                "alerts.max_per_message",
+                "0 is not allowed: it must be at least 1",
+            );
             10
         }
         Some(n) => n,
@@ -138,7 +141,10 @@ fn alerts(raw: RawAlerts, env: &Environment, check: &mut Check<'_>) -> AlertsCon
         match kind {
             Some(ChannelKind::Email) => {
                 if to_items.is_empty() {
-                    check.problem(&key("to"), "at least one recipient is needed for type = \"email\"");
+                    check.problem(
+                        &key("to"),
+                        "at least one recipient is needed for type = \"email\"",
+                    );
                 }
                 if url.is_some() {
                     check.problem(&key("url"), "is not used by type = \"email\"");
@@ -161,7 +167,10 @@ fn alerts(raw: RawAlerts, env: &Environment, check: &mut Check<'_>) -> AlertsCon
                     ),
                 }
                 if !to_items.is_empty() {
-                    check.problem(&key("to"), format!("is only used by type = \"email\", not {:?}", kind.as_str()));
+                    check.problem(
+                        &key("to"),
+                        format!("is only used by type = \"email\", not {:?}", kind.as_str()),
+                    );
                 }
                 if secret.is_some() && kind != ChannelKind::Webhook {
                     check.problem(&key("secret"), "is only used by type = \"webhook\"");
