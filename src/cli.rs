@@ -136,7 +136,12 @@ pub enum Command {
         timeout: std::time::Duration,
     },
     /// Read the whole organization into the database as one atomic snapshot.
-    Snapshot,
+    Snapshot {
+        /// Record the snapshot although the key reads another organization than the one
+        /// whose history the database holds (refused otherwise).
+        #[arg(long)]
+        accept_new_org: bool,
+    },
     /// Serve an Admin API simulator on loopback (for tests, demos and trying orgwarden out).
     Sim(orgwarden_sim::cli::SimArgs),
     /// Evaluate the policy rules over a snapshot, record the findings and print them.
@@ -144,11 +149,15 @@ pub enum Command {
         /// Snapshot run id (default: the latest complete one).
         #[arg(long, value_name = "RUN")]
         at: Option<i64>,
+        /// Print the findings without recording anything (works while the daemon runs).
+        #[arg(long)]
+        no_record: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Plan remediation for the latest snapshot and show every guard's verdict; with --apply
-    /// (and remediation.mode = "enforce") carry the plan out.
+    /// Plan remediation for the latest snapshot and show every guard's verdict, recording
+    /// nothing (works while the daemon runs); with --apply (and remediation.mode = "enforce")
+    /// carry the plan out.
     Cleanup {
         #[arg(long)]
         apply: bool,
@@ -165,8 +174,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Write the report CSVs for the latest complete snapshot; with --send also queue the email
-    /// in the outbox and deliver it.
+    /// Write the report CSVs for the latest complete snapshot (a preview: nothing is recorded in
+    /// the database, so it works while the daemon runs); with --send also record it, queue the
+    /// email in the outbox and deliver it.
     Report {
         /// Directory for the CSVs (default: a new directory under report.out_dir).
         #[arg(long, value_name = "DIR")]
@@ -214,7 +224,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// List the mail outbox; with --retry first deliver every pending message now.
+    /// List the mail outbox; with --retry first deliver every pending message now (exit 1 while
+    /// messages remain pending).
     Outbox {
         /// Deliver every pending message now, ignoring its backoff.
         #[arg(long)]
@@ -269,7 +280,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { online, timeout } => {
             check_config_command(cli.config, online, timeout).await
         }
-        Command::Snapshot => with_config(cli.config, snapshot_command).await,
+        Command::Snapshot { accept_new_org } => {
+            with_config(cli.config, |c| snapshot_command(c, accept_new_org)).await
+        }
         Command::Sim(args) => {
             crate::telemetry::init("info", config::LogFormat::Text);
             let shutdown = async {
@@ -283,8 +296,15 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Audit { at, format } => {
-            with_config(cli.config, |c| async move { audit_command(&c, at, format) }).await
+        Command::Audit {
+            at,
+            no_record,
+            format,
+        } => {
+            with_config(cli.config, |c| async move {
+                audit_command(&c, at, no_record, format)
+            })
+            .await
         }
         Command::Cleanup {
             apply,
@@ -528,9 +548,10 @@ fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemo
     Ok(receiver)
 }
 
-async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
+async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    ctx.accept_new_org = accept_new_org;
     let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
     let c = summary.counts;
     outln!(
@@ -555,8 +576,21 @@ async fn snapshot_command(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden audit")?;
+fn audit_command(
+    config: &Config,
+    at: Option<i64>,
+    no_record: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut store = if no_record {
+        Store::open_preview(&config.store.path)?
+    } else {
+        open_writer(config, "orgwarden audit").map_err(|error| match error {
+            StoreError::Locked { .. } => anyhow::Error::new(error)
+                .context("`orgwarden audit --no-record` shows the findings without recording them"),
+            error => error.into(),
+        })?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     let summary = crate::jobs::audit_job(&mut ctx, at)?;
     out!("{}", render(format, &summary.result.findings));
@@ -573,7 +607,9 @@ fn audit_command(config: &Config, at: Option<i64>, format: Format) -> anyhow::Re
             r.findings.len() - r.n_resolved,
             r.n_new,
             r.n_resolved,
-            if r.stored {
+            if no_record {
+                "; not recorded (--no-record)"
+            } else if r.stored {
                 ""
             } else {
                 "; not recorded: a newer snapshot was already audited"
@@ -619,7 +655,12 @@ async fn cleanup_command(
     accept_baseline: Option<i64>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_writer(config, "orgwarden cleanup")?;
+    // Only acting (or accepting a baseline) writes; a plan is made on a private copy.
+    let mut store = if apply || accept_baseline.is_some() {
+        open_writer(config, "orgwarden cleanup")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
     if let Some(run_id) = accept_baseline {
         let who = operator();
@@ -685,7 +726,30 @@ async fn cleanup_command(
 }
 
 fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open_reader(&config.store.path)?;
+    // Read-only, so it works under the daemon and in a read-only location; a damaged file is
+    // reported unhealthy with what to do, not read.
+    let opened = Store::open_reader(&config.store.path)
+        .and_then(|store| store.quick_check().map(|()| store));
+    let store = match opened {
+        Ok(store) => store,
+        Err(error) if error.is_corrupt() => {
+            let problem = error.to_string();
+            let database = config.store.path.display().to_string();
+            match format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "database": database,
+                        "healthy": false,
+                        "problem": problem,
+                    }))?
+                ),
+                _ => out!("database: {database}\nhealth: {problem}\n"),
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let status = crate::status::status(config, &store, SystemClock.now())?;
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
@@ -727,7 +791,13 @@ async fn report_command(
         .map(|text| crate::jobs::Since::parse(&text, config.schedule.timezone))
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let mut store = open_writer(&config, "orgwarden report")?;
+    // A report that is not sent is a preview: it records nothing, so it is made on a private
+    // copy and works while the daemon holds the database.
+    let mut store = if send {
+        open_writer(&config, "orgwarden report")?
+    } else {
+        Store::open_preview(&config.store.path)?
+    };
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
     let options = crate::jobs::ReportOptions {
         out: out.as_deref(),
@@ -824,6 +894,7 @@ fn mail_config(config: &Config) -> anyhow::Result<&config::MailConfig> {
 }
 
 async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let mut pending = 0;
     let records = if retry {
         let mail = mail_config(&config)?;
         let mut store = open_writer(&config, "orgwarden outbox --retry")?;
@@ -835,6 +906,7 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
         for error in &summary.errors {
             eprintln!("  - {error}");
         }
+        pending = store.outbox_counts()?.pending;
         store.outbox_list()?
     } else if config.store.path.exists() {
         Store::open_reader(&config.store.path)?.outbox_list()?
@@ -842,7 +914,12 @@ async fn outbox_command(config: Config, retry: bool, format: Format) -> anyhow::
         Vec::new()
     };
     out!("{}", render(format, &records));
-    Ok(ExitCode::SUCCESS)
+    // A retry that leaves mail waiting has not done its job: a script must see it.
+    Ok(if pending > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn send_test_email_command(config: Config, address: String) -> anyhow::Result<ExitCode> {

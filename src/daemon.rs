@@ -57,7 +57,7 @@ use crate::schedule::next_occurrence;
 use crate::store::{RunStatus, Store, StoreError};
 
 /// The holder name written in the writer lock, shown to anyone refused the database.
-pub const HOLDER: &str = "orgwarden run";
+pub const HOLDER: &str = crate::store::DAEMON_HOLDER;
 
 /// What a job returns: a one-line summary for the log and the systemd status.
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<String>> + 'a>>;
@@ -534,6 +534,8 @@ fn run_job(shared: &Shared, index: usize) {
             store: &mut store,
             clock: shared.clock.clone(),
             client: Ok(current.client.clone()),
+            // A snapshot of another organization is refused and logged; an operator decides.
+            accept_new_org: false,
         };
         // A panicking job is a failed run; the daemon goes on.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

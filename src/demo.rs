@@ -16,7 +16,7 @@ use crate::config::{Config, Environment};
 use crate::jobs::{self, JobContext};
 use crate::output::{render, Format};
 use crate::policy::FindingStatus;
-use crate::store::Store;
+use crate::store::{Store, WriterLock};
 use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -116,13 +116,49 @@ fn a_week_passes(sim: &SimHandle) -> anyhow::Result<Week> {
     week.context("the seeded organization has no member with keys to leave")
 }
 
-/// Runs the demo and returns the summary to print.
-pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
-    let dir = &args.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// The file that marks a directory as the demo's own: only such a directory (or an empty or
+/// new one) is ever cleared.
+pub const MARKER: &str = ".orgwarden-demo";
+
+/// Makes `dir` the demo's: creates it, or takes an empty one, or one with the marker. Anything
+/// else is refused before a file is touched.
+fn claim_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let existed = dir.exists();
+    if existed {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let empty = entries.next().is_none();
+        if !empty && !dir.join(MARKER).is_file() {
+            anyhow::bail!(
+                "{} is not empty and was not created by `orgwarden demo` (no {MARKER} file in it); \
+                 nothing was touched. Give --dir a new or empty directory",
+                dir.display()
+            );
+        }
+    } else {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let dir = dir
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
+    let marker = dir.join(MARKER);
+    if !marker.is_file() {
+        std::fs::write(
+            &marker,
+            "Created by `orgwarden demo`: the next demo may replace everything in this directory.\n",
+        )
+        .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Runs the demo and returns the summary to print.
+pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
+    let dir = claim_dir(&args.dir)?;
+    let clock = SystemClock::shared();
+    // The lock first: a demo never clears a database some process is using.
+    let db = dir.join("orgwarden.db");
+    let lock = WriterLock::acquire(&db, "orgwarden demo", Some(clock.now()))?;
     // A demo starts from a clean slate; everything it writes is under `dir`.
     for stale in ["orgwarden.db", "orgwarden.db-wal", "orgwarden.db-shm"] {
         let _ = std::fs::remove_file(dir.join(stale));
@@ -150,7 +186,6 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         );
         (email, invite)
     });
-    let clock = SystemClock::shared();
     let last_day = (clock.now() - Duration::days(3)).format("%Y-%m-%d");
     std::fs::write(
         dir.join("departed.csv"),
@@ -163,7 +198,7 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
     };
     let text = std::fs::read_to_string(&config_path)?;
     let (config, _) = Config::from_toml(&text, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut store = Store::open_writer(&config.store.path, "orgwarden demo", clock.now())?;
+    let mut store = Store::open_writer_locked(&config.store.path, lock, clock.now())?;
     let mut ctx = JobContext::new(&config, &mut store, clock);
 
     let mut out = String::new();

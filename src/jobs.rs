@@ -24,6 +24,23 @@ pub struct JobContext<'a> {
     /// The API client built once from `[api]`, or why it could not be built (only the jobs
     /// that call the API fail on that).
     pub client: Result<AdminClient, ClientConfigError>,
+    /// Record a snapshot of an organization other than the one the database holds
+    /// (`--accept-new-org`); otherwise such a snapshot is refused before anything is written.
+    pub accept_new_org: bool,
+}
+
+/// The key reads another organization than the one whose history the database holds.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the Admin API answers for organization {new_name} ({new_id}), but the database holds the \
+     history of {old_name} ({old_id}); nothing was written. Check api.admin_key and api.base_url, \
+     use another store.path for the other organization, or pass --accept-new-org to record it here"
+)]
+pub struct OtherOrganization {
+    pub old_id: String,
+    pub old_name: String,
+    pub new_id: String,
+    pub new_name: String,
 }
 
 impl<'a> JobContext<'a> {
@@ -35,6 +52,7 @@ impl<'a> JobContext<'a> {
             store,
             clock,
             client,
+            accept_new_org: false,
         }
     }
 
@@ -66,6 +84,29 @@ pub async fn snapshot_job(
     progress: bool,
 ) -> anyhow::Result<(SnapshotSummary, PruneStats)> {
     let client = ctx.client()?;
+    if let Some(known) = ctx.store.latest_complete(None)? {
+        if let Some(old_id) = known.org_id {
+            // One extra call, before a run row exists: a refused snapshot writes nothing. If the
+            // call fails, the run below meets the same failure and records it as a failed run.
+            let org = client.organization().await.ok();
+            if let Some(org) = org.filter(|org| org.id != old_id) {
+                if !ctx.accept_new_org {
+                    return Err(OtherOrganization {
+                        old_id,
+                        old_name: known.org_name.unwrap_or_default(),
+                        new_id: org.id,
+                        new_name: org.name,
+                    }
+                    .into());
+                }
+                tracing::warn!(
+                    old = %old_id,
+                    new = %org.id,
+                    "recording a snapshot of another organization (--accept-new-org)"
+                );
+            }
+        }
+    }
     let options = FetchOptions {
         max_in_flight: ctx.config.api.max_in_flight,
         progress,
@@ -114,8 +155,9 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
 
 /// Times the audit of the latest complete snapshot in `db` (used by the benchmark): reading the
 /// snapshot and its predecessor, evaluating every rule with default settings plus a departed
-/// domain, and recording the findings. Returns (seconds, findings).
-pub fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<(f64, usize)> {
+/// domain, and recording the findings. Then, to show where that time goes, times the reading and
+/// the evaluation again on their own (the rest of the audit is recording the findings).
+pub fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<BenchAudit> {
     let (config, _) = Config::from_toml(
         "[rules.departed_domains]\ndeparted_domains = [\"contractor.example.net\"]\n",
         &crate::config::Environment::default(),
@@ -123,11 +165,73 @@ pub fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<(f64, usize)
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut store = Store::open_writer(db, "orgwarden bench", clock.now())?;
     let started = std::time::Instant::now();
-    let summary = audit_job(&mut JobContext::new(&config, &mut store, clock), None)?;
-    Ok((
-        started.elapsed().as_secs_f64(),
-        summary.result.findings.len(),
-    ))
+    let cpu_before = thread_cpu_secs();
+    let summary = audit_job(
+        &mut JobContext::new(&config, &mut store, clock.clone()),
+        None,
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu_secs = thread_cpu_secs()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+
+    let started = std::time::Instant::now();
+    let run_id = resolve_run(&store, None)?;
+    let state = store.state_at(run_id)?;
+    let previous = match store.latest_complete(Some(run_id))? {
+        Some(run) => Some(store.roles_at(run.id)?),
+        None => None,
+    };
+    let former = store.former_members(run_id)?;
+    let load_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let cpu_before = thread_cpu_secs();
+    let roster = load_roster(&config);
+    let evaluation = crate::policy::evaluate(&crate::policy::PolicyInput {
+        state: &state,
+        previous: previous.as_ref(),
+        former_members: &former,
+        rules: &config.rules,
+        exemptions: &config.exemptions,
+        roster: &roster,
+        now: clock.now(),
+    });
+    let evaluate_secs = started.elapsed().as_secs_f64();
+    let evaluate_cpu_secs = thread_cpu_secs()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    debug_assert_eq!(evaluation.findings.len(), summary.result.findings.len());
+    Ok(BenchAudit {
+        secs,
+        cpu_secs,
+        findings: summary.result.findings.len(),
+        load_secs,
+        evaluate_secs,
+        evaluate_cpu_secs,
+    })
+}
+
+/// The CPU time this thread has used (Linux: `/proc/thread-self/schedstat`, in nanoseconds), so
+/// that a benchmark on a busy machine can tell work from waiting for a core.
+fn thread_cpu_secs() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 / 1e9)
+}
+
+/// The benchmark's audit figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BenchAudit {
+    /// The whole audit: read, evaluate, record.
+    pub secs: f64,
+    /// The CPU time of the whole audit (where the platform tells).
+    pub cpu_secs: Option<f64>,
+    pub findings: usize,
+    /// Reading the snapshot, its predecessor and the former members, measured on its own.
+    pub load_secs: f64,
+    /// Evaluating the rules, measured on its own.
+    pub evaluate_secs: f64,
+    pub evaluate_cpu_secs: Option<f64>,
 }
 
 /// What one audit found and did.
@@ -190,8 +294,10 @@ fn evaluate_run(
 ) -> anyhow::Result<Evaluated> {
     let run_id = resolve_run(store, at)?;
     let state = store.state_at(run_id)?;
+    // Only privilege_escalation reads the previous snapshot, and only its members' and
+    // memberships' roles: the rest of it is not read (half the cost of an audit's reading).
     let previous = match store.latest_complete(Some(run_id))? {
-        Some(run) => Some(store.state_at(run.id)?),
+        Some(run) => Some(store.roles_at(run.id)?),
         None => None,
     };
     let former = store.former_members(run_id)?;
@@ -479,31 +585,7 @@ pub async fn report_job(
     }
     let state = &evaluated.state;
 
-    // The period: after the previous sent report's snapshot, or `--since`.
-    let (start_run, period_start) = match options.since {
-        Some(Since::Run(run)) => {
-            let record = store
-                .run(run)?
-                .filter(|r| r.status == crate::store::RunStatus::Complete)
-                .with_context(|| format!("--since {run}: no complete snapshot run {run}"))?;
-            (
-                Some(run),
-                Some(record.finished_at.unwrap_or(record.started_at)),
-            )
-        }
-        Some(Since::Time(at)) => (store.latest_complete_at(at)?.map(|r| r.id), Some(at)),
-        None => match store.last_sent_report()? {
-            Some(previous) => {
-                let at = match store.run(previous.run_id)? {
-                    Some(run) => run.finished_at.unwrap_or(run.started_at),
-                    // Retention removed the run: its report's time is the next best start.
-                    None => previous.generated_at,
-                };
-                (Some(previous.run_id), Some(at))
-            }
-            None => (None, None),
-        },
-    };
+    let (start_run, period_start) = report_period(store, options.since)?;
 
     let mut findings = store.findings(true)?;
     findings
@@ -562,59 +644,16 @@ pub async fn report_job(
         &report_ctx,
     );
 
-    let out_dir = match options.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the report directory {}", dir.display()))?;
-            dir.to_owned()
-        }
-        None => unique_dir(
-            &config.report.out_dir,
-            &format!("{}-run-{run_id}", generated_at.format("%Y%m%dT%H%M%SZ")),
-        )?,
-    };
-    let mut files = Vec::new();
-    for (name, bytes) in &rendered.files {
-        let path = out_dir.join(name);
-        let tmp = out_dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        files.push(path);
-    }
+    let (out_dir, files) =
+        write_report_files(config, options.out, &rendered, run_id, generated_at)?;
 
-    let mut message_id = None;
-    let mut outbox = None;
-    if options.send {
-        let mail = config
-            .mail
-            .as_ref()
-            .filter(|m| !m.to.is_empty())
-            .context("mail.to is empty: nowhere to send the report (set [mail] to and from)")?;
-        let outgoing = crate::mail::Outgoing {
-            subject: rendered.subject.clone(),
-            text: rendered.text.clone(),
-            html: rendered.html.clone(),
-            attachments: rendered
-                .files
-                .iter()
-                .map(|(name, bytes)| crate::mail::Attachment {
-                    filename: name.clone(),
-                    content_type: "text/csv; charset=utf-8".to_owned(),
-                    bytes: bytes.clone(),
-                })
-                .collect(),
-            files_dir: Some(std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone())),
-        };
-        let id = format!(
-            "report-{}-run-{}",
-            generated_at.format("%Y%m%dT%H%M%S%.6fZ"),
-            run_id
-        );
-        let (_, summary) =
-            crate::mail::enqueue_and_flush(mail, store, &outgoing, &id, generated_at).await?;
-        message_id = Some(id);
-        outbox = Some(summary);
-    }
+    let (message_id, outbox) = if options.send {
+        let (id, summary) =
+            send_report(config, store, &rendered, &out_dir, run_id, generated_at).await?;
+        (Some(id), Some(summary))
+    } else {
+        (None, None)
+    };
     let kind = if options.send {
         Some(crate::store::ReportKind::Sent)
     } else if options.record_unsent {
@@ -642,6 +681,110 @@ pub async fn report_job(
         period_start,
         recorded: kind.is_some(),
     })
+}
+
+/// The start of a report's period: the snapshot run it starts after and its time. After the
+/// previous *sent* report's snapshot, or `--since`; `(None, None)` for the first report.
+fn report_period(
+    store: &Store,
+    since: Option<Since>,
+) -> anyhow::Result<(Option<i64>, Option<DateTime<Utc>>)> {
+    Ok(match since {
+        Some(Since::Run(run)) => {
+            let record = store
+                .run(run)?
+                .filter(|r| r.status == crate::store::RunStatus::Complete)
+                .with_context(|| format!("--since {run}: no complete snapshot run {run}"))?;
+            (
+                Some(run),
+                Some(record.finished_at.unwrap_or(record.started_at)),
+            )
+        }
+        Some(Since::Time(at)) => (store.latest_complete_at(at)?.map(|r| r.id), Some(at)),
+        None => match store.last_sent_report()? {
+            Some(previous) => {
+                let at = match store.run(previous.run_id)? {
+                    Some(run) => run.finished_at.unwrap_or(run.started_at),
+                    // Retention removed the run: its report's time is the next best start.
+                    None => previous.generated_at,
+                };
+                (Some(previous.run_id), Some(at))
+            }
+            None => (None, None),
+        },
+    })
+}
+
+/// Writes the report's CSV files (each through a temporary file and a rename) into `out` or a
+/// fresh folder under `report.out_dir`.
+fn write_report_files(
+    config: &Config,
+    out: Option<&Path>,
+    rendered: &crate::report::RenderedReport,
+    run_id: i64,
+    generated_at: DateTime<Utc>,
+) -> anyhow::Result<(std::path::PathBuf, Vec<std::path::PathBuf>)> {
+    let out_dir = match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the report directory {}", dir.display()))?;
+            dir.to_owned()
+        }
+        None => unique_dir(
+            &config.report.out_dir,
+            &format!("{}-run-{run_id}", generated_at.format("%Y%m%dT%H%M%SZ")),
+        )?,
+    };
+    let mut files = Vec::new();
+    for (name, bytes) in &rendered.files {
+        let path = out_dir.join(name);
+        let tmp = out_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+    }
+
+    Ok((out_dir, files))
+}
+
+/// Queues the report email in the outbox and tries to deliver it: its Message-ID local part and
+/// what the outbox did.
+async fn send_report(
+    config: &Config,
+    store: &mut Store,
+    rendered: &crate::report::RenderedReport,
+    out_dir: &Path,
+    run_id: i64,
+    generated_at: DateTime<Utc>,
+) -> anyhow::Result<(String, crate::mail::OutboxSummary)> {
+    let mail = config
+        .mail
+        .as_ref()
+        .filter(|m| !m.to.is_empty())
+        .context("mail.to is empty: nowhere to send the report (set [mail] to and from)")?;
+    let outgoing = crate::mail::Outgoing {
+        subject: rendered.subject.clone(),
+        text: rendered.text.clone(),
+        html: rendered.html.clone(),
+        attachments: rendered
+            .files
+            .iter()
+            .map(|(name, bytes)| crate::mail::Attachment {
+                filename: name.clone(),
+                content_type: "text/csv; charset=utf-8".to_owned(),
+                bytes: bytes.clone(),
+            })
+            .collect(),
+        files_dir: Some(std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_owned())),
+    };
+    let id = format!(
+        "report-{}-run-{}",
+        generated_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        run_id
+    );
+    let (_, summary) =
+        crate::mail::enqueue_and_flush(mail, store, &outgoing, &id, generated_at).await?;
+    Ok((id, summary))
 }
 
 /// Creates `parent/name`, or `parent/name-2`, `-3`, ... when it exists: two reports never share

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::org::RunRecord;
+use crate::org::{RunRecord, RunStatus};
 use crate::store::Store;
 
 /// The state of one orgwarden installation.
@@ -29,7 +29,8 @@ pub struct Status {
     pub writer: Option<String>,
     /// Next times of each scheduled job, in the configured timezone.
     pub next: BTreeMap<String, Option<String>>,
-    /// Healthy: a complete snapshot no older than twice the audit period.
+    /// Healthy: a complete snapshot no older than twice the audit period, the newest run not
+    /// abandoned, and every scheduled job with a next occurrence.
     pub healthy: bool,
     pub problem: Option<String>,
 }
@@ -69,29 +70,49 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
     let pending_alerts = store.pending_alerts()?;
     let s = &config.schedule;
     let mut next = BTreeMap::new();
+    let mut problems = Vec::new();
     for (job, expr) in [
         ("audit", &s.audit),
         ("report", &s.report),
         ("outbox", &s.outbox),
     ] {
+        let at = next_occurrence(expr, s.timezone, now);
+        if at.is_none() {
+            problems.push(format!(
+                "the {job} job will never run: schedule.{job} = \"{expr}\" has no next occurrence in {}",
+                s.timezone
+            ));
+        }
         next.insert(
             job.to_owned(),
-            next_occurrence(expr, s.timezone, now).map(|t| {
+            at.map(|t| {
                 t.with_timezone(&s.timezone)
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             }),
         );
     }
     let limit = period(&s.audit, s.timezone, now).map(|p| p * 2);
-    let problem = match (age, limit) {
-        (None, _) => Some("no complete snapshot yet".to_owned()),
-        (Some(age), Some(limit)) if age > limit => Some(format!(
-            "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
-            age.num_minutes(),
-            limit.num_minutes()
-        )),
-        _ => None,
-    };
+    match (age, limit) {
+        (None, _) => problems.insert(0, "no complete snapshot yet".to_owned()),
+        (Some(age), Some(limit)) if age > limit => problems.insert(
+            0,
+            format!(
+                "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
+                age.num_minutes(),
+                limit.num_minutes()
+            ),
+        ),
+        _ => {}
+    }
+    // The newest run was abandoned: its process died mid-snapshot (a reader sees this as soon
+    // as no writer holds the lock), and no run has completed since.
+    if let Some(run) = runs.first().filter(|r| r.status == RunStatus::Abandoned) {
+        problems.push(format!(
+            "run {} was abandoned: its process stopped before the run finished",
+            run.id
+        ));
+    }
+    let problem = (!problems.is_empty()).then(|| problems.join("; "));
     Ok(Status {
         database: store.path().display().to_string(),
         last_runs: runs.into_iter().take(5).collect(),
@@ -201,4 +222,53 @@ pub fn render_text(status: &Status) -> String {
     }
     let _ = writeln!(out, "health: {}", status.problem.as_deref().unwrap_or("ok"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn config(db: &std::path::Path) -> Config {
+        let text = format!("[store]\npath = \"{}\"\n", db.display());
+        Config::from_toml(&text, &Environment::default()).unwrap().0
+    }
+
+    /// A store with one complete (empty) snapshot taken at `now`.
+    fn store_with_a_snapshot(db: &std::path::Path, now: DateTime<Utc>) -> Store {
+        let store = Store::open_writer(db, "test", now).unwrap();
+        let run = store.begin_run(now).unwrap();
+        let mut writer = store.snapshot_writer(run).unwrap();
+        writer.organization(crate::org::Organization {
+            id: "org_1".to_owned(),
+            name: "Org".to_owned(),
+        });
+        writer.finish(0, 0, now).unwrap();
+        drop(store);
+        Store::open_reader(db).unwrap()
+    }
+
+    #[test]
+    fn a_job_that_will_never_run_makes_status_unhealthy_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("o.db");
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+        let store = store_with_a_snapshot(&db, now);
+        let mut config = config(&db);
+        let healthy = status(&config, &store, now).unwrap();
+        assert!(healthy.healthy, "{:?}", healthy.problem);
+
+        // February 30th never comes (the configuration refuses it; a daemon may hold an old one).
+        config.schedule.report = "0 0 0 30 2 *".to_owned();
+        let never = status(&config, &store, now).unwrap();
+        assert!(!never.healthy);
+        let problem = never.problem.unwrap();
+        assert!(
+            problem.contains("the report job will never run"),
+            "{problem}"
+        );
+        assert!(problem.contains("0 0 0 30 2 *"), "{problem}");
+        assert_eq!(never.next["report"], None);
+        assert!(render_text(&status(&config, &store, now).unwrap()).contains("will never run"));
+    }
 }

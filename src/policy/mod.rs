@@ -293,7 +293,8 @@ pub enum Roster {
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyInput<'a> {
     pub state: &'a OrgState,
-    /// The previous complete snapshot, for `privilege_escalation`.
+    /// The previous complete snapshot, for `privilege_escalation`, which reads only its time,
+    /// members and workspace memberships (the audit job loads no more of it).
     pub previous: Option<&'a OrgState>,
     /// People seen in earlier snapshots and absent from `state`.
     pub former_members: &'a [FormerMember],

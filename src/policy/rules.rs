@@ -5,6 +5,7 @@
 //! available inputs), must not drop exempted findings (they are listed with their reason), and,
 //! like all of policy, must not do I/O.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -288,6 +289,9 @@ pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
 struct DomainPolicy {
     departed: Vec<String>,
     allowed: Vec<String>,
+    /// Email domains as written → normalised (IDNA is costly, and an organization has few
+    /// distinct domains among many emails).
+    normalised: RefCell<HashMap<String, Option<String>>>,
 }
 
 impl DomainPolicy {
@@ -300,7 +304,19 @@ impl DomainPolicy {
         DomainPolicy {
             departed: normalise(departed),
             allowed: normalise(allowed),
+            normalised: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// `normalize_domain(raw)`, remembered.
+    fn normalise(&self, raw: &str) -> Option<String> {
+        let mut cache = self.normalised.borrow_mut();
+        if let Some(known) = cache.get(raw) {
+            return known.clone();
+        }
+        let domain = normalize_domain(raw);
+        cache.insert(raw.to_owned(), domain.clone());
+        domain
     }
 
     /// Why `email` breaks the domain policy, as a clause for the evidence; `None` when it does
@@ -308,7 +324,7 @@ impl DomainPolicy {
     fn verdict(&self, email: &str) -> Option<String> {
         let domain = email
             .rsplit_once('@')
-            .and_then(|(_, domain)| normalize_domain(domain));
+            .and_then(|(_, domain)| self.normalise(domain));
         let Some(domain) = domain else {
             // Without a domain nothing can be departed, but nothing can be allowed either.
             return (!self.allowed.is_empty())

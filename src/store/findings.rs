@@ -226,6 +226,12 @@ impl Store {
             path: path.clone(),
             source,
         };
+        // The findings of a large organization fill tens of megabytes of B-tree, upserted in
+        // fingerprint order rather than storage order: with SQLite's default 2 MB cache every
+        // upsert would reread and spill pages. The cache only grows as far as it is used.
+        self.conn
+            .execute_batch("PRAGMA main.cache_size = -32768")
+            .map_err(sql_err)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -345,28 +351,42 @@ impl Store {
                     "SELECT {FINDING_COLUMNS}, fingerprint FROM findings WHERE status != 'resolved'"
                 ))
                 .map_err(sql_err)?;
-            let rows = live
-                .query_map([], |row| {
-                    let mut record = finding_from_row(row)?;
-                    record.status = FindingStatus::Resolved;
-                    record.resolved_at = Some(taken_at);
-                    Ok((row.get::<_, String>(FINDING_COLUMN_COUNT)?, record))
-                })
-                .map_err(sql_err)?;
-            for row in rows {
-                let (fingerprint, record) = row.map_err(sql_err)?;
-                if !seen.contains(&fingerprint) && settled.contains(&record.rule.as_str()) {
-                    resolved.push((fingerprint, record));
+            let mut rows = live.query([]).map_err(sql_err)?;
+            while let Some(row) = rows.next().map_err(sql_err)? {
+                // Only a finding this evaluation no longer shows is read whole.
+                let fingerprint = row
+                    .get_ref(FINDING_COLUMN_COUNT)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(sql_err)?;
+                if seen.contains(fingerprint) {
+                    continue;
                 }
+                let rule = row
+                    .get_ref(0)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(sql_err)?;
+                if !settled.contains(&rule) {
+                    continue;
+                }
+                let fingerprint = fingerprint.to_owned();
+                let mut record = finding_from_row(row).map_err(sql_err)?;
+                record.status = FindingStatus::Resolved;
+                record.resolved_at = Some(taken_at);
+                resolved.push((fingerprint, record));
             }
         }
-        for (fingerprint, _) in &resolved {
-            tx.execute(
-                "UPDATE findings SET status = 'resolved', resolved_at = ?2, consecutive = 0 \
-                 WHERE fingerprint = ?1",
-                params![fingerprint, when],
-            )
-            .map_err(sql_err)?;
+        if !resolved.is_empty() {
+            let mut resolve = tx
+                .prepare(
+                    "UPDATE findings SET status = 'resolved', resolved_at = ?2, consecutive = 0 \
+                     WHERE fingerprint = ?1",
+                )
+                .map_err(sql_err)?;
+            for (fingerprint, _) in &resolved {
+                resolve
+                    .execute(params![fingerprint, when])
+                    .map_err(sql_err)?;
+            }
         }
         let n_resolved = resolved.len();
         let mut resolved: Vec<FindingRecord> = resolved.into_iter().map(|(_, r)| r).collect();

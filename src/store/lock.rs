@@ -24,9 +24,7 @@ impl WriterLock {
         holder: &str,
         since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<WriterLock> {
-        let mut path = db_path.as_os_str().to_owned();
-        path.push(".lock");
-        let path = PathBuf::from(path);
+        let path = lock_path(db_path);
         let io_err = |e: std::io::Error| StoreError::Other {
             path: db_path.display().to_string(),
             message: format!("cannot open lock file {}: {e}", path.display()),
@@ -80,22 +78,53 @@ impl WriterLock {
     /// when nobody does. It probes with a shared lock, released at once: a writer starting in
     /// that instant is refused as if another writer held the database.
     pub fn holder(db_path: &Path) -> Option<String> {
-        let mut path = db_path.as_os_str().to_owned();
-        path.push(".lock");
-        let mut file = File::open(PathBuf::from(path)).ok()?;
+        match WriterLock::probe(db_path) {
+            LockProbe::Held(text) if text.is_empty() => Some("holder unknown".to_owned()),
+            LockProbe::Held(text) => Some(text),
+            LockProbe::Free | LockProbe::Unknown => None,
+        }
+    }
+}
+
+/// Whether some process holds a database's writer lock, as a reader can tell without taking it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockProbe {
+    /// No writer: a run still `running` was left by a process that is gone.
+    Free,
+    /// A writer holds it; the text names it.
+    Held(String),
+    /// The lock file cannot be opened (no permission): assume a writer may be alive.
+    Unknown,
+}
+
+/// The path of a database's lock file.
+pub(crate) fn lock_path(db_path: &Path) -> PathBuf {
+    let mut path = db_path.as_os_str().to_owned();
+    path.push(".lock");
+    PathBuf::from(path)
+}
+
+impl WriterLock {
+    /// Looks whether a writer holds the lock of `db_path`, without taking it for longer than the
+    /// look (a shared lock on a read-only handle, released at once) and without creating files.
+    pub fn probe(db_path: &Path) -> LockProbe {
+        let path = lock_path(db_path);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockProbe::Free,
+            Err(_) => return LockProbe::Unknown,
+        };
         match file.try_lock_shared() {
-            Ok(()) => None,
+            Ok(()) => {
+                let _ = file.unlock();
+                LockProbe::Free
+            }
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                let text = text.trim();
-                Some(if text.is_empty() {
-                    "holder unknown".to_owned()
-                } else {
-                    text.to_owned()
-                })
+                LockProbe::Held(text.trim().to_owned())
             }
-            Err(TryLockError::Error(_)) => None,
+            Err(TryLockError::Error(_)) => LockProbe::Unknown,
         }
     }
 }

@@ -27,7 +27,7 @@ pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, Find
 pub use actions::{ActionOutcome, NewAction};
 pub use alerts::{AlertRow, PendingAlerts};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
-pub use lock::WriterLock;
+pub use lock::{LockProbe, WriterLock};
 pub use outbox::{
     NewOutboxMessage, OutboxAttempt, OutboxCounts, OutboxMessage, OutboxRecord, OutboxStatus,
     RefusedRecipient,
@@ -68,13 +68,59 @@ pub enum StoreError {
         found: u32,
         known: u32,
     },
-    #[error("database {path} is in use by another orgwarden ({holder}); only one process may write at a time")]
+    #[error("{}", locked_message(path, holder))]
     Locked { path: String, holder: String },
+    #[error("database {path} is corrupt ({detail}); nothing was written. Restore it from a backup, or move it aside (with its -wal and -shm files) and orgwarden starts a new, empty history there")]
+    Corrupt { path: String, detail: String },
+    #[error("database {path} has schema version {found}, older than this orgwarden's {known}, and cannot be upgraded here ({why}); run a writing command (`orgwarden snapshot`) where the database is writable, or use the orgwarden that wrote it")]
+    TooOld {
+        path: String,
+        found: u32,
+        known: u32,
+        why: String,
+    },
     #[error("database {path}: {message}")]
     Other { path: String, message: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The refusal of a second writer: the daemon gets a next step, another command a name.
+fn locked_message(path: &str, holder: &str) -> String {
+    if holder.contains(&format!("`{}`", DAEMON_HOLDER)) {
+        let pid = holder
+            .strip_prefix("pid ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("?");
+        format!(
+            "database {path}: the daemon (pid {pid}) holds the database; use its schedule or stop it \
+             (holder: {holder})"
+        )
+    } else {
+        format!(
+            "database {path} is in use by another orgwarden ({holder}); only one process may write \
+             at a time: wait for it to finish"
+        )
+    }
+}
+
+/// The holder name `orgwarden run` writes into the lock.
+pub const DAEMON_HOLDER: &str = "orgwarden run";
+
+impl StoreError {
+    /// True when the database file itself is damaged.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. })
+    }
+}
+
+/// SQLite's own words for a damaged file.
+fn is_corruption(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
 
 /// Something whose errors name a database file.
 pub(crate) trait Database {
@@ -115,6 +161,11 @@ pub struct Store {
     path: PathBuf,
     /// Held for the life of a writing store; `None` for a reader.
     lock: Option<WriterLock>,
+    /// A reader that found no writer holding the lock: runs still `running` were left by a
+    /// process that is gone and are shown `abandoned` (the next writer records it).
+    writer_gone: bool,
+    /// A private in-memory copy ([`Store::open_preview`]): writable, but nothing reaches the file.
+    scratch: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -132,6 +183,19 @@ pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
         .map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })
+}
+
+/// The timestamp in column `idx`, parsed without copying the text.
+fn ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    parse_ts(row.get_ref(idx)?.as_str()?)
+}
+
+/// The optional timestamp in column `idx`, parsed without copying the text.
+fn opt_ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    row.get_ref(idx)?
+        .as_str_or_null()?
+        .map(parse_ts)
+        .transpose()
 }
 
 fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -155,11 +219,28 @@ impl Store {
             })?;
         }
         let lock = WriterLock::acquire(path, holder, now)?;
-        let conn = open_connection(path)?;
+        Store::open_with_lock(path, lock, now)
+    }
+
+    /// Opens a database to write with a lock the caller already took (the demo takes it before
+    /// it clears its directory).
+    pub fn open_writer_locked(path: &Path, lock: WriterLock, now: DateTime<Utc>) -> Result<Store> {
+        Store::open_with_lock(path, lock, Some(now))
+    }
+
+    fn open_with_lock(path: &Path, lock: WriterLock, now: Option<DateTime<Utc>>) -> Result<Store> {
+        let conn = connect(path, false).and_then(|conn| {
+            // Before anything is written (even the WAL pragma): a damaged file is refused.
+            quick_check(&conn, path)?;
+            configure(&conn, path)?;
+            Ok(conn)
+        })?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
             lock: Some(lock),
+            writer_gone: false,
+            scratch: false,
         };
         store.migrate()?;
         let Some(now) = now else {
@@ -182,20 +263,30 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing database to read. Refuses a missing file (with a hint) and a database
-    /// whose schema is older or newer than this build (an older one is upgraded by any writer).
+    /// Opens an existing database to read, read-only: no lock, no migration, nothing written, so
+    /// it works while the daemon writes and where the file or its directory is read-only.
+    /// Refuses a missing file (with a hint) and a database whose schema is newer than this
+    /// build; an older one is upgraded when that is possible here (writable, no writer running),
+    /// else refused saying so.
     pub fn open_reader(path: &Path) -> Result<Store> {
+        Store::open_reader_inner(path, true)
+    }
+
+    fn open_reader_inner(path: &Path, may_upgrade: bool) -> Result<Store> {
         if !path.exists() {
             return Err(StoreError::Other {
                 path: path.display().to_string(),
                 message: "no database yet; run `orgwarden snapshot` first".to_owned(),
             });
         }
-        let conn = open_connection(path)?;
+        let writer_gone = WriterLock::probe(path) == LockProbe::Free;
+        let conn = connect(path, true)?;
         let store = Store {
             conn,
             path: path.to_owned(),
             lock: None,
+            writer_gone,
+            scratch: false,
         };
         let version = store.user_version()?;
         if version > SCHEMA_VERSION {
@@ -206,13 +297,61 @@ impl Store {
             });
         }
         if version < SCHEMA_VERSION {
-            // Upgrading needs the writer lock; take it briefly.
             drop(store);
-            let writer = Store::open_locked(path, "orgwarden (schema upgrade)", None)?;
-            drop(writer);
-            return Store::open_reader(path);
+            let why = if may_upgrade {
+                // Upgrading needs the writer lock; take it briefly.
+                match Store::open_locked(path, "orgwarden (schema upgrade)", None) {
+                    Ok(writer) => {
+                        drop(writer);
+                        return Store::open_reader_inner(path, false);
+                    }
+                    Err(error) => error.to_string(),
+                }
+            } else {
+                "the upgrade did not take".to_owned()
+            };
+            return Err(StoreError::TooOld {
+                path: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+                why,
+            });
         }
         Ok(store)
+    }
+
+    /// A private in-memory copy of the database, read in one consistent transaction without any
+    /// lock: the jobs run on it exactly as on the file (an audit is recorded, a plan made), and
+    /// everything they write is dropped with it. This is how `audit --no-record`, `cleanup`
+    /// without `--apply` and a report preview work while the daemon writes.
+    pub fn open_preview(path: &Path) -> Result<Store> {
+        let reader = Store::open_reader(path)?;
+        let err = conn_err(path);
+        let mut conn = Connection::open_in_memory().map_err(&err)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&reader.conn, &mut conn).map_err(&err)?;
+            // All pages in one step: one read transaction, so the copy is consistent.
+            backup.step(-1).map_err(&err)?;
+        }
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(&err)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            lock: None,
+            writer_gone: reader.writer_gone,
+            scratch: true,
+        })
+    }
+
+    /// True for an [`open_preview`](Store::open_preview) copy.
+    pub fn is_preview(&self) -> bool {
+        self.scratch
+    }
+
+    /// `PRAGMA quick_check` on this connection: a corrupt file is [`StoreError::Corrupt`].
+    pub fn quick_check(&self) -> Result<()> {
+        quick_check(&self.conn, &self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -307,12 +446,18 @@ impl Store {
     /// A second connection for the snapshot writer thread; only for a writing store.
     pub fn snapshot_writer(&self, run_id: i64) -> Result<SnapshotWriter> {
         self.require_writer()?;
+        if self.scratch {
+            return Err(StoreError::Other {
+                path: self.path_text(),
+                message: "a preview copy cannot take snapshots".to_owned(),
+            });
+        }
         let conn = open_connection(&self.path)?;
         SnapshotWriter::begin(conn, self.path_text(), run_id)
     }
 
     fn require_writer(&self) -> Result<()> {
-        if self.lock.is_none() {
+        if self.lock.is_none() && !self.scratch {
             return Err(StoreError::Other {
                 path: self.path_text(),
                 message: "opened read-only; this needs the writer lock".to_owned(),
@@ -469,6 +614,13 @@ impl Store {
         let rows = stmt
             .query_map(params, |row| {
                 let status: String = row.get("status")?;
+                let mut status = RunStatus::parse(&status);
+                let mut error: Option<String> = row.get("error")?;
+                if status == RunStatus::Running && self.writer_gone {
+                    // Its process is gone (no one holds the lock): it can never finish.
+                    status = RunStatus::Abandoned;
+                    error = Some("the process stopped before the run finished".to_owned());
+                }
                 let n_members: Option<u64> = row.get("n_members")?;
                 let counts = match n_members {
                     Some(members) => Some(Counts {
@@ -482,10 +634,10 @@ impl Store {
                 };
                 Ok(RunRecord {
                     id: row.get("id")?,
-                    status: RunStatus::parse(&status),
+                    status,
                     started_at: parse_ts(&row.get::<_, String>("started_at")?)?,
                     finished_at: parse_opt_ts(row.get("finished_at")?)?,
-                    error: row.get("error")?,
+                    error,
                     org_id: row.get("org_id")?,
                     org_name: row.get("org_name")?,
                     counts,
@@ -505,6 +657,17 @@ impl Store {
 
     /// The organization as it was at a complete run.
     pub fn state_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, true)
+    }
+
+    /// The members and workspace memberships (with the organization and the time) of a complete
+    /// run; its invites, workspaces and keys are left empty. This is all the audit compares with
+    /// the previous snapshot (`privilege_escalation` compares roles), at half the cost.
+    pub fn roles_at(&self, run_id: i64) -> Result<OrgState> {
+        self.read_state(run_id, false)
+    }
+
+    fn read_state(&self, run_id: i64, whole: bool) -> Result<OrgState> {
         let run = self.run(run_id)?.ok_or_else(|| StoreError::Other {
             path: self.path_text(),
             message: format!("no run {run_id}"),
@@ -518,9 +681,12 @@ impl Store {
                 ),
             });
         }
+        // Each list is collected into a vector of its final size, counted when it was written.
+        let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
         let members = self.query(
-            &format!("SELECT id, email, name, role, added_at FROM members WHERE {at} ORDER BY added_at, id"),
+            capacity.members,
+            &format!("SELECT id, email, name, role, added_at FROM members WHERE {at}"),
             run_id,
             |row| {
                 Ok(User {
@@ -528,12 +694,16 @@ impl Store {
                     email: row.get(1)?,
                     name: row.get(2)?,
                     role: row.get::<_, String>(3)?.into(),
-                    added_at: parse_ts(&row.get::<_, String>(4)?)?,
+                    added_at: ts_at(row, 4)?,
                 })
             },
         )?;
-        let invites = self.query(
-            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at} ORDER BY invited_at, id"),
+        let invites = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.invites,
+            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
             run_id,
             |row| {
                 Ok(Invite {
@@ -541,26 +711,33 @@ impl Store {
                     email: row.get(1)?,
                     role: row.get::<_, String>(2)?.into(),
                     status: row.get::<_, String>(3)?.into(),
-                    invited_at: parse_ts(&row.get::<_, String>(4)?)?,
-                    expires_at: parse_ts(&row.get::<_, String>(5)?)?,
-                    accepted_at: parse_opt_ts(row.get(6)?)?,
+                    invited_at: ts_at(row, 4)?,
+                    expires_at: ts_at(row, 5)?,
+                    accepted_at: opt_ts_at(row, 6)?,
                 })
             },
-        )?;
-        let workspaces = self.query(
-            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at} ORDER BY created_at, id"),
+        )?
+        };
+        let workspaces = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.workspaces,
+            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
             run_id,
             |row| {
                 Ok(Workspace {
                     id: row.get(0)?,
                     name: row.get(1)?,
                     display_color: row.get(2)?,
-                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
-                    archived_at: parse_opt_ts(row.get(4)?)?,
+                    created_at: ts_at(row, 3)?,
+                    archived_at: opt_ts_at(row, 4)?,
                 })
             },
-        )?;
+        )?
+        };
         let workspace_members = self.query(
+            capacity.workspace_members,
             &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
             run_id,
             |row| {
@@ -571,8 +748,12 @@ impl Store {
                 })
             },
         )?;
-        let api_keys = self.query(
-            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at} ORDER BY created_at, id"),
+        let api_keys = if !whole {
+            Vec::new()
+        } else {
+            self.query(
+            capacity.api_keys,
+            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at}"),
             run_id,
             |row| {
                 let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
@@ -588,15 +769,27 @@ impl Store {
                     id: row.get(0)?,
                     name: row.get(1)?,
                     workspace_id: row.get(2)?,
-                    created_at: parse_ts(&row.get::<_, String>(3)?)?,
+                    created_at: ts_at(row, 3)?,
                     created_by,
                     partial_key_hint: row.get(6)?,
                     status: row.get::<_, String>(7)?.into(),
-                    expires_at: parse_opt_ts(row.get(8)?)?,
+                    expires_at: opt_ts_at(row, 8)?,
                     principal,
                 })
             },
-        )?;
+        )?
+        };
+        let mut members = members;
+        let mut invites = invites;
+        let mut workspaces = workspaces;
+        let mut api_keys = api_keys;
+        // In time order, then by id (ids are unique within one snapshot). Sorted here rather
+        // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
+        // this is the order of their text, and it is several times cheaper.
+        members.sort_unstable_by(|a, b| (a.added_at, &a.id).cmp(&(b.added_at, &b.id)));
+        invites.sort_unstable_by(|a, b| (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id)));
+        workspaces.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        api_keys.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),
@@ -614,13 +807,19 @@ impl Store {
 
     fn query<T>(
         &self,
+        capacity: u64,
         sql: &str,
         run_id: i64,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).ctx(self)?;
         let rows = stmt.query_map([run_id], map).ctx(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(self)
+        // A count that is off (or absurd) only costs a reallocation.
+        let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
+        for row in rows {
+            out.push(row.ctx(self)?);
+        }
+        Ok(out)
     }
 
     // ---- Retention ---------------------------------------------------------------------------
@@ -720,22 +919,109 @@ impl Store {
 
 /// Opens a connection with the pragmas every connection needs (set in code, not in migrations).
 fn open_connection(path: &Path) -> Result<Connection> {
-    let err = |source| StoreError::Sqlite {
-        path: path.display().to_string(),
-        source,
+    let conn = connect(path, false)?;
+    configure(&conn, path)?;
+    Ok(conn)
+}
+
+/// The error of a connection to `path`: corruption is named as such.
+fn conn_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| {
+        if is_corruption(&source) {
+            StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: source.to_string(),
+            }
+        } else {
+            StoreError::Sqlite {
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    }
+}
+
+/// Opens a connection; `read_only` ones write nothing (no pragma that changes the file), and
+/// fall back to an immutable open where SQLite cannot create its shared-memory file (a
+/// read-only directory, where no writer can be changing the database either).
+fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let err = conn_err(path);
+    if !read_only {
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(&err)?;
+        return Ok(conn);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let usable = |conn: Connection| -> rusqlite::Result<Connection> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+        Ok(conn)
     };
-    let conn = Connection::open(path).map_err(err)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    match Connection::open_with_flags(path, flags).and_then(usable) {
+        Ok(conn) => Ok(conn),
+        Err(error)
+            if matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            ) =>
+        {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)
+                .and_then(usable)
+                .map_err(&err)
+        }
+        Err(error) => Err(err(error)),
+    }
+}
+
+/// `path` escaped for a `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push(byte as char),
+        }
+    }
+    out
+}
+
+/// `PRAGMA quick_check`: the first problem it names, as [`StoreError::Corrupt`].
+fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
+    let err = conn_err(path);
+    let mut stmt = conn.prepare("PRAGMA quick_check(3)").map_err(&err)?;
+    let rows: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .map_err(&err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(&err)?;
+    if rows.len() == 1 && rows[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        path: path.display().to_string(),
+        detail: format!("quick_check: {}", rows.join("; ")),
+    })
+}
+
+/// The pragmas every writing connection needs (set in code, not in migrations).
+fn configure(conn: &Connection, path: &Path) -> Result<()> {
+    let err = conn_err(path);
     // auto_vacuum only takes effect on a new, empty file, so it comes first; it lets retention
     // give pages back with `incremental_vacuum` instead of a full VACUUM pause. Only on an empty
     // file: on an existing one the pragma waits for the write lock, which would block a reader
     // (up to the busy timeout) while the daemon writes a snapshot.
     let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))
-        .map_err(err)?;
+        .map_err(&err)?;
     if pages == 0 {
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(err)?;
+            .map_err(&err)?;
     }
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -744,8 +1030,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
          PRAGMA temp_store = MEMORY;
          PRAGMA journal_size_limit = 67108864;",
     )
-    .map_err(err)?;
-    Ok(conn)
+    .map_err(&err)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! Writes one snapshot inside one transaction, page by page, on its own connection.
 //!
-//! At the start the writer loads a digest of every current version. Each page is then compared
-//! row by row as it arrives: an unchanged row costs no SQL, a changed one closes its old version
-//! and inserts a new one, a new one is inserted. `finish` closes the versions this run never saw
-//! (vanished objects) and marks the run complete, in the same transaction, so little work is left
-//! once the last page arrives. Dropping the writer without `finish` rolls everything back, so a
+//! Each page is compared row by row as it arrives with the stored current versions, by key in
+//! SQL (no copy of the stored state is held in memory): an unchanged row writes nothing to the
+//! history, a changed one closes its old version and inserts a new one, a new one is inserted.
+//! The keys seen go to a temporary table; `finish` closes the versions this run never saw
+//! (vanished objects) with one statement per table and marks the run complete, in the same
+//! transaction, so little work is left once the last page arrives. Dropping the writer without `finish` rolls everything back, so a
 //! failed snapshot leaves no partial data anywhere.
 
-use super::Context as _;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, ToSql};
+use rusqlite::{params, params_from_iter, Connection, ToSql};
 
 use super::{ts, Counts, Result, StoreError};
 use crate::org::{ApiKey, Invite, Organization, User, Workspace, WorkspaceMember};
@@ -80,25 +80,33 @@ impl Table {
         self.key.iter().chain(self.columns).copied().collect()
     }
 
-    fn select_current(&self) -> String {
+    /// `k1 = ?{first} AND k2 = ?{first + 1}`, qualified by `table` when given.
+    fn key_match(&self, first: usize, table: Option<&str>) -> String {
+        let prefix = table.map(|t| format!("{t}.")).unwrap_or_default();
+        let parts: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(idx, k)| format!("{prefix}{k} = ?{}", idx + first))
+            .collect();
+        parts.join(" AND ")
+    }
+
+    /// The current version of one object (served by the `*_current` partial index).
+    fn select_current_one(&self) -> String {
         format!(
-            "SELECT {} FROM main.{} WHERE valid_to IS NULL",
-            self.all_columns().join(", "),
-            self.name
+            "SELECT {} FROM main.{} WHERE {} AND valid_to IS NULL",
+            self.columns.join(", "),
+            self.name,
+            self.key_match(1, None)
         )
     }
 
     fn close_one(&self) -> String {
-        let key_match: Vec<String> = self
-            .key
-            .iter()
-            .enumerate()
-            .map(|(idx, k)| format!("{k} = ?{}", idx + 2))
-            .collect();
         format!(
             "UPDATE main.{} SET valid_to = ?1 WHERE {} AND valid_to IS NULL",
             self.name,
-            key_match.join(" AND ")
+            self.key_match(2, None)
         )
     }
 
@@ -112,135 +120,183 @@ impl Table {
             marks.join(", ")
         )
     }
+
+    /// The keys this run has seen, in a temporary table of this connection.
+    fn create_seen(&self) -> String {
+        let columns: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("{k} TEXT NOT NULL"))
+            .collect();
+        format!(
+            "CREATE TEMP TABLE seen_{} ({}, PRIMARY KEY ({})) WITHOUT ROWID",
+            self.name,
+            columns.join(", "),
+            self.key.join(", ")
+        )
+    }
+
+    /// Records a key as seen; changes no row when the run saw it already.
+    fn mark_seen(&self) -> String {
+        let marks: Vec<String> = (1..=self.key.len()).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT OR IGNORE INTO temp.seen_{} ({}) VALUES ({})",
+            self.name,
+            self.key.join(", "),
+            marks.join(", ")
+        )
+    }
+
+    /// Closes every current version this run never saw (vanished objects).
+    fn close_unseen(&self) -> String {
+        let key_match: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("s.{k} = main.{}.{k}", self.name))
+            .collect();
+        format!(
+            "UPDATE main.{name} SET valid_to = ?1 WHERE valid_to IS NULL AND valid_from < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM temp.seen_{name} s WHERE {})",
+            key_match.join(" AND "),
+            name = self.name
+        )
+    }
 }
 
 /// A row's values in column order (key columns first).
 type Row = Vec<Option<String>>;
 
-/// A 128-bit digest of a row, to tell "unchanged" without keeping every value in memory.
-fn digest(row: &Row) -> u128 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    // Two independently salted SipHash runs; both sides of a comparison are computed in the same
-    // process, so the hasher's fixed keys need not be stable across versions.
-    let mut a = DefaultHasher::new();
-    let mut b = DefaultHasher::new();
-    0xA5u8.hash(&mut b);
-    row.hash(&mut a);
-    row.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
-fn key_of(table: &Table, row: &Row) -> String {
-    let mut key = String::new();
-    for (idx, value) in row.iter().take(table.key.len()).enumerate() {
-        if idx > 0 {
-            key.push('\u{1f}');
-        }
-        key.push_str(value.as_deref().unwrap_or_default());
-    }
-    key
-}
-
-/// The current versions of one table, and what this run has seen of it.
-struct Current {
-    /// Key → digest of the current version; entries are removed as the run sees them, so what
-    /// remains at the end vanished.
-    open: HashMap<String, u128>,
-    seen: HashSet<String>,
+/// How a listed object compares with its stored current version.
+enum Stored {
+    Absent,
+    Unchanged,
+    Changed,
 }
 
 /// One snapshot being written. It lives on the writer thread.
+///
+/// It keeps no copy of the stored state: each listed object is compared with its current version
+/// by key in SQL, and the keys seen are kept in a temporary table on disk, so memory does not grow
+/// with the organization.
 pub struct SnapshotWriter {
     conn: Connection,
     path: String,
     run_id: i64,
     organization: Option<Organization>,
-    current: Vec<Current>,
+    /// Distinct objects seen per table, in `TABLES` order.
+    seen: [u64; 5],
     /// Ids of the `admin`/`primary_owner` members seen, for the plausibility mark.
     admins: HashSet<String>,
 }
 
 impl SnapshotWriter {
     pub(super) fn begin(conn: Connection, path: String, run_id: i64) -> Result<SnapshotWriter> {
-        let mut writer = SnapshotWriter {
+        let writer = SnapshotWriter {
             conn,
             path,
             run_id,
             organization: None,
-            current: Vec::new(),
+            seen: [0; 5],
             admins: HashSet::new(),
         };
         // A snapshot's transaction can dirty tens of megabytes; a larger page cache keeps SQLite
-        // from spilling pages to the WAL mid-transaction (and rewriting them later).
+        // from spilling pages to the WAL mid-transaction (and rewriting them later). The keys
+        // seen go to a temporary file (not memory), with SQLite's small default cache.
         writer
             .conn
-            .execute_batch("PRAGMA cache_size = -32768;")
-            .ctx(&writer)?;
-        // Every later statement is part of this one transaction until `finish`.
-        writer.conn.execute_batch("BEGIN IMMEDIATE").ctx(&writer)?;
+            .execute_batch("PRAGMA main.cache_size = -32768; PRAGMA temp_store = FILE;")
+            .map_err(|e| writer.err(e))?;
+        // Four statements per table, used in turn page after page.
+        writer
+            .conn
+            .set_prepared_statement_cache_capacity(4 * TABLES.len() + 4);
         for table in TABLES {
-            let current = writer.load_current(table)?;
-            writer.current.push(current);
+            writer
+                .conn
+                .execute_batch(&table.create_seen())
+                .map_err(|e| writer.err(e))?;
         }
+        // Every later statement is part of this one transaction until `finish`.
+        writer
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| writer.err(e))?;
         Ok(writer)
     }
 
-    fn load_current(&self, table: &Table) -> Result<Current> {
-        let n_columns = table.all_columns().len();
-        let mut stmt = self.conn.prepare(&table.select_current()).ctx(self)?;
-        let rows = stmt
-            .query_map([], |r| {
-                (0..n_columns)
-                    .map(|idx| r.get::<_, Option<String>>(idx))
-                    .collect::<rusqlite::Result<Row>>()
-            })
-            .ctx(self)?;
-        let mut open = HashMap::new();
-        for row in rows {
-            let row = row.ctx(self)?;
-            open.insert(key_of(table, &row), digest(&row));
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
         }
-        Ok(Current {
-            open,
-            seen: HashSet::new(),
-        })
     }
 
     /// Compares one page with the current versions and writes only what changed.
     fn stage(&mut self, table_idx: usize, rows: &[Row]) -> Result<()> {
         let table = TABLES[table_idx];
         let run_id = self.run_id;
-        let path = self.path.clone();
+        let n_key = table.key.len();
         let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         };
-        let current = &mut self.current[table_idx];
+        let mut mark = self
+            .conn
+            .prepare_cached(&table.mark_seen())
+            .map_err(sql_err)?;
+        let mut current = self
+            .conn
+            .prepare_cached(&table.select_current_one())
+            .map_err(sql_err)?;
+        let mut close = self
+            .conn
+            .prepare_cached(&table.close_one())
+            .map_err(sql_err)?;
+        let mut insert = self.conn.prepare_cached(&table.insert()).map_err(sql_err)?;
+        let mut n_seen = 0;
         for row in rows {
-            let key = key_of(table, row);
-            if !current.seen.insert(key.clone()) {
+            let key = &row[..n_key];
+            if mark.execute(params_from_iter(key)).map_err(sql_err)? == 0 {
                 // Listed twice in one run: the first occurrence stands.
                 continue;
             }
-            let changed = match current.open.remove(&key) {
-                Some(old) if old == digest(row) => continue,
-                Some(_) => true,
-                None => false,
+            n_seen += 1;
+            let stored = {
+                let mut found = current.query(params_from_iter(key)).map_err(sql_err)?;
+                match found.next().map_err(sql_err)? {
+                    None => Stored::Absent,
+                    Some(old) => {
+                        let same = row[n_key..].iter().enumerate().all(|(idx, value)| {
+                            old.get_ref(idx)
+                                .ok()
+                                .and_then(|v| v.as_str_or_null().ok())
+                                .is_some_and(|old| old == value.as_deref())
+                        });
+                        if same {
+                            Stored::Unchanged
+                        } else {
+                            Stored::Changed
+                        }
+                    }
+                }
             };
-            if changed {
-                let mut close = self
-                    .conn
-                    .prepare_cached(&table.close_one())
-                    .map_err(sql_err)?;
-                let mut values: Vec<&dyn ToSql> = vec![&run_id];
-                values.extend(row.iter().take(table.key.len()).map(|v| v as &dyn ToSql));
-                close.execute(values.as_slice()).map_err(sql_err)?;
+            match stored {
+                Stored::Unchanged => continue,
+                Stored::Changed => {
+                    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(n_key + 1);
+                    values.push(&run_id);
+                    values.extend(key.iter().map(|v| v as &dyn ToSql));
+                    close.execute(values.as_slice()).map_err(sql_err)?;
+                }
+                Stored::Absent => {}
             }
-            let mut insert = self.conn.prepare_cached(&table.insert()).map_err(sql_err)?;
-            let mut values: Vec<&dyn ToSql> = vec![&run_id];
+            let mut values: Vec<&dyn ToSql> = Vec::with_capacity(row.len() + 1);
+            values.push(&run_id);
             values.extend(row.iter().map(|v| v as &dyn ToSql));
             insert.execute(values.as_slice()).map_err(sql_err)?;
         }
+        drop((mark, current, close, insert));
+        self.seen[table_idx] += n_seen;
         Ok(())
     }
 
@@ -355,37 +411,18 @@ impl SnapshotWriter {
                 message: "snapshot finished without the organization".to_owned(),
             });
         };
-        let mut counts = Counts::default();
-        for (table_idx, table) in TABLES.iter().enumerate() {
-            let current = &mut self.current[table_idx];
-            let n = current.seen.len() as u64;
-            match table.name {
-                "members" => counts.members = n,
-                "invites" => counts.invites = n,
-                "workspaces" => counts.workspaces = n,
-                "workspace_members" => counts.workspace_members = n,
-                _ => counts.api_keys = n,
-            }
-            // What was current and never seen in this run has vanished.
-            let vanished: Vec<String> = current.open.drain().map(|(key, _)| key).collect();
-            let mut close = self
-                .conn
-                .prepare_cached(&table.close_one())
-                .map_err(|source| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            for key in vanished {
-                let parts: Vec<&str> = key.split('\u{1f}').collect();
-                let mut values: Vec<&dyn ToSql> = vec![&self.run_id];
-                values.extend(parts.iter().map(|v| v as &dyn ToSql));
-                close
-                    .execute(values.as_slice())
-                    .map_err(|source| StoreError::Sqlite {
-                        path: self.path.clone(),
-                        source,
-                    })?;
-            }
+        let counts = Counts {
+            members: self.seen[0],
+            invites: self.seen[1],
+            workspaces: self.seen[2],
+            workspace_members: self.seen[3],
+            api_keys: self.seen[4],
+        };
+        // What was current and never seen in this run has vanished.
+        for table in TABLES {
+            self.conn
+                .execute(&table.close_unseen(), [self.run_id])
+                .map_err(|e| self.err(e))?;
         }
         self.conn
             .execute(
@@ -409,8 +446,8 @@ impl SnapshotWriter {
                     crate::remediate::implausible(counts, self.admins.len() as u64)
                 ],
             )
-            .ctx(&self)?;
-        self.conn.execute_batch("COMMIT").ctx(&self)?;
+            .map_err(|e| self.err(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
         Ok(counts)
     }
 }
@@ -421,11 +458,5 @@ impl Drop for SnapshotWriter {
             // Not finished: nothing of this run may become visible.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-    }
-}
-
-impl super::Database for SnapshotWriter {
-    fn database(&self) -> String {
-        self.path.clone()
     }
 }

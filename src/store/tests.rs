@@ -791,3 +791,50 @@ fn a_repeated_skip_updates_its_row_instead_of_adding_one() {
     assert_ne!(back, first);
     assert_eq!(store.actions_since(None).unwrap().len(), 3);
 }
+
+#[test]
+fn a_reader_that_cannot_upgrade_an_older_schema_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    drop(Store::open_writer(&path, "orgwarden snapshot", wall_now()).unwrap());
+    let older = SCHEMA_VERSION - 1;
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {older};"))
+        .unwrap();
+    // A writer holds the lock: the reader may not upgrade, and does not wait for it.
+    let _writer = WriterLock::acquire(&path, "orgwarden run", Some(wall_now())).unwrap();
+    let error = Store::open_reader(&path).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::TooOld { .. }), "{text}");
+    assert!(
+        text.contains(&format!("schema version {older}, older than")),
+        "{text}"
+    );
+    let version: u32 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, older, "the reader changed the schema");
+}
+
+#[test]
+fn a_preview_copy_takes_writes_that_never_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    drop(Store::open_writer(&path, "orgwarden snapshot", wall_now()).unwrap());
+    let _daemon = WriterLock::acquire(&path, "orgwarden run", Some(wall_now())).unwrap();
+    let preview = Store::open_preview(&path).unwrap();
+    assert!(preview.is_preview());
+    let run = preview.begin_run(wall_now()).unwrap();
+    assert_eq!(preview.runs().unwrap().len(), 1);
+    assert!(
+        preview.snapshot_writer(run).is_err(),
+        "no second connection to the file"
+    );
+    assert!(Store::open_reader(&path)
+        .unwrap()
+        .runs()
+        .unwrap()
+        .is_empty());
+}

@@ -292,7 +292,13 @@ async fn a_second_daemon_on_the_same_database_is_refused_naming_the_holder() {
 
     let (code, _, err) = run(orgwarden(&first.config, &["run"])).await;
     assert_ne!(code, 0, "{err}");
-    assert!(err.contains("in use by another orgwarden"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon (pid {}) holds the database; use its schedule or stop it",
+            first.child.id()
+        )),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("pid {} running `orgwarden run`", first.child.id())),
         "{err}"

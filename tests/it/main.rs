@@ -17,5 +17,6 @@ mod mail;
 mod remediate;
 mod report;
 mod snapshot;
+mod state;
 mod status;
 mod systemd;

@@ -176,6 +176,11 @@ async fn a_mail_server_down_for_a_while_loses_nothing_and_sends_once() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["outbox"]["pending"], 1, "{status:#}");
 
+    // A retry while the server is still down leaves the message pending: exit 1.
+    let (code, o, e) = run(orgwarden(&config, &["outbox", "--retry"])).await;
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("1 still pending"), "{e}");
+
     // The server comes up: one retry delivers it, a second one has nothing to do.
     let smtp = smtp_server(ServerOptions {
         port: Some(port),
@@ -359,6 +364,7 @@ audit = "0 0 * * * *"
                 store: &mut self.store,
                 clock,
                 client: Ok(revoked),
+                accept_new_org: false,
             };
             assert!(
                 jobs::audit_cycle(&mut ctx).await.is_err(),

@@ -41,6 +41,12 @@ struct BenchArgs {
     /// Requests in flight (api.max_in_flight).
     #[arg(long, default_value_t = 4)]
     max_in_flight: usize,
+    /// Multiplies every seeded size (members, invites, workspaces, memberships, keys).
+    #[arg(long, default_value_t = 1)]
+    scale: usize,
+    /// Skips the sequential client's measurement (one request at a time, nothing stored).
+    #[arg(long)]
+    no_sequential: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
 
 #[derive(Debug, Serialize)]
 struct Figures {
+    scale: usize,
     members: usize,
     invites: usize,
     workspaces: usize,
@@ -86,6 +93,11 @@ struct Figures {
     snapshot_secs: f64,
     fetch_only_secs: f64,
     snapshot_over_fetch: f64,
+    /// One request at a time, nothing stored: a sequential client's best case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequential_fetch_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequential_over_snapshot: Option<f64>,
     requests: u64,
     peak_rss_bytes: u64,
     db_bytes: u64,
@@ -93,16 +105,25 @@ struct Figures {
     changed_1pct_growth_bytes: i64,
     audit_secs: f64,
     audit_findings: usize,
+    /// Where the audit's time goes (each part measured again on its own).
+    /// The audit's CPU time: on a busy machine, the part of `audit_secs` that was work.
+    audit_cpu_secs: Option<f64>,
+    audit_load_secs: f64,
+    audit_evaluate_secs: f64,
+    audit_evaluate_cpu_secs: Option<f64>,
+    /// The 1-minute load average when the bench ended: figures are only comparable at a similar load.
+    load_average: Option<f64>,
 }
 
 async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let BenchWhat::Snapshot = args.what;
+    anyhow::ensure!(args.scale >= 1, "--scale must be at least 1");
     let sizes = SeedSizes {
-        members: args.members,
-        invites: args.invites,
-        workspaces: args.workspaces,
-        keys: args.keys,
-        workspace_members: args.workspace_members,
+        members: args.members * args.scale,
+        invites: args.invites * args.scale,
+        workspaces: args.workspaces * args.scale,
+        keys: args.keys * args.scale,
+        workspace_members: args.workspace_members * args.scale,
     };
     eprintln!(
         "seeding the simulator ({} members, {} keys)...",
@@ -122,7 +143,8 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[api]\nbase_url = \"{}\"\nrequests_per_second = 0\nmax_in_flight = {}\n[store]\npath = \"orgwarden.db\"\n",
+            // The default pacing (none: the client adapts to 429s and 529s).
+            "[api]\nbase_url = \"{}\"\nmax_in_flight = {}\n[store]\npath = \"orgwarden.db\"\n",
             sim.base_url(),
             args.max_in_flight
         ),
@@ -137,6 +159,15 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let counts = orgwarden::snapshot::fetch_only(&client, args.max_in_flight).await?;
     let fetch_only_secs = started.elapsed().as_secs_f64();
     eprintln!("fetch only: {fetch_only_secs:.2}s ({counts:?})");
+    let sequential_fetch_secs = if args.no_sequential {
+        None
+    } else {
+        let started = Instant::now();
+        orgwarden::snapshot::fetch_only(&client, 1).await?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("sequential fetch: {secs:.2}s");
+        Some(secs)
+    };
 
     let served_before = sim.requests_served();
     let (snapshot_secs, rss_first) = snapshot_child(&config).await?;
@@ -152,27 +183,36 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let (_, rss_changed) = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
-    let (audit_secs, audit_findings) =
-        orgwarden::jobs::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
+    let audit = orgwarden::jobs::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
     let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
     let figures = Figures {
-        members: args.members,
-        invites: args.invites,
-        workspaces: args.workspaces,
-        workspace_members: args.workspace_members,
-        api_keys: args.keys,
+        scale: args.scale,
+        members: sizes.members,
+        invites: sizes.invites,
+        workspaces: sizes.workspaces,
+        workspace_members: sizes.workspace_members,
+        api_keys: sizes.keys,
         latency_ms: args.latency_ms,
         max_in_flight: args.max_in_flight,
         snapshot_secs,
         fetch_only_secs,
         snapshot_over_fetch: snapshot_secs / fetch_only_secs,
+        sequential_fetch_secs,
+        sequential_over_snapshot: sequential_fetch_secs.map(|s| s / snapshot_secs),
         requests,
         peak_rss_bytes,
         db_bytes,
         unchanged_growth_bytes,
         changed_1pct_growth_bytes,
-        audit_secs,
-        audit_findings,
+        audit_secs: audit.secs,
+        audit_findings: audit.findings,
+        audit_cpu_secs: audit.cpu_secs,
+        audit_load_secs: audit.load_secs,
+        audit_evaluate_secs: audit.evaluate_secs,
+        audit_evaluate_cpu_secs: audit.evaluate_cpu_secs,
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok()),
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     sim.shutdown();

@@ -36,6 +36,7 @@ mod routes;
 mod seed;
 mod server;
 mod state;
+mod usage;
 mod views;
 
 #[cfg(test)]

@@ -65,6 +65,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v1/organizations/api_keys/{api_key_id}",
             get(get_key).post(update_key),
         )
+        .route(
+            "/v1/organizations/usage_report/messages",
+            get(usage_messages),
+        )
+        .route(
+            "/v1/organizations/usage_report/claude_code",
+            get(usage_claude_code),
+        )
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), pipeline))
         .with_state(shared)
@@ -189,4 +197,14 @@ async fn get_key(State(sh): St, Path(id): Path<String>) -> Response {
 
 async fn update_key(State(sh): St, Path(id): Path<String>, body: Bytes) -> Response {
     respond(sh.write(|s| s.op_update_key(&id, &body)))
+}
+
+async fn usage_messages(State(sh): St, RawQuery(q): RawQuery) -> Response {
+    let params = Params::parse(q.as_deref());
+    respond(sh.read(|s| super::usage::messages(s, sh.seed, &params)))
+}
+
+async fn usage_claude_code(State(sh): St, RawQuery(q): RawQuery) -> Response {
+    let params = Params::parse(q.as_deref());
+    respond(sh.read(|s| super::usage::claude_code(s, sh.seed, &params)))
 }

@@ -139,6 +139,8 @@ fn timestamp_ok(v: &Value) -> bool {
     s.len() == 27 && s.ends_with('Z') && s.as_bytes()[19] == b'.' && parse_ts(s).is_ok()
 }
 
+mod usage;
+
 // ---- Protocol: auth, request ids, errors ----
 
 #[tokio::test]
