@@ -29,8 +29,10 @@ use crate::config::check_base_url;
 
 /// Validates every section, pushing each problem found into `problems`.
 pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {
+    let raw_mail_configured =
+        !raw.mail.to.items().is_empty() || raw.mail.from.is_some() || raw.mail.host.is_some();
     let check = &mut Check { problems };
-    let config = Config {
+    Config {
         api: api(raw.api, env, check),
         store: store(raw.store, check),
         log: log(raw.log, check),
@@ -40,20 +42,16 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         mail: mail(raw.mail, env, check),
         report: report(raw.report),
         schedule: schedule(raw.schedule, check),
-        alerts: alerts(raw.alerts, env, check),
-    };
-    for (idx, channel) in config.alerts.channels.iter().enumerate() {
-        if channel.kind == ChannelKind::Email && config.mail.is_none() {
-            check.problem(
-                &format!("alerts.channels[{idx}].type"),
-                "\"email\" sends through [mail]: configure [mail] (from, transport)",
-            );
-        }
+        alerts: alerts(raw.alerts, env, raw_mail_configured, check),
     }
-    config
 }
 
-fn alerts(raw: RawAlerts, env: &Environment, check: &mut Check<'_>) -> AlertsConfig {
+fn alerts(
+    raw: RawAlerts,
+    env: &Environment,
+    mail_configured: bool,
+    check: &mut Check<'_>,
+) -> AlertsConfig {
     use secrecy::ExposeSecret;
     let min_severity = match raw.min_severity.as_deref() {
         None => Severity::High,
@@ -140,6 +138,12 @@ fn alerts(raw: RawAlerts, env: &Environment, check: &mut Check<'_>) -> AlertsCon
             .collect();
         match kind {
             Some(ChannelKind::Email) => {
+                if !mail_configured {
+                    check.problem(
+                        &key("type"),
+                        "\"email\" sends through [mail]: configure [mail] (from, transport)",
+                    );
+                }
                 if to_items.is_empty() {
                     check.problem(
                         &key("to"),
