@@ -344,3 +344,29 @@ async fn more_alerts_than_max_per_message_go_out_as_one_digest() {
         .to_string()
         .contains(&format!("and {} more", n - 2)));
 }
+
+#[tokio::test]
+async fn an_email_channel_mails_its_own_recipients_once_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = TestApp::new(&format!(
+        "[rules.departed_domains]\ndeparted_domains = [\"departed.example\"]\n\n\
+         [mail]\nfrom = \"orgwarden <orgwarden@example.com>\"\nto = [\"reports@example.com\"]\n\
+         transport = \"file\"\ndir = \"{}\"\n\n\
+         [alerts]\n[[alerts.channels]]\nname = \"secops\"\ntype = \"email\"\nto = [\"secops@example.com\"]\n",
+        dir.path().display()
+    ))
+    .await;
+    departed(&app, 1);
+    app.cycle().await;
+    app.advance(Span::hours(1));
+    app.cycle().await;
+    let mails: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(mails.len(), 1, "one alert mail across two cycles");
+    assert!(mails[0].contains("To: secops@example.com"), "{}", mails[0]);
+    assert!(!mails[0].contains("reports@example.com"));
+    assert!(mails[0].contains("Subject: [orgwarden]"));
+    assert!(mails[0].contains("departed.example"));
+}
