@@ -548,11 +548,18 @@ fn signal_controls() -> std::io::Result<tokio::sync::mpsc::Receiver<crate::daemo
     Ok(receiver)
 }
 
+/// Rewrites `[metrics] textfile` (if configured) after a one-shot job, failed or not.
+fn textfile(ctx: &JobContext<'_>) {
+    crate::exporter::after_command(ctx.config, ctx.store, ctx.client.as_ref().ok());
+}
+
 async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
     ctx.accept_new_org = accept_new_org;
-    let (summary, pruned) = crate::jobs::snapshot_job(&mut ctx, true).await?;
+    let result = crate::jobs::snapshot_job(&mut ctx, true).await;
+    textfile(&ctx);
+    let (summary, pruned) = result?;
     let c = summary.counts;
     outln!(
         "snapshot run {} complete in {:.1}s: {} members, {} invites, {} workspaces, {} workspace members, {} API keys ({} requests, {} retries)",
@@ -592,7 +599,11 @@ fn audit_command(
         })?
     };
     let mut ctx = JobContext::new(config, &mut store, SystemClock::shared());
-    let summary = crate::jobs::audit_job(&mut ctx, at)?;
+    let result = crate::jobs::audit_job(&mut ctx, at);
+    if !no_record {
+        textfile(&ctx);
+    }
+    let summary = result?;
     out!("{}", render(format, &summary.result.findings));
     if format == Format::Table {
         for outcome in &summary.rules {
@@ -667,7 +678,9 @@ async fn cleanup_command(
         crate::jobs::accept_baseline_job(&mut ctx, run_id, &who)?;
         eprintln!("snapshot run {run_id} accepted as the remediation baseline by {who}");
     }
-    let summary = crate::jobs::cleanup_job(&mut ctx, apply).await?;
+    let result = crate::jobs::cleanup_job(&mut ctx, apply).await;
+    textfile(&ctx);
+    let summary = result?;
     let code = ExitCode::from(cleanup_exit_code(&summary));
     if format == Format::Json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
@@ -805,7 +818,9 @@ async fn report_command(
         since,
         record_unsent: false,
     };
-    let summary = crate::jobs::report_job(&mut ctx, &options).await?;
+    let result = crate::jobs::report_job(&mut ctx, &options).await;
+    textfile(&ctx);
+    let summary = result?;
     outln!("{}", summary.subject);
     if !summary.recorded {
         outln!("preview: not recorded; the next report's period is unchanged (--send ends it)");

@@ -226,6 +226,9 @@ pub enum DaemonError {
     /// The database cannot be opened (or another writer holds it).
     #[error("cannot start: {0}")]
     Store(#[from] StoreError),
+    /// `[metrics] listen` cannot be bound.
+    #[error("cannot serve metrics on {addr}: {error}")]
+    Metrics { addr: String, error: std::io::Error },
     /// A job was still running when the shutdown timeout passed or a second stop came.
     #[error("stopped without waiting for {running}")]
     ShutdownTimeout { running: String },
@@ -259,6 +262,8 @@ struct Shared {
     last: Mutex<Vec<Option<String>>>,
     /// Every job run, so shutdown can wait for them.
     tracker: TaskTracker,
+    /// Each job's last duration, success and failures, for the metrics.
+    live: Arc<crate::exporter::LiveJobs>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -292,8 +297,10 @@ pub async fn run_jobs(
         running: jobs.iter().map(|_| AtomicBool::new(false)).collect(),
         last: Mutex::new(vec![None; jobs.len()]),
         tracker: TaskTracker::new(),
+        live: Arc::default(),
         runtime: tokio::runtime::Handle::current(),
     });
+    let metrics_server = start_metrics_server(&shared).await?;
     let config = shared.current_config();
     let config = &config.config;
     let mut schedule = Schedule::start(&shared, &config.schedule);
@@ -332,6 +339,10 @@ pub async fn run_jobs(
     tracing::info!("{stop_signal} received: stopping; no new job runs will start");
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     schedule.stop().await;
+    if let Some((stop, server)) = metrics_server {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
     shared.tracker.close();
     let timeout = shared.current_config().config.schedule.shutdown_timeout;
     if !shared.tracker.is_empty() {
@@ -377,6 +388,59 @@ pub async fn run_jobs(
         Err(error) => tracing::warn!("stopped; checkpointing the database failed: {error}"),
     }
     Ok(())
+}
+
+/// A running metrics server: its stop switch and its task.
+type MetricsServer = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// Binds `[metrics] listen` (when set) and serves `/metrics` and `/healthz` from it. The address
+/// is read at start; a reload does not move it.
+async fn start_metrics_server(shared: &Arc<Shared>) -> Result<Option<MetricsServer>, DaemonError> {
+    let current = shared.current_config();
+    let Some(addr) = current.config.metrics.listen else {
+        return Ok(None);
+    };
+    let listener =
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|error| DaemonError::Metrics {
+                addr: addr.to_string(),
+                error,
+            })?;
+    tracing::info!("serving /metrics and /healthz on http://{addr}");
+    let source = Arc::new(DaemonScrape {
+        shared: Arc::clone(shared),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::exporter::serve(listener, source, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Some((stop, server)))
+}
+
+/// The daemon's metrics: the database through a reading connection, its own job runs, and the
+/// current API client's counters; `/healthz` with the current configuration's audit period.
+struct DaemonScrape {
+    shared: Arc<Shared>,
+}
+
+impl crate::exporter::Scrape for DaemonScrape {
+    fn metrics(&self) -> anyhow::Result<String> {
+        let current = self.shared.current_config();
+        let store = Store::open_reader(&current.config.store.path)?;
+        let input =
+            crate::exporter::gather(&store, Some(&self.shared.live), Some(&current.client))?;
+        Ok(crate::metrics::render(&input))
+    }
+
+    fn staleness(&self) -> anyhow::Result<Option<String>> {
+        let current = self.shared.current_config();
+        let store = Store::open_reader(&current.config.store.path)?;
+        crate::exporter::staleness(&store, &current.config, self.shared.clock.now())
+    }
 }
 
 /// Waits for another stop request during shutdown (a reload is ignored then; a closed channel
@@ -548,6 +612,23 @@ fn run_job(shared: &Shared, index: usize) {
         })
     };
     let elapsed = started.elapsed().as_secs_f64();
+    shared
+        .live
+        .record(name, result.is_ok(), elapsed, shared.clock.now());
+    if let Some(path) = &current.config.metrics.textfile {
+        let store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = crate::exporter::gather(&store, Some(&shared.live), Some(&current.client))
+            .and_then(|input| {
+                let text = crate::metrics::render(&input);
+                Ok(crate::exporter::write_textfile(path, &text)?)
+            });
+        if let Err(error) = written {
+            tracing::warn!(
+                "cannot write the metrics textfile {}: {error:#}",
+                path.display()
+            );
+        }
+    }
     let when = started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
     let status = match result {
         Ok(summary) => {

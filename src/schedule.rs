@@ -28,6 +28,26 @@ pub fn period(
     Some(second - first)
 }
 
+/// Why the data is stale, or `None` when it is fresh: the rule `status` and `/healthz` share.
+/// Stale means no complete snapshot yet, or one older (`age`) than twice the audit period.
+pub fn staleness(
+    age: Option<chrono::Duration>,
+    audit: &str,
+    timezone: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let limit = period(audit, timezone, now).map(|p| p * 2);
+    match (age, limit) {
+        (None, _) => Some("no complete snapshot yet".to_owned()),
+        (Some(age), Some(limit)) if age > limit => Some(format!(
+            "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
+            age.num_minutes(),
+            limit.num_minutes()
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,15 +143,21 @@ where
             }
         };
         progress.page(page.len());
-        if let Some(sink) = sink {
-            sink.send(wrap(page))
-                .await
-                .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
-        }
+        forward(sink, wrap(page)).await?;
     }
     let items = progress.items;
     progress.done();
     Ok(items)
+}
+
+/// Sends one batch to the writer, if there is one.
+async fn forward(sink: &Option<mpsc::Sender<Batch>>, batch: Batch) -> anyhow::Result<()> {
+    if let Some(sink) = sink {
+        sink.send(batch)
+            .await
+            .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
+    }
+    Ok(())
 }
 
 /// Fetches every list, sending pages to `sink` (or discarding them, to measure the fetch alone).
@@ -170,12 +176,7 @@ async fn fetch_all(
                 .await
                 .context("reading the organization")?
         };
-        if let Some(sink) = &sink {
-            sink.send(Batch::Organization(organization))
-                .await
-                .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
-        }
-        anyhow::Ok(())
+        forward(&sink, Batch::Organization(organization)).await
     };
     let members = drain(
         client.users(),
@@ -198,69 +199,8 @@ async fn fetch_all(
         progress.resource("api keys"),
         Batch::ApiKeys,
     );
-    let workspaces_and_members = async {
-        // Workspace ids are needed before their member lists can be read.
-        let mut workspaces: Vec<Workspace> = Vec::new();
-        let mut pager = client.workspaces(true);
-        let mut ws_progress = progress.resource("workspaces");
-        loop {
-            let page = {
-                let _permit = permits.acquire().await.expect("semaphore is never closed");
-                pager.next_page().await.context("reading workspaces")?
-            };
-            let Some(page) = page else { break };
-            ws_progress.page(page.len());
-            workspaces.extend(page.iter().cloned());
-            if let Some(sink) = &sink {
-                sink.send(Batch::Workspaces(page))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
-            }
-        }
-        ws_progress.done();
-        let mut member_progress = progress.resource("workspace members");
-        let pending: Vec<_> = workspaces
-            .iter()
-            .map(|w| {
-                let permits = &permits;
-                let sink = &sink;
-                let id = w.id.clone();
-                async move {
-                    let mut pager = client.workspace_members(&id);
-                    let mut pages = Vec::new();
-                    loop {
-                        let page = {
-                            let _permit =
-                                permits.acquire().await.expect("semaphore is never closed");
-                            pager
-                                .next_page()
-                                .await
-                                .with_context(|| format!("reading the members of workspace {id}"))?
-                        };
-                        let Some(page) = page else { break };
-                        pages.push(page.len());
-                        if let Some(sink) = sink {
-                            sink.send(Batch::WorkspaceMembers(page))
-                                .await
-                                .map_err(|_| anyhow::anyhow!("the database writer stopped"))?;
-                        }
-                    }
-                    anyhow::Ok(pages)
-                }
-            })
-            .collect();
-        let mut stream =
-            futures::stream::iter(pending).buffer_unordered(options.max_in_flight.max(1));
-        let mut total = 0;
-        while let Some(pages) = stream.try_next().await? {
-            for n in pages {
-                member_progress.page(n);
-                total += n as u64;
-            }
-        }
-        member_progress.done();
-        anyhow::Ok((workspaces.len() as u64, total))
-    };
+    let workspaces_and_members =
+        fetch_workspaces_and_members(client, &permits, &sink, &progress, options.max_in_flight);
     let ((), members, invites, api_keys, (workspaces, workspace_members)) = tokio::try_join!(
         organization,
         members,
@@ -275,6 +215,70 @@ async fn fetch_all(
         workspace_members,
         api_keys,
     })
+}
+
+/// The workspaces, then every workspace's members (their ids are needed first), up to
+/// `max_in_flight` member lists at a time: the counts of both.
+async fn fetch_workspaces_and_members(
+    client: &AdminClient,
+    permits: &Semaphore,
+    sink: &Option<mpsc::Sender<Batch>>,
+    progress: &Progress,
+    max_in_flight: usize,
+) -> anyhow::Result<(u64, u64)> {
+    let mut workspaces: Vec<Workspace> = Vec::new();
+    let mut pager = client.workspaces(true);
+    let mut ws_progress = progress.resource("workspaces");
+    loop {
+        let page = {
+            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            pager.next_page().await.context("reading workspaces")?
+        };
+        let Some(page) = page else { break };
+        ws_progress.page(page.len());
+        workspaces.extend(page.iter().cloned());
+        forward(sink, Batch::Workspaces(page)).await?;
+    }
+    ws_progress.done();
+    let mut member_progress = progress.resource("workspace members");
+    let pending: Vec<_> = workspaces
+        .iter()
+        .map(|w| workspace_members(client, permits, sink, w.id.clone()))
+        .collect();
+    let mut stream = futures::stream::iter(pending).buffer_unordered(max_in_flight.max(1));
+    let mut total = 0;
+    while let Some(pages) = stream.try_next().await? {
+        for n in pages {
+            member_progress.page(n);
+            total += n as u64;
+        }
+    }
+    member_progress.done();
+    Ok((workspaces.len() as u64, total))
+}
+
+/// One workspace's member list, page by page to the writer: the size of each page.
+async fn workspace_members(
+    client: &AdminClient,
+    permits: &Semaphore,
+    sink: &Option<mpsc::Sender<Batch>>,
+    id: String,
+) -> anyhow::Result<Vec<usize>> {
+    let mut pager = client.workspace_members(&id);
+    let mut pages = Vec::new();
+    loop {
+        let page = {
+            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            pager
+                .next_page()
+                .await
+                .with_context(|| format!("reading the members of workspace {id}"))?
+        };
+        let Some(page) = page else { break };
+        pages.push(page.len());
+        forward(sink, Batch::WorkspaceMembers(page)).await?;
+    }
+    Ok(pages)
 }
 
 /// Fetches every page without storing anything: the bound a snapshot is measured against.

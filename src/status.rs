@@ -91,18 +91,8 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
             }),
         );
     }
-    let limit = period(&s.audit, s.timezone, now).map(|p| p * 2);
-    match (age, limit) {
-        (None, _) => problems.insert(0, "no complete snapshot yet".to_owned()),
-        (Some(age), Some(limit)) if age > limit => problems.insert(
-            0,
-            format!(
-                "the last complete snapshot is {} min old, more than twice the audit period ({} min)",
-                age.num_minutes(),
-                limit.num_minutes()
-            ),
-        ),
-        _ => {}
+    if let Some(stale) = crate::schedule::staleness(age, &s.audit, s.timezone, now) {
+        problems.insert(0, stale);
     }
     // The newest run was abandoned: its process died mid-snapshot (a reader sees this as soon
     // as no writer holds the lock), and no run has completed since.

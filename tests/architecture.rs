@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     // Pure: what may be done, and how it reads.
     &["remediate"],
     &["output"],
-    &["report"],
+    &["report", "metrics"],
     // Pure: what an alert says (payload building imports only org, config and policy).
     &["alerts"],
     // The edges of the world, each alone with its protocol.
@@ -33,6 +33,8 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["snapshot", "mail", "remediate::execute", "alerts::deliver"],
     &["jobs"],
+    // Metrics out of the process: HTTP for Prometheus, the textfile for node_exporter.
+    &["exporter"],
     &["daemon", "status", "demo"],
     &["cli"],
 ];
@@ -47,6 +49,7 @@ const PURE: &[&str] = &[
     "remediate::mode",
     "output",
     "report",
+    "metrics",
     "alerts",
 ];
 

@@ -11,7 +11,7 @@
 //! Text that comes from the API (error messages, types, request ids, cursors) is escaped and
 //! clipped by [`clean_text`] before it goes into an error or a log line.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +107,8 @@ struct Inner {
     gate: Gate,
     requests: AtomicU64,
     retries: AtomicU64,
+    /// Answers by HTTP status (`error` for none), for the metrics.
+    by_status: Mutex<BTreeMap<String, u64>>,
 }
 
 impl fmt::Debug for AdminClient {
@@ -138,6 +140,7 @@ impl AdminClient {
                 next_slot: Mutex::new(Instant::now()),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                by_status: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -152,6 +155,16 @@ impl AdminClient {
             requests: self.inner.requests.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
         }
+    }
+
+    /// Requests since the client was built by the HTTP status answered (`error` when no answer
+    /// came: a transport failure or the deadline), shared by clones.
+    pub fn requests_by_status(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .by_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     // ---- Reads --------------------------------------------------------------------------------
@@ -374,6 +387,17 @@ impl AdminClient {
             }
             let outcome = tokio::time::timeout_at(deadline, exchange(request)).await;
             drop(permit);
+            let label = match &outcome {
+                Ok(Ok((status, _, _))) => status.to_string(),
+                _ => "error".to_owned(),
+            };
+            *self
+                .inner
+                .by_status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(label)
+                .or_default() += 1;
             let failure = match outcome {
                 Err(_elapsed) => {
                     return Err(ApiError::Transport {

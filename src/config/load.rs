@@ -344,6 +344,7 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         mail: take!("mail"),
         report: take!("report"),
         schedule: take!("schedule"),
+        metrics: take!("metrics"),
         alerts: take!("alerts"),
     }
 }

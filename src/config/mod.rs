@@ -99,6 +99,7 @@ pub struct Config {
     pub mail: Option<MailConfig>,
     pub report: ReportConfig,
     pub schedule: ScheduleConfig,
+    pub metrics: MetricsConfig,
     /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
     pub alerts: AlertsConfig,
 }
@@ -333,6 +334,16 @@ pub struct ReportConfig {
     pub top_findings: usize,
     /// Start every CSV with a UTF-8 byte order mark, so that Excel reads non-ASCII text.
     pub csv_bom: bool,
+}
+
+/// `[metrics]`: where the Prometheus metrics go (both optional).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// The daemon serves `GET /metrics` and `GET /healthz` here; loopback unless
+    /// `allow_remote` was set.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Rewritten atomically after each job, for node_exporter's textfile collector.
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -52,6 +52,7 @@ pub(super) struct RawConfig {
     pub(super) mail: RawMail,
     pub(super) report: RawReport,
     pub(super) schedule: RawSchedule,
+    pub(super) metrics: RawMetrics,
     pub(super) alerts: RawAlerts,
 }
 
@@ -136,6 +137,7 @@ impl RawConfig {
         rebase(&mut self.mail.ca_file);
         rebase(&mut self.mail.dir);
         rebase(&mut self.report.out_dir);
+        rebase(&mut self.metrics.textfile);
         for channel in &mut self.alerts.channels {
             rebase(&mut channel.url_file);
             rebase(&mut channel.secret_file);
@@ -277,6 +279,14 @@ pub(super) struct RawSchedule {
     pub(super) outbox: Option<String>,
     pub(super) run_on_start: Option<bool>,
     pub(super) shutdown_timeout: Option<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+    pub(super) allow_remote: Option<bool>,
+    pub(super) textfile: Option<PathBuf>,
 }
 
 /// The schema's skeleton: every section and key, each with its default (`null` for most).

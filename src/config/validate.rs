@@ -14,16 +14,17 @@ use url::Url;
 
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
-    RawAlerts, RawApi, RawConfig, RawExemption, RawLog, RawMail, RawRemediation, RawReport,
-    RawRules, RawSchedule, RawShared, RawStore,
+    RawAlerts, RawApi, RawConfig, RawExemption, RawLog, RawMail, RawMetrics, RawRemediation,
+    RawReport, RawRules, RawSchedule, RawShared, RawStore,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
     AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
     ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport,
-    OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode,
-    ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig,
-    TlsMode, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig,
+    RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity,
+    StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES,
+    MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
@@ -42,6 +43,7 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         mail: mail(raw.mail, env, check),
         report: report(raw.report),
         schedule: schedule(raw.schedule, check),
+        metrics: metrics(raw.metrics, check),
         alerts: alerts(raw.alerts, env, raw_mail_configured, check),
     }
 }
@@ -652,6 +654,35 @@ fn report(raw: RawReport) -> ReportConfig {
             .unwrap_or_else(|| PathBuf::from("/var/lib/orgwarden/reports")),
         top_findings: raw.top_findings.unwrap_or(20),
         csv_bom: raw.csv_bom.unwrap_or(true),
+    }
+}
+
+fn metrics(raw: RawMetrics, check: &mut Check<'_>) -> MetricsConfig {
+    let listen = raw
+        .listen
+        .and_then(|text| match text.parse::<std::net::SocketAddr>() {
+            Err(_) => {
+                check.problem(
+                    "metrics.listen",
+                    format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464)"),
+                );
+                None
+            }
+            Ok(addr) if !addr.ip().is_loopback() && raw.allow_remote != Some(true) => {
+                check.problem(
+                    "metrics.listen",
+                    format!(
+                        "{addr} is not a loopback address; the metrics show the organization's \
+                     findings, so set metrics.allow_remote = true to serve them beyond this host"
+                    ),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+        });
+    MetricsConfig {
+        listen,
+        textfile: raw.textfile,
     }
 }
 

@@ -13,6 +13,7 @@ mod actions;
 mod alerts;
 mod findings;
 mod lock;
+mod metrics;
 mod outbox;
 mod snapshot_writer;
 

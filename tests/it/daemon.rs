@@ -535,3 +535,90 @@ async fn a_sighup_with_a_secret_on_a_broken_line_never_logs_the_secret() {
     let (_, out, _) = run(orgwarden(&daemon.config, &["status"])).await;
     assert!(out.contains("daemon: not running\n"), "{out}");
 }
+
+/// Calls of [`flaky`] so far: the first fails, the later ones succeed.
+static FLAKY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn flaky<'a>(_ctx: &'a mut JobContext<'_>) -> JobFuture<'a> {
+    Box::pin(async move {
+        match FLAKY_CALLS.fetch_add(1, AtomicOrdering::SeqCst) {
+            0 => Err(anyhow::anyhow!("injected failure")),
+            call => Ok(format!("call {call} went fine")),
+        }
+    })
+}
+
+const FLAKY_JOBS: &[JobSpec] = &[job("flaky", |s| &s.audit, true, flaky)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_metrics_and_writes_the_textfile_with_its_own_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orgwarden.db");
+    let textfile = dir.path().join("orgwarden.prom");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "[api]\nbase_url = \"http://127.0.0.1:9\"\n[store]\npath = {:?}\n\
+         [schedule]\naudit = \"* * * * * *\"\nrun_on_start = true\n\
+         [metrics]\nlisten = \"127.0.0.1:{port}\"\ntextfile = {:?}\n",
+        db.to_str().unwrap(),
+        textfile.to_str().unwrap()
+    );
+    let env = Environment {
+        vars: vec![("ANTHROPIC_ADMIN_KEY".into(), "sk-ant-admin01-x".into())],
+    };
+    let (config, _) = Config::from_toml(&text, &env).unwrap();
+    let clock = ManualClock::new("2026-03-01T12:00:00.900Z".parse().unwrap());
+    let (controls, receiver) = tokio::sync::mpsc::channel(4);
+    let daemon = orgwarden::daemon::run_jobs(None, config, receiver, Arc::new(clock), FLAKY_JOBS);
+    let driver = async {
+        let deadline = Instant::now() + DEADLINE;
+        // Two runs finished (the second has written the textfile once it is there with a success).
+        loop {
+            assert!(Instant::now() < deadline, "the job did not run twice");
+            let written = std::fs::read_to_string(&textfile).unwrap_or_default();
+            if written.contains("orgwarden_last_success_timestamp_seconds{job=\"flaky\"}") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        let served = metrics.text().await.unwrap();
+        let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 503, "no snapshot yet");
+        controls.send(Control::Stop("test")).await.unwrap();
+        (served, std::fs::read_to_string(&textfile).unwrap())
+    };
+    let (result, (served, written)) = tokio::join!(daemon, driver);
+    result.expect("the daemon stops cleanly");
+    for text in [&served, &written] {
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let flaky: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.labels.get("job") == Some("flaky"))
+            .map(|s| (s.metric.as_str(), s.value.clone()))
+            .collect();
+        assert!(
+            flaky.contains(&(
+                "orgwarden_job_failures_total",
+                prometheus_parse::Value::Counter(1.0)
+            )),
+            "{text}"
+        );
+        assert!(
+            flaky
+                .iter()
+                .any(|(name, _)| *name == "orgwarden_job_duration_seconds"),
+            "{text}"
+        );
+    }
+    // The port is closed once the daemon has stopped.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

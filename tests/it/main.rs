@@ -14,6 +14,7 @@ mod demo;
 mod hostile;
 mod layout;
 mod mail;
+mod metrics;
 mod remediate;
 mod report;
 mod snapshot;

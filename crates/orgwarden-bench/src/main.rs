@@ -7,6 +7,8 @@
 //! fetch-only bound is measured here with the same client settings and concurrency. Figures are
 //! printed as one JSON object.
 
+mod audit;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -183,7 +185,7 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let (_, rss_changed) = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
-    let audit = orgwarden::jobs::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
+    let audit = audit::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
     let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
     let figures = Figures {
         scale: args.scale,
