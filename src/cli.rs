@@ -117,6 +117,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `orgwarden alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Send a test message to the channel named CHANNEL (`[[alerts.channels]] name`).
+    Test { channel: String },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration; with --online also reach the Admin API.
@@ -205,6 +212,11 @@ pub enum Command {
         /// Show only the newest N runs.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+    },
+    /// Immediate alerts: `alerts test CHANNEL` sends a test message to a channel now.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
     },
     /// Show one kind of object as a snapshot saw it.
     Show {
@@ -317,6 +329,9 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
+        Command::Alerts {
+            action: AlertsAction::Test { channel },
+        } => with_config(cli.config, |c| alerts_test_command(c, channel)).await,
         Command::Status { format } => {
             with_config(cli.config, |c| async move { status_command(&c, format) }).await
         }
@@ -784,6 +799,25 @@ fn status_command(config: &Config, format: Format) -> anyhow::Result<ExitCode> {
     })
 }
 
+async fn alerts_test_command(config: Config, channel: String) -> anyhow::Result<ExitCode> {
+    let mut store = open_writer(&config, "orgwarden alerts test")?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let summary = crate::jobs::alerts_test_job(&mut ctx, &channel).await?;
+    if summary.sent > 0 {
+        outln!("test message sent to {channel}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let pending = ctx.store.pending_alerts()?;
+        let error = pending
+            .iter()
+            .find(|p| p.channel == channel)
+            .and_then(|p| p.last_error.clone())
+            .unwrap_or_else(|| "refused by the receiver".to_owned());
+        eprintln!("test message to {channel} not delivered: {error}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 async fn report_command(
     config: Config,
     out: Option<PathBuf>,
@@ -844,7 +878,9 @@ fn parse_events_since(text: &str) -> anyhow::Result<crate::store::EventsSince> {
         return Ok(EventsSince::Time(at.with_timezone(&chrono::Utc)));
     }
     if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(EventsSince::Time(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+        return Ok(EventsSince::Time(
+            day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        ));
     }
     anyhow::bail!("--since {text:?} is neither an event id, an RFC 3339 time nor a YYYY-MM-DD date")
 }

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_api;
+pub mod alerts;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,8 @@ pub struct Status {
     pub exempted_findings: usize,
     /// Messages waiting in the mail outbox, sent, and failed for good (and when the last was sent).
     pub outbox: crate::store::OutboxCounts,
+    /// Alerts waiting for delivery, per channel.
+    pub pending_alerts: Vec<crate::store::PendingAlerts>,
     /// Who holds the database's writer lock (`pid N running \`orgwarden run\` since ...`), if anyone.
     pub writer: Option<String>,
     /// Next times of each scheduled job, in the configured timezone.
@@ -65,6 +67,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         }
     }
     let outbox = store.outbox_counts()?;
+    let pending_alerts = store.pending_alerts()?;
     let s = &config.schedule;
     let mut next = BTreeMap::new();
     let mut problems = Vec::new();
@@ -108,6 +111,7 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         open_findings,
         exempted_findings: exempted,
         outbox,
+        pending_alerts,
         writer: crate::store::WriterLock::holder(store.path()),
         next,
         healthy: problem.is_none(),
@@ -181,6 +185,21 @@ pub fn render_text(status: &Status) -> String {
         o.sent,
         o.failed
     );
+    for p in &status.pending_alerts {
+        let _ = writeln!(
+            out,
+            "alerts: {} pending for channel {}{}{}",
+            p.pending,
+            p.channel,
+            p.oldest
+                .map(|t| format!(" (oldest from {})", crate::org::ts(&t)))
+                .unwrap_or_default(),
+            p.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         out,
         "last report sent: {}",

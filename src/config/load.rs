@@ -231,13 +231,18 @@ fn walk_unknown(
             Some(sub) if sub.is_object() => {
                 walk_unknown(value, sub, exemption_skeleton, &path, problems)
             }
-            Some(_) if path == "exemptions" => {
+            Some(_) if path == "exemptions" || path == "alerts.channels" => {
+                let item_skeleton = if path == "exemptions" {
+                    exemption_skeleton.clone()
+                } else {
+                    raw::channel_skeleton()
+                };
                 if let Some(items) = value.as_array() {
                     for (idx, item) in items.iter().enumerate() {
-                        let item_path = format!("exemptions[{idx}]");
+                        let item_path = format!("{path}[{idx}]");
                         walk_unknown(
                             item,
-                            exemption_skeleton,
+                            &item_skeleton,
                             exemption_skeleton,
                             &item_path,
                             problems,
@@ -279,7 +284,19 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         } else {
             key.split('.').fold(&skeleton, |node, part| &node[part])
         };
-        Some(prune(value, template))
+        let mut value = prune(value, template);
+        // The channels of `[alerts]` are a list of tables: prune each entry too.
+        if key == "alerts" {
+            if let config::ValueKind::Table(table) = &mut value.kind {
+                if let Some(channels) = table.remove("channels") {
+                    table.insert(
+                        "channels".to_owned(),
+                        prune(channels, &raw::channel_skeleton()),
+                    );
+                }
+            }
+        }
+        Some(value)
     };
     fn typed<T: Default + serde::de::DeserializeOwned>(
         value: Option<config::Value>,
@@ -329,6 +346,7 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         schedule: take!("schedule"),
         metrics: take!("metrics"),
         events: take!("events"),
+        alerts: take!("alerts"),
     }
 }
 

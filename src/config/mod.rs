@@ -101,6 +101,54 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub metrics: MetricsConfig,
     pub events: EventsConfig,
+    /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: what is alerted on at once, and where.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// New findings at or above this severity are alerted (default high).
+    pub min_severity: Severity,
+    /// A streak of this many failed snapshot runs in a row is alerted (default 2).
+    pub failed_runs: u32,
+    /// More alerts than this due at once for a channel go out as one digest (default 10).
+    pub max_per_message: usize,
+    pub channels: Vec<AlertChannel>,
+}
+
+/// The kinds of `[[alerts.channels]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    Webhook,
+    Slack,
+    Teams,
+    Email,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Teams => "teams",
+            ChannelKind::Email => "email",
+        }
+    }
+}
+
+/// One `[[alerts.channels]]` entry.
+#[derive(Debug, Clone)]
+pub struct AlertChannel {
+    pub name: String,
+    pub kind: ChannelKind,
+    /// The receiver's URL (webhook, slack, teams): a secret, since chat webhook URLs carry
+    /// their token. `None` only for email.
+    pub url: Option<SecretString>,
+    /// The webhook's HMAC-SHA256 signing key.
+    pub secret: Option<SecretString>,
+    /// The email channel's recipients.
+    pub to: Vec<lettre::message::Mailbox>,
 }
 
 #[derive(Debug, Clone)]

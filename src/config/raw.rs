@@ -54,6 +54,31 @@ pub(super) struct RawConfig {
     pub(super) schedule: RawSchedule,
     pub(super) metrics: RawMetrics,
     pub(super) events: RawEvents,
+    pub(super) alerts: RawAlerts,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub(super) min_severity: Option<String>,
+    pub(super) failed_runs: Option<u32>,
+    pub(super) max_per_message: Option<usize>,
+    pub(super) channels: Vec<RawChannel>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawChannel {
+    pub(super) name: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) url_file: Option<PathBuf>,
+    pub(super) url_env: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) secret_file: Option<PathBuf>,
+    pub(super) secret_env: Option<String>,
+    pub(super) to: StringList,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -116,6 +141,10 @@ impl RawConfig {
         rebase(&mut self.metrics.textfile);
         if self.events.path.as_deref() != Some(std::path::Path::new("-")) {
             rebase(&mut self.events.path);
+        }
+        for channel in &mut self.alerts.channels {
+            rebase(&mut channel.url_file);
+            rebase(&mut channel.secret_file);
         }
     }
 }
@@ -281,6 +310,11 @@ pub(super) fn exemption_skeleton() -> serde_json::Value {
     serde_json::to_value(RawExemption::default()).unwrap_or_default()
 }
 
+/// The skeleton of one `[[alerts.channels]]` entry.
+pub(super) fn channel_skeleton() -> serde_json::Value {
+    serde_json::to_value(RawChannel::default()).unwrap_or_default()
+}
+
 /// Every key of the schema (`api.base_url`, ..., `exemptions.reason`), used by a test to keep
 /// `config.toml.example` complete.
 pub fn known_keys() -> BTreeSet<String> {
@@ -304,5 +338,7 @@ pub fn known_keys() -> BTreeSet<String> {
     walk(&skeleton(), "", &mut out);
     out.remove("exemptions");
     walk(&exemption_skeleton(), "exemptions", &mut out);
+    out.remove("alerts.channels");
+    walk(&channel_skeleton(), "alerts.channels", &mut out);
     out
 }

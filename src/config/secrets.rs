@@ -108,7 +108,9 @@ pub(super) fn is_secret_key(name: &str) -> bool {
     if name_last.ends_with("_file") {
         return false;
     }
+    // A chat webhook's URL carries its token (`[[alerts.channels]] url`).
     name_last.ends_with("key")
+        || name_last == "url"
         || ["password", "passwd", "secret", "token"]
             .iter()
             .any(|word| name_last.contains(word))

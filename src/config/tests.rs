@@ -441,3 +441,48 @@ fn the_domain_types_config_builds_import_nothing_from_the_crate() {
         }
     }
 }
+
+#[test]
+fn alert_channels_list_every_problem_and_never_quote_the_url() {
+    let error = Config::from_toml(
+        "[alerts]\nmin_severity = \"urgent\"\nfailed_runs = 0\nmax_per_message = 0\n\
+         [[alerts.channels]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"http://hooks.example.com/T000/SECRETTOKEN\"\nsecret = \"x\"\n\
+         [[alerts.channels]]\nname = \"chat\"\ntype = \"pager\"\nurl = \"https://ok.example.com/\"\ncolour = \"red\"\n\
+         [[alerts.channels]]\nname = \"mail\"\ntype = \"email\"\n\
+         [[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "alerts.min_severity",
+        "alerts.failed_runs",
+        "alerts.max_per_message",
+        "alerts.channels[0].url",
+        "alerts.channels[0].secret",
+        "alerts.channels[1].name",
+        "alerts.channels[1].type",
+        "alerts.channels[1].colour",
+        "alerts.channels[2].to",
+        "alerts.channels[2].type",
+        "alerts.channels[3].url",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert!(!error.to_string().contains("SECRETTOKEN"), "{error}");
+
+    let (config, _) = Config::from_toml(
+        "[alerts]\n[[alerts.channels]]\nname = \"siem\"\ntype = \"webhook\"\nurl_env = \"SIEM_URL\"\nsecret = \"k\"\n",
+        &env(&[("SIEM_URL", "https://siem.example.com/in")]),
+    )
+    .unwrap();
+    assert_eq!(config.alerts.min_severity, Severity::High);
+    assert_eq!(config.alerts.failed_runs, 2);
+    let channel = &config.alerts.channels[0];
+    assert_eq!(channel.kind, crate::config::ChannelKind::Webhook);
+    assert_eq!(
+        channel.url.as_ref().unwrap().expose_secret(),
+        "https://siem.example.com/in"
+    );
+    assert!(!format!("{config:?}").contains("siem.example.com"));
+}

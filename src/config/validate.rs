@@ -14,21 +14,24 @@ use url::Url;
 
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
-    RawApi, RawConfig, RawEvents, RawExemption, RawLog, RawMail, RawMetrics, RawRemediation, RawReport,
-    RawRules, RawSchedule, RawShared, RawStore,
+    RawAlerts, RawApi, RawConfig, RawEvents, RawExemption, RawLog, RawMail, RawMetrics,
+    RawRemediation, RawReport, RawRules, RawSchedule, RawShared, RawStore,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    ApiConfig, Config, DepartedDomainsRule, EventsConfig, EventsPath, Environment, ExcessAdminsRule, Exemption,
-    ExemptionMatch, LogConfig, LogFormat, MailConfig, MailTransport, MetricsConfig,
-    OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig, RemediationMode,
-    ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity, StaleInvitesRule, StoreConfig,
-    TlsMode, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
+    EventsConfig, EventsPath, ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat,
+    MailConfig, MailTransport, MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem,
+    RemediationConfig, RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig,
+    Severity, StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_EVENTS_MAX_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
 /// Validates every section, pushing each problem found into `problems`.
 pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Problem>) -> Config {
+    let raw_mail_configured =
+        !raw.mail.to.items().is_empty() || raw.mail.from.is_some() || raw.mail.host.is_some();
     let check = &mut Check { problems };
     Config {
         api: api(raw.api, env, check),
@@ -42,6 +45,161 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         schedule: schedule(raw.schedule, check),
         metrics: metrics(raw.metrics, check),
         events: events(raw.events, check),
+        alerts: alerts(raw.alerts, env, raw_mail_configured, check),
+    }
+}
+
+fn alerts(
+    raw: RawAlerts,
+    env: &Environment,
+    mail_configured: bool,
+    check: &mut Check<'_>,
+) -> AlertsConfig {
+    use secrecy::ExposeSecret;
+    let min_severity = match raw.min_severity.as_deref() {
+        None => Severity::High,
+        Some(text) => Severity::parse(text).unwrap_or_else(|| {
+            check.problem(
+                "alerts.min_severity",
+                format!("{text:?} is not one of low, medium, high, critical"),
+            );
+            Severity::High
+        }),
+    };
+    let failed_runs = check.at_least_one("alerts.failed_runs", raw.failed_runs, 2);
+    let max_per_message = match raw.max_per_message {
+        None => 10,
+        Some(0) => {
+            check.problem(
+                "alerts.max_per_message",
+                "0 is not allowed: it must be at least 1",
+            );
+            10
+        }
+        Some(n) => n,
+    };
+    let mut channels: Vec<AlertChannel> = Vec::new();
+    for (idx, c) in raw.channels.into_iter().enumerate() {
+        let key = |field: &str| format!("alerts.channels[{idx}].{field}");
+        let name = c.name.clone().unwrap_or_default();
+        if name.trim().is_empty() {
+            check.problem(&key("name"), "is required");
+        } else if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            check.problem(
+                &key("name"),
+                format!("{name:?} may only hold letters, digits, '-' and '_'"),
+            );
+        } else if channels.iter().any(|other| other.name == name) {
+            check.problem(&key("name"), format!("{name:?} is used by another channel"));
+        }
+        let kind = match c.kind.as_deref() {
+            Some("webhook") => Some(ChannelKind::Webhook),
+            Some("slack") => Some(ChannelKind::Slack),
+            Some("teams") => Some(ChannelKind::Teams),
+            Some("email") => Some(ChannelKind::Email),
+            Some(other) => {
+                check.problem(
+                    &key("type"),
+                    format!("{other:?} is not one of webhook, slack, teams, email"),
+                );
+                None
+            }
+            None => {
+                check.problem(&key("type"), "is required (webhook, slack, teams or email)");
+                None
+            }
+        };
+        let credential = format!("alerts_{name}_url");
+        let url = check.secret(
+            SecretSources {
+                key: &key("url"),
+                credential: &credential,
+                file: c.url_file.as_deref(),
+                env_var: c.url_env.as_deref(),
+                inline: c.url,
+            },
+            env,
+        );
+        let secret_credential = format!("alerts_{name}_secret");
+        let secret = check.secret(
+            SecretSources {
+                key: &key("secret"),
+                credential: &secret_credential,
+                file: c.secret_file.as_deref(),
+                env_var: c.secret_env.as_deref(),
+                inline: c.secret,
+            },
+            env,
+        );
+        let to_items = c.to.items();
+        let to: Vec<_> = to_items
+            .iter()
+            .filter_map(|item| check.mailbox(&key("to"), item))
+            .collect();
+        match kind {
+            Some(ChannelKind::Email) => {
+                if !mail_configured {
+                    check.problem(
+                        &key("type"),
+                        "\"email\" sends through [mail]: configure [mail] (from, transport)",
+                    );
+                }
+                if to_items.is_empty() {
+                    check.problem(
+                        &key("to"),
+                        "at least one recipient is needed for type = \"email\"",
+                    );
+                }
+                if url.is_some() {
+                    check.problem(&key("url"), "is not used by type = \"email\"");
+                }
+            }
+            Some(kind) => {
+                match &url {
+                    // The URL is a secret: a problem never quotes it.
+                    Some(url) => match Url::parse(url.expose_secret()) {
+                        Ok(parsed) => {
+                            if let Err(why) = check_base_url(&parsed) {
+                                check.problem(&key("url"), why);
+                            }
+                        }
+                        Err(error) => check.problem(&key("url"), format!("is not a URL: {error}")),
+                    },
+                    None => check.problem(
+                        &key("url"),
+                        "is required (url, url_file, url_env or a credential)",
+                    ),
+                }
+                if !to_items.is_empty() {
+                    check.problem(
+                        &key("to"),
+                        format!("is only used by type = \"email\", not {:?}", kind.as_str()),
+                    );
+                }
+                if secret.is_some() && kind != ChannelKind::Webhook {
+                    check.problem(&key("secret"), "is only used by type = \"webhook\"");
+                }
+            }
+            None => {}
+        }
+        if let Some(kind) = kind {
+            channels.push(AlertChannel {
+                name,
+                kind,
+                url,
+                secret,
+                to,
+            });
+        }
+    }
+    AlertsConfig {
+        min_severity,
+        failed_runs,
+        max_per_message,
+        channels,
     }
 }
 
@@ -543,7 +701,10 @@ fn events(raw: RawEvents, check: &mut Check<'_>) -> EventsConfig {
         Some(path) if path.as_os_str().is_empty() || path.is_dir() => {
             check.problem(
                 "events.path",
-                format!("{:?} is not a file path (or \"-\" for standard output)", path.display().to_string()),
+                format!(
+                    "{:?} is not a file path (or \"-\" for standard output)",
+                    path.display().to_string()
+                ),
             );
             None
         }

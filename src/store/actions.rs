@@ -122,26 +122,25 @@ impl Store {
         self.require_writer()?;
         let finished = (status != ActionStatus::Planned).then(|| ts(&now));
         let tx = self.conn.unchecked_transaction().ctx(self)?;
-        tx
-            .execute(
-                "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
+        tx.execute(
+            "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
                    status, reason, before, planned_at, finished_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    new.run_id,
-                    new.action.as_str(),
-                    new.subject_kind.as_str(),
-                    new.subject_id,
-                    new.subject,
-                    new.finding,
-                    status.as_str(),
-                    reason,
-                    new.before,
-                    ts(&now),
-                    finished
-                ],
-            )
-            .ctx(self)?;
+            params![
+                new.run_id,
+                new.action.as_str(),
+                new.subject_kind.as_str(),
+                new.subject_id,
+                new.subject,
+                new.finding,
+                status.as_str(),
+                reason,
+                new.before,
+                ts(&now),
+                finished
+            ],
+        )
+        .ctx(self)?;
         let id = tx.last_insert_rowid();
         super::events::insert_action(&tx, id, &now).ctx(self)?;
         tx.commit().ctx(self)?;
@@ -157,20 +156,19 @@ impl Store {
     ) -> Result<()> {
         self.require_writer()?;
         let tx = self.conn.unchecked_transaction().ctx(self)?;
-        tx
-            .execute(
-                "UPDATE actions SET status = ?2, reason = ?3, http_status = ?4, request_id = ?5, \
+        tx.execute(
+            "UPDATE actions SET status = ?2, reason = ?3, http_status = ?4, request_id = ?5, \
                    finished_at = ?6 WHERE id = ?1",
-                params![
-                    id,
-                    outcome.status.as_str(),
-                    outcome.reason,
-                    outcome.http_status,
-                    outcome.request_id,
-                    ts(&now)
-                ],
-            )
-            .ctx(self)?;
+            params![
+                id,
+                outcome.status.as_str(),
+                outcome.reason,
+                outcome.http_status,
+                outcome.request_id,
+                ts(&now)
+            ],
+        )
+        .ctx(self)?;
         super::events::insert_action(&tx, id, &now).ctx(self)?;
         tx.commit().ctx(self)?;
         Ok(())

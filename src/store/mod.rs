@@ -10,6 +10,7 @@
 //! corrupting anything. Readers take no lock (WAL lets them read while a writer writes).
 
 mod actions;
+mod alerts;
 mod events;
 mod findings;
 mod lock;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
+pub use alerts::{AlertRow, PendingAlerts};
 pub use events::{EventRecord, EventsSince};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
@@ -49,7 +51,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/005_baseline.sql"),
     include_str!("sql/006_outbox_recipients.sql"),
     include_str!("sql/007_report_kind.sql"),
-    include_str!("sql/008_events.sql"),
+    include_str!("sql/008_alerts.sql"),
+    include_str!("sql/009_events.sql"),
 ];
 
 /// The schema version this build writes.
@@ -247,14 +250,26 @@ impl Store {
         let Some(now) = now else {
             return Ok(store);
         };
-        let abandoned = store
-            .conn
-            .execute(
-                "UPDATE runs SET status = 'abandoned', finished_at = ?1, \
-                 error = 'the process stopped before the run finished' WHERE status = 'running'",
+        let abandoned = {
+            let tx = store.conn.unchecked_transaction().ctx(&store)?;
+            tx.execute(
+                "INSERT INTO events (at, type, payload) \
+                 SELECT ?1, 'run.failed', json_object('job', 'snapshot', 'run_id', id, \
+                   'error', 'the process stopped before the run finished') \
+                 FROM runs WHERE status = 'running' ORDER BY id",
                 params![ts(&now)],
             )
             .ctx(&store)?;
+            let n = tx
+                .execute(
+                    "UPDATE runs SET status = 'abandoned', finished_at = ?1, \
+                     error = 'the process stopped before the run finished' WHERE status = 'running'",
+                    params![ts(&now)],
+                )
+                .ctx(&store)?;
+            tx.commit().ctx(&store)?;
+            n
+        };
         if abandoned > 0 {
             tracing::warn!(
                 n_runs = abandoned,
@@ -606,6 +621,8 @@ impl Store {
             ],
         )
         .map_err(sql_err)?;
+        let id = tx.last_insert_rowid();
+        events::insert_action(&tx, id, &now).map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
         self.run(run_id)?.ok_or_else(|| StoreError::Other {
             path: self.path_text(),

@@ -40,7 +40,10 @@ fn db(app: &TestApp) -> rusqlite::Connection {
 async fn the_events_file_matches_the_findings_and_actions() {
     let mut app = TestApp::new("").await;
     let path = app.dir.path().join("events.jsonl");
-    app.reconfigure(&format!("{ENFORCE}\n[events]\npath = \"{}\"\n", path.display()));
+    app.reconfigure(&format!(
+        "{ENFORCE}\n[events]\npath = \"{}\"\n",
+        path.display()
+    ));
     let mut after_each = Vec::new();
     for hour in 0..3 {
         app.advance(Span::hours(hour));
@@ -60,7 +63,11 @@ async fn the_events_file_matches_the_findings_and_actions() {
     let total: i64 = db(&app)
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(events.len() as i64, total, "every stored event is in the file once");
+    assert_eq!(
+        events.len() as i64,
+        total,
+        "every stored event is in the file once"
+    );
     for event in &events {
         assert!(event["at"].as_str().unwrap().ends_with('Z'), "{event}");
         assert!(event["type"].is_string(), "{event}");
@@ -68,12 +75,17 @@ async fn the_events_file_matches_the_findings_and_actions() {
 
     // Every finding ever raised has exactly one `finding.new` (or `.exempted` first) event,
     // and every resolved one a `finding.resolved`.
-    let by_type = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["type"] == kind).collect() };
+    let by_type =
+        |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["type"] == kind).collect() };
     let new: BTreeSet<String> = by_type("finding.new")
         .iter()
         .map(|e| e["fingerprint"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(new.len(), by_type("finding.new").len(), "a finding is new once");
+    assert_eq!(
+        new.len(),
+        by_type("finding.new").len(),
+        "a finding is new once"
+    );
     let conn = db(&app);
     let mut statement = conn
         .prepare("SELECT fingerprint, rule, severity, subject_kind, subject_id, subject, status FROM findings")
@@ -82,7 +94,9 @@ async fn the_events_file_matches_the_findings_and_actions() {
         .query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                (1..7).map(|i| r.get(i)).collect::<Result<Vec<String>, _>>()?,
+                (1..7)
+                    .map(|i| r.get(i))
+                    .collect::<Result<Vec<String>, _>>()?,
             ))
         })
         .unwrap()
@@ -101,7 +115,10 @@ async fn the_events_file_matches_the_findings_and_actions() {
         let exempted = by_type("finding.exempted")
             .iter()
             .any(|e| e["fingerprint"] == fingerprint.as_str());
-        assert!(new.contains(fingerprint) || exempted, "no event for {row:?}");
+        assert!(
+            new.contains(fingerprint) || exempted,
+            "no event for {row:?}"
+        );
         let event = events
             .iter()
             .find(|e| e["fingerprint"] == fingerprint.as_str())
@@ -129,11 +146,11 @@ async fn the_events_file_matches_the_findings_and_actions() {
         .collect();
     assert!(!actions.is_empty(), "enforced remediation acted");
     for (id, action, subject, status) in &actions {
-        let of_action: Vec<&Value> = events
+        let of_action: Vec<&Value> = events.iter().filter(|e| e["action_id"] == *id).collect();
+        let types: Vec<&str> = of_action
             .iter()
-            .filter(|e| e["action_id"] == *id)
+            .map(|e| e["type"].as_str().unwrap())
             .collect();
-        let types: Vec<&str> = of_action.iter().map(|e| e["type"].as_str().unwrap()).collect();
         let expected = match status.as_str() {
             "skipped" => vec!["action.skipped".to_owned()],
             "planned" => vec!["action.planned".to_owned()],
@@ -153,14 +170,20 @@ async fn the_events_file_matches_the_findings_and_actions() {
         .iter()
         .filter(|e| e["job"] == "audit")
         .count();
-    assert!(snapshots >= 3 && audits >= 3, "{snapshots} snapshots, {audits} audits");
+    assert!(
+        snapshots >= 3 && audits >= 3,
+        "{snapshots} snapshots, {audits} audits"
+    );
 }
 
 #[tokio::test]
 async fn the_file_is_rotated_by_size_and_a_crash_repeats_nothing() {
     let mut app = TestApp::new("").await;
     let path = app.dir.path().join("events.jsonl");
-    app.reconfigure(&format!("[events]\npath = \"{}\"\nmax_bytes = 1000\n", path.display()));
+    app.reconfigure(&format!(
+        "[events]\npath = \"{}\"\nmax_bytes = 1000\n",
+        path.display()
+    ));
     app.cycle().await;
     flush(&app);
     let first = lines(&path);
@@ -173,7 +196,10 @@ async fn the_file_is_rotated_by_size_and_a_crash_repeats_nothing() {
     flush(&app);
     let rotated = lines(&orgwarden::events::rotated(&path));
     let current = lines(&path);
-    assert!(!rotated.is_empty(), "the second batch did not fit beside the first");
+    assert!(
+        !rotated.is_empty(),
+        "the second batch did not fit beside the first"
+    );
     let mut all = rotated.clone();
     all.extend(current.clone());
     let all_ids = ids(&all);
@@ -203,7 +229,10 @@ async fn the_events_command_prints_them_from_the_database() {
     // While the writer (this app's store) holds the database.
     let (code, out, err) = run(orgwarden(&config, &["events", "--format", "json"])).await;
     assert_eq!(code, 0, "{err}");
-    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let total: i64 = db(&app)
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
@@ -216,7 +245,10 @@ async fn the_events_command_prints_them_from_the_database() {
     ))
     .await;
     assert_eq!(code, 0, "{err}");
-    let later: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let later: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(ids(&later), ids(&events)[events.len() / 2 + 1..].to_vec());
     let (code, out, _) = run(orgwarden(&config, &["events", "--since", "2999-01-01"])).await;
     assert_eq!(code, 0);

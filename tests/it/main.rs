@@ -5,6 +5,7 @@
 mod app;
 mod helpers;
 
+mod alerts;
 mod audit;
 mod cli;
 mod client;

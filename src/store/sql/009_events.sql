@@ -1,4 +1,4 @@
--- Schema 8: the event stream for SIEMs.
+-- Schema 9: the event stream for SIEMs.
 --
 -- One row per finding transition (new, resolved, exempted), remediation action (planned,
 -- succeeded, failed, skipped), guard trip and finished or failed run, written in the same
