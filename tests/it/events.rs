@@ -257,3 +257,18 @@ async fn the_events_command_prints_them_from_the_database() {
     assert_ne!(code, 0);
     assert!(err.contains("--since"), "{err}");
 }
+
+#[test]
+fn the_events_settings_are_validated_by_key() {
+    use orgwarden::config::{Config, Environment, EventsPath};
+    let env = Environment { vars: vec![] };
+    let (stdout, _) = Config::from_toml("[events]\npath = \"-\"\n", &env).unwrap();
+    assert_eq!(stdout.events.path, Some(EventsPath::Stdout));
+    assert_eq!(stdout.events.max_bytes, 100_000_000);
+    let refused = Config::from_toml("[events]\npath = \"/\"\nmax_bytes = 10\n", &env).unwrap_err();
+    assert!(refused.to_string().contains("events.path"), "{refused}");
+    assert!(
+        refused.to_string().contains("events.max_bytes"),
+        "{refused}"
+    );
+}
