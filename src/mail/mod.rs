@@ -299,7 +299,7 @@ fn attachments_note(
                 format!("They are on the orgwarden server in:\n{dir}"),
                 format!(
                     "They are on the orgwarden server in <code>{}</code>.",
-                    escape_html(&dir)
+                    crate::report::escape_html(&dir)
                 ),
             )
         }
@@ -315,24 +315,9 @@ fn attachments_note(
     let text = format!("{why}\n{where_text}\n");
     let html = format!(
         "<p style=\"margin:16px 0;padding:8px;border:1px solid #ccc\">{} {where_html}</p>",
-        escape_html(&why.replace('\n', " "))
+        crate::report::escape_html(&why.replace('\n', " "))
     );
     (text, html)
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Zips `attachments` (deflate) into one [`ZIP_NAME`], each file dated `date`.

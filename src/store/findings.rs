@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
-use super::{parse_opt_ts, parse_ts, ts, Result, Store, StoreError};
+use super::{parse_opt_ts, parse_ts, ts, Result, Store};
 use crate::config::Severity;
 use crate::policy::{Action, Evaluation, FormerMember, RuleStatus, SubjectKind};
 use crate::policy::{FindingRecord, FindingStatus};
@@ -246,20 +246,16 @@ impl Store {
         self.require_writer()?;
         let store = self.last_audited_run()?.is_none_or(|last| run_id >= last);
         let path = self.path_text();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
         // The findings of a large organization fill tens of megabytes of B-tree, upserted in
         // fingerprint order rather than storage order: with SQLite's default 2 MB cache every
         // upsert would reread and spill pages. The cache only grows as far as it is used.
         self.conn
             .execute_batch("PRAGMA main.cache_size = -32768")
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         let when = ts(&taken_at);
 
         let mut seen = HashSet::new();
@@ -268,7 +264,7 @@ impl Store {
         {
             let mut get = tx
                 .prepare("SELECT status, first_seen, first_run, last_run, consecutive FROM findings WHERE fingerprint = ?1")
-                .map_err(sql_err)?;
+                .ctx(&path)?;
             let mut put = tx
                 .prepare(
                     "INSERT INTO findings (fingerprint, rule, severity, subject_kind, subject_id, \
@@ -284,7 +280,7 @@ impl Store {
                        resolved_at = NULL, first_run = excluded.first_run, \
                        last_run = excluded.last_run, consecutive = excluded.consecutive",
                 )
-                .map_err(sql_err)?;
+                .ctx(&path)?;
             for finding in &evaluation.findings {
                 let fingerprint = finding.fingerprint();
                 if !seen.insert(fingerprint.clone()) {
@@ -295,7 +291,7 @@ impl Store {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                     })
                     .optional()
-                    .map_err(sql_err)?;
+                    .ctx(&path)?;
                 let live = before.as_ref().filter(|(status, ..)| status != "resolved");
                 let (first_seen, first_run, consecutive, was_new) = match live {
                     // Re-auditing the same snapshot changes nothing about its age.
@@ -343,7 +339,7 @@ impl Store {
                     run_id,
                     consecutive,
                 ])
-                .map_err(sql_err)?;
+                .ctx(&path)?;
                 let transition = match (status, live) {
                     (FindingStatus::New, None) => Some("finding.new"),
                     (FindingStatus::Exempted, None) => Some("finding.exempted"),
@@ -379,7 +375,7 @@ impl Store {
                             run_id,
                         )
                     };
-                    super::events::insert(&tx, &audited_at, kind, payload).map_err(sql_err)?;
+                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
                 }
                 findings.push(FindingRecord {
                     rule: finding.rule.to_string(),
@@ -390,7 +386,7 @@ impl Store {
                     evidence,
                     action: finding.action,
                     status,
-                    first_seen: parse_ts(&first_seen).map_err(sql_err)?,
+                    first_seen: parse_ts(&first_seen).ctx(&path)?,
                     last_seen: taken_at,
                     resolved_at: None,
                     controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
@@ -411,26 +407,23 @@ impl Store {
                 .prepare(&format!(
                     "SELECT {FINDING_COLUMNS}, fingerprint FROM findings WHERE status != 'resolved'"
                 ))
-                .map_err(sql_err)?;
-            let mut rows = live.query([]).map_err(sql_err)?;
-            while let Some(row) = rows.next().map_err(sql_err)? {
+                .ctx(&path)?;
+            let mut rows = live.query([]).ctx(&path)?;
+            while let Some(row) = rows.next().ctx(&path)? {
                 // Only a finding this evaluation no longer shows is read whole.
                 let fingerprint = row
                     .get_ref(FINDING_COLUMN_COUNT)
                     .and_then(|v| Ok(v.as_str()?))
-                    .map_err(sql_err)?;
+                    .ctx(&path)?;
                 if seen.contains(fingerprint) {
                     continue;
                 }
-                let rule = row
-                    .get_ref(0)
-                    .and_then(|v| Ok(v.as_str()?))
-                    .map_err(sql_err)?;
+                let rule = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).ctx(&path)?;
                 if !settled.contains(&rule) {
                     continue;
                 }
                 let fingerprint = fingerprint.to_owned();
-                let mut record = finding_from_row(row).map_err(sql_err)?;
+                let mut record = finding_from_row(row).ctx(&path)?;
                 record.status = FindingStatus::Resolved;
                 record.resolved_at = Some(taken_at);
                 resolved.push((fingerprint, record));
@@ -442,11 +435,9 @@ impl Store {
                     "UPDATE findings SET status = 'resolved', resolved_at = ?2, consecutive = 0 \
                      WHERE fingerprint = ?1",
                 )
-                .map_err(sql_err)?;
+                .ctx(&path)?;
             for (fingerprint, record) in &resolved {
-                resolve
-                    .execute(params![fingerprint, when])
-                    .map_err(sql_err)?;
+                resolve.execute(params![fingerprint, when]).ctx(&path)?;
                 let payload = finding_payload(
                     &record.rule,
                     record.severity.as_str(),
@@ -457,8 +448,7 @@ impl Store {
                     &record.evidence,
                     run_id,
                 );
-                super::events::insert(&tx, &audited_at, "finding.resolved", payload)
-                    .map_err(sql_err)?;
+                super::events::insert(&tx, &audited_at, "finding.resolved", payload).ctx(&path)?;
             }
         }
         let n_resolved = resolved.len();
@@ -479,7 +469,7 @@ impl Store {
                     n_resolved as i64
                 ],
             )
-            .map_err(sql_err)?;
+            .ctx(&path)?;
             let payload = serde_json::json!({
                 "job": "audit",
                 "run_id": run_id,
@@ -487,10 +477,10 @@ impl Store {
                 "new": n_new,
                 "resolved": n_resolved,
             });
-            super::events::insert(&tx, &audited_at, "run.finished", payload).map_err(sql_err)?;
+            super::events::insert(&tx, &audited_at, "run.finished", payload).ctx(&path)?;
         }
         if store {
-            tx.commit().map_err(sql_err)?;
+            tx.commit().ctx(&path)?;
         }
         // Dropping an uncommitted transaction rolls it back.
         Ok(AuditResult {

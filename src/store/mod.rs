@@ -146,6 +146,12 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
     }
 }
 
+impl Database for String {
+    fn database(&self) -> String {
+        self.clone()
+    }
+}
+
 impl Database for Store {
     fn database(&self) -> String {
         self.path_text()
@@ -591,19 +597,15 @@ impl Store {
                 .unwrap_or_default()
         );
         let path = self.path_text();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         tx.execute(
             "UPDATE runs SET accepted_by = ?2, accepted_at = ?3 WHERE id = ?1",
             params![run_id, who, ts(&now)],
         )
-        .map_err(sql_err)?;
+        .ctx(&path)?;
         tx.execute(
             "INSERT INTO actions (run_id, action, subject_kind, subject_id, subject, finding, \
                status, reason, planned_at, finished_at) \
@@ -620,10 +622,10 @@ impl Store {
                 ts(&now)
             ],
         )
-        .map_err(sql_err)?;
+        .ctx(&path)?;
         let id = tx.last_insert_rowid();
-        events::insert_action(&tx, id, &now).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
+        events::insert_action(&tx, id, &now).ctx(&path)?;
+        tx.commit().ctx(&path)?;
         self.run(run_id)?.ok_or_else(|| StoreError::Other {
             path: self.path_text(),
             message: format!("run {run_id} vanished"),
@@ -852,34 +854,30 @@ impl Store {
         self.require_writer()?;
         let cutoff = ts(&(now - chrono::Duration::days(i64::from(keep_days))));
         let path = self.path_text();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         let newest_complete: Option<i64> = tx
             .query_row(
                 "SELECT max(id) FROM runs WHERE status = 'complete'",
                 [],
                 |r| r.get(0),
             )
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         let keep_from: Option<i64> = tx
             .query_row(
                 "SELECT min(id) FROM runs WHERE started_at >= ?1 OR id = ?2",
                 params![cutoff, newest_complete.unwrap_or(i64::MAX)],
                 |r| r.get(0),
             )
-            .map_err(sql_err)?;
+            .ctx(&path)?;
         let Some(keep_from) = keep_from else {
             return Ok(PruneStats::default());
         };
         let runs = tx
             .execute("DELETE FROM runs WHERE id < ?1", [keep_from])
-            .map_err(sql_err)? as u64;
+            .ctx(&path)? as u64;
         let mut versions = 0;
         for table in [
             "members",
@@ -894,9 +892,9 @@ impl Store {
                     &format!("DELETE FROM {table} WHERE valid_to IS NOT NULL AND valid_to <= ?1"),
                     [keep_from],
                 )
-                .map_err(sql_err)? as u64;
+                .ctx(&path)? as u64;
         }
-        tx.commit().map_err(sql_err)?;
+        tx.commit().ctx(&path)?;
         self.conn
             .execute_batch("PRAGMA incremental_vacuum(2000);")
             .ctx(self)?;
