@@ -145,6 +145,11 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
     let (snapshot, pruned) = snapshot_job(ctx, false).await?;
     let apply = ctx.config.remediation.mode == crate::config::RemediationMode::Enforce;
     let cleanup = cleanup_job(ctx, apply).await?;
+    if ctx.config.alerts.owner_notice.enabled {
+        if let Err(error) = owner_notices_job(ctx, &cleanup).await {
+            tracing::error!("owner notices: {error:#}");
+        }
+    }
     Ok(CycleSummary {
         snapshot,
         cleanup,
@@ -879,6 +884,67 @@ pub async fn alerts_job(
     summary.retrying = flushed.retrying;
     summary.failed = flushed.failed;
     Ok(summary)
+}
+
+/// Mails the owner of each key that remediation will act on once its grace period ends
+/// (`[alerts.owner_notice]`), once per finding occurrence; returns how many were sent.
+pub async fn owner_notices_job(
+    ctx: &mut JobContext<'_>,
+    cleanup: &CleanupSummary,
+) -> anyhow::Result<usize> {
+    let config = ctx.config;
+    let Some(mail) = &config.mail else {
+        return Ok(0);
+    };
+    let now = ctx.now();
+    let state = ctx.store.state_at(cleanup.plan.run_id)?;
+    let history = ctx.store.member_emails()?;
+    let notices = crate::alerts::owner_notices(
+        &cleanup.plan,
+        &state,
+        &cleanup.audit.result.findings,
+        &history,
+        now,
+    );
+    let mut sent = 0;
+    for notice in &notices {
+        if ctx.store.owner_notice_sent(&notice.dedup_key)? {
+            continue;
+        }
+        let Ok(to) = notice.recipient.parse::<lettre::message::Mailbox>() else {
+            tracing::warn!(
+                subject = notice.subject_id.as_str(),
+                "owner notice skipped: the owner's email is not an address"
+            );
+            continue;
+        };
+        let mut mail = mail.clone();
+        mail.to = vec![to];
+        let (subject, text) = crate::alerts::render_notice(
+            notice,
+            &state.organization.name,
+            &config.alerts.owner_notice.contact,
+        );
+        let html = format!("<pre>{}</pre>", crate::report::escape_html(&text));
+        let outgoing = crate::mail::Outgoing {
+            subject,
+            text,
+            html,
+            attachments: Vec::new(),
+            files_dir: None,
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, notice.dedup_key.as_bytes());
+        let hex: String = digest.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let id = format!("notice-{hex}");
+        crate::mail::enqueue_and_flush(&mail, ctx.store, &outgoing, &id, now).await?;
+        if ctx.store.record_owner_notice(notice, &id, now)? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
 }
 
 /// Delivers every channel's due alerts: HTTP channels by POST, email channels through the mail

@@ -8,8 +8,10 @@
 //! digest when more than `max_per_message` are due), rendered for the channel's type.
 
 pub mod deliver;
+mod notice;
 mod payload;
 
+pub use notice::{owner_notices, render_notice, OwnerNotice};
 pub use payload::{
     render_email, render_slack, render_teams, render_webhook, summary, Alert, AlertEvent, OrgRef,
     WEBHOOK_VERSION,

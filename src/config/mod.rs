@@ -115,6 +115,16 @@ pub struct AlertsConfig {
     /// More alerts than this due at once for a channel go out as one digest (default 10).
     pub max_per_message: usize,
     pub channels: Vec<AlertChannel>,
+    /// `[alerts.owner_notice]`: mail the owner of a key before remediation acts on it.
+    pub owner_notice: OwnerNoticeConfig,
+}
+
+/// `[alerts.owner_notice]`: owner notices, off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerNoticeConfig {
+    pub enabled: bool,
+    /// How an owner asks for an exemption (a team, an address, a ticket queue).
+    pub contact: String,
 }
 
 /// The kinds of `[[alerts.channels]]`.

@@ -64,6 +64,14 @@ pub(super) struct RawAlerts {
     pub(super) failed_runs: Option<u32>,
     pub(super) max_per_message: Option<usize>,
     pub(super) channels: Vec<RawChannel>,
+    pub(super) owner_notice: RawOwnerNotice,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawOwnerNotice {
+    pub(super) enabled: Option<bool>,
+    pub(super) contact: Option<String>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

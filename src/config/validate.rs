@@ -195,11 +195,31 @@ fn alerts(
             });
         }
     }
+    let enabled = raw.owner_notice.enabled.unwrap_or(false);
+    let contact = raw.owner_notice.contact.unwrap_or_default();
+    if enabled {
+        if !mail_configured {
+            check.problem(
+                "alerts.owner_notice.enabled",
+                "owner notices are mailed through [mail]: configure [mail] (from, transport)",
+            );
+        }
+        if contact.trim().is_empty() {
+            check.problem(
+                "alerts.owner_notice.contact",
+                "is required when owner notices are enabled (how an owner asks for an exemption)",
+            );
+        }
+    }
     AlertsConfig {
         min_severity,
         failed_runs,
         max_per_message,
         channels,
+        owner_notice: crate::config::OwnerNoticeConfig {
+            enabled,
+            contact: contact.trim().to_owned(),
+        },
     }
 }
 

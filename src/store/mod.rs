@@ -15,6 +15,7 @@ mod events;
 mod findings;
 mod lock;
 mod metrics;
+mod notices;
 mod outbox;
 mod snapshot_writer;
 
@@ -53,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/007_report_kind.sql"),
     include_str!("sql/008_alerts.sql"),
     include_str!("sql/009_events.sql"),
+    include_str!("sql/010_owner_notices.sql"),
 ];
 
 /// The schema version this build writes.
