@@ -16,6 +16,7 @@ mod hostile;
 mod layout;
 mod mail;
 mod metrics;
+mod notices;
 mod remediate;
 mod report;
 mod snapshot;
