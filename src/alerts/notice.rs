@@ -147,3 +147,207 @@ pub fn render_notice(notice: &OwnerNotice, organization: &str, contact: &str) ->
     }
     (subject, text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Severity;
+    use crate::org::{Actor, ApiKey, ApiKeyStatus, OrgRole, Organization, User};
+    use crate::policy::{FindingStatus, DEPARTED_DOMAINS};
+    use crate::remediate::{PlannedAction, Verdict};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap()
+    }
+
+    fn key(id: &str, creator: &str) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            name: format!("{id}-name"),
+            workspace_id: None,
+            created_at: now(),
+            created_by: Some(Actor {
+                id: creator.into(),
+                kind: "user".into(),
+            }),
+            partial_key_hint: None,
+            status: ApiKeyStatus::Active,
+            expires_at: None,
+            principal: None,
+        }
+    }
+
+    fn state() -> OrgState {
+        OrgState {
+            run_id: 1,
+            taken_at: now(),
+            organization: Organization {
+                id: "org".into(),
+                name: "Acme".into(),
+            },
+            members: vec![User {
+                id: "user_here".into(),
+                email: "here@example.com".into(),
+                name: "Here".into(),
+                role: OrgRole::User,
+                added_at: now(),
+            }],
+            invites: Vec::new(),
+            workspaces: Vec::new(),
+            workspace_members: Vec::new(),
+            api_keys: vec![
+                key("key_here", "user_here"),
+                key("key_gone", "user_gone"),
+                key("key_unknown", "user_unknown"),
+            ],
+        }
+    }
+
+    fn finding(kind: SubjectKind, id: &str) -> FindingRecord {
+        FindingRecord {
+            rule: DEPARTED_DOMAINS.as_str().into(),
+            severity: Severity::High,
+            subject_kind: kind,
+            subject_id: id.into(),
+            subject: id.into(),
+            evidence: format!("evidence of {id}"),
+            action: Action::DeactivateKey,
+            status: FindingStatus::New,
+            first_seen: now(),
+            last_seen: now(),
+            resolved_at: None,
+            controls: Vec::new(),
+        }
+    }
+
+    fn action(kind: SubjectKind, id: &str, failing: &[Guard], hours: i64) -> PlannedAction {
+        let verdicts = [Guard::Mode, Guard::Admin, Guard::Exemption, Guard::Grace]
+            .into_iter()
+            .map(|guard| Verdict {
+                guard,
+                pass: !failing.contains(&guard),
+                detail: String::new(),
+            })
+            .collect();
+        PlannedAction {
+            action: Action::DeactivateKey,
+            subject_kind: kind,
+            subject_id: id.into(),
+            subject: id.into(),
+            rule: DEPARTED_DOMAINS,
+            finding: finding(kind, id).fingerprint(),
+            workspace_id: None,
+            user_id: None,
+            eligible: failing.is_empty(),
+            eligible_at: now() + chrono::Duration::hours(hours),
+            verdicts,
+        }
+    }
+
+    #[test]
+    fn who_gets_which_notice() {
+        use Guard::*;
+        use SubjectKind::{ApiKey as K, Invite as I, Member as M};
+        let history: HashMap<String, String> =
+            [("user_gone".to_owned(), "gone@example.com".to_owned())].into();
+        // (mode, subject kind, id, failing guards, hours to eligible_at, expected recipient)
+        let table: &[(
+            RemediationMode,
+            SubjectKind,
+            &str,
+            &[Guard],
+            i64,
+            Option<&str>,
+        )] = &[
+            (
+                RemediationMode::Enforce,
+                K,
+                "key_here",
+                &[Grace],
+                24,
+                Some("here@example.com"),
+            ),
+            (
+                RemediationMode::Enforce,
+                K,
+                "key_gone",
+                &[Grace],
+                24,
+                Some("gone@example.com"),
+            ),
+            (
+                RemediationMode::Enforce,
+                K,
+                "key_unknown",
+                &[Grace],
+                24,
+                None,
+            ),
+            (
+                RemediationMode::DryRun,
+                K,
+                "key_here",
+                &[Grace, Mode],
+                24,
+                Some("here@example.com"),
+            ),
+            (
+                RemediationMode::Off,
+                K,
+                "key_here",
+                &[Grace, Mode],
+                24,
+                None,
+            ),
+            (RemediationMode::Enforce, K, "key_here", &[], -1, None),
+            (
+                RemediationMode::Enforce,
+                K,
+                "key_here",
+                &[Grace, Exemption],
+                24,
+                None,
+            ),
+            (
+                RemediationMode::Enforce,
+                K,
+                "key_here",
+                &[Grace, Admin],
+                24,
+                None,
+            ),
+            (RemediationMode::Enforce, I, "inv_1", &[Grace], 24, None),
+            (RemediationMode::Enforce, M, "user_here", &[Grace], 24, None),
+        ];
+        for (row, (mode, kind, id, failing, hours, expected)) in table.iter().enumerate() {
+            let plan = Plan {
+                run_id: 1,
+                mode: *mode,
+                actions: vec![action(*kind, id, failing, *hours)],
+                guard_findings: Vec::new(),
+                suspended: None,
+            };
+            let notices = owner_notices(&plan, &state(), &[finding(*kind, id)], &history, now());
+            let got: Vec<&str> = notices.iter().map(|n| n.recipient.as_str()).collect();
+            assert_eq!(
+                got,
+                expected.iter().copied().collect::<Vec<_>>(),
+                "row {row}"
+            );
+            if let Some(notice) = notices.first() {
+                assert_eq!(
+                    notice.dry_run,
+                    *mode == RemediationMode::DryRun,
+                    "row {row}"
+                );
+                let (subject, text) = render_notice(notice, "Acme", "ask sec@example.com");
+                assert!(subject.contains(id), "row {row}: {subject}");
+                assert!(text.contains("2026-03-03 12:00 UTC"), "row {row}: {text}");
+                assert!(text.contains(&format!("evidence of {id}")), "row {row}");
+                assert!(text.contains("ask sec@example.com"), "row {row}");
+                assert_eq!(text.contains("dry run"), notice.dry_run, "row {row}");
+            }
+        }
+    }
+}

@@ -285,13 +285,20 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
             key.split('.').fold(&skeleton, |node, part| &node[part])
         };
         let mut value = prune(value, template);
-        // The channels of `[alerts]` are a list of tables: prune each entry too.
+        // The channels of `[alerts]` are a list of tables and `owner_notice` a table: prune
+        // each entry and that table too.
         if key == "alerts" {
             if let config::ValueKind::Table(table) = &mut value.kind {
                 if let Some(channels) = table.remove("channels") {
                     table.insert(
                         "channels".to_owned(),
                         prune(channels, &raw::channel_skeleton()),
+                    );
+                }
+                if let Some(notice) = table.remove("owner_notice") {
+                    table.insert(
+                        "owner_notice".to_owned(),
+                        prune(notice, &skeleton["alerts"]["owner_notice"]),
                     );
                 }
             }

@@ -486,3 +486,22 @@ fn alert_channels_list_every_problem_and_never_quote_the_url() {
     );
     assert!(!format!("{config:?}").contains("siem.example.com"));
 }
+
+#[test]
+fn owner_notice_is_off_by_default_and_validation_names_its_keys() {
+    let (config, _) = Config::from_toml("", &env(&[])).unwrap();
+    assert!(!config.alerts.owner_notice.enabled);
+    let error = Config::from_toml(
+        "[alerts.owner_notice]\nenabled = true\ncontact = \" \"\ncolour = \"red\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "alerts.owner_notice.enabled",
+        "alerts.owner_notice.contact",
+        "alerts.owner_notice.colour",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+}

@@ -26,7 +26,13 @@ fn departed(app: &TestApp) {
     app.sim.with_state(|s| {
         let now = s.now();
         let user = s.add_user(OWNER, "Leaver", "user", now - Span::days(40));
-        s.add_api_key("leaver-key", None, Some(&user), "active", now - Span::days(30));
+        s.add_api_key(
+            "leaver-key",
+            None,
+            Some(&user),
+            "active",
+            now - Span::days(30),
+        );
     });
 }
 
@@ -60,12 +66,20 @@ async fn a_departed_members_key_in_its_grace_period_notices_its_owner_once() {
     let mails = mails_to(&server, OWNER);
     assert_eq!(mails.len(), 1, "one notice to the key's owner: {mails:?}");
     let (subject, text) = &mails[0];
-    let eligible = (first_seen + Span::hours(24)).format("%Y-%m-%d").to_string();
+    let eligible = (first_seen + Span::hours(24))
+        .format("%Y-%m-%d")
+        .to_string();
     assert!(subject.contains("leaver-key"), "{subject}");
-    assert!(text.contains(&eligible), "names the date {eligible}: {text}");
+    assert!(
+        text.contains(&eligible),
+        "names the date {eligible}: {text}"
+    );
     assert!(text.contains("deactivate the API key"), "{text}");
     assert!(text.contains("departed.example"), "the reason: {text}");
-    assert!(text.contains("ask security@example.com"), "the contact: {text}");
+    assert!(
+        text.contains("ask security@example.com"),
+        "the contact: {text}"
+    );
     assert!(!text.contains("dry run"), "{text}");
 
     let events = app.store.events(None, 10_000).unwrap();
@@ -78,7 +92,11 @@ async fn a_departed_members_key_in_its_grace_period_notices_its_owner_once() {
 
     app.advance(Span::hours(1));
     app.cycle().await;
-    assert_eq!(mails_to(&server, OWNER).len(), 1, "nothing more on the next cycle");
+    assert_eq!(
+        mails_to(&server, OWNER).len(),
+        1,
+        "nothing more on the next cycle"
+    );
 }
 
 #[tokio::test]
