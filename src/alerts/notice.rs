@@ -245,6 +245,16 @@ mod tests {
         }
     }
 
+    /// (mode, subject kind, id, failing guards, hours to eligible_at, expected recipient)
+    type Row = (
+        RemediationMode,
+        SubjectKind,
+        &'static str,
+        &'static [Guard],
+        i64,
+        Option<&'static str>,
+    );
+
     #[test]
     fn who_gets_which_notice() {
         use Guard::*;
@@ -252,14 +262,7 @@ mod tests {
         let history: HashMap<String, String> =
             [("user_gone".to_owned(), "gone@example.com".to_owned())].into();
         // (mode, subject kind, id, failing guards, hours to eligible_at, expected recipient)
-        let table: &[(
-            RemediationMode,
-            SubjectKind,
-            &str,
-            &[Guard],
-            i64,
-            Option<&str>,
-        )] = &[
+        let table: &[Row] = &[
             (
                 RemediationMode::Enforce,
                 K,
