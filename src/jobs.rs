@@ -925,14 +925,7 @@ pub async fn owner_notices_job(
             &state.organization.name,
             &config.alerts.owner_notice.contact,
         );
-        let html = format!("<pre>{}</pre>", crate::report::escape_html(&text));
-        let outgoing = crate::mail::Outgoing {
-            subject,
-            text,
-            html,
-            attachments: Vec::new(),
-            files_dir: None,
-        };
+        let outgoing = crate::mail::Outgoing::plain(subject, text);
         let digest = ring::digest::digest(&ring::digest::SHA256, notice.dedup_key.as_bytes());
         let hex: String = digest.as_ref()[..12]
             .iter()
@@ -968,19 +961,7 @@ pub async fn flush_alerts(ctx: &mut JobContext<'_>) -> anyhow::Result<AlertsSumm
             mail.to = channel.to.clone();
             let (subject, text) =
                 crate::alerts::render_email(&alerts, config.alerts.max_per_message);
-            let html = format!(
-                "<pre>{}</pre>",
-                text.replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;")
-            );
-            let outgoing = crate::mail::Outgoing {
-                subject,
-                text,
-                html,
-                attachments: Vec::new(),
-                files_dir: None,
-            };
+            let outgoing = crate::mail::Outgoing::plain(subject, text);
             let id = format!(
                 "alert-{}",
                 crate::alerts::deliver::delivery_id(&channel.name, &ids)

@@ -52,6 +52,21 @@ pub struct Outgoing {
     pub files_dir: Option<PathBuf>,
 }
 
+impl Outgoing {
+    /// A short message without attachments: the text, and as HTML the same text escaped in a
+    /// `<pre>` (alerts and owner notices).
+    pub fn plain(subject: String, text: String) -> Outgoing {
+        let html = format!("<pre>{}</pre>", crate::report::escape_html(&text));
+        Outgoing {
+            subject,
+            text,
+            html,
+            attachments: Vec::new(),
+            files_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub filename: String,
