@@ -4,6 +4,7 @@
 //! pure layers (`policy`, `remediate`'s plan, `report`, `output`) work on them alone. This module
 //! imports nothing from the rest of the crate.
 
+pub mod directory;
 pub mod model;
 mod run;
 mod state;
@@ -14,6 +15,7 @@ pub use model::{
     Actor, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyOwner, OrgRole, Organization, Principal,
     User, Workspace, WorkspaceMember, WorkspaceRole,
 };
+pub use directory::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 pub use run::{RunRecord, RunStatus};
 pub use state::{diff, members_by_id, Change, ChangeKind, ObjectKind, OrgState};
 

@@ -16,6 +16,7 @@ pub mod records;
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 mod roster;
 mod rules;
+pub mod usage;
 pub mod severity;
 #[cfg(test)]
 mod tests;
