@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod directory;
 pub mod events;
 pub mod exporter;
 pub mod jobs;

@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     // Pure: what an alert says (payload building imports only org, config and policy).
     &["alerts"],
     // The edges of the world, each alone with its protocol.
-    &["admin_api", "telemetry", "schedule"],
+    &["admin_api", "directory", "telemetry", "schedule"],
     &["store"],
     &["snapshot", "mail", "remediate::execute", "alerts::deliver"],
     &["jobs"],

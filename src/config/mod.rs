@@ -17,6 +17,7 @@
 //! - `parse`: cron expressions, durations and domains.
 
 mod base_url;
+mod directories;
 mod load;
 mod parse;
 mod raw;
@@ -34,6 +35,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use base_url::check_base_url;
+pub use directories::{
+    DirectoryConfig, DirectorySource, EntraSettings, GoogleSettings, LdapDisabledRule,
+    LdapSettings, OktaAuth, OktaSettings,
+};
 pub use load::{load, Environment, Loaded};
 pub use parse::{normalize_domain, parse_cron, parse_duration};
 pub use raw::known_keys;

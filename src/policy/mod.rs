@@ -16,10 +16,10 @@ pub mod records;
 pub use records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 mod roster;
 mod rules;
-pub mod usage;
 pub mod severity;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeStruct;

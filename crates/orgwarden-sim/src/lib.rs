@@ -26,6 +26,7 @@
 //!   the business-rule decisions.
 
 pub mod cli;
+mod directory;
 mod error;
 mod faults;
 mod model;
@@ -49,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+pub use directory::{DirectoryEntry, DirectoryState};
 pub use faults::Faults;
 pub use seed::{MAIN_DOMAIN, ORGANIZATION_NAME, SECOND_DOMAIN};
 pub use state::SimState;
