@@ -205,6 +205,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The last use of every API key and member of the newest snapshot, from the ingested usage
+    /// reports (read-only).
+    Usage {
+        /// First ingest the days not yet complete (needs the writer lock, so not while the
+        /// daemon runs: its audit cycle ingests them).
+        #[arg(long)]
+        fetch: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -359,6 +369,12 @@ async fn run(cli: Cli) -> ExitCode {
         } => {
             with_config(cli.config, |c| async move {
                 events_command(&c, since.as_deref(), follow, format).await
+            })
+            .await
+        }
+        Command::Usage { fetch, format } => {
+            with_config(cli.config, |c| async move {
+                usage_command(c, fetch, format).await
             })
             .await
         }
@@ -943,6 +959,44 @@ fn history_command(
     runs.reverse();
     runs.truncate(limit.unwrap_or(usize::MAX));
     out!("{}", render(format, &runs));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn usage_command(config: Config, fetch: bool, format: Format) -> anyhow::Result<ExitCode> {
+    if fetch {
+        let mut store = open_writer(&config, "orgwarden usage --fetch")?;
+        let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+        let result = crate::jobs::usage_job(&mut ctx).await;
+        textfile(&ctx);
+        let summary = result?;
+        eprintln!(
+            "usage: {} days fetched ({} complete) in {} requests",
+            summary.days, summary.complete_days, summary.requests
+        );
+    }
+    let store = Store::open_reader(&config.store.path)?;
+    let state = store.state_at(crate::jobs::resolve_run(&store, None)?)?;
+    let view = store.usage_view()?.context(
+        "no usage ingested yet: the daemon's audit cycle ingests it when [usage] is enabled, or run `orgwarden usage --fetch`",
+    )?;
+    let listing = crate::usage_ingest::usage_listing(&state, &view);
+    if format == Format::Json {
+        outln!("{}", serde_json::to_string_pretty(&listing)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let day = |d: Option<chrono::NaiveDate>| d.map_or("-".to_owned(), |d| d.to_string());
+    outln!(
+        "usage covered from {} to {} (UTC days)",
+        day(listing.covered_from),
+        day(listing.covered_to)
+    );
+    if let Some(failure) = &listing.failure {
+        outln!("the last usage ingest failed: {failure}");
+    }
+    outln!("\nAPI keys:");
+    out!("{}", render(format, &listing.keys));
+    outln!("\nmembers:");
+    out!("{}", render(format, &listing.members));
     Ok(ExitCode::SUCCESS)
 }
 

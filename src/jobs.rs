@@ -143,6 +143,13 @@ pub async fn audit_cycle(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummar
 
 async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummary> {
     let (snapshot, pruned) = snapshot_job(ctx, false).await?;
+    if ctx.config.usage.enabled {
+        // A failed ingest is recorded in the store (the usage rules then say why they did not
+        // run) and never fails the cycle.
+        if let Err(error) = usage_job(ctx).await {
+            tracing::error!("usage ingest: {error:#}");
+        }
+    }
     let apply = ctx.config.remediation.mode == crate::config::RemediationMode::Enforce;
     let cleanup = cleanup_job(ctx, apply).await?;
     if ctx.config.alerts.owner_notice.enabled {
@@ -156,6 +163,22 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
     })
+}
+
+/// Ingests the usage reports' days not yet complete (`[usage]`), before an audit evaluates.
+/// The attempt, failed or not, is recorded in the store.
+pub async fn usage_job(
+    ctx: &mut JobContext<'_>,
+) -> anyhow::Result<crate::usage_ingest::IngestSummary> {
+    let client = ctx.client()?.clone();
+    Ok(crate::usage_ingest::ingest_usage(
+        &client,
+        ctx.store,
+        &ctx.config.usage,
+        &*ctx.clock,
+        ctx.config.api.max_in_flight,
+    )
+    .await?)
 }
 
 /// What one audit found and did.
@@ -225,6 +248,11 @@ fn evaluate_run(
         None => None,
     };
     let former = store.former_members(run_id)?;
+    let usage = if config.usage.enabled {
+        store.usage_view()?
+    } else {
+        None
+    };
     let roster = load_roster(config);
     if let crate::policy::Roster::Invalid(why) = &roster {
         tracing::error!(
@@ -239,6 +267,7 @@ fn evaluate_run(
         rules: &config.rules,
         exemptions: &config.exemptions,
         roster: &roster,
+        usage: usage.as_ref(),
         now,
     };
     let evaluation = crate::policy::evaluate(&input);

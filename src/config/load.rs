@@ -354,6 +354,7 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         metrics: take!("metrics"),
         events: take!("events"),
         alerts: take!("alerts"),
+        usage: take!("usage"),
     }
 }
 

@@ -108,6 +108,34 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
     pub alerts: AlertsConfig,
+    /// `[usage]`: the daily usage ingest the usage rules read.
+    pub usage: UsageConfig,
+}
+
+/// `[usage]`: the organization's usage reports, ingested into daily aggregates by each audit
+/// cycle before it evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageConfig {
+    /// Off: nothing is fetched and the usage rules are `not_evaluated`.
+    pub enabled: bool,
+    /// How many UTC days (today included) the first ingest fetches and the store keeps covered.
+    pub backfill_days: u32,
+}
+
+impl UsageConfig {
+    pub const DEFAULT_BACKFILL_DAYS: u32 = 90;
+    /// A little over a year: the reports' history is bounded, and a larger window only costs
+    /// calls.
+    pub const MAX_BACKFILL_DAYS: u32 = 400;
+}
+
+impl Default for UsageConfig {
+    fn default() -> UsageConfig {
+        UsageConfig {
+            enabled: true,
+            backfill_days: UsageConfig::DEFAULT_BACKFILL_DAYS,
+        }
+    }
 }
 
 /// `[alerts]`: what is alerted on at once, and where.

@@ -55,6 +55,7 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     pub(super) events: RawEvents,
     pub(super) alerts: RawAlerts,
+    pub(super) usage: RawUsage,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -306,6 +307,13 @@ pub(super) struct RawMetrics {
 pub(super) struct RawEvents {
     pub(super) path: Option<PathBuf>,
     pub(super) max_bytes: Option<u64>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawUsage {
+    pub(super) enabled: Option<bool>,
+    pub(super) backfill_days: Option<i64>,
 }
 
 /// The schema's skeleton: every section and key, each with its default (`null` for most).

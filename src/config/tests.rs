@@ -505,3 +505,34 @@ fn owner_notice_is_off_by_default_and_validation_names_its_keys() {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
 }
+
+#[test]
+fn usage_is_on_with_90_days_by_default_and_every_bad_value_is_named() {
+    let (config, _) = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(config.usage, UsageConfig::default());
+    assert!(config.usage.enabled);
+    assert_eq!(config.usage.backfill_days, 90);
+
+    let (config, _) =
+        Config::from_toml("[usage]\nenabled = false\nbackfill_days = 30\n", &env(&[])).unwrap();
+    assert_eq!(
+        config.usage,
+        UsageConfig {
+            enabled: false,
+            backfill_days: 30
+        }
+    );
+
+    let text = "[usage]\nenabled = \"perhaps\"\nbackfill_days = 0\nbackfil_days = 3\n";
+    let error = Config::from_toml(text, &env(&[])).unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    for want in ["usage.enabled", "usage.backfill_days", "usage.backfil_days"] {
+        assert!(
+            keys.iter().any(|k| k.starts_with(want)),
+            "missing {want} in {keys:?}"
+        );
+    }
+    let error = Config::from_toml("[usage]\nbackfill_days = 401\n", &env(&[])).unwrap_err();
+    assert_eq!(error.problems[0].key, "usage.backfill_days");
+    assert!(error.problems[0].message.contains("1 to 400"));
+}

@@ -15,7 +15,7 @@ use url::Url;
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
     RawAlerts, RawApi, RawConfig, RawEvents, RawExemption, RawLog, RawMail, RawMetrics,
-    RawRemediation, RawReport, RawRules, RawSchedule, RawShared, RawStore,
+    RawRemediation, RawReport, RawRules, RawSchedule, RawShared, RawStore, RawUsage,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
@@ -23,7 +23,7 @@ use super::{
     EventsConfig, EventsPath, ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat,
     MailConfig, MailTransport, MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem,
     RemediationConfig, RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig,
-    Severity, StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_EVENTS_MAX_BYTES,
+    Severity, StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
@@ -46,6 +46,7 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         metrics: metrics(raw.metrics, check),
         events: events(raw.events, check),
         alerts: alerts(raw.alerts, env, raw_mail_configured, check),
+        usage: usage(raw.usage, check),
     }
 }
 
@@ -731,6 +732,29 @@ fn events(raw: RawEvents, check: &mut Check<'_>) -> EventsConfig {
         Some(path) => Some(EventsPath::File(path)),
     };
     EventsConfig { path, max_bytes }
+}
+
+fn usage(raw: RawUsage, check: &mut Check<'_>) -> UsageConfig {
+    let backfill_days = match raw.backfill_days {
+        None => UsageConfig::DEFAULT_BACKFILL_DAYS,
+        Some(days) if (1..=i64::from(UsageConfig::MAX_BACKFILL_DAYS)).contains(&days) => {
+            days as u32
+        }
+        Some(days) => {
+            check.problem(
+                "usage.backfill_days",
+                format!(
+                    "{days} is out of range: give 1 to {} days",
+                    UsageConfig::MAX_BACKFILL_DAYS
+                ),
+            );
+            UsageConfig::DEFAULT_BACKFILL_DAYS
+        }
+    };
+    UsageConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        backfill_days,
+    }
 }
 
 fn schedule(raw: RawSchedule, check: &mut Check<'_>) -> ScheduleConfig {

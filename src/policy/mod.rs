@@ -302,6 +302,9 @@ pub struct PolicyInput<'a> {
     pub rules: &'a RulesConfig,
     pub exemptions: &'a [Exemption],
     pub roster: &'a Roster,
+    /// What the usage data says, for `dormant_keys` and `dormant_members`; `None` (or a view
+    /// whose `failure` is set) leaves them `not_evaluated`.
+    pub usage: Option<&'a usage::UsageView>,
     pub now: DateTime<Utc>,
 }
 

@@ -235,6 +235,7 @@ impl Case {
             rules: &self.rules,
             exemptions: &self.exemptions,
             roster: &self.roster,
+            usage: None,
             now: self.now,
         })
     }

@@ -18,6 +18,7 @@ mod metrics;
 mod notices;
 mod outbox;
 mod snapshot_writer;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub use outbox::{
     RefusedRecipient,
 };
 pub use snapshot_writer::SnapshotWriter;
+pub use usage::{
+    covered_range, AccountDay, CodeActor, CodeDay, IngestRecord, KeyDay, StoredDay, UsageChunk,
+};
 
 use crate::org::OrgState;
 use crate::org::{
@@ -55,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/008_alerts.sql"),
     include_str!("sql/009_events.sql"),
     include_str!("sql/010_owner_notices.sql"),
+    include_str!("sql/011_usage.sql"),
 ];
 
 /// The schema version this build writes.

@@ -23,3 +23,4 @@ mod snapshot;
 mod state;
 mod status;
 mod systemd;
+mod usage;

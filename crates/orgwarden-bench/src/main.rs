@@ -8,6 +8,7 @@
 //! printed as one JSON object.
 
 mod audit;
+mod usage;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -54,6 +55,9 @@ struct BenchArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum BenchWhat {
     Snapshot,
+    /// The usage ingest: a 90-day backfill against fetching the pages alone, and a one-day
+    /// increment.
+    Usage,
 }
 
 /// The `argv[0]` under which this binary runs orgwarden's command line instead of the bench.
@@ -118,7 +122,6 @@ struct Figures {
 }
 
 async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchWhat::Snapshot = args.what;
     anyhow::ensure!(args.scale >= 1, "--scale must be at least 1");
     let sizes = SeedSizes {
         members: args.members * args.scale,
@@ -131,15 +134,21 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         "seeding the simulator ({} members, {} keys)...",
         sizes.members, sizes.keys
     );
+    let usage = matches!(args.what, BenchWhat::Usage);
     let sim = SimHandle::start_local(SimOptions {
         sizes,
         faults: Faults {
             latency: Duration::from_millis(args.latency_ms),
             ..Faults::default()
         },
+        // The usage bench moves the simulator's clock a day; the snapshot bench runs on real time.
+        now: usage.then(usage::start),
         ..SimOptions::default()
     })
     .await?;
+    if usage {
+        return usage_command(&args, &sim, sizes).await;
+    }
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -212,13 +221,51 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         audit_load_secs: audit.load_secs,
         audit_evaluate_secs: audit.evaluate_secs,
         audit_evaluate_cpu_secs: audit.evaluate_cpu_secs,
-        load_average: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|text| text.split_whitespace().next()?.parse().ok()),
+        load_average: load_average(),
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     sim.shutdown();
     Ok(())
+}
+
+/// The usage figures with the organization's size, as one JSON object.
+async fn usage_command(args: &BenchArgs, sim: &SimHandle, sizes: SeedSizes) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let mut options = ClientOptions::new(sim.base_url().parse()?);
+    options.requests_per_second = None;
+    options.max_in_flight = args.max_in_flight;
+    // A 31-day page of 50 000 keys is large: give it time.
+    options.request_timeout = Duration::from_secs(300);
+    options.total_deadline = Duration::from_secs(900);
+    let client = AdminClient::new(options, DEMO_ADMIN_KEY.to_owned().into())?;
+    let figures = usage::bench_usage(
+        sim,
+        &client,
+        &dir.path().join("orgwarden.db"),
+        args.max_in_flight,
+    )
+    .await?;
+    let mut json = serde_json::json!({
+        "members": sizes.members,
+        "api_keys": sizes.keys,
+        "latency_ms": args.latency_ms,
+        "max_in_flight": args.max_in_flight,
+        "load_average": load_average(),
+    });
+    if let (Some(object), serde_json::Value::Object(more)) =
+        (json.as_object_mut(), serde_json::to_value(&figures)?)
+    {
+        object.extend(more);
+    }
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    sim.shutdown();
+    Ok(())
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
 }
 
 /// Runs `orgwarden snapshot` as a child; returns its wall time and peak RSS.
