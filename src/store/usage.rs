@@ -366,3 +366,21 @@ pub fn covered_range(days: &[StoredDay]) -> (Option<NaiveDate>, Option<NaiveDate
     }
     (Some(first), Some(last))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, n).unwrap()
+    }
+
+    #[test]
+    fn covered_range_is_the_unbroken_run_ending_at_the_newest_day() {
+        assert_eq!(covered_range(&[]), (None, None));
+        let days = [(d(1), true), (d(2), true), (d(4), true), (d(5), false)];
+        assert_eq!(covered_range(&days), (Some(d(4)), Some(d(5))));
+        let days = [(d(1), true), (d(2), true), (d(3), false)];
+        assert_eq!(covered_range(&days), (Some(d(1)), Some(d(3))));
+    }
+}
