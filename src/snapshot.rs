@@ -520,7 +520,10 @@ mod tests {
             panic!("then the second");
         };
         drop(slot);
-        assert!(workspace.as_mut().poll(&mut noop()).is_ready(), "then the workspace");
+        assert!(
+            workspace.as_mut().poll(&mut noop()).is_ready(),
+            "then the workspace"
+        );
     }
 
     #[tokio::test]

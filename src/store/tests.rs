@@ -445,7 +445,9 @@ fn recording_follows_the_evaluation_order_with_one_event_per_transition() {
     };
 
     let r1 = snapshot(&store, &members, &[]);
-    let first = store.record_audit(r1, t(1), &evaluated(&["apikey_m"]), t(1)).unwrap();
+    let first = store
+        .record_audit(r1, t(1), &evaluated(&["apikey_m"]), t(1))
+        .unwrap();
     assert_eq!(
         ids(&first),
         vec![
