@@ -232,6 +232,70 @@ pub fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
     }
 }
 
+/// What the policy reads besides the configuration, loaded from the store: one snapshot, the
+/// roles of the snapshot before it, the former members, and the roster. The audit job and the
+/// benchmark both load it here.
+pub struct AuditInput {
+    pub state: crate::org::OrgState,
+    /// Only privilege_escalation reads the previous snapshot, and only its members' and
+    /// memberships' roles: the rest of it is not read (half the cost of an audit's reading).
+    pub previous: Option<crate::org::OrgState>,
+    pub former: Vec<crate::policy::FormerMember>,
+    pub roster: crate::policy::Roster,
+    /// What the usage data says (`None`: usage is off or was never ingested).
+    pub usage: Option<crate::policy::usage::UsageView>,
+}
+
+impl AuditInput {
+    /// Loads snapshot `at` (default: the latest complete one) and what goes with it.
+    pub fn load(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Result<AuditInput> {
+        let run_id = resolve_run(store, at)?;
+        let state = store.state_at(run_id)?;
+        let previous = match store.latest_complete(Some(run_id))? {
+            Some(run) => Some(store.roles_at(run.id)?),
+            None => None,
+        };
+        let former = store.former_members(run_id)?;
+        let usage = if config.usage.enabled {
+            store.usage_view()?
+        } else {
+            None
+        };
+        let roster = load_roster(config);
+        if let crate::policy::Roster::Invalid(why) = &roster {
+            tracing::error!(
+                rule = crate::policy::OFFBOARDING_ROSTER.as_str(),
+                "roster unusable, rule not evaluated: {why}"
+            );
+        }
+        Ok(AuditInput {
+            state,
+            previous,
+            former,
+            roster,
+            usage,
+        })
+    }
+
+    /// The policy's input: this and the rules and exemptions of `config`, at `now`.
+    pub fn policy_input<'a>(
+        &'a self,
+        config: &'a Config,
+        now: DateTime<Utc>,
+    ) -> crate::policy::PolicyInput<'a> {
+        crate::policy::PolicyInput {
+            state: &self.state,
+            previous: self.previous.as_ref(),
+            former_members: &self.former,
+            rules: &config.rules,
+            exemptions: &config.exemptions,
+            roster: &self.roster,
+            usage: self.usage.as_ref(),
+            now,
+        }
+    }
+}
+
 /// Evaluates the policy over snapshot `at` (default: the latest complete one).
 fn evaluate_run(
     config: &Config,
@@ -239,39 +303,26 @@ fn evaluate_run(
     at: Option<i64>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Evaluated> {
-    let run_id = resolve_run(store, at)?;
-    let state = store.state_at(run_id)?;
-    // Only privilege_escalation reads the previous snapshot, and only its members' and
-    // memberships' roles: the rest of it is not read (half the cost of an audit's reading).
-    let previous = match store.latest_complete(Some(run_id))? {
-        Some(run) => Some(store.roles_at(run.id)?),
-        None => None,
-    };
-    let former = store.former_members(run_id)?;
-    let usage = if config.usage.enabled {
-        store.usage_view()?
-    } else {
-        None
-    };
-    let roster = load_roster(config);
-    if let crate::policy::Roster::Invalid(why) = &roster {
-        tracing::error!(
-            rule = crate::policy::OFFBOARDING_ROSTER.as_str(),
-            "roster unusable, rule not evaluated: {why}"
-        );
-    }
-    let input = crate::policy::PolicyInput {
-        state: &state,
-        previous: previous.as_ref(),
-        former_members: &former,
-        rules: &config.rules,
-        exemptions: &config.exemptions,
-        roster: &roster,
-        usage: usage.as_ref(),
-        now,
-    };
-    let evaluation = crate::policy::evaluate(&input);
+    let input = AuditInput::load(config, store, at)?;
+    let evaluation = crate::policy::evaluate(&input.policy_input(config, now));
+    let AuditInput {
+        state,
+        previous,
+        former,
+        roster,
+        usage,
+    } = input;
+    drop_in_background((previous, former, roster, usage));
     Ok(Evaluated { state, evaluation })
+}
+
+/// Frees a large value on a thread of its own: a snapshot of a large organization is hundreds of
+/// thousands of small allocations, a noticeable share of an audit to free, and nothing needs to
+/// wait for it. (If no thread can be started, the value is freed here.)
+fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("orgwarden-free".to_owned())
+        .spawn(move || drop(value));
 }
 
 fn record(
@@ -299,7 +350,9 @@ fn record(
 pub fn audit_job(ctx: &mut JobContext<'_>, at: Option<i64>) -> anyhow::Result<AuditSummary> {
     let now = ctx.now();
     let evaluated = evaluate_run(ctx.config, ctx.store, at, now)?;
-    record(ctx.store, &evaluated, now)
+    let summary = record(ctx.store, &evaluated, now);
+    drop_in_background(evaluated);
+    summary
 }
 
 /// The remediation plan for an evaluated snapshot: the store's streaks, the actions already
