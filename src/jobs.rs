@@ -239,6 +239,9 @@ fn evaluate_run(
         rules: &config.rules,
         exemptions: &config.exemptions,
         roster: &roster,
+        // Wired to the store's usage aggregates by the usage ingest; until then the usage
+        // rules say why they did not run.
+        usage: None,
         now,
     };
     let evaluation = crate::policy::evaluate(&input);

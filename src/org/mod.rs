@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use directory::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 pub use model::{
-    Actor, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyOwner, OrgRole, Organization, Principal,
+    Actor, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyOwner, KeyScope, OrgRole, Organization, Principal,
     User, Workspace, WorkspaceMember, WorkspaceRole,
 };
 pub use run::{RunRecord, RunStatus};
