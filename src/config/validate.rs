@@ -19,13 +19,13 @@ use super::raw::{
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
-    EventsConfig, EventsPath, ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat,
-    DormantKeysRule, DormantMembersRule, KeyHygieneRule, MailConfig, MailTransport, MetricsConfig,
-    OrphanedKeysRule, PrivilegeEscalationRule, Problem,
-    RemediationConfig, RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig,
-    Severity, StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_EVENTS_MAX_BYTES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule,
+    DormantKeysRule, DormantMembersRule, Environment, EventsConfig, EventsPath, ExcessAdminsRule,
+    Exemption, ExemptionMatch, KeyHygieneRule, LogConfig, LogFormat, MailConfig, MailTransport,
+    MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig,
+    RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity,
+    StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 

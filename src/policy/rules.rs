@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::glob::glob_match;
+use super::usage::UsageView;
 use super::{
     controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, RuleId, SubjectKind,
     DEPARTED_DOMAINS, DORMANT_KEYS, DORMANT_MEMBERS, EXCESS_ADMINS, KEY_HYGIENE,
     OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION, STALE_INVITES, UNATTRIBUTED_KEYS,
 };
-use super::usage::UsageView;
 use crate::config::{normalize_domain, ExemptionMatch, Severity};
 use crate::org::OrgState;
 use crate::org::{
@@ -947,10 +947,33 @@ fn idle_since(
             days_ago((ctx.today - last).num_days())
         ),
         (None, Some(from)) if since.date_naive() < from => {
-            format!("not {what} since at least {}, when the usage data begins", date(from))
+            format!(
+                "not {what} since at least {}, when the usage data begins",
+                date(from)
+            )
         }
         (None, _) => format!("not {what} since {origin} on {}", day(since)),
     }
+}
+
+/// The person who owns `key`, if it is a person's and orgwarden knows them.
+fn key_person<'a>(ctx: &Context<'a>, key: &'a ApiKey) -> Option<Person<'a>> {
+    match key.owner() {
+        KeyOwner::User(id) => ctx.person(id),
+        _ => None,
+    }
+}
+
+/// A finding about `key`, which exemptions match by the key and by its owner's email.
+fn key_draft<'k>(
+    key: &'k ApiKey,
+    owner: Option<&'k Person<'_>>,
+    evidence: String,
+    action: Action,
+) -> Draft<'k> {
+    Draft::new(SubjectKind::ApiKey, &key.id, &key.name, evidence, action)
+        .email(owner.map(Person::email))
+        .key(key)
 }
 
 pub(super) fn dormant_keys(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding> {
@@ -967,10 +990,7 @@ pub(super) fn dormant_keys(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding>
         if last.is_some_and(|last| last >= cutoff) {
             continue;
         }
-        let person = match owner {
-            KeyOwner::User(id) => ctx.person(id),
-            _ => None,
-        };
+        let person = key_person(ctx, key);
         let owned = match (&person, owner) {
             (Some(person), _) => format!(", owned by {}", person.describe()),
             (None, KeyOwner::NonPerson) => ", a service-account key".to_owned(),
@@ -982,15 +1002,7 @@ pub(super) fn dormant_keys(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding>
             ctx.key_place(key),
             idle_since(ctx, usage, last, key.created_at, "used", "it was created"),
         );
-        let draft = Draft::new(
-            SubjectKind::ApiKey,
-            &key.id,
-            &key.name,
-            evidence,
-            Action::DeactivateKey,
-        )
-        .email(person.as_ref().map(Person::email))
-        .key(key);
+        let draft = key_draft(key, person.as_ref(), evidence, Action::DeactivateKey);
         out.push(ctx.finish(DORMANT_KEYS, config.severity, draft));
     }
     out
@@ -1078,25 +1090,14 @@ pub(super) fn key_hygiene(ctx: &Context<'_>) -> Vec<Finding> {
         if reasons.is_empty() {
             continue;
         }
-        let person = match key.owner() {
-            KeyOwner::User(id) => ctx.person(id),
-            _ => None,
-        };
+        let person = key_person(ctx, key);
         let evidence = format!(
             "active key created {} {}: {}",
             day(key.created_at),
             ctx.key_place(key),
             reasons.join(", and ")
         );
-        let draft = Draft::new(
-            SubjectKind::ApiKey,
-            &key.id,
-            &key.name,
-            evidence,
-            Action::Review,
-        )
-        .email(person.as_ref().map(Person::email))
-        .key(key);
+        let draft = key_draft(key, person.as_ref(), evidence, Action::Review);
         out.push(ctx.finish(KEY_HYGIENE, config.severity, draft));
     }
     out

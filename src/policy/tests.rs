@@ -2470,6 +2470,22 @@ fn scoped(kind: &str) -> Option<KeyScope> {
     })
 }
 
+/// Checks a table row's outcome: no finding when `want` is `None`, else exactly one whose
+/// evidence contains `want`, returned for the row's further checks.
+fn one_finding<'e>(found: &[&'e Finding], want: Option<&str>, name: &str) -> Option<&'e Finding> {
+    let Some(want) = want else {
+        assert!(found.is_empty(), "{name}: {found:?}");
+        return None;
+    };
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    assert!(
+        found[0].evidence.contains(want),
+        "{name}: {}",
+        found[0].evidence
+    );
+    Some(found[0])
+}
+
 #[test]
 fn dormant_keys_table() {
     // max_idle_days 90: used on or after 2025-11-03 (exactly 90 days ago) is not dormant.
@@ -2586,20 +2602,11 @@ fn dormant_keys_table() {
             "{name}"
         );
         let found = of(&evaluation, DORMANT_KEYS);
-        match want {
-            None => assert!(found.is_empty(), "{name}: {found:?}"),
-            Some(want) => {
-                assert_eq!(found.len(), 1, "{name}");
-                assert!(
-                    found[0].evidence.contains(want),
-                    "{name}: {}",
-                    found[0].evidence
-                );
-                assert_eq!(found[0].action, Action::DeactivateKey, "{name}");
-                assert_eq!(found[0].severity, Severity::Medium, "{name}");
-                assert_eq!(found[0].subject_id, key.id, "{name}");
-                assert_eq!(found[0].controls, controls_for(DORMANT_KEYS), "{name}");
-            }
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::DeactivateKey, "{name}");
+            assert_eq!(finding.severity, Severity::Medium, "{name}");
+            assert_eq!(finding.subject_id, key.id, "{name}");
+            assert_eq!(finding.controls, controls_for(DORMANT_KEYS), "{name}");
         }
     }
 }
@@ -2635,7 +2642,8 @@ fn dormant_members_table() {
             "usage of a key they own",
             ann.clone(),
             |u| {
-                u.key_last_used.insert("apikey_ann".into(), date("2026-01-25"));
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
             },
             vec![ApiKey {
                 principal: user_actor("user_ann"),
@@ -2647,7 +2655,8 @@ fn dormant_members_table() {
             "usage of their key deactivated since",
             ann.clone(),
             |u| {
-                u.key_last_used.insert("apikey_ann".into(), date("2026-01-25"));
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
             },
             vec![ApiKey {
                 status: "inactive".into(),
@@ -2659,7 +2668,8 @@ fn dormant_members_table() {
             "usage of someone else's key does not count",
             ann.clone(),
             |u| {
-                u.key_last_used.insert("apikey_bo".into(), date("2026-01-25"));
+                u.key_last_used
+                    .insert("apikey_bo".into(), date("2026-01-25"));
             },
             vec![owned_key("apikey_bo", "user_bo")],
             Some("not active in the API or Claude Code since at least 2025-10-01"),
@@ -2731,19 +2741,10 @@ fn dormant_members_table() {
         case.usage = Some(usage);
         let evaluation = case.eval();
         let found = of(&evaluation, DORMANT_MEMBERS);
-        match want {
-            None => assert!(found.is_empty(), "{name}: {found:?}"),
-            Some(want) => {
-                assert_eq!(found.len(), 1, "{name}");
-                assert!(
-                    found[0].evidence.contains(want),
-                    "{name}: {}",
-                    found[0].evidence
-                );
-                assert_eq!(found[0].action, Action::Review, "{name}");
-                assert_eq!(found[0].subject_kind, SubjectKind::Member, "{name}");
-                assert_eq!(found[0].severity, Severity::Low, "{name}");
-            }
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
+            assert_eq!(finding.subject_kind, SubjectKind::Member, "{name}");
+            assert_eq!(finding.severity, Severity::Low, "{name}");
         }
     }
 }
@@ -2862,7 +2863,12 @@ fn key_hygiene_table() {
             false,
             None,
         ),
-        ("young key without expiry", key("apikey_y", "new"), false, None),
+        (
+            "young key without expiry",
+            key("apikey_y", "new"),
+            false,
+            None,
+        ),
         (
             "old key with an expiry ahead",
             ApiKey {
@@ -2956,17 +2962,8 @@ fn key_hygiene_table() {
         case.rules.key_hygiene.flag_org_scoped = flag;
         let evaluation = case.eval();
         let found = of(&evaluation, KEY_HYGIENE);
-        match want {
-            None => assert!(found.is_empty(), "{name}: {found:?}"),
-            Some(want) => {
-                assert_eq!(found.len(), 1, "{name}");
-                assert!(
-                    found[0].evidence.contains(want),
-                    "{name}: {}",
-                    found[0].evidence
-                );
-                assert_eq!(found[0].action, Action::Review, "{name}");
-            }
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
         }
     }
 }
@@ -2994,10 +2991,7 @@ fn unused_access_findings_honour_exemptions() {
         exemption(ExemptionMatch::KeyName("ci-*".into()), None),
         exemption(ExemptionMatch::Email("A@corp.test".into()), None),
         // Expired yesterday: no longer applies.
-        exemption(
-            ExemptionMatch::KeyId("apikey_x".into()),
-            Some("2026-01-31"),
-        ),
+        exemption(ExemptionMatch::KeyId("apikey_x".into()), Some("2026-01-31")),
     ];
     let evaluation = case.eval();
     for rule in [DORMANT_KEYS, KEY_HYGIENE] {

@@ -565,7 +565,12 @@ fn unused_access<'a>(input: &ReportInput<'a>) -> Vec<UnusedLine<'a>> {
             (3, "organization-scoped key")
         };
         let created_at = key.map(|k| k.created_at);
-        let order = (rank, created_at, finding.subject.as_str(), finding.subject_id.as_str());
+        let order = (
+            rank,
+            created_at,
+            finding.subject.as_str(),
+            finding.subject_id.as_str(),
+        );
         let line = UnusedLine::Finding {
             kind,
             finding,

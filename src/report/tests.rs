@@ -2162,13 +2162,43 @@ fn unused_access_lists_dormant_keys_seats_and_the_oldest_never_expiring_keys() {
         },
     ];
     let findings = vec![
-        key_finding(policy::KEY_HYGIENE, FindingStatus::Open, "apikey_2024", "older"),
-        key_finding(policy::KEY_HYGIENE, FindingStatus::New, "apikey_org", "org-wide"),
-        key_finding(policy::KEY_HYGIENE, FindingStatus::Open, "apikey_2023", "oldest"),
-        key_finding(policy::DORMANT_KEYS, FindingStatus::New, "apikey_idle", "idle-bot"),
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::Open,
+            "apikey_2024",
+            "older",
+        ),
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::New,
+            "apikey_org",
+            "org-wide",
+        ),
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::Open,
+            "apikey_2023",
+            "oldest",
+        ),
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::New,
+            "apikey_idle",
+            "idle-bot",
+        ),
         // Neither resolved nor exempted findings are unused access today.
-        key_finding(policy::DORMANT_KEYS, FindingStatus::Resolved, "apikey_gone", "gone"),
-        key_finding(policy::DORMANT_KEYS, FindingStatus::Exempted, "apikey_ci", "ci"),
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::Resolved,
+            "apikey_gone",
+            "gone",
+        ),
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::Exempted,
+            "apikey_ci",
+            "ci",
+        ),
         finding(
             policy::DORMANT_MEMBERS,
             Severity::Low,
@@ -2177,7 +2207,13 @@ fn unused_access_lists_dormant_keys_seats_and_the_oldest_never_expiring_keys() {
             "a@example.com",
         ),
         // Another rule's finding is not listed here.
-        finding(policy::STALE_INVITES, Severity::Low, FindingStatus::Open, "i", "x"),
+        finding(
+            policy::STALE_INVITES,
+            Severity::Low,
+            FindingStatus::Open,
+            "i",
+            "x",
+        ),
     ];
     let rules = outcomes();
     let input = ReportInput {
@@ -2196,10 +2232,17 @@ fn unused_access_lists_dormant_keys_seats_and_the_oldest_never_expiring_keys() {
         "[organization-scoped key] org-wide",
     ]
     .iter()
-    .map(|line| section.find(line).unwrap_or_else(|| panic!("{line}: {section}")))
+    .map(|line| {
+        section
+            .find(line)
+            .unwrap_or_else(|| panic!("{line}: {section}"))
+    })
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{section}");
-    assert!(section.contains("needs a person (review only)"), "{section}");
+    assert!(
+        section.contains("needs a person (review only)"),
+        "{section}"
+    );
     assert_short_lines(&report.text);
     assert!(report.html.contains("Unused access (5)"));
     assert!(report.html.contains("never-expiring key"));
@@ -2222,7 +2265,11 @@ fn unused_access_lists_dormant_keys_seats_and_the_oldest_never_expiring_keys() {
             ("dormant_seat", "user_1", ""),
             ("never_expiring_key", "apikey_2023", "2023-01-01 00:00:00"),
             ("never_expiring_key", "apikey_2024", "2024-06-01 00:00:00"),
-            ("organization_scoped_key", "apikey_org", "2025-12-01 00:00:00"),
+            (
+                "organization_scoped_key",
+                "apikey_org",
+                "2025-12-01 00:00:00"
+            ),
         ]
     );
 }
@@ -2261,7 +2308,10 @@ fn unused_access_says_which_usage_rule_could_not_run() {
     );
     // The failed ingest is a gap the banner names; no ingest yet is not.
     let banner = &text[..text.find("Period:").unwrap()];
-    assert!(banner.contains("Rule \"Unused key\" was not evaluated"), "{banner}");
+    assert!(
+        banner.contains("Rule \"Unused key\" was not evaluated"),
+        "{banner}"
+    );
     assert!(!banner.contains("Unused seat"), "{banner}");
     let csv = &report
         .files
@@ -2272,7 +2322,11 @@ fn unused_access_says_which_usage_rule_could_not_run() {
     let rows = parse_csv(csv);
     assert_eq!(rows.len(), 3);
     assert_eq!(
-        (rows[1][0].as_str(), rows[1][1].as_str(), rows[1][2].as_str()),
+        (
+            rows[1][0].as_str(),
+            rows[1][1].as_str(),
+            rows[1][2].as_str()
+        ),
         ("not_checked", "dormant_keys", "not_evaluated")
     );
 
