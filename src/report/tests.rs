@@ -339,7 +339,8 @@ fn csv_files_are_named_and_headed_as_documented() {
             "workspaces.csv",
             "workspace_members.csv",
             "changes.csv",
-            "actions.csv"
+            "actions.csv",
+            "unused_access.csv"
         ]
     );
     for ((name, body), (_, columns)) in files.iter().zip(CSV_COLUMNS) {
@@ -542,7 +543,7 @@ fn key_owner_columns() {
     let owners = |files: &[(String, Vec<u8>)]| -> Vec<(String, String, String)> {
         parse_csv(&files[3].1)[1..]
             .iter()
-            .map(|r| (r[11].clone(), r[12].clone(), r[13].clone()))
+            .map(|r| (r[12].clone(), r[13].clone(), r[14].clone()))
             .collect()
     };
     let row = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
@@ -1098,6 +1099,42 @@ fn counts_by_status_severity_and_rule() {
             ]),
             row(&[
                 "privilege_escalation",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "dormant_keys",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "dormant_members",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "key_hygiene",
                 "evaluated",
                 "0",
                 "0",
@@ -2053,6 +2090,9 @@ RESOLVED IN THIS PERIOD (1)
 - [low] Stale invite | old@example.com | old@example.com breaks stale_invites
   | resolved
 
+UNUSED ACCESS (0)
+(none)
+
 CHANGES (1)
 - joined: ann@example.com
 
@@ -2068,6 +2108,9 @@ FINDINGS BY RULE
 - Too many admins: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
   [disabled]
 - Became admin: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Unused key: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Unused seat: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Key hygiene: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
 - total: 2 open (1 critical, 0 high), 1 new, 0 exempted, 1 resolved
 
 To exempt a finding, add an [[exemptions]] entry (rule, subject, reason,
@@ -2075,7 +2118,7 @@ expires) to the configuration; orgwarden then neither reports it as open nor
 acts on it.
 Attached (UTF-8 CSV, complete values, ids): findings.csv, members.csv,
 invites.csv, api_keys.csv, workspaces.csv, workspace_members.csv, changes.csv,
-actions.csv.
+actions.csv, unused_access.csv.
 ";
     let got = report.text;
     assert_eq!(got, want, "\n--- got ---\n{got}");
