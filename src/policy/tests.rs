@@ -2626,7 +2626,8 @@ fn dormant_members_table() {
     let ann = user("user_ann", "Ann@Corp.test", "developer");
     // (name, member, how the usage view sees them, keys, expected evidence; None = no finding)
     type Fill = fn(&mut UsageView);
-    let rows: Vec<(&str, User, Fill, Vec<ApiKey>, Option<&str>)> = vec![
+    type Row = (&'static str, User, Fill, Vec<ApiKey>, Option<&'static str>);
+    let rows: Vec<Row> = vec![
         (
             "active only in Claude Code (email matched lower-cased)",
             ann.clone(),

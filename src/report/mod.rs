@@ -578,7 +578,7 @@ fn unused_access<'a>(input: &ReportInput<'a>) -> Vec<UnusedLine<'a>> {
         };
         found.push((order, line));
     }
-    found.sort_by(|(a, _), (b, _)| a.cmp(b));
+    found.sort_by_key(|(order, _)| *order);
     out.extend(found.into_iter().map(|(_, line)| line));
     out
 }
