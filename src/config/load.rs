@@ -344,6 +344,9 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
                 orphaned_keys: take!("rules.orphaned_keys"),
                 excess_admins: take!("rules.excess_admins"),
                 privilege_escalation: take!("rules.privilege_escalation"),
+                dormant_keys: take!("rules.dormant_keys"),
+                dormant_members: take!("rules.dormant_members"),
+                key_hygiene: take!("rules.key_hygiene"),
             }
         },
         exemptions: take!("exemptions"),

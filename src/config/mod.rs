@@ -236,6 +236,9 @@ pub struct RulesConfig {
     pub orphaned_keys: OrphanedKeysRule,
     pub excess_admins: ExcessAdminsRule,
     pub privilege_escalation: PrivilegeEscalationRule,
+    pub dormant_keys: DormantKeysRule,
+    pub dormant_members: DormantMembersRule,
+    pub key_hygiene: KeyHygieneRule,
 }
 
 /// Declares one rule's validated settings: the fields every rule shares (`enabled`, `severity`,
@@ -312,6 +315,34 @@ rule!(
 rule!(
     /// `[rules.privilege_escalation]`: members who became admins since the previous snapshot.
     PrivilegeEscalationRule {}
+);
+
+rule!(
+    /// `[rules.dormant_keys]`: active keys nobody has called the API with for `max_idle_days`.
+    DormantKeysRule, remediable {
+        /// Days without usage (and of age) after which a key is dormant; at least 1.
+        pub max_idle_days: u32,
+    }
+);
+
+rule!(
+    /// `[rules.dormant_members]`: members with neither API usage nor Claude Code activity for
+    /// `max_idle_days`; report-only (a seat is a person's, not a machine's, to give up).
+    DormantMembersRule {
+        /// Days without activity (and of membership) after which a seat is dormant; at least 1.
+        pub max_idle_days: u32,
+    }
+);
+
+rule!(
+    /// `[rules.key_hygiene]`: active keys that never expire and are older than
+    /// `max_key_age_days`, and (when `flag_org_scoped`) organization-scoped keys; report-only.
+    KeyHygieneRule {
+        /// Age after which a key without an expiry is a finding; at least 1.
+        pub max_key_age_days: u32,
+        /// Also report every active organization-scoped key.
+        pub flag_org_scoped: bool,
+    }
 );
 
 #[derive(Debug, Clone)]

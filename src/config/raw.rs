@@ -129,6 +129,9 @@ pub(super) struct RawRules {
     pub(super) orphaned_keys: RawOrphanedKeys,
     pub(super) excess_admins: RawExcessAdmins,
     pub(super) privilege_escalation: RawPrivilegeEscalation,
+    pub(super) dormant_keys: RawDormantKeys,
+    pub(super) dormant_members: RawDormantMembers,
+    pub(super) key_hygiene: RawKeyHygiene,
 }
 
 impl RawConfig {
@@ -232,6 +235,16 @@ raw_rule!(RawExcessAdmins {
     max_workspace_admins: Option<u32>,
 });
 raw_rule!(RawPrivilegeEscalation {});
+raw_rule!(RawDormantKeys, remediable {
+    max_idle_days: Option<u32>,
+});
+raw_rule!(RawDormantMembers {
+    max_idle_days: Option<u32>,
+});
+raw_rule!(RawKeyHygiene {
+    max_key_age_days: Option<u32>,
+    flag_org_scoped: Option<bool>,
+});
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -19,12 +19,13 @@ use super::raw::{
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
-    EventsConfig, EventsPath, ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat,
-    MailConfig, MailTransport, MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem,
-    RemediationConfig, RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig,
-    Severity, StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule,
+    DormantKeysRule, DormantMembersRule, Environment, EventsConfig, EventsPath, ExcessAdminsRule,
+    Exemption, ExemptionMatch, KeyHygieneRule, LogConfig, LogFormat, MailConfig, MailTransport,
+    MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig,
+    RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity,
+    StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
@@ -420,6 +421,48 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
     } = check.rule("rules.privilege_escalation", r.shared(), Severity::High);
     let privilege_escalation = PrivilegeEscalationRule { enabled, severity };
 
+    let r = raw.dormant_keys;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.dormant_keys", r.shared(), Severity::Medium);
+    let dormant_keys = DormantKeysRule {
+        enabled,
+        severity,
+        remediate,
+        max_idle_days: check.at_least_one("rules.dormant_keys.max_idle_days", r.max_idle_days, 90),
+    };
+
+    let r = raw.dormant_members;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.dormant_members", r.shared(), Severity::Low);
+    let dormant_members = DormantMembersRule {
+        enabled,
+        severity,
+        max_idle_days: check.at_least_one(
+            "rules.dormant_members.max_idle_days",
+            r.max_idle_days,
+            60,
+        ),
+    };
+
+    let r = raw.key_hygiene;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.key_hygiene", r.shared(), Severity::Low);
+    let key_hygiene = KeyHygieneRule {
+        enabled,
+        severity,
+        max_key_age_days: check.at_least_one(
+            "rules.key_hygiene.max_key_age_days",
+            r.max_key_age_days,
+            365,
+        ),
+        flag_org_scoped: r.flag_org_scoped.unwrap_or(false),
+    };
+
     RulesConfig {
         stale_invites,
         departed_domains,
@@ -427,6 +470,9 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
         orphaned_keys,
         excess_admins,
         privilege_escalation,
+        dormant_keys,
+        dormant_members,
+        key_hygiene,
     }
 }
 

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{Exemption, RulesConfig, Severity};
 use crate::org::OrgState;
+use usage::UsageView;
 
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
@@ -50,6 +51,13 @@ pub enum RuleId {
     ExcessAdmins,
     /// Members who became admins since the previous snapshot.
     PrivilegeEscalation,
+    /// Active keys nobody has used for `max_idle_days` (needs usage data).
+    DormantKeys,
+    /// Members with neither API usage nor Claude Code activity for `max_idle_days` (needs usage
+    /// data).
+    DormantMembers,
+    /// Active keys that never expire and are old, and organization-scoped keys.
+    KeyHygiene,
     /// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
     RemediationGuard,
 }
@@ -57,7 +65,7 @@ pub enum RuleId {
 impl RuleId {
     /// Every rule id, the ones [`evaluate`] emits first in the order [`Evaluation::rules`] lists
     /// them, then `remediation_guard`.
-    pub const ALL: [RuleId; 8] = [
+    pub const ALL: [RuleId; 11] = [
         RuleId::StaleInvites,
         RuleId::DepartedDomains,
         RuleId::OffboardingRoster,
@@ -65,6 +73,9 @@ impl RuleId {
         RuleId::UnattributedKeys,
         RuleId::ExcessAdmins,
         RuleId::PrivilegeEscalation,
+        RuleId::DormantKeys,
+        RuleId::DormantMembers,
+        RuleId::KeyHygiene,
         RuleId::RemediationGuard,
     ];
 
@@ -77,6 +88,9 @@ impl RuleId {
             RuleId::UnattributedKeys => "unattributed_keys",
             RuleId::ExcessAdmins => "excess_admins",
             RuleId::PrivilegeEscalation => "privilege_escalation",
+            RuleId::DormantKeys => "dormant_keys",
+            RuleId::DormantMembers => "dormant_members",
+            RuleId::KeyHygiene => "key_hygiene",
             RuleId::RemediationGuard => "remediation_guard",
         }
     }
@@ -113,12 +127,21 @@ pub const ORPHANED_KEYS: RuleId = RuleId::OrphanedKeys;
 pub const UNATTRIBUTED_KEYS: RuleId = RuleId::UnattributedKeys;
 pub const EXCESS_ADMINS: RuleId = RuleId::ExcessAdmins;
 pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
+pub const DORMANT_KEYS: RuleId = RuleId::DormantKeys;
+pub const DORMANT_MEMBERS: RuleId = RuleId::DormantMembers;
+pub const KEY_HYGIENE: RuleId = RuleId::KeyHygiene;
 pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
 /// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
 /// report does not raise its banner for it).
 pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
 /// Why a rule that compares two snapshots did not run on the first one: expected, not a failure.
 pub const NO_PREVIOUS_SNAPSHOT: &str = "needs a previous snapshot";
+/// Why the usage rules did not run when the audit had no usage data at all (no ingest has run
+/// or none is configured): a choice or a first run, not a failure. A failed ingest and data too
+/// short for the rule's window are other reasons, each starting with [`USAGE_UNAVAILABLE`].
+pub const NO_USAGE_DATA: &str = "usage data unavailable: none has been ingested";
+/// How every reason a usage rule did not run begins: missing data is never read as "no usage".
+pub const USAGE_UNAVAILABLE: &str = "usage data unavailable";
 
 /// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
 pub const RULE_IDS: &[RuleId] = &[
@@ -129,6 +152,9 @@ pub const RULE_IDS: &[RuleId] = &[
     UNATTRIBUTED_KEYS,
     EXCESS_ADMINS,
     PRIVILEGE_ESCALATION,
+    DORMANT_KEYS,
+    DORMANT_MEMBERS,
+    KEY_HYGIENE,
 ];
 
 /// The compliance controls a rule's findings give evidence for.
@@ -147,6 +173,15 @@ pub const RULE_IDS: &[RuleId] = &[
 /// - `excess_admins`: least privilege for privileged accounts (SOC 2 CC6.3, NIST AC-6(5)).
 /// - `privilege_escalation`: role changes must be authorised and monitored (SOC 2 CC6.3 and
 ///   CC7.2, NIST AC-2(4) account-action auditing, AC-6(9) logging of privileged functions).
+///
+/// - `dormant_keys`: an unused credential is one that should be disabled after a period of
+///   inactivity (NIST AC-2(3)) and an authenticator nobody manages (NIST IA-5); removing it is
+///   de-provisioning (SOC 2 CC6.1, CC6.2).
+/// - `dormant_members`: an inactive account to disable or review (NIST AC-2(3)) and access to
+///   review periodically (SOC 2 CC6.2).
+/// - `key_hygiene`: an authenticator that is never refreshed (NIST IA-5) or that reaches the
+///   whole organization when one workspace would do (least privilege, NIST AC-6; SOC 2 CC6.1,
+///   CC6.3).
 ///
 /// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
 ///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
@@ -172,6 +207,19 @@ pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
             "SOC 2 CC7.2",
             "NIST 800-53 AC-2(4)",
             "NIST 800-53 AC-6(9)",
+        ],
+        DORMANT_KEYS => &[
+            "SOC 2 CC6.1",
+            "SOC 2 CC6.2",
+            "NIST 800-53 AC-2(3)",
+            "NIST 800-53 IA-5",
+        ],
+        DORMANT_MEMBERS => &["SOC 2 CC6.2", "NIST 800-53 AC-2(3)"],
+        KEY_HYGIENE => &[
+            "SOC 2 CC6.1",
+            "SOC 2 CC6.3",
+            "NIST 800-53 IA-5",
+            "NIST 800-53 AC-6",
         ],
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
     }
@@ -304,7 +352,7 @@ pub struct PolicyInput<'a> {
     pub roster: &'a Roster,
     /// What the usage data says, for `dormant_keys` and `dormant_members`; `None` (or a view
     /// whose `failure` is set) leaves them `not_evaluated`.
-    pub usage: Option<&'a usage::UsageView>,
+    pub usage: Option<&'a UsageView>,
     pub now: DateTime<Utc>,
 }
 
@@ -387,6 +435,10 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 
+    let usage = |idle_days: u32, key: &str| {
+        usage_covering(input.usage, input.now.date_naive(), idle_days, key)
+    };
+
     let runs = [
         run(STALE_INVITES, r.stale_invites.enabled, || {
             Ok(rules::stale_invites(&ctx))
@@ -409,6 +461,19 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
             r.privilege_escalation.enabled,
             escalation,
         ),
+        run(DORMANT_KEYS, r.dormant_keys.enabled, || {
+            let idle = r.dormant_keys.max_idle_days;
+            let view = usage(idle, "rules.dormant_keys.max_idle_days")?;
+            Ok(rules::dormant_keys(&ctx, view))
+        }),
+        run(DORMANT_MEMBERS, r.dormant_members.enabled, || {
+            let idle = r.dormant_members.max_idle_days;
+            let view = usage(idle, "rules.dormant_members.max_idle_days")?;
+            Ok(rules::dormant_members(&ctx, view))
+        }),
+        run(KEY_HYGIENE, r.key_hygiene.enabled, || {
+            Ok(rules::key_hygiene(&ctx))
+        }),
     ];
 
     let mut findings = Vec::new();
@@ -428,6 +493,33 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         findings,
         rules: outcomes,
     }
+}
+
+/// The usage view when it can tell who was idle for `idle_days` up to `today`: present, not
+/// failed, and beginning early enough. Otherwise why not, starting with [`USAGE_UNAVAILABLE`];
+/// `setting` names the option that asks for the window.
+fn usage_covering<'v>(
+    usage: Option<&'v UsageView>,
+    today: chrono::NaiveDate,
+    idle_days: u32,
+    setting: &str,
+) -> Result<&'v UsageView, String> {
+    let view = usage.ok_or_else(|| NO_USAGE_DATA.to_owned())?;
+    if let Some(failure) = &view.failure {
+        return Err(format!("{USAGE_UNAVAILABLE}: {failure}"));
+    }
+    let Some(from) = view.covered_from else {
+        return Err(NO_USAGE_DATA.to_owned());
+    };
+    // Idle means no use after `today - idle_days`; the data must reach back to that day.
+    let needed = today - chrono::Duration::days(i64::from(idle_days));
+    if from > needed {
+        return Err(format!(
+            "{USAGE_UNAVAILABLE}: it begins on {from}, and {setting} = {idle_days} needs it \
+             from {needed} (raise [usage] backfill_days or wait for it to grow)"
+        ));
+    }
+    Ok(view)
 }
 
 /// Runs one rule when it is enabled and records its outcome.

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::glob::glob_match;
+use super::usage::UsageView;
 use super::{
     controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, RuleId, SubjectKind,
-    DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
-    STALE_INVITES, UNATTRIBUTED_KEYS,
+    DEPARTED_DOMAINS, DORMANT_KEYS, DORMANT_MEMBERS, EXCESS_ADMINS, KEY_HYGIENE,
+    OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION, STALE_INVITES, UNATTRIBUTED_KEYS,
 };
 use crate::config::{normalize_domain, ExemptionMatch, Severity};
 use crate::org::OrgState;
@@ -909,6 +910,199 @@ pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Ve
     out
 }
 
+// ---- dormant_keys, dormant_members and key_hygiene ---------------------------------------------
+
+/// Keys the rules of unused access judge: active, and not past their `expires_at` (such a key
+/// no longer works, whatever its status says).
+fn working_keys<'c, 'a>(
+    ctx: &'c Context<'a>,
+) -> impl Iterator<Item = (&'a ApiKey, KeyOwner<'a>)> + 'c {
+    ctx.active_keys()
+        .filter(|(k, _)| k.expires_at.is_none_or(|at| at > ctx.now))
+}
+
+/// The day after which any use means "not idle": `today - max_idle_days`. Used on that day is
+/// exactly `max_idle_days` ago, which is not more than the limit.
+fn idle_cutoff(ctx: &Context<'_>, max_idle_days: u32) -> NaiveDate {
+    ctx.today - Duration::days(i64::from(max_idle_days))
+}
+
+/// How long without use, in words, for something that existed since `since` and was last used
+/// on `last` (if ever within the data): "last used on DATE (N days ago)", "not used since it was
+/// created on DATE" (`origin` names the event), or "not used since at least DATE" when `since`
+/// is before the data begins.
+fn idle_since(
+    ctx: &Context<'_>,
+    usage: &UsageView,
+    last: Option<NaiveDate>,
+    since: DateTime<Utc>,
+    what: &str,
+    origin: &str,
+) -> String {
+    let date = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    match (last, usage.covered_from) {
+        (Some(last), _) => format!(
+            "last {what} on {} ({})",
+            date(last),
+            days_ago((ctx.today - last).num_days())
+        ),
+        (None, Some(from)) if since.date_naive() < from => {
+            format!(
+                "not {what} since at least {}, when the usage data begins",
+                date(from)
+            )
+        }
+        (None, _) => format!("not {what} since {origin} on {}", day(since)),
+    }
+}
+
+/// The person who owns `key`, if it is a person's and orgwarden knows them.
+fn key_person<'a>(ctx: &Context<'a>, key: &'a ApiKey) -> Option<Person<'a>> {
+    match key.owner() {
+        KeyOwner::User(id) => ctx.person(id),
+        _ => None,
+    }
+}
+
+/// A finding about `key`, which exemptions match by the key and by its owner's email.
+fn key_draft<'k>(
+    key: &'k ApiKey,
+    owner: Option<&'k Person<'_>>,
+    evidence: String,
+    action: Action,
+) -> Draft<'k> {
+    Draft::new(SubjectKind::ApiKey, &key.id, &key.name, evidence, action)
+        .email(owner.map(Person::email))
+        .key(key)
+}
+
+pub(super) fn dormant_keys(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding> {
+    let config = &ctx.input.rules.dormant_keys;
+    let limit = config.max_idle_days;
+    let cutoff = idle_cutoff(ctx, limit);
+    let mut out = Vec::new();
+    for (key, owner) in working_keys(ctx) {
+        // A key younger than the limit cannot have been idle that long.
+        if ctx.now - key.created_at <= Duration::days(i64::from(limit)) {
+            continue;
+        }
+        let last = usage.key_last_used.get(&key.id).copied();
+        if last.is_some_and(|last| last >= cutoff) {
+            continue;
+        }
+        let person = key_person(ctx, key);
+        let owned = match (&person, owner) {
+            (Some(person), _) => format!(", owned by {}", person.describe()),
+            (None, KeyOwner::NonPerson) => ", a service-account key".to_owned(),
+            _ => String::new(),
+        };
+        let evidence = format!(
+            "active key created {} {}{owned}; {} (limit {limit} days)",
+            day(key.created_at),
+            ctx.key_place(key),
+            idle_since(ctx, usage, last, key.created_at, "used", "it was created"),
+        );
+        let draft = key_draft(key, person.as_ref(), evidence, Action::DeactivateKey);
+        out.push(ctx.finish(DORMANT_KEYS, config.severity, draft));
+    }
+    out
+}
+
+pub(super) fn dormant_members(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding> {
+    let config = &ctx.input.rules.dormant_members;
+    let limit = config.max_idle_days;
+    let cutoff = idle_cutoff(ctx, limit);
+
+    // Calls with a person's own keys are theirs even where the report does not attribute them
+    // to the account; any key counts, a since deactivated one too.
+    let mut via_keys: HashMap<&str, NaiveDate> = HashMap::new();
+    for key in &ctx.state.api_keys {
+        let (KeyOwner::User(owner), Some(&used)) = (key.owner(), usage.key_last_used.get(&key.id))
+        else {
+            continue;
+        };
+        let latest = via_keys.entry(owner).or_insert(used);
+        *latest = (*latest).max(used);
+    }
+
+    let mut out = Vec::new();
+    for member in &ctx.state.members {
+        if ctx.now - member.added_at <= Duration::days(i64::from(limit)) {
+            continue;
+        }
+        let api = [
+            usage.account_last_api.get(&member.id).copied(),
+            via_keys.get(member.id.as_str()).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let code = usage
+            .claude_code_last_active
+            .get(&member.email.trim().to_lowercase())
+            .copied();
+        let last = api.max(code);
+        if last.is_some_and(|last| last >= cutoff) {
+            continue;
+        }
+        let evidence = format!(
+            "member since {} with role {}; {} (limit {limit} days); a seat nobody uses",
+            day(member.added_at),
+            member.role,
+            idle_since(
+                ctx,
+                usage,
+                last,
+                member.added_at,
+                "active in the API or Claude Code",
+                "they joined"
+            ),
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(DORMANT_MEMBERS, config.severity, draft));
+    }
+    out
+}
+
+pub(super) fn key_hygiene(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.key_hygiene;
+    let limit = config.max_key_age_days;
+    let mut out = Vec::new();
+    for (key, _) in working_keys(ctx) {
+        let mut reasons = Vec::new();
+        let age = ctx.now - key.created_at;
+        if key.expires_at.is_none() && age > Duration::days(i64::from(limit)) {
+            reasons.push(format!(
+                "never expires and is {} old (limit {limit} days)",
+                plural(usize::try_from(age.num_days()).unwrap_or(0), "day", "days")
+            ));
+        }
+        if config.flag_org_scoped && key.scope.as_ref().is_some_and(|s| s.is_organization()) {
+            reasons.push("is organization-scoped, so it reaches every workspace".to_owned());
+        }
+        if reasons.is_empty() {
+            continue;
+        }
+        let person = key_person(ctx, key);
+        let evidence = format!(
+            "active key created {} {}: {}",
+            day(key.created_at),
+            ctx.key_place(key),
+            reasons.join(", and ")
+        );
+        let draft = key_draft(key, person.as_ref(), evidence, Action::Review);
+        out.push(ctx.finish(KEY_HYGIENE, config.severity, draft));
+    }
+    out
+}
+
 // ---- Wording helpers ----------------------------------------------------------------------------
 
 fn day(at: DateTime<Utc>) -> String {
@@ -921,6 +1115,15 @@ fn plural(n: usize, one: &str, many: &str) -> String {
         format!("1 {one}")
     } else {
         format!("{n} {many}")
+    }
+}
+
+/// "today", "1 day ago", "40 days ago".
+fn days_ago(days: i64) -> String {
+    match days {
+        days if days < 1 => "today".to_owned(),
+        1 => "1 day ago".to_owned(),
+        days => format!("{days} days ago"),
     }
 }
 

@@ -7,12 +7,13 @@ use chrono::{Duration, NaiveDate};
 
 use super::*;
 use crate::config::{
-    DepartedDomainsRule, ExcessAdminsRule, ExemptionMatch, OrphanedKeysRule,
-    PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
+    DepartedDomainsRule, DormantKeysRule, DormantMembersRule, ExcessAdminsRule, ExemptionMatch,
+    KeyHygieneRule, OrphanedKeysRule, PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
 };
 use crate::org::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
+    Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
+use usage::UsageView;
 
 // ---- Helpers ------------------------------------------------------------------------------------
 
@@ -62,6 +63,7 @@ fn key(id: &str, name: &str) -> ApiKey {
         status: "active".into(),
         expires_at: None,
         principal: None,
+        scope: None,
     }
 }
 
@@ -192,6 +194,23 @@ fn rules() -> RulesConfig {
             enabled: true,
             severity: Severity::High,
         },
+        dormant_keys: DormantKeysRule {
+            enabled: true,
+            severity: Severity::Medium,
+            remediate: false,
+            max_idle_days: 90,
+        },
+        dormant_members: DormantMembersRule {
+            enabled: true,
+            severity: Severity::Low,
+            max_idle_days: 60,
+        },
+        key_hygiene: KeyHygieneRule {
+            enabled: true,
+            severity: Severity::Low,
+            max_key_age_days: 365,
+            flag_org_scoped: false,
+        },
     }
 }
 
@@ -211,6 +230,7 @@ struct Case {
     rules: RulesConfig,
     exemptions: Vec<Exemption>,
     roster: Roster,
+    usage: Option<UsageView>,
     now: DateTime<Utc>,
 }
 
@@ -223,6 +243,7 @@ impl Case {
             rules: rules(),
             exemptions: vec![],
             roster: Roster::NotConfigured,
+            usage: None,
             now: now(),
         }
     }
@@ -235,7 +256,7 @@ impl Case {
             rules: &self.rules,
             exemptions: &self.exemptions,
             roster: &self.roster,
-            usage: None,
+            usage: self.usage.as_ref(),
             now: self.now,
         })
     }
@@ -2170,6 +2191,9 @@ fn busy_case() -> Case {
         last_day: None,
         line: 2,
     }]);
+    // Everyone idle since the data began, and every key too old to go without an expiry.
+    case.usage = Some(usage_view());
+    case.rules.key_hygiene.max_key_age_days = 1;
     case
 }
 
@@ -2191,9 +2215,12 @@ fn every_rule_reports_and_findings_are_sorted() {
         );
         assert!(outcome.n_findings > 0, "{} found nothing", outcome.rule);
     }
+    // The unused-access rules find every idle key and member; the order of the others is
+    // checked here, theirs in their own tables.
     let order: Vec<(Severity, RuleId, &str)> = evaluation
         .findings
         .iter()
+        .filter(|f| !matches!(f.rule, DORMANT_KEYS | DORMANT_MEMBERS | KEY_HYGIENE))
         .map(|f| (f.severity, f.rule, f.subject.as_str()))
         .collect();
     assert_eq!(
@@ -2223,6 +2250,9 @@ fn disabled_rules_report_disabled_and_find_nothing() {
     case.rules.orphaned_keys.enabled = false;
     case.rules.excess_admins.enabled = false;
     case.rules.privilege_escalation.enabled = false;
+    case.rules.dormant_keys.enabled = false;
+    case.rules.dormant_members.enabled = false;
+    case.rules.key_hygiene.enabled = false;
     let evaluation = case.eval();
     assert!(evaluation.findings.is_empty(), "{:?}", evaluation.findings);
     for outcome in &evaluation.rules {
@@ -2429,4 +2459,565 @@ fn rule_ids_keep_their_stored_spelling() {
     assert_eq!(RuleId::OrphanedKeys.as_str(), "orphaned_keys");
     assert_eq!(RuleId::RemediationGuard.as_str(), "remediation_guard");
     assert_eq!(RuleId::parse("a_rule_from_a_newer_version"), None);
+}
+
+// ---- dormant_keys, dormant_members, key_hygiene -------------------------------------------------
+
+/// Usage data from 2025-10-01 to today (`now` is 2026-02-01), with nothing used yet.
+fn usage_view() -> UsageView {
+    UsageView {
+        covered_from: Some(date("2025-10-01")),
+        covered_to: Some(date("2026-02-01")),
+        ..UsageView::default()
+    }
+}
+
+fn scoped(kind: &str) -> Option<KeyScope> {
+    Some(KeyScope {
+        kind: kind.into(),
+        workspace_id: (kind == "workspace").then(|| "wrkspc_1".into()),
+    })
+}
+
+/// Checks a table row's outcome: no finding when `want` is `None`, else exactly one whose
+/// evidence contains `want`, returned for the row's further checks.
+fn one_finding<'e>(found: &[&'e Finding], want: Option<&str>, name: &str) -> Option<&'e Finding> {
+    let Some(want) = want else {
+        assert!(found.is_empty(), "{name}: {found:?}");
+        return None;
+    };
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    assert!(
+        found[0].evidence.contains(want),
+        "{name}: {}",
+        found[0].evidence
+    );
+    Some(found[0])
+}
+
+#[test]
+fn dormant_keys_table() {
+    // max_idle_days 90: used on or after 2025-11-03 (exactly 90 days ago) is not dormant.
+    let old = key("apikey_k", "build-bot");
+    // (name, key, last used, expected evidence part; None = no finding)
+    let rows: Vec<(&str, ApiKey, Option<&str>, Option<&str>)> = vec![
+        (
+            "used exactly max_idle_days ago",
+            old.clone(),
+            Some("2025-11-03"),
+            None,
+        ),
+        (
+            "used a day before that",
+            old.clone(),
+            Some("2025-11-02"),
+            Some(
+                "active key created 2025-07-01 in the Default Workspace; last used on \
+                 2025-11-02 (91 days ago) (limit 90 days)",
+            ),
+        ),
+        ("used today", old.clone(), Some("2026-02-01"), None),
+        (
+            "never used, created before the usage data begins",
+            old.clone(),
+            None,
+            Some("not used since at least 2025-10-01, when the usage data begins (limit 90"),
+        ),
+        (
+            "never used, created within the data and over the limit",
+            ApiKey {
+                created_at: at("2025-10-15T08:00:00Z"),
+                ..old.clone()
+            },
+            None,
+            Some("not used since it was created on 2025-10-15 (limit 90 days)"),
+        ),
+        (
+            "created yesterday",
+            ApiKey {
+                created_at: now() - Duration::days(1),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "created exactly max_idle_days ago",
+            ApiKey {
+                created_at: now() - Duration::days(90),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "deactivated key",
+            ApiKey {
+                status: "inactive".into(),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "expired key",
+            ApiKey {
+                status: "expired".into(),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "active but past its expires_at",
+            ApiKey {
+                expires_at: Some(now() - Duration::hours(1)),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "service-account key (non-person principal)",
+            ApiKey {
+                principal: service_actor("svac_1"),
+                ..old.clone()
+            },
+            None,
+            Some("in the Default Workspace, a service-account key; not used since at least"),
+        ),
+        (
+            "a person's key names its owner",
+            owned_key("apikey_o", "user_a"),
+            Some("2025-09-01"),
+            Some("owned by member a@corp.test; last used on 2025-09-01"),
+        ),
+    ];
+    for (name, key, last, want) in rows {
+        let mut usage = usage_view();
+        if let Some(last) = last {
+            usage.key_last_used.insert(key.id.clone(), date(last));
+        }
+        let mut case = Case::new(OrgState {
+            members: vec![user("user_a", "a@corp.test", "developer")],
+            api_keys: vec![key.clone()],
+            ..state()
+        });
+        case.usage = Some(usage);
+        let evaluation = case.eval();
+        assert_eq!(
+            status(&evaluation, DORMANT_KEYS),
+            RuleStatus::Evaluated,
+            "{name}"
+        );
+        let found = of(&evaluation, DORMANT_KEYS);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::DeactivateKey, "{name}");
+            assert_eq!(finding.severity, Severity::Medium, "{name}");
+            assert_eq!(finding.subject_id, key.id, "{name}");
+            assert_eq!(finding.controls, controls_for(DORMANT_KEYS), "{name}");
+        }
+    }
+}
+
+#[test]
+fn dormant_members_table() {
+    // max_idle_days 60: active on or after 2025-12-03 (exactly 60 days ago) is not dormant.
+    let ann = user("user_ann", "Ann@Corp.test", "developer");
+    // (name, member, how the usage view sees them, keys, expected evidence; None = no finding)
+    type Fill = fn(&mut UsageView);
+    type Row = (&'static str, User, Fill, Vec<ApiKey>, Option<&'static str>);
+    let rows: Vec<Row> = vec![
+        (
+            "active only in Claude Code (email matched lower-cased)",
+            ann.clone(),
+            |u| {
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2026-01-20"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "API usage attributed to the account",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2026-01-30"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "usage of a key they own",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
+            },
+            vec![ApiKey {
+                principal: user_actor("user_ann"),
+                ..key("apikey_ann", "ann's key")
+            }],
+            None,
+        ),
+        (
+            "usage of their key deactivated since",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
+            },
+            vec![ApiKey {
+                status: "inactive".into(),
+                ..owned_key("apikey_ann", "user_ann")
+            }],
+            None,
+        ),
+        (
+            "usage of someone else's key does not count",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_bo".into(), date("2026-01-25"));
+            },
+            vec![owned_key("apikey_bo", "user_bo")],
+            Some("not active in the API or Claude Code since at least 2025-10-01"),
+        ),
+        (
+            "active exactly max_idle_days ago",
+            ann.clone(),
+            |u| {
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2025-12-03"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "active a day before that",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2025-12-02"));
+            },
+            vec![],
+            Some(
+                "member since 2025-06-01 with role developer; last active in the API or \
+                 Claude Code on 2025-12-02 (61 days ago) (limit 60 days); a seat nobody uses",
+            ),
+        ),
+        (
+            "the latest of API and Claude Code counts",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2025-11-01"));
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2025-11-20"));
+            },
+            vec![],
+            Some("on 2025-11-20 (73 days ago)"),
+        ),
+        (
+            "joined within the data, never active",
+            User {
+                added_at: at("2025-11-01T09:00:00Z"),
+                ..ann.clone()
+            },
+            |_| {},
+            vec![],
+            Some("not active in the API or Claude Code since they joined on 2025-11-01"),
+        ),
+        (
+            "joined yesterday",
+            User {
+                added_at: now() - Duration::days(1),
+                ..ann.clone()
+            },
+            |_| {},
+            vec![],
+            None,
+        ),
+    ];
+    for (name, member, fill, keys, want) in rows {
+        let mut usage = usage_view();
+        fill(&mut usage);
+        let mut case = Case::new(OrgState {
+            members: vec![member.clone()],
+            api_keys: keys,
+            ..state()
+        });
+        case.usage = Some(usage);
+        let evaluation = case.eval();
+        let found = of(&evaluation, DORMANT_MEMBERS);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
+            assert_eq!(finding.subject_kind, SubjectKind::Member, "{name}");
+            assert_eq!(finding.severity, Severity::Low, "{name}");
+        }
+    }
+}
+
+#[test]
+fn usage_rules_without_usable_data_are_not_evaluated() {
+    let org = OrgState {
+        members: vec![user("user_a", "a@corp.test", "developer")],
+        api_keys: vec![key("apikey_1", "idle")],
+        ..state()
+    };
+    let failed = UsageView {
+        failure: Some("usage_report/messages answered 500".into()),
+        ..usage_view()
+    };
+    let empty = UsageView::default();
+    let short = UsageView {
+        covered_from: Some(date("2025-12-01")),
+        ..usage_view()
+    };
+    // (name, usage, reason of dormant_keys, reason of dormant_members)
+    let rows: Vec<(&str, Option<UsageView>, String, String)> = vec![
+        (
+            "no usage data",
+            None,
+            NO_USAGE_DATA.into(),
+            NO_USAGE_DATA.into(),
+        ),
+        (
+            "the ingest failed",
+            Some(failed),
+            "usage data unavailable: usage_report/messages answered 500".into(),
+            "usage data unavailable: usage_report/messages answered 500".into(),
+        ),
+        (
+            "nothing ingested yet",
+            Some(empty),
+            NO_USAGE_DATA.into(),
+            NO_USAGE_DATA.into(),
+        ),
+        (
+            "data shorter than the window",
+            Some(short),
+            "usage data unavailable: it begins on 2025-12-01, and \
+             rules.dormant_keys.max_idle_days = 90 needs it from 2025-11-03 (raise [usage] \
+             backfill_days or wait for it to grow)"
+                .into(),
+            // 60 days back is 2025-12-03: covered.
+            String::new(),
+        ),
+    ];
+    for (name, usage, keys_reason, members_reason) in rows {
+        let mut case = Case::new(org.clone());
+        case.usage = usage;
+        let evaluation = case.eval();
+        assert_eq!(
+            status(&evaluation, DORMANT_KEYS),
+            RuleStatus::NotEvaluated(keys_reason),
+            "{name}"
+        );
+        assert!(of(&evaluation, DORMANT_KEYS).is_empty(), "{name}");
+        if members_reason.is_empty() {
+            assert_eq!(
+                status(&evaluation, DORMANT_MEMBERS),
+                RuleStatus::Evaluated,
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                status(&evaluation, DORMANT_MEMBERS),
+                RuleStatus::NotEvaluated(members_reason),
+                "{name}"
+            );
+            assert!(of(&evaluation, DORMANT_MEMBERS).is_empty(), "{name}");
+        }
+        // key_hygiene needs no usage data.
+        assert_eq!(
+            status(&evaluation, KEY_HYGIENE),
+            RuleStatus::Evaluated,
+            "{name}"
+        );
+    }
+
+    // Disabled stays disabled, with or without data.
+    let mut case = Case::new(org);
+    case.rules.dormant_keys.enabled = false;
+    case.rules.dormant_members.enabled = false;
+    let evaluation = case.eval();
+    assert_eq!(status(&evaluation, DORMANT_KEYS), RuleStatus::Disabled);
+    assert_eq!(status(&evaluation, DORMANT_MEMBERS), RuleStatus::Disabled);
+}
+
+#[test]
+fn key_hygiene_table() {
+    let old = ApiKey {
+        created_at: now() - Duration::days(400),
+        ..key("apikey_h", "deploy")
+    };
+    // (name, key, flag_org_scoped, expected evidence; None = no finding)
+    let rows: Vec<(&str, ApiKey, bool, Option<&str>)> = vec![
+        (
+            "never expires and is older than the limit",
+            old.clone(),
+            false,
+            Some(
+                "active key created 2024-12-28 in the Default Workspace: never expires and \
+                 is 400 days old (limit 365 days)",
+            ),
+        ),
+        (
+            "exactly the limit",
+            ApiKey {
+                created_at: now() - Duration::days(365),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "young key without expiry",
+            key("apikey_y", "new"),
+            false,
+            None,
+        ),
+        (
+            "old key with an expiry ahead",
+            ApiKey {
+                expires_at: Some(now() + Duration::days(30)),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "deactivated",
+            ApiKey {
+                status: "inactive".into(),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "expired",
+            ApiKey {
+                status: "expired".into(),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "service-account key",
+            ApiKey {
+                principal: service_actor("svac_1"),
+                ..old.clone()
+            },
+            false,
+            Some("never expires"),
+        ),
+        (
+            "organization-scoped, flag off",
+            ApiKey {
+                scope: scoped("organization"),
+                ..key("apikey_s", "org")
+            },
+            false,
+            None,
+        ),
+        (
+            "organization-scoped, flag on",
+            ApiKey {
+                scope: scoped("organization"),
+                ..key("apikey_s", "org")
+            },
+            true,
+            Some(
+                "active key created 2025-07-01 in the Default Workspace: is \
+                 organization-scoped, so it reaches every workspace",
+            ),
+        ),
+        (
+            "workspace-scoped, flag on",
+            ApiKey {
+                scope: scoped("workspace"),
+                ..key("apikey_w", "ws")
+            },
+            true,
+            None,
+        ),
+        (
+            "unknown scope type, flag on",
+            ApiKey {
+                scope: scoped("galaxy"),
+                ..key("apikey_g", "galaxy")
+            },
+            true,
+            None,
+        ),
+        (
+            "both reasons in one finding",
+            ApiKey {
+                scope: scoped("organization"),
+                ..old.clone()
+            },
+            true,
+            Some("(limit 365 days), and is organization-scoped"),
+        ),
+    ];
+    for (name, key, flag, want) in rows {
+        let mut case = Case::new(OrgState {
+            api_keys: vec![key],
+            ..state()
+        });
+        case.rules.key_hygiene.flag_org_scoped = flag;
+        let evaluation = case.eval();
+        let found = of(&evaluation, KEY_HYGIENE);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
+        }
+    }
+}
+
+#[test]
+fn unused_access_findings_honour_exemptions() {
+    let old = |id: &str, name: &str| ApiKey {
+        created_at: now() - Duration::days(400),
+        ..key(id, name)
+    };
+    let mut case = Case::new(OrgState {
+        members: vec![user("user_a", "a@corp.test", "developer")],
+        api_keys: vec![
+            old("apikey_ci", "ci-nightly"),
+            ApiKey {
+                principal: user_actor("user_a"),
+                ..old("apikey_a", "alice")
+            },
+            old("apikey_x", "other"),
+        ],
+        ..state()
+    });
+    case.usage = Some(usage_view());
+    case.exemptions = vec![
+        exemption(ExemptionMatch::KeyName("ci-*".into()), None),
+        exemption(ExemptionMatch::Email("A@corp.test".into()), None),
+        // Expired yesterday: no longer applies.
+        exemption(ExemptionMatch::KeyId("apikey_x".into()), Some("2026-01-31")),
+    ];
+    let evaluation = case.eval();
+    for rule in [DORMANT_KEYS, KEY_HYGIENE] {
+        let exempted: Vec<(&str, bool)> = of(&evaluation, rule)
+            .iter()
+            .map(|f| (f.subject_id.as_str(), f.exemption.is_some()))
+            .collect();
+        let mut exempted = exempted;
+        exempted.sort();
+        assert_eq!(
+            exempted,
+            vec![("apikey_a", true), ("apikey_ci", true), ("apikey_x", false)],
+            "{rule}"
+        );
+    }
+    let members = of(&evaluation, DORMANT_MEMBERS);
+    assert_eq!(members.len(), 1);
+    assert!(members[0].exemption.is_some());
 }

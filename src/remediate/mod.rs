@@ -44,7 +44,7 @@ use serde::Serialize;
 use crate::config::{Config, RemediationMode, Severity};
 use crate::org::{Counts, OrgState, RunRecord};
 use crate::policy::{
-    self, Action, Finding, RuleId, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER,
+    self, Action, Finding, RuleId, SubjectKind, DEPARTED_DOMAINS, DORMANT_KEYS, OFFBOARDING_ROSTER,
     ORPHANED_KEYS, STALE_INVITES,
 };
 
@@ -302,7 +302,10 @@ fn opted_in(config: &Config, rule: RuleId, action: Action) -> Result<(), String>
             ],
         ),
         ORPHANED_KEYS => (r.orphaned_keys.remediate, false, &[Action::DeactivateKey]),
+        DORMANT_KEYS => (r.dormant_keys.remediate, false, &[Action::DeactivateKey]),
         RuleId::UnattributedKeys
+        | RuleId::DormantMembers
+        | RuleId::KeyHygiene
         | RuleId::ExcessAdmins
         | RuleId::PrivilegeEscalation
         | RuleId::RemediationGuard => return Err(format!("{rule} findings are report-only")),

@@ -44,7 +44,7 @@ pub use usage::{
 
 use crate::org::OrgState;
 use crate::org::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
+    Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/009_events.sql"),
     include_str!("sql/010_owner_notices.sql"),
     include_str!("sql/011_usage.sql"),
+    include_str!("sql/012_key_scope.sql"),
 ];
 
 /// The schema version this build writes.
@@ -783,7 +784,7 @@ impl Store {
         } else {
             self.query(
             capacity.api_keys,
-            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at}"),
+            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id, scope_type, scope_workspace_id FROM api_keys WHERE {at}"),
             run_id,
             |row| {
                 let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
@@ -795,6 +796,10 @@ impl Store {
                     user_id: row.get(10).ok().flatten(),
                     service_account_id: row.get(11).ok().flatten(),
                 });
+                let scope = row.get::<_, Option<String>>(12)?.map(|kind| KeyScope {
+                    kind,
+                    workspace_id: row.get(13).ok().flatten(),
+                });
                 Ok(ApiKey {
                     id: row.get(0)?,
                     name: row.get(1)?,
@@ -805,6 +810,7 @@ impl Store {
                     status: row.get::<_, String>(7)?.into(),
                     expires_at: opt_ts_at(row, 8)?,
                     principal,
+                    scope,
                 })
             },
         )?

@@ -31,6 +31,11 @@ fn key(id: &str, status: &str) -> ApiKey {
         status: status.into(),
         expires_at: None,
         principal: None,
+        // The 2026 scope is stored too: reading a snapshot back gives it unchanged.
+        scope: Some(KeyScope {
+            kind: "workspace".into(),
+            workspace_id: Some("wrkspc_default".into()),
+        }),
     }
 }
 
