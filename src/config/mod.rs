@@ -18,6 +18,7 @@
 
 mod base_url;
 mod directories;
+mod directory_check;
 mod load;
 mod parse;
 mod raw;
@@ -108,6 +109,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
     pub alerts: AlertsConfig,
+    /// `[[directories]]`: the enabled identity-provider sources, in configuration order.
+    pub directories: Vec<DirectoryConfig>,
 }
 
 /// `[alerts]`: what is alerted on at once, and where.
@@ -208,6 +211,9 @@ pub struct RulesConfig {
     pub orphaned_keys: OrphanedKeysRule,
     pub excess_admins: ExcessAdminsRule,
     pub privilege_escalation: PrivilegeEscalationRule,
+    pub directory_departed: DirectoryDepartedRule,
+    pub directory_unknown: DirectoryUnknownRule,
+    pub assignment_drift: AssignmentDriftRule,
 }
 
 /// Declares one rule's validated settings: the fields every rule shares (`enabled`, `severity`,
@@ -284,6 +290,27 @@ rule!(
 rule!(
     /// `[rules.privilege_escalation]`: members who became admins since the previous snapshot.
     PrivilegeEscalationRule {}
+);
+
+rule!(
+    /// `[rules.directory_departed]`: access left to people their authoritative directory lists
+    /// as disabled or deleted; the same actions and guards as the roster.
+    DirectoryDepartedRule, remediable {
+        /// Removing members is a separate, explicit opt-in.
+        pub remove_members: bool,
+    }
+);
+
+rule!(
+    /// `[rules.directory_unknown]`: members and invites in a directory's domains that it has no
+    /// account for (review).
+    DirectoryUnknownRule {}
+);
+
+rule!(
+    /// `[rules.assignment_drift]`: members not assigned to the Claude application in the
+    /// identity provider, and removed members still assigned and active there (review).
+    AssignmentDriftRule {}
 );
 
 #[derive(Debug, Clone)]

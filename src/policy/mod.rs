@@ -10,6 +10,7 @@
 //! an [`Action`] is only a recommendation, and whether it is carried out is for the remediation
 //! module to decide.
 
+pub mod directory;
 pub mod exemption;
 mod glob;
 pub mod records;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::config::{Exemption, RulesConfig, Severity};
 use crate::org::OrgState;
 
+pub use directory::{DirectoryRead, DirectoryView};
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
 
@@ -50,6 +52,13 @@ pub enum RuleId {
     ExcessAdmins,
     /// Members who became admins since the previous snapshot.
     PrivilegeEscalation,
+    /// Access left to people disabled, suspended or deleted in their authoritative directory.
+    DirectoryDeparted,
+    /// Members and invites in a directory's domains that it has no account for.
+    DirectoryUnknown,
+    /// Members not assigned to the Claude application in the identity provider, and removed
+    /// members still assigned there.
+    AssignmentDrift,
     /// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
     RemediationGuard,
 }
@@ -57,7 +66,7 @@ pub enum RuleId {
 impl RuleId {
     /// Every rule id, the ones [`evaluate`] emits first in the order [`Evaluation::rules`] lists
     /// them, then `remediation_guard`.
-    pub const ALL: [RuleId; 8] = [
+    pub const ALL: [RuleId; 11] = [
         RuleId::StaleInvites,
         RuleId::DepartedDomains,
         RuleId::OffboardingRoster,
@@ -65,6 +74,9 @@ impl RuleId {
         RuleId::UnattributedKeys,
         RuleId::ExcessAdmins,
         RuleId::PrivilegeEscalation,
+        RuleId::DirectoryDeparted,
+        RuleId::DirectoryUnknown,
+        RuleId::AssignmentDrift,
         RuleId::RemediationGuard,
     ];
 
@@ -77,6 +89,9 @@ impl RuleId {
             RuleId::UnattributedKeys => "unattributed_keys",
             RuleId::ExcessAdmins => "excess_admins",
             RuleId::PrivilegeEscalation => "privilege_escalation",
+            RuleId::DirectoryDeparted => "directory_departed",
+            RuleId::DirectoryUnknown => "directory_unknown",
+            RuleId::AssignmentDrift => "assignment_drift",
             RuleId::RemediationGuard => "remediation_guard",
         }
     }
@@ -113,7 +128,15 @@ pub const ORPHANED_KEYS: RuleId = RuleId::OrphanedKeys;
 pub const UNATTRIBUTED_KEYS: RuleId = RuleId::UnattributedKeys;
 pub const EXCESS_ADMINS: RuleId = RuleId::ExcessAdmins;
 pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
+pub const DIRECTORY_DEPARTED: RuleId = RuleId::DirectoryDeparted;
+pub const DIRECTORY_UNKNOWN: RuleId = RuleId::DirectoryUnknown;
+pub const ASSIGNMENT_DRIFT: RuleId = RuleId::AssignmentDrift;
 pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
+/// Why the directory rules did not run when no `[[directories]]` source is configured: a
+/// choice, not a failure (the report does not raise its banner for it).
+pub const DIRECTORIES_NOT_CONFIGURED: &str = "no [[directories]] source configured";
+/// Why `assignment_drift` did not run when no source reads the Claude app's assignments.
+pub const ASSIGNMENTS_NOT_CONFIGURED: &str = "no directory source reads the app assignments";
 /// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
 /// report does not raise its banner for it).
 pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
@@ -129,6 +152,9 @@ pub const RULE_IDS: &[RuleId] = &[
     UNATTRIBUTED_KEYS,
     EXCESS_ADMINS,
     PRIVILEGE_ESCALATION,
+    DIRECTORY_DEPARTED,
+    DIRECTORY_UNKNOWN,
+    ASSIGNMENT_DRIFT,
 ];
 
 /// The compliance controls a rule's findings give evidence for.
@@ -148,12 +174,17 @@ pub const RULE_IDS: &[RuleId] = &[
 /// - `privilege_escalation`: role changes must be authorised and monitored (SOC 2 CC6.3 and
 ///   CC7.2, NIST AC-2(4) account-action auditing, AC-6(9) logging of privileged functions).
 ///
+/// - `directory_departed`: the identity provider's own record of a departure, same as the roster.
+/// - `directory_unknown` and `assignment_drift`: accounts the source of truth does not back (or
+///   will provision again) are account management (SOC 2 CC6.2, NIST AC-2), and access that
+///   deprovisioning there will not remove is AC-2(3).
+///
 /// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
 ///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
 pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
     match rule {
         STALE_INVITES => &["SOC 2 CC6.2", "NIST 800-53 AC-2"],
-        DEPARTED_DOMAINS | OFFBOARDING_ROSTER => &[
+        DEPARTED_DOMAINS | OFFBOARDING_ROSTER | DIRECTORY_DEPARTED => &[
             "SOC 2 CC6.2",
             "SOC 2 CC6.3",
             "NIST 800-53 AC-2(3)",
@@ -172,6 +203,11 @@ pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
             "SOC 2 CC7.2",
             "NIST 800-53 AC-2(4)",
             "NIST 800-53 AC-6(9)",
+        ],
+        DIRECTORY_UNKNOWN | ASSIGNMENT_DRIFT => &[
+            "SOC 2 CC6.2",
+            "NIST 800-53 AC-2",
+            "NIST 800-53 AC-2(3)",
         ],
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
     }
@@ -302,6 +338,8 @@ pub struct PolicyInput<'a> {
     pub rules: &'a RulesConfig,
     pub exemptions: &'a [Exemption],
     pub roster: &'a Roster,
+    /// The `[[directories]]` sources, in configuration order.
+    pub directories: &'a [DirectoryView],
     pub now: DateTime<Utc>,
 }
 
@@ -384,6 +422,22 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 
+    let dirs = rules::Directories::new(input.directories);
+    let partial = dirs.failures();
+    let directory_rule = |body: &dyn Fn() -> Vec<Finding>| {
+        if input.directories.is_empty() {
+            return (Vec::new(), Some(DIRECTORIES_NOT_CONFIGURED.to_owned()));
+        }
+        // Sources that could not be read leave the rule not evaluated (their earlier findings
+        // keep their status); what the readable ones show is still reported.
+        (body(), partial.clone())
+    };
+    let any_assignments = input.directories.iter().any(|v| {
+        v.read
+            .as_ref()
+            .map_or(true, |read| read.listing.assigned.is_some())
+    });
+
     let runs = [
         run(STALE_INVITES, r.stale_invites.enabled, || {
             Ok(rules::stale_invites(&ctx))
@@ -406,6 +460,18 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
             r.privilege_escalation.enabled,
             escalation,
         ),
+        run_partial(DIRECTORY_DEPARTED, r.directory_departed.enabled, || {
+            directory_rule(&|| rules::directory_departed(&ctx, &dirs))
+        }),
+        run_partial(DIRECTORY_UNKNOWN, r.directory_unknown.enabled, || {
+            directory_rule(&|| rules::directory_unknown(&ctx, &dirs))
+        }),
+        run_partial(ASSIGNMENT_DRIFT, r.assignment_drift.enabled, || {
+            if !input.directories.is_empty() && !any_assignments {
+                return (Vec::new(), Some(ASSIGNMENTS_NOT_CONFIGURED.to_owned()));
+            }
+            directory_rule(&|| rules::assignment_drift(&ctx, &dirs))
+        }),
     ];
 
     let mut findings = Vec::new();
@@ -433,12 +499,25 @@ fn run(
     enabled: bool,
     body: impl FnOnce() -> Result<Vec<Finding>, String>,
 ) -> (RuleOutcome, Vec<Finding>) {
+    run_partial(rule, enabled, || match body() {
+        Ok(found) => (found, None),
+        Err(reason) => (Vec::new(), Some(reason)),
+    })
+}
+
+/// Runs one rule that may run in part: its findings, and why it is not wholly evaluated (then
+/// it is reported `not_evaluated`, so nothing of it is resolved, with what it did find).
+fn run_partial(
+    rule: RuleId,
+    enabled: bool,
+    body: impl FnOnce() -> (Vec<Finding>, Option<String>),
+) -> (RuleOutcome, Vec<Finding>) {
     let (status, found) = if !enabled {
         (RuleStatus::Disabled, Vec::new())
     } else {
         match body() {
-            Ok(found) => (RuleStatus::Evaluated, found),
-            Err(reason) => (RuleStatus::NotEvaluated(reason), Vec::new()),
+            (found, None) => (RuleStatus::Evaluated, found),
+            (found, Some(reason)) => (RuleStatus::NotEvaluated(reason), found),
         }
     };
     let outcome = RuleOutcome {

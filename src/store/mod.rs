@@ -11,6 +11,7 @@
 
 mod actions;
 mod alerts;
+mod directories;
 mod events;
 mod findings;
 mod lock;
@@ -29,6 +30,7 @@ pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
 pub use alerts::{AlertRow, PendingAlerts};
+pub use directories::DirectoryReadRecord;
 pub use events::{EventRecord, EventsSince};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/008_alerts.sql"),
     include_str!("sql/009_events.sql"),
     include_str!("sql/010_owner_notices.sql"),
+    include_str!("sql/011_directories.sql"),
 ];
 
 /// The schema version this build writes.

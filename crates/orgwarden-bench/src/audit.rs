@@ -50,6 +50,7 @@ pub(crate) fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<Bench
         rules: &config.rules,
         exemptions: &config.exemptions,
         roster: &roster,
+        directories: &[],
         now: clock.now(),
     });
     let evaluate_secs = started.elapsed().as_secs_f64();
