@@ -728,11 +728,12 @@ impl<'a> Directories<'a> {
         let Some((view, index)) = self.views.iter().find(|(v, _)| v.covers(domain)) else {
             return Verdict::NotJudged;
         };
+        let view: &'a DirectoryView = *view;
         let (Ok(read), Some(index)) = (&view.read, index) else {
             return Verdict::NotJudged;
         };
         match index.get(&email) {
-            Some(person) => Verdict::Listed(view, read, person),
+            Some(&person) => Verdict::Listed(view, read, person),
             None => Verdict::Unknown(view, read),
         }
     }

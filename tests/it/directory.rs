@@ -12,25 +12,7 @@ use crate::app::TestApp;
 
 /// The seeded directory as a CSV directory export.
 fn write_export(path: &Path, entries: &[DirectoryEntry]) {
-    let mut text = String::from("id,email,aliases,status,since,assigned\n");
-    for e in entries {
-        let status = match e.state {
-            DirectoryState::Active => "active",
-            DirectoryState::Suspended => "SUSPENDED",
-            DirectoryState::Deprovisioned => "DEPROVISIONED",
-            DirectoryState::LockedOut => "LOCKED_OUT",
-            DirectoryState::Deleted => "deleted",
-        };
-        text.push_str(&format!(
-            "{},{},{},{status},{},{}\n",
-            e.id,
-            e.email,
-            e.aliases.join(";"),
-            e.state_changed.to_rfc3339(),
-            e.assigned
-        ));
-    }
-    std::fs::write(path, text).unwrap();
+    std::fs::write(path, orgwarden::demo::directory_export_csv(entries)).unwrap();
 }
 
 fn directory_config(path: &Path) -> String {
