@@ -209,26 +209,39 @@ fn base_url(check: &mut Check<'_>, key: &str, value: &Option<String>, default: &
     text.trim_end_matches('/').to_owned()
 }
 
-/// A secret from the credentials directory (`directory_<name>_<field>`), its `*_file` or the
-/// value written inline, required.
+/// A secret from the credentials directory (`directory_<name>_<field>`), its `<field>_file` or
+/// the value written inline; when `required`, its absence is a problem.
+#[allow(clippy::too_many_arguments)]
 fn secret(
     check: &mut Check<'_>,
     env: &Environment,
-    key: &str,
-    credential: String,
+    at: &dyn Fn(&str) -> String,
+    name: &str,
+    field: &str,
     file: Option<&std::path::Path>,
     inline: Option<String>,
+    required: bool,
 ) -> Option<SecretString> {
-    check.secret(
+    let key = at(field);
+    let given_file = file.is_some();
+    let found = check.secret(
         SecretSources {
-            key,
-            credential: &credential,
+            key: &key,
+            credential: &format!("directory_{name}_{field}"),
             file,
             env_var: None,
             inline,
         },
         env,
-    )
+    );
+    // An unreadable file is a problem of its own already.
+    if found.is_none() && required && !given_file {
+        check.problem(
+            &key,
+            format!("is required ({field}, {field}_file or a credential)"),
+        );
+    }
+    found
 }
 
 fn okta(
@@ -248,10 +261,12 @@ fn okta(
     let token = secret(
         check,
         env,
-        &at("api_token"),
-        format!("directory_{name}_api_token"),
+        at,
+        name,
+        "api_token",
         raw.api_token_file.as_deref(),
         raw.api_token.clone(),
+        false,
     );
     let auth = match (token, &raw.client_id) {
         (Some(_), Some(_)) => {
@@ -266,10 +281,12 @@ fn okta(
             let key = secret(
                 check,
                 env,
-                &at("private_key"),
-                format!("directory_{name}_private_key"),
+                at,
+                name,
+                "private_key",
                 raw.private_key_file.as_deref(),
                 None,
+                false,
             );
             match key {
                 Some(private_key) => Some(OktaAuth::PrivateKeyJwt {
@@ -315,17 +332,13 @@ fn entra(
     let client_secret = secret(
         check,
         env,
-        &at("client_secret"),
-        format!("directory_{name}_client_secret"),
+        at,
+        name,
+        "client_secret",
         raw.client_secret_file.as_deref(),
         raw.client_secret.clone(),
+        true,
     );
-    if client_secret.is_none() {
-        check.problem(
-            &at("client_secret"),
-            "is required (client_secret, client_secret_file or a credential)",
-        );
-    }
     let graph_url = base_url(
         check,
         &at("graph_url"),
@@ -444,17 +457,13 @@ fn ldap(
     let bind_password = secret(
         check,
         env,
-        &at("bind_password"),
-        format!("directory_{name}_bind_password"),
+        at,
+        name,
+        "bind_password",
         raw.bind_password_file.as_deref(),
         raw.bind_password.clone(),
+        true,
     );
-    if bind_password.is_none() {
-        check.problem(
-            &at("bind_password"),
-            "is required (bind_password, bind_password_file or a credential)",
-        );
-    }
     let base_dn = required(check, &at("base_dn"), &raw.base_dn, "where people are");
     let page_size = raw.page_size.unwrap_or(500);
     if !(1..=10_000).contains(&page_size) {

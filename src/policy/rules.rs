@@ -382,28 +382,13 @@ pub(super) fn departed_domains(ctx: &Context<'_>) -> Vec<Finding> {
         out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
     }
 
-    for invite in &ctx.state.invites {
-        if invite.status != InviteStatus::Pending {
-            continue;
-        }
-        let Some(reason) = policy.verdict(&invite.email) else {
-            continue;
-        };
-        let evidence = format!(
-            "pending invite sent {} as {}; {reason}",
-            day(invite.invited_at),
-            invite.role
-        );
-        let draft = Draft::new(
-            SubjectKind::Invite,
-            &invite.id,
-            &invite.email,
-            evidence,
-            Action::DeleteInvite,
-        )
-        .email(Some(&invite.email));
-        out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
-    }
+    out.extend(pending_invites(
+        ctx,
+        DEPARTED_DOMAINS,
+        config.severity,
+        Action::DeleteInvite,
+        |email| policy.verdict(email),
+    ));
 
     for (key, owner) in ctx.active_keys() {
         // Only a person's key has a domain; an owner orgwarden never saw has no known email,
@@ -823,27 +808,41 @@ pub(super) fn directory_unknown(ctx: &Context<'_>, dirs: &Directories<'_>) -> Ve
         .email(Some(&member.email));
         out.push(ctx.finish(DIRECTORY_UNKNOWN, config.severity, draft));
     }
+    out.extend(pending_invites(
+        ctx,
+        DIRECTORY_UNKNOWN,
+        config.severity,
+        Action::Review,
+        unknown,
+    ));
+    out
+}
+
+/// The findings for pending invites whose email `verdict` gives a reason for (the evidence's
+/// last clause).
+fn pending_invites(
+    ctx: &Context<'_>,
+    rule: RuleId,
+    severity: Severity,
+    action: Action,
+    verdict: impl Fn(&str) -> Option<String>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     for invite in &ctx.state.invites {
         if invite.status != InviteStatus::Pending {
             continue;
         }
-        let Some(why) = unknown(&invite.email) else {
+        let Some(reason) = verdict(&invite.email) else {
             continue;
         };
         let evidence = format!(
-            "pending invite sent {} as {}; {why}",
+            "pending invite sent {} as {}; {reason}",
             day(invite.invited_at),
             invite.role
         );
-        let draft = Draft::new(
-            SubjectKind::Invite,
-            &invite.id,
-            &invite.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&invite.email));
-        out.push(ctx.finish(DIRECTORY_UNKNOWN, config.severity, draft));
+        let draft = Draft::new(SubjectKind::Invite, &invite.id, &invite.email, evidence, action)
+            .email(Some(&invite.email));
+        out.push(ctx.finish(rule, severity, draft));
     }
     out
 }

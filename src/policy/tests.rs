@@ -2242,6 +2242,9 @@ fn disabled_rules_report_disabled_and_find_nothing() {
     case.rules.orphaned_keys.enabled = false;
     case.rules.excess_admins.enabled = false;
     case.rules.privilege_escalation.enabled = false;
+    case.rules.directory_departed.enabled = false;
+    case.rules.directory_unknown.enabled = false;
+    case.rules.assignment_drift.enabled = false;
     let evaluation = case.eval();
     assert!(evaluation.findings.is_empty(), "{:?}", evaluation.findings);
     for outcome in &evaluation.rules {
