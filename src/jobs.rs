@@ -233,7 +233,6 @@ pub async fn read_directories(
     DirectoryReadSummary,
     Result<crate::org::DirectoryListing, crate::directory::DirectoryError>,
 )> {
-    use crate::clock::Clock as _;
     use crate::org::DirectoryStatus;
     let reads = sources.iter().map(|source| async move {
         let started_at = clock.now();

@@ -67,7 +67,7 @@ async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory
     for member in &state.members {
         judge(&member.email, &member.id);
     }
-    for invite in state.invites.iter().filter(|i| i.status == "pending") {
+    for invite in state.invites.iter().filter(|i| i.status == orgwarden::org::InviteStatus::Pending) {
         judge(&invite.email, &invite.id);
     }
     assert!(want.iter().any(|(rule, _)| rule == "directory_departed"));
