@@ -2189,6 +2189,20 @@ fn busy_case() -> Case {
         last_day: None,
         line: 2,
     }]);
+    // The directory: jane disabled, a1 unknown, a2 active but not assigned to the app.
+    case.directories = vec![assigned(
+        view(
+            "idp",
+            &["corp.test"],
+            vec![
+                person("j", "jane@corp.test", &[], disabled("SUSPENDED")),
+                person("d", "dev@corp.test", &[], DirectoryStatus::Active),
+                person("2", "a2@corp.test", &[], DirectoryStatus::Active),
+                person("3", "a3@corp.test", &[], DirectoryStatus::Active),
+            ],
+        ),
+        &["dev@corp.test", "a3@corp.test"],
+    )];
     case
 }
 
@@ -2220,8 +2234,12 @@ fn every_rule_reports_and_findings_are_sorted() {
         vec![
             (Severity::Critical, OFFBOARDING_ROSTER, "jane@corp.test"),
             (Severity::High, DEPARTED_DOMAINS, "old@acquired.test"),
+            (Severity::High, DIRECTORY_DEPARTED, "jane@corp.test"),
             (Severity::High, ORPHANED_KEYS, "apikey_o-name"),
             (Severity::High, PRIVILEGE_ESCALATION, "dev@corp.test"),
+            (Severity::Medium, ASSIGNMENT_DRIFT, "a2@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "a1@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "z@corp.test"),
             (Severity::Medium, EXCESS_ADMINS, "Example Org"),
             (Severity::Low, STALE_INVITES, "z@corp.test"),
             (Severity::Low, UNATTRIBUTED_KEYS, "legacy"),
