@@ -1090,7 +1090,14 @@ fn show_directory(
 
 impl crate::output::Tabular for crate::jobs::DirectoryReadSummary {
     const COLUMNS: &'static [&'static str] = &[
-        "name", "type", "active", "disabled", "deleted", "assigned", "duration_ms", "error",
+        "name",
+        "type",
+        "active",
+        "disabled",
+        "deleted",
+        "assigned",
+        "duration_ms",
+        "error",
     ];
     fn cells(&self) -> Vec<String> {
         vec![

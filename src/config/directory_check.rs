@@ -139,7 +139,10 @@ pub(super) fn directories(
         let kind = entry.kind.clone().unwrap_or_default();
         let Some((kind, allowed)) = TYPE_KEYS.iter().find(|(k, _)| *k == kind) else {
             if kind.is_empty() {
-                check.problem(&at("type"), "is required (ldap, okta, entra, google or csv)");
+                check.problem(
+                    &at("type"),
+                    "is required (ldap, okta, entra, google or csv)",
+                );
             } else {
                 check.problem(
                     &at("type"),
@@ -423,7 +426,12 @@ fn ldap(
     env: &Environment,
     check: &mut Check<'_>,
 ) -> Option<DirectorySource> {
-    let url = required(check, &at("url"), &raw.url, "ldaps://host:636 or ldap://host:389");
+    let url = required(
+        check,
+        &at("url"),
+        &raw.url,
+        "ldaps://host:636 or ldap://host:389",
+    );
     let starttls = raw.starttls.unwrap_or(false);
     if !url.is_empty() {
         match Url::parse(&url) {

@@ -806,7 +806,11 @@ impl Check<'_> {
     }
 
     /// The secret from its first source, or `None` with the problem recorded.
-    pub(super) fn secret(&mut self, sources: SecretSources<'_>, env: &Environment) -> Option<SecretString> {
+    pub(super) fn secret(
+        &mut self,
+        sources: SecretSources<'_>,
+        env: &Environment,
+    ) -> Option<SecretString> {
         sources.read(env).unwrap_or_else(|problem| {
             self.problems.push(problem);
             None

@@ -81,9 +81,7 @@ pub fn parse(text: &str) -> Result<DirectoryListing, String> {
             (None, _) if since.is_some() => DirectoryStatus::Disabled("roster".to_owned()),
             (None, _) => DirectoryStatus::Deleted,
             (Some(_), None) => return Err(format!("line {line}: no status")),
-            (Some(_), Some(word)) if word.eq_ignore_ascii_case("active") => {
-                DirectoryStatus::Active
-            }
+            (Some(_), Some(word)) if word.eq_ignore_ascii_case("active") => DirectoryStatus::Active,
             (Some(_), Some(word)) if word.eq_ignore_ascii_case("deleted") => {
                 DirectoryStatus::Deleted
             }

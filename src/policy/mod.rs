@@ -204,11 +204,9 @@ pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
             "NIST 800-53 AC-2(4)",
             "NIST 800-53 AC-6(9)",
         ],
-        DIRECTORY_UNKNOWN | ASSIGNMENT_DRIFT => &[
-            "SOC 2 CC6.2",
-            "NIST 800-53 AC-2",
-            "NIST 800-53 AC-2(3)",
-        ],
+        DIRECTORY_UNKNOWN | ASSIGNMENT_DRIFT => {
+            &["SOC 2 CC6.2", "NIST 800-53 AC-2", "NIST 800-53 AC-2(3)"]
+        }
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
     }
 }

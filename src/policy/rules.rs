@@ -18,10 +18,10 @@ use super::{
     OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION, STALE_INVITES, UNATTRIBUTED_KEYS,
 };
 use crate::config::{normalize_domain, ExemptionMatch, Severity};
-use crate::org::{DirectoryPerson, DirectoryStatus, OrgState};
 use crate::org::{
     ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
+use crate::org::{DirectoryPerson, DirectoryStatus, OrgState};
 
 /// How many emails an `excess_admins` finding lists before it says "and N more": enough to
 /// recognise the people, short enough to stay one readable sentence.
@@ -678,7 +678,10 @@ fn departures<'d>(
 /// The directory sources indexed by address, each email judged by the first source (in
 /// configuration order) authoritative for its domain.
 pub(super) struct Directories<'a> {
-    views: Vec<(&'a DirectoryView, Option<HashMap<String, &'a DirectoryPerson>>)>,
+    views: Vec<(
+        &'a DirectoryView,
+        Option<HashMap<String, &'a DirectoryPerson>>,
+    )>,
 }
 
 /// What the authoritative source says of one address.
@@ -840,8 +843,14 @@ fn pending_invites(
             day(invite.invited_at),
             invite.role
         );
-        let draft = Draft::new(SubjectKind::Invite, &invite.id, &invite.email, evidence, action)
-            .email(Some(&invite.email));
+        let draft = Draft::new(
+            SubjectKind::Invite,
+            &invite.id,
+            &invite.email,
+            evidence,
+            action,
+        )
+        .email(Some(&invite.email));
         out.push(ctx.finish(rule, severity, draft));
     }
     out

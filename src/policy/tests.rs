@@ -12,10 +12,10 @@ use crate::config::{
     DepartedDomainsRule, ExcessAdminsRule, ExemptionMatch, OrphanedKeysRule,
     PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
 };
-use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 use crate::org::{
     Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
 };
+use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
 // ---- Helpers ------------------------------------------------------------------------------------
 
@@ -2562,7 +2562,12 @@ fn directory_rules_table() {
         DirectoryRow {
             name: "matched by alias, case-insensitively; a former member's key too",
             directories: vec![company(vec![
-                person("1", "j.doe@example.com", &["jane@example.com"], disabled("LOCKED_OUT")),
+                person(
+                    "1",
+                    "j.doe@example.com",
+                    &["jane@example.com"],
+                    disabled("LOCKED_OUT"),
+                ),
                 person("9", "gone@example.com", &[], disabled("SUSPENDED")),
                 person("4", "bob@example.com", &[], active()),
             ])],
@@ -2601,7 +2606,12 @@ fn directory_rules_table() {
             directories: vec![view(
                 "roster",
                 &[],
-                vec![person("jane", "jane@example.com", &[], DirectoryStatus::Deleted)],
+                vec![person(
+                    "jane",
+                    "jane@example.com",
+                    &[],
+                    DirectoryStatus::Deleted,
+                )],
             )],
             state: OrgState {
                 members: vec![jane.clone(), bob.clone(), outsider.clone()],
@@ -2666,8 +2676,11 @@ fn directory_rules_table() {
             })
             .map(|f| (f.fingerprint(), f.action))
             .collect();
-        let mut want: Vec<(String, Action)> =
-            row.want.iter().map(|(f, a)| ((*f).to_owned(), *a)).collect();
+        let mut want: Vec<(String, Action)> = row
+            .want
+            .iter()
+            .map(|(f, a)| ((*f).to_owned(), *a))
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "{}", row.name);
@@ -2716,7 +2729,8 @@ fn directory_evidence_says_which_directory_and_since_when() {
         evidence("user_j")
     );
     assert!(
-        evidence("user_b").contains("deleted from directory okta (so since orgwarden's read of 2026-01-20)"),
+        evidence("user_b")
+            .contains("deleted from directory okta (so since orgwarden's read of 2026-01-20)"),
         "{}",
         evidence("user_b")
     );
@@ -2756,7 +2770,10 @@ fn a_failed_source_leaves_its_rules_not_evaluated_and_the_others_report() {
     };
     for rule in [RuleId::DirectoryDeparted, RuleId::DirectoryUnknown] {
         let reason = outcome(rule).reason().unwrap_or_default().to_owned();
-        assert!(reason.contains("directory ldap (corp.example): connection refused"), "{reason}");
+        assert!(
+            reason.contains("directory ldap (corp.example): connection refused"),
+            "{reason}"
+        );
     }
     // Nothing is said of kim (her directory is down), jane is still reported.
     let ids: Vec<&str> = evaluation

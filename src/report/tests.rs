@@ -1107,9 +1107,42 @@ fn counts_by_status_severity_and_rule() {
                 "0",
                 "0"
             ]),
-            row(&["directory_departed", "evaluated", "0", "0", "0", "0", "0", "0", "0", "0"]),
-            row(&["directory_unknown", "evaluated", "0", "0", "0", "0", "0", "0", "0", "0"]),
-            row(&["assignment_drift", "evaluated", "0", "0", "0", "0", "0", "0", "0", "0"]),
+            row(&[
+                "directory_departed",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "directory_unknown",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "assignment_drift",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
             row(&["retired_rule", "", "0", "0", "0", "0", "0", "0", "0", "1"]),
         ]
     );

@@ -40,6 +40,13 @@ fn read_from_row(row: &Row<'_>) -> rusqlite::Result<DirectoryReadRecord> {
     })
 }
 
+/// A JSON column's value.
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// The stored word for a status's kind: a change of kind starts a new "since".
 fn status_kind(status: &DirectoryStatus) -> &'static str {
     match status {
@@ -229,14 +236,13 @@ impl Store {
         let mut since = HashMap::new();
         while let Some(row) = rows.next().ctx(self)? {
             let data: String = row.get(0).ctx(self)?;
-            let person: DirectoryPerson =
-                super::findings::from_text(data).ctx(self)?;
+            let person: DirectoryPerson = json(&data).ctx(self)?;
             let seen: String = row.get(1).ctx(self)?;
             since.insert(person.id.clone(), parse_ts(&seen).ctx(self)?);
             people.push(person);
         }
         let assigned = match assigned {
-            Some(text) => Some(super::findings::from_text(text).ctx(self)?),
+            Some(text) => Some(json(&text).ctx(self)?),
             None => None,
         };
         Ok((DirectoryListing { people, assigned }, since))
@@ -263,9 +269,12 @@ impl Store {
         let mut rows = stmt.query(params![source, read_id]).ctx(self)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().ctx(self)? {
-            let person: DirectoryPerson =
-                super::findings::from_text(row.get(0).ctx(self)?).ctx(self)?;
-            out.push((person, parse_ts(&row.get::<_, String>(1).ctx(self)?).ctx(self)?));
+            let data: String = row.get(0).ctx(self)?;
+            let person: DirectoryPerson = json(&data).ctx(self)?;
+            out.push((
+                person,
+                parse_ts(&row.get::<_, String>(1).ctx(self)?).ctx(self)?,
+            ));
         }
         Ok(out)
     }

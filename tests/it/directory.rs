@@ -40,14 +40,27 @@ fn directory_findings(summary: &orgwarden::jobs::CycleSummary) -> BTreeSet<(Stri
 async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("directory.csv");
-    let mut app = TestApp::new(&directory_config(&export)).await;
+    // Enough people for every kind the seeded directory has (a shadow account is 2 in 100).
+    let options = orgwarden_sim::SimOptions {
+        sizes: orgwarden_sim::SeedSizes {
+            members: 300,
+            invites: 60,
+            ..orgwarden_sim::SeedSizes::default()
+        },
+        ..orgwarden_sim::SimOptions::default()
+    };
+    let mut app = TestApp::with_options(options, &directory_config(&export)).await;
     let entries = app.sim.snapshot_state().directory();
     write_export(&export, &entries);
     let summary = app.cycle().await;
 
     let by_address: HashMap<String, &DirectoryEntry> = entries
         .iter()
-        .flat_map(|e| std::iter::once(&e.email).chain(&e.aliases).map(move |a| (a.clone(), e)))
+        .flat_map(|e| {
+            std::iter::once(&e.email)
+                .chain(&e.aliases)
+                .map(move |a| (a.clone(), e))
+        })
         .collect();
     let state = app.store.state_at(summary.cleanup.audit.run_id).unwrap();
     let mut want = BTreeSet::new();
@@ -67,7 +80,11 @@ async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory
     for member in &state.members {
         judge(&member.email, &member.id);
     }
-    for invite in state.invites.iter().filter(|i| i.status == orgwarden::org::InviteStatus::Pending) {
+    for invite in state
+        .invites
+        .iter()
+        .filter(|i| i.status == orgwarden::org::InviteStatus::Pending)
+    {
         judge(&invite.email, &invite.id);
     }
     assert!(want.iter().any(|(rule, _)| rule == "directory_departed"));
@@ -107,11 +124,7 @@ async fn a_failing_source_leaves_its_rules_not_evaluated_and_keeps_its_findings(
         .find(|o| o.rule.as_str() == "directory_departed")
         .unwrap();
     assert_eq!(outcome.status.as_str(), "not_evaluated");
-    assert!(outcome
-        .status
-        .reason()
-        .unwrap()
-        .contains("directory corp"));
+    assert!(outcome.status.reason().unwrap().contains("directory corp"));
     // Nothing was resolved: "nobody left" is never concluded from a source that is down.
     let still_active: BTreeSet<(String, String)> = app
         .store
@@ -137,9 +150,15 @@ async fn a_person_disabled_in_a_later_read_is_disabled_since_that_read() {
 
     // One active member becomes disabled, with no time of its own from the directory.
     app.advance(Duration::hours(3));
-    let state = app.store.state_at(app.store.latest_complete(None).unwrap().unwrap().id).unwrap();
-    let member_emails: BTreeSet<String> =
-        state.members.iter().map(|m| m.email.to_lowercase()).collect();
+    let state = app
+        .store
+        .state_at(app.store.latest_complete(None).unwrap().unwrap().id)
+        .unwrap();
+    let member_emails: BTreeSet<String> = state
+        .members
+        .iter()
+        .map(|m| m.email.to_lowercase())
+        .collect();
     let target = entries
         .iter_mut()
         .find(|e| e.state.is_active() && e.aliases.is_empty() && member_emails.contains(&e.email))
@@ -180,7 +199,9 @@ async fn a_person_disabled_in_a_later_read_is_disabled_since_that_read() {
             .expect("the newly disabled member is reported");
         let day = second_read.format("%Y-%m-%d").to_string();
         assert!(
-            finding.evidence.contains(&format!("so since orgwarden's read of {day}")),
+            finding
+                .evidence
+                .contains(&format!("so since orgwarden's read of {day}")),
             "{}",
             finding.evidence
         );
