@@ -716,7 +716,7 @@ impl<'a> Directories<'a> {
         let Some((view, index)) = self.views.iter().find(|(v, _)| v.covers(domain)) else {
             return Verdict::NotJudged;
         };
-        let view: &'a DirectoryView = *view;
+        let view: &'a DirectoryView = view;
         let (Ok(read), Some(index)) = (&view.read, index) else {
             return Verdict::NotJudged;
         };
