@@ -142,6 +142,18 @@ pub async fn audit_cycle(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummar
 }
 
 async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummary> {
+    // The sources read with each cycle, before the snapshot so that its audit sees this read.
+    let config = ctx.config;
+    let with_cycle: Vec<&crate::config::DirectoryConfig> = config
+        .directories
+        .iter()
+        .filter(|source| source.schedule.is_none())
+        .collect();
+    if !with_cycle.is_empty() {
+        if let Err(error) = directory_job(ctx, &with_cycle).await {
+            tracing::error!("directories: {error:#}");
+        }
+    }
     let (snapshot, pruned) = snapshot_job(ctx, false).await?;
     if ctx.config.usage.enabled {
         // A failed ingest is recorded in the store (the usage rules then say why they did not
@@ -215,6 +227,130 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
     }
 }
 
+/// What one read of a directory source found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryReadSummary {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub active: usize,
+    pub disabled: usize,
+    pub deleted: usize,
+    /// People assigned to the Claude application, when the source reads assignments.
+    pub assigned: Option<usize>,
+    pub duration_ms: u64,
+    /// Why the read failed; the counts are then zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub started_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Reads `sources` concurrently; each result comes with its summary. Writes nothing.
+pub async fn read_directories(
+    sources: &[&crate::config::DirectoryConfig],
+    clock: &crate::clock::SharedClock,
+) -> Vec<(
+    DirectoryReadSummary,
+    Result<crate::org::DirectoryListing, crate::directory::DirectoryError>,
+)> {
+    use crate::org::DirectoryStatus;
+    let reads = sources.iter().map(|source| async move {
+        let started_at = clock.now();
+        let timer = std::time::Instant::now();
+        let result = crate::directory::read(source).await;
+        let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut summary = DirectoryReadSummary {
+            name: source.name.clone(),
+            kind: crate::directory::kind(&source.source),
+            active: 0,
+            disabled: 0,
+            deleted: 0,
+            assigned: None,
+            duration_ms,
+            error: None,
+            started_at,
+            finished_at: clock.now(),
+        };
+        match &result {
+            Ok(listing) => {
+                for person in &listing.people {
+                    match person.status {
+                        DirectoryStatus::Active => summary.active += 1,
+                        DirectoryStatus::Disabled(_) => summary.disabled += 1,
+                        DirectoryStatus::Deleted => summary.deleted += 1,
+                    }
+                }
+                summary.assigned = listing.assigned.as_ref().map(Vec::len);
+            }
+            Err(error) => summary.error = Some(error.message.clone()),
+        }
+        (summary, result)
+    });
+    futures::future::join_all(reads).await
+}
+
+/// Reads `sources` concurrently and records each read in the store (complete with its people,
+/// or failed with its message).
+pub async fn directory_job(
+    ctx: &mut JobContext<'_>,
+    sources: &[&crate::config::DirectoryConfig],
+) -> anyhow::Result<Vec<DirectoryReadSummary>> {
+    let results = read_directories(sources, &ctx.clock).await;
+    let mut out = Vec::with_capacity(results.len());
+    for (summary, result) in results {
+        let stored = result.as_ref().map_err(|error| error.message.as_str());
+        if let Err(error) = &result {
+            tracing::error!(source = %summary.name, "directory read failed: {}", error.message);
+        }
+        ctx.store.record_directory_read(
+            &summary.name,
+            summary.started_at,
+            summary.finished_at,
+            stored,
+        )?;
+        out.push(summary);
+    }
+    Ok(out)
+}
+
+/// The directory sources as the rules see them at `at`: a source read with each cycle by its
+/// latest read (failed or not), a scheduled one by its latest complete read.
+pub fn directory_views(
+    config: &Config,
+    store: &Store,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<crate::policy::DirectoryView>> {
+    let mut views = Vec::with_capacity(config.directories.len());
+    for source in &config.directories {
+        let record = store.directory_read_at(&source.name, at, source.schedule.is_some())?;
+        let read = match record {
+            None => Err("not read yet".to_owned()),
+            Some(record) if record.status != "complete" => Err(format!(
+                "the read at {} failed: {}",
+                record.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                record.error.as_deref().unwrap_or("unknown error")
+            )),
+            Some(record) => {
+                let (listing, seen_since) = store.directory_listing(&record)?;
+                Ok(crate::policy::DirectoryRead {
+                    listing,
+                    read_at: record.finished_at,
+                    seen_since,
+                })
+            }
+        };
+        views.push(crate::policy::DirectoryView {
+            name: source.name.clone(),
+            domains: source.domains.clone(),
+            read,
+        });
+    }
+    Ok(views)
+}
+
 /// A snapshot evaluated by the policy, not yet recorded.
 struct Evaluated {
     state: crate::org::OrgState,
@@ -244,6 +380,8 @@ pub struct AuditInput {
     pub roster: crate::policy::Roster,
     /// What the usage data says (`None`: usage is off or was never ingested).
     pub usage: Option<crate::policy::usage::UsageView>,
+    /// Each `[[directories]]` source's latest read as of the snapshot.
+    pub directories: Vec<crate::policy::DirectoryView>,
 }
 
 impl AuditInput {
@@ -261,6 +399,7 @@ impl AuditInput {
         } else {
             None
         };
+        let directories = directory_views(config, store, state.taken_at)?;
         let roster = load_roster(config);
         if let crate::policy::Roster::Invalid(why) = &roster {
             tracing::error!(
@@ -274,6 +413,7 @@ impl AuditInput {
             former,
             roster,
             usage,
+            directories,
         })
     }
 
@@ -291,6 +431,7 @@ impl AuditInput {
             exemptions: &config.exemptions,
             roster: &self.roster,
             usage: self.usage.as_ref(),
+            directories: &self.directories,
             now,
         }
     }
@@ -311,8 +452,9 @@ fn evaluate_run(
         former,
         roster,
         usage,
+        directories,
     } = input;
-    drop_in_background((previous, former, roster, usage));
+    drop_in_background((previous, former, roster, usage, directories));
     Ok(Evaluated { state, evaluation })
 }
 

@@ -18,6 +18,7 @@
 
 mod base_url;
 mod directories;
+mod directory_check;
 mod load;
 mod parse;
 mod raw;
@@ -108,6 +109,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
     pub alerts: AlertsConfig,
+    /// `[[directories]]`: the enabled identity-provider sources, in configuration order.
+    pub directories: Vec<DirectoryConfig>,
     /// `[usage]`: the daily usage ingest the usage rules read.
     pub usage: UsageConfig,
 }
@@ -239,6 +242,9 @@ pub struct RulesConfig {
     pub dormant_keys: DormantKeysRule,
     pub dormant_members: DormantMembersRule,
     pub key_hygiene: KeyHygieneRule,
+    pub directory_departed: DirectoryDepartedRule,
+    pub directory_unknown: DirectoryUnknownRule,
+    pub assignment_drift: AssignmentDriftRule,
 }
 
 /// Declares one rule's validated settings: the fields every rule shares (`enabled`, `severity`,
@@ -343,6 +349,27 @@ rule!(
         /// Also report every active organization-scoped key.
         pub flag_org_scoped: bool,
     }
+);
+
+rule!(
+    /// `[rules.directory_departed]`: access left to people their authoritative directory lists
+    /// as disabled or deleted; the same actions and guards as the roster.
+    DirectoryDepartedRule, remediable {
+        /// Removing members is a separate, explicit opt-in.
+        pub remove_members: bool,
+    }
+);
+
+rule!(
+    /// `[rules.directory_unknown]`: members and invites in a directory's domains that it has no
+    /// account for (review).
+    DirectoryUnknownRule {}
+);
+
+rule!(
+    /// `[rules.assignment_drift]`: members not assigned to the Claude application in the
+    /// identity provider, and removed members still assigned and active there (review).
+    AssignmentDriftRule {}
 );
 
 #[derive(Debug, Clone)]

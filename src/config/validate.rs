@@ -48,6 +48,7 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         events: events(raw.events, check),
         alerts: alerts(raw.alerts, env, raw_mail_configured, check),
         usage: usage(raw.usage, check),
+        directories: super::directory_check::directories(raw.directories, env, check),
     }
 }
 
@@ -463,6 +464,29 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
         flag_org_scoped: r.flag_org_scoped.unwrap_or(false),
     };
 
+    let r = raw.directory_departed;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.directory_departed", r.shared(), Severity::High);
+    let directory_departed = super::DirectoryDepartedRule {
+        enabled,
+        severity,
+        remediate,
+        remove_members: r.remove_members.unwrap_or(false),
+    };
+    let r = raw.directory_unknown;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.directory_unknown", r.shared(), Severity::Medium);
+    let directory_unknown = super::DirectoryUnknownRule { enabled, severity };
+    let r = raw.assignment_drift;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.assignment_drift", r.shared(), Severity::Medium);
+    let assignment_drift = super::AssignmentDriftRule { enabled, severity };
+
     RulesConfig {
         stale_invites,
         departed_domains,
@@ -473,6 +497,9 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
         dormant_keys,
         dormant_members,
         key_hygiene,
+        directory_departed,
+        directory_unknown,
+        assignment_drift,
     }
 }
 
@@ -836,12 +863,12 @@ struct Shared {
 }
 
 /// The shared list of problems, and the checks more than one section uses.
-struct Check<'a> {
+pub(super) struct Check<'a> {
     problems: &'a mut Vec<Problem>,
 }
 
 impl Check<'_> {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.to_owned(),
             message: message.into(),
@@ -849,7 +876,11 @@ impl Check<'_> {
     }
 
     /// The secret from its first source, or `None` with the problem recorded.
-    fn secret(&mut self, sources: SecretSources<'_>, env: &Environment) -> Option<SecretString> {
+    pub(super) fn secret(
+        &mut self,
+        sources: SecretSources<'_>,
+        env: &Environment,
+    ) -> Option<SecretString> {
         sources.read(env).unwrap_or_else(|problem| {
             self.problems.push(problem);
             None
@@ -929,7 +960,7 @@ impl Check<'_> {
         }
     }
 
-    fn domains(&mut self, key: &str, items: Vec<String>) -> Vec<String> {
+    pub(super) fn domains(&mut self, key: &str, items: Vec<String>) -> Vec<String> {
         let mut out = Vec::new();
         for item in items {
             match normalize_domain(&item) {
@@ -950,7 +981,7 @@ impl Check<'_> {
         }
     }
 
-    fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+    pub(super) fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let expr = value.unwrap_or_else(|| default.to_owned());
         match parse_cron(&expr) {
             Err(error) => {
@@ -979,7 +1010,7 @@ impl Check<'_> {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
+pub(super) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_matches(['[', ']'])

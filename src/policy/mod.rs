@@ -10,6 +10,7 @@
 //! an [`Action`] is only a recommendation, and whether it is carried out is for the remediation
 //! module to decide.
 
+pub mod directory;
 pub mod exemption;
 mod glob;
 pub mod records;
@@ -29,6 +30,7 @@ use crate::config::{Exemption, RulesConfig, Severity};
 use crate::org::OrgState;
 use usage::UsageView;
 
+pub use directory::{DirectoryRead, DirectoryView};
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
 
@@ -58,6 +60,13 @@ pub enum RuleId {
     DormantMembers,
     /// Active keys that never expire and are old, and organization-scoped keys.
     KeyHygiene,
+    /// Access left to people disabled, suspended or deleted in their authoritative directory.
+    DirectoryDeparted,
+    /// Members and invites in a directory's domains that it has no account for.
+    DirectoryUnknown,
+    /// Members not assigned to the Claude application in the identity provider, and removed
+    /// members still assigned there.
+    AssignmentDrift,
     /// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
     RemediationGuard,
 }
@@ -65,7 +74,7 @@ pub enum RuleId {
 impl RuleId {
     /// Every rule id, the ones [`evaluate`] emits first in the order [`Evaluation::rules`] lists
     /// them, then `remediation_guard`.
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: [RuleId; 14] = [
         RuleId::StaleInvites,
         RuleId::DepartedDomains,
         RuleId::OffboardingRoster,
@@ -76,6 +85,9 @@ impl RuleId {
         RuleId::DormantKeys,
         RuleId::DormantMembers,
         RuleId::KeyHygiene,
+        RuleId::DirectoryDeparted,
+        RuleId::DirectoryUnknown,
+        RuleId::AssignmentDrift,
         RuleId::RemediationGuard,
     ];
 
@@ -91,6 +103,9 @@ impl RuleId {
             RuleId::DormantKeys => "dormant_keys",
             RuleId::DormantMembers => "dormant_members",
             RuleId::KeyHygiene => "key_hygiene",
+            RuleId::DirectoryDeparted => "directory_departed",
+            RuleId::DirectoryUnknown => "directory_unknown",
+            RuleId::AssignmentDrift => "assignment_drift",
             RuleId::RemediationGuard => "remediation_guard",
         }
     }
@@ -130,7 +145,15 @@ pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
 pub const DORMANT_KEYS: RuleId = RuleId::DormantKeys;
 pub const DORMANT_MEMBERS: RuleId = RuleId::DormantMembers;
 pub const KEY_HYGIENE: RuleId = RuleId::KeyHygiene;
+pub const DIRECTORY_DEPARTED: RuleId = RuleId::DirectoryDeparted;
+pub const DIRECTORY_UNKNOWN: RuleId = RuleId::DirectoryUnknown;
+pub const ASSIGNMENT_DRIFT: RuleId = RuleId::AssignmentDrift;
 pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
+/// Why the directory rules did not run when no `[[directories]]` source is configured: a
+/// choice, not a failure (the report does not raise its banner for it).
+pub const DIRECTORIES_NOT_CONFIGURED: &str = "no [[directories]] source configured";
+/// Why `assignment_drift` did not run when no source reads the Claude app's assignments.
+pub const ASSIGNMENTS_NOT_CONFIGURED: &str = "no directory source reads the app assignments";
 /// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
 /// report does not raise its banner for it).
 pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
@@ -155,6 +178,9 @@ pub const RULE_IDS: &[RuleId] = &[
     DORMANT_KEYS,
     DORMANT_MEMBERS,
     KEY_HYGIENE,
+    DIRECTORY_DEPARTED,
+    DIRECTORY_UNKNOWN,
+    ASSIGNMENT_DRIFT,
 ];
 
 /// The compliance controls a rule's findings give evidence for.
@@ -182,13 +208,17 @@ pub const RULE_IDS: &[RuleId] = &[
 /// - `key_hygiene`: an authenticator that is never refreshed (NIST IA-5) or that reaches the
 ///   whole organization when one workspace would do (least privilege, NIST AC-6; SOC 2 CC6.1,
 ///   CC6.3).
+/// - `directory_departed`: the identity provider's own record of a departure, same as the roster.
+/// - `directory_unknown` and `assignment_drift`: accounts the source of truth does not back (or
+///   will provision again) are account management (SOC 2 CC6.2, NIST AC-2), and access that
+///   deprovisioning there will not remove is AC-2(3).
 ///
 /// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
 ///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
 pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
     match rule {
         STALE_INVITES => &["SOC 2 CC6.2", "NIST 800-53 AC-2"],
-        DEPARTED_DOMAINS | OFFBOARDING_ROSTER => &[
+        DEPARTED_DOMAINS | OFFBOARDING_ROSTER | DIRECTORY_DEPARTED => &[
             "SOC 2 CC6.2",
             "SOC 2 CC6.3",
             "NIST 800-53 AC-2(3)",
@@ -221,6 +251,9 @@ pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
             "NIST 800-53 IA-5",
             "NIST 800-53 AC-6",
         ],
+        DIRECTORY_UNKNOWN | ASSIGNMENT_DRIFT => {
+            &["SOC 2 CC6.2", "NIST 800-53 AC-2", "NIST 800-53 AC-2(3)"]
+        }
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
     }
 }
@@ -353,6 +386,8 @@ pub struct PolicyInput<'a> {
     /// What the usage data says, for `dormant_keys` and `dormant_members`; `None` (or a view
     /// whose `failure` is set) leaves them `not_evaluated`.
     pub usage: Option<&'a UsageView>,
+    /// The `[[directories]]` sources, in configuration order.
+    pub directories: &'a [DirectoryView],
     pub now: DateTime<Utc>,
 }
 
@@ -438,6 +473,21 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     let usage = |idle_days: u32, key: &str| {
         usage_covering(input.usage, input.now.date_naive(), idle_days, key)
     };
+    let dirs = rules::Directories::new(input.directories);
+    let partial = dirs.failures();
+    let directory_rule = |body: &dyn Fn() -> Vec<Finding>| {
+        if input.directories.is_empty() {
+            return (Vec::new(), Some(DIRECTORIES_NOT_CONFIGURED.to_owned()));
+        }
+        // Sources that could not be read leave the rule not evaluated (their earlier findings
+        // keep their status); what the readable ones show is still reported.
+        (body(), partial.clone())
+    };
+    let any_assignments = input.directories.iter().any(|v| {
+        v.read
+            .as_ref()
+            .map_or(true, |read| read.listing.assigned.is_some())
+    });
 
     let runs = [
         run(STALE_INVITES, r.stale_invites.enabled, || {
@@ -473,6 +523,18 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         }),
         run(KEY_HYGIENE, r.key_hygiene.enabled, || {
             Ok(rules::key_hygiene(&ctx))
+        }),
+        run_partial(DIRECTORY_DEPARTED, r.directory_departed.enabled, || {
+            directory_rule(&|| rules::directory_departed(&ctx, &dirs))
+        }),
+        run_partial(DIRECTORY_UNKNOWN, r.directory_unknown.enabled, || {
+            directory_rule(&|| rules::directory_unknown(&ctx, &dirs))
+        }),
+        run_partial(ASSIGNMENT_DRIFT, r.assignment_drift.enabled, || {
+            if !input.directories.is_empty() && !any_assignments {
+                return (Vec::new(), Some(ASSIGNMENTS_NOT_CONFIGURED.to_owned()));
+            }
+            directory_rule(&|| rules::assignment_drift(&ctx, &dirs))
         }),
     ];
 
@@ -528,12 +590,25 @@ fn run(
     enabled: bool,
     body: impl FnOnce() -> Result<Vec<Finding>, String>,
 ) -> (RuleOutcome, Vec<Finding>) {
+    run_partial(rule, enabled, || match body() {
+        Ok(found) => (found, None),
+        Err(reason) => (Vec::new(), Some(reason)),
+    })
+}
+
+/// Runs one rule that may run in part: its findings, and why it is not wholly evaluated (then
+/// it is reported `not_evaluated`, so nothing of it is resolved, with what it did find).
+fn run_partial(
+    rule: RuleId,
+    enabled: bool,
+    body: impl FnOnce() -> (Vec<Finding>, Option<String>),
+) -> (RuleOutcome, Vec<Finding>) {
     let (status, found) = if !enabled {
         (RuleStatus::Disabled, Vec::new())
     } else {
         match body() {
-            Ok(found) => (RuleStatus::Evaluated, found),
-            Err(reason) => (RuleStatus::NotEvaluated(reason), Vec::new()),
+            (found, None) => (RuleStatus::Evaluated, found),
+            (found, Some(reason)) => (RuleStatus::NotEvaluated(reason), found),
         }
     };
     let outcome = RuleOutcome {

@@ -3,6 +3,8 @@
 //! States are built by hand with the small helpers below; `now` is fixed at
 //! 2026-02-01T12:00:00Z so that every date in the evidence is predictable.
 
+use std::collections::HashMap;
+
 use chrono::{Duration, NaiveDate};
 
 use super::*;
@@ -14,6 +16,7 @@ use crate::org::{
     Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
 use usage::UsageView;
+use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
 // ---- Helpers ------------------------------------------------------------------------------------
 
@@ -211,6 +214,20 @@ fn rules() -> RulesConfig {
             max_key_age_days: 365,
             flag_org_scoped: false,
         },
+        directory_departed: crate::config::DirectoryDepartedRule {
+            enabled: true,
+            severity: Severity::High,
+            remediate: false,
+            remove_members: false,
+        },
+        directory_unknown: crate::config::DirectoryUnknownRule {
+            enabled: true,
+            severity: Severity::Medium,
+        },
+        assignment_drift: crate::config::AssignmentDriftRule {
+            enabled: true,
+            severity: Severity::Medium,
+        },
     }
 }
 
@@ -231,6 +248,7 @@ struct Case {
     exemptions: Vec<Exemption>,
     roster: Roster,
     usage: Option<UsageView>,
+    directories: Vec<DirectoryView>,
     now: DateTime<Utc>,
 }
 
@@ -244,6 +262,7 @@ impl Case {
             exemptions: vec![],
             roster: Roster::NotConfigured,
             usage: None,
+            directories: vec![],
             now: now(),
         }
     }
@@ -257,6 +276,7 @@ impl Case {
             exemptions: &self.exemptions,
             roster: &self.roster,
             usage: self.usage.as_ref(),
+            directories: &self.directories,
             now: self.now,
         })
     }
@@ -2194,6 +2214,20 @@ fn busy_case() -> Case {
     // Everyone idle since the data began, and every key too old to go without an expiry.
     case.usage = Some(usage_view());
     case.rules.key_hygiene.max_key_age_days = 1;
+    // The directory: jane disabled, a1 unknown, a2 active but not assigned to the app.
+    case.directories = vec![assigned(
+        view(
+            "idp",
+            &["corp.test"],
+            vec![
+                person("j", "jane@corp.test", &[], disabled("SUSPENDED")),
+                person("d", "dev@corp.test", &[], DirectoryStatus::Active),
+                person("2", "a2@corp.test", &[], DirectoryStatus::Active),
+                person("3", "a3@corp.test", &[], DirectoryStatus::Active),
+            ],
+        ),
+        &["dev@corp.test", "a3@corp.test"],
+    )];
     case
 }
 
@@ -2228,8 +2262,12 @@ fn every_rule_reports_and_findings_are_sorted() {
         vec![
             (Severity::Critical, OFFBOARDING_ROSTER, "jane@corp.test"),
             (Severity::High, DEPARTED_DOMAINS, "old@acquired.test"),
+            (Severity::High, DIRECTORY_DEPARTED, "jane@corp.test"),
             (Severity::High, ORPHANED_KEYS, "apikey_o-name"),
             (Severity::High, PRIVILEGE_ESCALATION, "dev@corp.test"),
+            (Severity::Medium, ASSIGNMENT_DRIFT, "a2@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "a1@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "z@corp.test"),
             (Severity::Medium, EXCESS_ADMINS, "Example Org"),
             (Severity::Low, STALE_INVITES, "z@corp.test"),
             (Severity::Low, UNATTRIBUTED_KEYS, "legacy"),
@@ -2253,6 +2291,9 @@ fn disabled_rules_report_disabled_and_find_nothing() {
     case.rules.dormant_keys.enabled = false;
     case.rules.dormant_members.enabled = false;
     case.rules.key_hygiene.enabled = false;
+    case.rules.directory_departed.enabled = false;
+    case.rules.directory_unknown.enabled = false;
+    case.rules.assignment_drift.enabled = false;
     let evaluation = case.eval();
     assert!(evaluation.findings.is_empty(), "{:?}", evaluation.findings);
     for outcome in &evaluation.rules {
@@ -3020,4 +3061,328 @@ fn unused_access_findings_honour_exemptions() {
     let members = of(&evaluation, DORMANT_MEMBERS);
     assert_eq!(members.len(), 1);
     assert!(members[0].exemption.is_some());
+}
+
+// ---- directory_departed, directory_unknown, assignment_drift ------------------------------------
+
+fn person(id: &str, email: &str, aliases: &[&str], status: DirectoryStatus) -> DirectoryPerson {
+    DirectoryPerson {
+        id: id.into(),
+        email: email.into(),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        status,
+        status_since: None,
+    }
+}
+
+fn disabled(word: &str) -> DirectoryStatus {
+    DirectoryStatus::Disabled(word.into())
+}
+
+fn view(name: &str, domains: &[&str], people: Vec<DirectoryPerson>) -> DirectoryView {
+    DirectoryView {
+        name: name.into(),
+        domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        read: Ok(DirectoryRead {
+            listing: DirectoryListing {
+                people,
+                assigned: None,
+            },
+            read_at: at("2026-02-01T11:00:00Z"),
+            seen_since: HashMap::new(),
+        }),
+    }
+}
+
+fn assigned(mut view: DirectoryView, emails: &[&str]) -> DirectoryView {
+    if let Ok(read) = view.read.as_mut() {
+        read.listing.assigned = Some(emails.iter().map(|e| (*e).to_owned()).collect());
+    }
+    view
+}
+
+struct DirectoryRow {
+    name: &'static str,
+    directories: Vec<DirectoryView>,
+    state: OrgState,
+    former: Vec<FormerMember>,
+    want: &'static [(&'static str, Action)],
+}
+
+#[test]
+fn directory_rules_table() {
+    let jane = user("user_j", "Jane@Example.com", "developer");
+    let admin = user("user_a", "ada@example.com", "admin");
+    let bob = user("user_b", "bob@example.com", "developer");
+    let outsider = user("user_o", "olga@other.org", "developer");
+    let active = || DirectoryStatus::Active;
+    let company = |people| view("okta", &["example.com"], people);
+    let rows = vec![
+        DirectoryRow {
+            name: "disabled: member, membership, invite and key; an admin gets a review",
+            directories: vec![company(vec![
+                person("1", "jane@example.com", &[], disabled("SUSPENDED")),
+                person("2", "ada@example.com", &[], DirectoryStatus::Deleted),
+                person("3", "carl@example.com", &[], disabled("DEPROVISIONED")),
+                person("4", "bob@example.com", &[], active()),
+            ])],
+            state: OrgState {
+                members: vec![jane.clone(), admin.clone(), bob.clone()],
+                workspaces: vec![workspace("wrkspc_a", "Apps")],
+                workspace_members: vec![membership("wrkspc_a", "user_j", "workspace_developer")],
+                invites: vec![invite(
+                    "invite_c",
+                    "carl@example.com",
+                    "pending",
+                    at("2026-01-20T00:00:00Z"),
+                )],
+                api_keys: vec![owned_key("apikey_j", "user_j")],
+                ..state()
+            },
+            former: vec![],
+            want: &[
+                ("directory_departed:member:user_j", Action::RemoveMember),
+                ("directory_departed:member:user_a", Action::Review),
+                (
+                    "directory_departed:workspace_member:wrkspc_a/user_j",
+                    Action::RemoveWorkspaceMember,
+                ),
+                ("directory_departed:invite:invite_c", Action::DeleteInvite),
+                ("directory_departed:api_key:apikey_j", Action::DeactivateKey),
+            ],
+        },
+        DirectoryRow {
+            name: "matched by alias, case-insensitively; a former member's key too",
+            directories: vec![company(vec![
+                person(
+                    "1",
+                    "j.doe@example.com",
+                    &["jane@example.com"],
+                    disabled("LOCKED_OUT"),
+                ),
+                person("9", "gone@example.com", &[], disabled("SUSPENDED")),
+                person("4", "bob@example.com", &[], active()),
+            ])],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone()],
+                api_keys: vec![owned_key("apikey_g", "user_g")],
+                ..state()
+            },
+            former: vec![former("user_g", "gone@example.com", "2026-01-01T00:00:00Z")],
+            want: &[
+                ("directory_departed:member:user_j", Action::RemoveMember),
+                ("directory_departed:api_key:apikey_g", Action::DeactivateKey),
+            ],
+        },
+        DirectoryRow {
+            name: "unknown: in the domain and not listed; other domains are not judged",
+            directories: vec![company(vec![person("4", "bob@example.com", &[], active())])],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone(), outsider.clone()],
+                invites: vec![invite(
+                    "invite_x",
+                    "xavier@example.com",
+                    "pending",
+                    at("2026-01-20T00:00:00Z"),
+                )],
+                ..state()
+            },
+            former: vec![],
+            want: &[
+                ("directory_unknown:member:user_j", Action::Review),
+                ("directory_unknown:invite:invite_x", Action::Review),
+            ],
+        },
+        DirectoryRow {
+            name: "a roster (nobody active) cannot say who is unknown",
+            directories: vec![view(
+                "roster",
+                &[],
+                vec![person(
+                    "jane",
+                    "jane@example.com",
+                    &[],
+                    DirectoryStatus::Deleted,
+                )],
+            )],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone(), outsider.clone()],
+                ..state()
+            },
+            former: vec![],
+            want: &[("directory_departed:member:user_j", Action::RemoveMember)],
+        },
+        DirectoryRow {
+            name: "a roster's last day still ahead is not a departure yet",
+            directories: vec![view(
+                "roster",
+                &[],
+                vec![DirectoryPerson {
+                    status_since: Some(at("2026-02-03T00:00:00Z")),
+                    ..person("jane", "jane@example.com", &[], disabled("roster"))
+                }],
+            )],
+            state: OrgState {
+                members: vec![jane.clone()],
+                ..state()
+            },
+            former: vec![],
+            want: &[],
+        },
+        DirectoryRow {
+            name: "assignments: an unassigned member, and a removed member still assigned",
+            directories: vec![assigned(
+                company(vec![
+                    person("1", "jane@example.com", &[], active()),
+                    person("4", "bob@example.com", &[], active()),
+                    person("5", "dora@example.com", &[], active()),
+                ]),
+                &["bob@example.com", "dora@example.com"],
+            )],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone()],
+                ..state()
+            },
+            former: vec![former("user_d", "dora@example.com", "2026-01-01T00:00:00Z")],
+            want: &[
+                ("assignment_drift:member:user_j", Action::Review),
+                ("assignment_drift:member:user_d", Action::Review),
+            ],
+        },
+    ];
+    for row in rows {
+        let case = Case {
+            former: row.former,
+            directories: row.directories,
+            ..Case::new(row.state)
+        };
+        let evaluation = case.eval();
+        let mut got: Vec<(String, Action)> = evaluation
+            .findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.rule,
+                    RuleId::DirectoryDeparted | RuleId::DirectoryUnknown | RuleId::AssignmentDrift
+                )
+            })
+            .map(|f| (f.fingerprint(), f.action))
+            .collect();
+        let mut want: Vec<(String, Action)> = row
+            .want
+            .iter()
+            .map(|(f, a)| ((*f).to_owned(), *a))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{}", row.name);
+    }
+}
+
+#[test]
+fn directory_evidence_says_which_directory_and_since_when() {
+    let mut dir = view(
+        "okta",
+        &["example.com"],
+        vec![
+            DirectoryPerson {
+                status_since: Some(at("2026-01-10T08:00:00Z")),
+                ..person("1", "jane@example.com", &[], disabled("SUSPENDED"))
+            },
+            person("2", "bob@example.com", &[], DirectoryStatus::Deleted),
+        ],
+    );
+    if let Ok(read) = dir.read.as_mut() {
+        read.seen_since
+            .insert("2".into(), at("2026-01-20T08:00:00Z"));
+    }
+    let case = Case {
+        directories: vec![dir],
+        ..Case::new(OrgState {
+            members: vec![
+                user("user_j", "jane@example.com", "developer"),
+                user("user_b", "bob@example.com", "developer"),
+            ],
+            ..state()
+        })
+    };
+    let evaluation = case.eval();
+    let evidence = |id: &str| {
+        evaluation
+            .findings
+            .iter()
+            .find(|f| f.rule == RuleId::DirectoryDeparted && f.subject_id == id)
+            .map(|f| f.evidence.clone())
+            .unwrap()
+    };
+    assert!(
+        evidence("user_j").contains("disabled in directory okta (SUSPENDED) on 2026-01-10"),
+        "{}",
+        evidence("user_j")
+    );
+    assert!(
+        evidence("user_b")
+            .contains("deleted from directory okta (so since orgwarden's read of 2026-01-20)"),
+        "{}",
+        evidence("user_b")
+    );
+}
+
+#[test]
+fn a_failed_source_leaves_its_rules_not_evaluated_and_the_others_report() {
+    let failing = DirectoryView {
+        name: "ldap".into(),
+        domains: vec!["corp.example".into()],
+        read: Err("connection refused".into()),
+    };
+    let working = view(
+        "okta",
+        &["example.com"],
+        vec![person("1", "jane@example.com", &[], disabled("SUSPENDED"))],
+    );
+    let case = Case {
+        directories: vec![failing, working],
+        ..Case::new(OrgState {
+            members: vec![
+                user("user_j", "jane@example.com", "developer"),
+                user("user_k", "kim@corp.example", "developer"),
+            ],
+            ..state()
+        })
+    };
+    let evaluation = case.eval();
+    let outcome = |rule: RuleId| {
+        evaluation
+            .rules
+            .iter()
+            .find(|o| o.rule == rule)
+            .unwrap()
+            .status
+            .clone()
+    };
+    for rule in [RuleId::DirectoryDeparted, RuleId::DirectoryUnknown] {
+        let reason = outcome(rule).reason().unwrap_or_default().to_owned();
+        assert!(
+            reason.contains("directory ldap (corp.example): connection refused"),
+            "{reason}"
+        );
+    }
+    // Nothing is said of kim (her directory is down), jane is still reported.
+    let ids: Vec<&str> = evaluation
+        .findings
+        .iter()
+        .filter(|f| f.rule == RuleId::DirectoryDeparted || f.rule == RuleId::DirectoryUnknown)
+        .map(|f| f.subject_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["user_j"]);
+    // No source configured: a choice, not a failure.
+    let none = Case::new(state()).eval();
+    assert_eq!(
+        none.rules
+            .iter()
+            .find(|o| o.rule == RuleId::DirectoryDeparted)
+            .unwrap()
+            .status,
+        RuleStatus::NotEvaluated(DIRECTORIES_NOT_CONFIGURED.into())
+    );
 }

@@ -301,6 +301,15 @@ fn opted_in(config: &Config, rule: RuleId, action: Action) -> Result<(), String>
                 Action::RemoveWorkspaceMember,
             ],
         ),
+        RuleId::DirectoryDeparted => (
+            r.directory_departed.remediate,
+            r.directory_departed.remove_members,
+            &[
+                Action::DeleteInvite,
+                Action::DeactivateKey,
+                Action::RemoveWorkspaceMember,
+            ],
+        ),
         ORPHANED_KEYS => (r.orphaned_keys.remediate, false, &[Action::DeactivateKey]),
         DORMANT_KEYS => (r.dormant_keys.remediate, false, &[Action::DeactivateKey]),
         RuleId::UnattributedKeys
@@ -308,12 +317,17 @@ fn opted_in(config: &Config, rule: RuleId, action: Action) -> Result<(), String>
         | RuleId::KeyHygiene
         | RuleId::ExcessAdmins
         | RuleId::PrivilegeEscalation
+        | RuleId::DirectoryUnknown
+        | RuleId::AssignmentDrift
         | RuleId::RemediationGuard => return Err(format!("{rule} findings are report-only")),
     };
     if action == Action::RemoveMember {
         return if remove_members {
             Ok(())
-        } else if matches!(rule, DEPARTED_DOMAINS | OFFBOARDING_ROSTER) {
+        } else if matches!(
+            rule,
+            DEPARTED_DOMAINS | OFFBOARDING_ROSTER | RuleId::DirectoryDeparted
+        ) {
             Err(format!(
                 "removing members needs rules.{rule}.remove_members = true"
             ))

@@ -948,6 +948,8 @@ impl<'a> View<'a> {
                     && reason == crate::policy::ROSTER_NOT_CONFIGURED)
                     || reason == crate::policy::NO_PREVIOUS_SNAPSHOT
                     || reason == crate::policy::NO_USAGE_DATA
+                    || reason == crate::policy::DIRECTORIES_NOT_CONFIGURED
+                    || reason == crate::policy::ASSIGNMENTS_NOT_CONFIGURED
             };
             if let Some(reason) = outcome.status.reason().filter(|r| !chosen(r)) {
                 out.push(Problem {

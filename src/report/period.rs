@@ -136,6 +136,9 @@ pub fn rule_label(rule: &str) -> String {
         "dormant_keys" => "Unused key".to_owned(),
         "dormant_members" => "Unused seat".to_owned(),
         "key_hygiene" => "Key hygiene".to_owned(),
+        "directory_departed" => "Left the company (directory)".to_owned(),
+        "directory_unknown" => "Unknown to the directory".to_owned(),
+        "assignment_drift" => "Identity provider assignment drift".to_owned(),
         "remediation_guard" => "Remediation stopped by a guard".to_owned(),
         other => other.replace('_', " "),
     }

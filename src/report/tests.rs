@@ -1145,6 +1145,42 @@ fn counts_by_status_severity_and_rule() {
                 "0",
                 "0"
             ]),
+            row(&[
+                "directory_departed",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "directory_unknown",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "assignment_drift",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
             row(&["retired_rule", "", "0", "0", "0", "0", "0", "0", "0", "1"]),
         ]
     );
@@ -2111,6 +2147,12 @@ FINDINGS BY RULE
 - Unused key: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
 - Unused seat: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
 - Key hygiene: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Left the company (directory): 0 open (0 critical, 0 high), 0 new, 0
+  exempted, 0 resolved
+- Unknown to the directory: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0
+  resolved
+- Identity provider assignment drift: 0 open (0 critical, 0 high), 0 new, 0
+  exempted, 0 resolved
 - total: 2 open (1 critical, 0 high), 1 new, 0 exempted, 1 resolved
 
 To exempt a finding, add an [[exemptions]] entry (rule, subject, reason,

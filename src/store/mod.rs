@@ -11,6 +11,7 @@
 
 mod actions;
 mod alerts;
+mod directories;
 mod events;
 mod findings;
 mod lock;
@@ -30,6 +31,7 @@ pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
 pub use alerts::{AlertRow, PendingAlerts};
+pub use directories::DirectoryReadRecord;
 pub use events::{EventRecord, EventsSince};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
@@ -61,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/010_owner_notices.sql"),
     include_str!("sql/011_usage.sql"),
     include_str!("sql/012_key_scope.sql"),
+    include_str!("sql/013_directories.sql"),
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod daemon;
 mod demo;
+mod directory;
 mod events;
 mod hostile;
 mod layout;
