@@ -108,6 +108,11 @@ impl<'k> Draft<'k> {
         }
     }
 
+    /// A member to review, addressed by their email.
+    fn member_review(id: &str, email: &'k str, evidence: String) -> Draft<'k> {
+        Draft::new(SubjectKind::Member, id, email, evidence, Action::Review).email(Some(email))
+    }
+
     fn email(mut self, email: Option<&'k str>) -> Draft<'k> {
         self.target.email = email;
         self
@@ -803,14 +808,7 @@ pub(super) fn directory_unknown(ctx: &Context<'_>, dirs: &Directories<'_>) -> Ve
             member.role,
             day(member.added_at)
         );
-        let draft = Draft::new(
-            SubjectKind::Member,
-            &member.id,
-            &member.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&member.email));
+        let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(DIRECTORY_UNKNOWN, config.severity, draft));
     }
     out.extend(pending_invites(
@@ -885,14 +883,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
             day(member.added_at),
             view.name
         );
-        let draft = Draft::new(
-            SubjectKind::Member,
-            &member.id,
-            &member.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&member.email));
+        let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
     let current: std::collections::HashSet<String> = ctx
@@ -921,14 +912,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
             day(person_left.last_seen),
             view.name
         );
-        let draft = Draft::new(
-            SubjectKind::Member,
-            &person_left.id,
-            &person_left.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&person_left.email));
+        let draft = Draft::member_review(&person_left.id, &person_left.email, evidence);
         out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
     out
@@ -1129,14 +1113,7 @@ pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Ve
                 member.role
             ),
         };
-        let draft = Draft::new(
-            SubjectKind::Member,
-            &member.id,
-            &member.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&member.email));
+        let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(PRIVILEGE_ESCALATION, config.severity, draft));
     }
 
@@ -1334,14 +1311,7 @@ pub(super) fn dormant_members(ctx: &Context<'_>, usage: &UsageView) -> Vec<Findi
                 "they joined"
             ),
         );
-        let draft = Draft::new(
-            SubjectKind::Member,
-            &member.id,
-            &member.email,
-            evidence,
-            Action::Review,
-        )
-        .email(Some(&member.email));
+        let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(DORMANT_MEMBERS, config.severity, draft));
     }
     out
