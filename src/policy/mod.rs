@@ -573,8 +573,9 @@ fn usage_covering<'v>(
     let Some(from) = view.covered_from else {
         return Err(NO_USAGE_DATA.to_owned());
     };
-    // Idle means no use after `today - idle_days`; the data must reach back to that day.
-    let needed = today - chrono::Duration::days(i64::from(idle_days));
+    // The data must cover the last `idle_days` days, today included (what `[usage]
+    // backfill_days` fetches): with the defaults (90 and 90) the rules run on the first ingest.
+    let needed = today - chrono::Duration::days(i64::from(idle_days) - 1);
     if from > needed {
         return Err(format!(
             "{USAGE_UNAVAILABLE}: it begins on {from}, and {setting} = {idle_days} needs it \

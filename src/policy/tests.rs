@@ -2840,10 +2840,10 @@ fn usage_rules_without_usable_data_are_not_evaluated() {
             "data shorter than the window",
             Some(short),
             "usage data unavailable: it begins on 2025-12-01, and \
-             rules.dormant_keys.max_idle_days = 90 needs it from 2025-11-03 (raise [usage] \
+             rules.dormant_keys.max_idle_days = 90 needs it from 2025-11-04 (raise [usage] \
              backfill_days or wait for it to grow)"
                 .into(),
-            // 60 days back is 2025-12-03: covered.
+            // The last 60 days begin on 2025-12-04: covered.
             String::new(),
         ),
     ];
