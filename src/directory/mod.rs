@@ -7,6 +7,12 @@
 
 use std::fmt;
 
+pub mod entra;
+mod http;
+pub mod okta;
+
+pub use http::ReadOptions;
+
 /// Why a directory source could not be read. The text never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryError {

@@ -13,6 +13,7 @@ mod daemon;
 mod demo;
 mod events;
 mod hostile;
+mod idp;
 mod layout;
 mod mail;
 mod metrics;

@@ -14,6 +14,8 @@
 //! - [`Faults`] and the rate limit make it misbehave on purpose, deterministically, and can be
 //!   changed while it runs; the clock can be frozen, set and advanced for expiry tests.
 //! - [`cli`] is the command line of `orgwarden-sim` and `orgwarden sim`.
+//! - [`idp`] has the identity-provider simulators ([`OktaSim`], [`GraphSim`]), each on its own
+//!   port beside a running simulator, serving [`SimState::directory`] of its live state.
 //!
 //! Choices where the contract is silent:
 //! - Workspace member lists hold only **explicit** memberships. Org admins and billing members,
@@ -29,6 +31,7 @@ pub mod cli;
 mod directory;
 mod error;
 mod faults;
+pub mod idp;
 mod model;
 mod ops;
 mod prng;
@@ -52,6 +55,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use directory::{DirectoryEntry, DirectoryState};
 pub use faults::Faults;
+pub use idp::graph::{GraphOptions, GraphSim};
+pub use idp::okta::{OktaOptions, OktaSim};
+pub use idp::IdpServer;
 pub use seed::{MAIN_DOMAIN, ORGANIZATION_NAME, SECOND_DOMAIN};
 pub use state::SimState;
 
