@@ -87,7 +87,7 @@ pub async fn read_with(
 ) -> Result<DirectoryListing, DirectoryError> {
     let graph = settings.graph_url.trim_end_matches('/').to_string();
     let login = settings.login_url.trim_end_matches('/').to_string();
-    let http = Http::new(name, opts, &[&graph, &login])?;
+    let http = Http::new(name, opts, &[graph.as_str(), login.as_str()])?;
     Reader {
         http,
         graph,

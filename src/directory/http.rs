@@ -298,8 +298,8 @@ pub(crate) fn auth_header(credential: &SecretString, scheme: &str) -> HeaderValu
 /// A bearer token and when it stops being usable.
 #[derive(Clone)]
 pub(crate) struct CachedToken {
-    pub token: SecretString,
-    pub until: Instant,
+    pub(crate) token: SecretString,
+    pub(crate) until: Instant,
 }
 
 fn token_cache() -> &'static Mutex<HashMap<String, CachedToken>> {
@@ -338,9 +338,9 @@ pub(crate) fn forget_token(key: &str) {
 /// An OAuth token endpoint's answer.
 #[derive(serde::Deserialize)]
 pub(crate) struct TokenAnswer {
-    pub access_token: SecretString,
+    pub(crate) access_token: SecretString,
     #[serde(default = "default_expires_in")]
-    pub expires_in: u64,
+    pub(crate) expires_in: u64,
 }
 
 fn default_expires_in() -> u64 {

@@ -95,7 +95,7 @@ pub async fn read_with(
     opts: &ReadOptions,
 ) -> Result<DirectoryListing, DirectoryError> {
     let org = settings.org_url.trim_end_matches('/').to_string();
-    let http = Http::new(name, opts, &[&org])?;
+    let http = Http::new(name, opts, &[org.as_str()])?;
     let reader = Reader {
         http,
         org,

@@ -103,6 +103,8 @@ pub(crate) struct IdpCore {
     pub seed: u64,
     /// Issued bearer tokens and when they expire (real monotonic time).
     tokens: Mutex<HashMap<String, Instant>>,
+    /// Tokens issued so far, so that no token is ever issued twice.
+    issued: AtomicU64,
 }
 
 impl IdpCore {
@@ -113,6 +115,7 @@ impl IdpCore {
             served: AtomicU64::new(0),
             seed: mix(sim.shared.seed ^ salt),
             tokens: Mutex::new(HashMap::new()),
+            issued: AtomicU64::new(0),
         }
     }
 
@@ -142,8 +145,8 @@ impl IdpCore {
 
     /// Issues a bearer token valid for `lifetime`.
     pub(crate) fn issue_token(&self, prefix: &str, lifetime: Duration) -> String {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed) + 1;
         let mut tokens = lock(&self.tokens);
-        let n = tokens.len() as u64 + 1;
         let token = format!(
             "{prefix}{:016x}{:016x}",
             mix(self.seed ^ n),

@@ -101,8 +101,9 @@ struct Window {
 }
 
 impl Window {
-    /// Counts a request: whether it is allowed, the requests left and the seconds until reset.
-    fn take(&mut self, now: Instant) -> (bool, u32, Duration) {
+    /// Counts a request: whether it is allowed, the limit, the requests left and the time until
+    /// the reset.
+    fn take(&mut self, now: Instant) -> (bool, u32, u32, Duration) {
         if now.duration_since(self.started) >= self.length {
             self.started = now;
             self.used = 0;
@@ -112,7 +113,7 @@ impl Window {
             self.used += 1;
         }
         let left = self.length.saturating_sub(now.duration_since(self.started));
-        (allowed, self.limit - self.used, left)
+        (allowed, self.limit, self.limit - self.used, left)
     }
 }
 
@@ -273,8 +274,7 @@ async fn pipeline(State(sh): St, req: Request, next: Next) -> Response {
     if !path.starts_with("/api/") {
         return after(next.run(req).await, malformed).await;
     }
-    let (allowed, remaining, left) = lock(&sh.window).take(Instant::now());
-    let limit = sh.opts.rate_limit;
+    let (allowed, limit, remaining, left) = lock(&sh.window).take(Instant::now());
     let mut response = if !allowed {
         error(
             StatusCode::TOO_MANY_REQUESTS,

@@ -121,7 +121,7 @@ async fn okta_lists_every_page_and_leaves_deprovisioned_users_to_a_search() {
     assert_eq!(listed.len(), dir.iter().filter(|e| !gone(e.state)).count());
     assert_eq!(deprovisioned.len(), dir.len() - listed.len());
     assert!(deprovisioned.iter().all(|u| u["status"] == "DEPROVISIONED"));
-    let ids: HashSet<_> = listed.iter().chain(&deprovisioned).map(|u| u["id"].clone()).collect();
+    let ids: HashSet<_> = listed.iter().chain(&deprovisioned).map(|u| u["id"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(ids.len(), dir.len(), "no user twice, none missing");
     let alias = dir.iter().find(|e| !e.aliases.is_empty()).expect("an alias");
     let user = listed
@@ -191,7 +191,7 @@ async fn okta_issues_tokens_for_a_signed_client_assertion_only() {
                         "client_assertion_type",
                         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                     ),
-                    ("client_assertion", &assertion),
+                    ("client_assertion", assertion.as_str()),
                 ],
             )
             .await
