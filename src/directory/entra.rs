@@ -25,7 +25,8 @@ use super::DirectoryError;
 use crate::config::EntraSettings;
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
-const SELECT: &str = "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
+const SELECT: &str =
+    "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
 const TOP: &str = "999";
 const SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -110,7 +111,10 @@ impl Reader<'_> {
         let mut people = Vec::new();
         let mut email_of = HashMap::new();
         let mut seen = HashSet::new();
-        for path in ["/v1.0/users", "/v1.0/directory/deletedItems/microsoft.graph.user"] {
+        for path in [
+            "/v1.0/users",
+            "/v1.0/directory/deletedItems/microsoft.graph.user",
+        ] {
             let mut url = self.url(path)?;
             url.query_pairs_mut()
                 .append_pair("$select", SELECT)
@@ -128,7 +132,8 @@ impl Reader<'_> {
         let assigned = match &self.settings.service_principal_id {
             None => None,
             Some(sp) => {
-                let mut url = self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
+                let mut url =
+                    self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
                 url.query_pairs_mut().append_pair("$top", TOP);
                 let mut emails: Vec<String> = self
                     .all_pages::<Assignment>(url)
@@ -236,7 +241,10 @@ impl Reader<'_> {
         if let Some(token) = http::cached_token(&key) {
             return Ok(token);
         }
-        let url = format!("{}/{}/oauth2/v2.0/token", self.login, self.settings.tenant_id);
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.login, self.settings.tenant_id
+        );
         let url = self.http.follow(&url)?;
         let form = [
             ("grant_type", "client_credentials"),
@@ -263,7 +271,11 @@ impl Reader<'_> {
 fn person(user: User) -> Option<DirectoryPerson> {
     let lower = |s: &str| Some(s.trim().to_lowercase()).filter(|v| v.contains('@'));
     let upn = user.user_principal_name.as_deref().and_then(lower);
-    let email = user.mail.as_deref().and_then(lower).or_else(|| upn.clone())?;
+    let email = user
+        .mail
+        .as_deref()
+        .and_then(lower)
+        .or_else(|| upn.clone())?;
     let proxies = user.proxy_addresses.iter().filter_map(|p| {
         let (kind, address) = p.split_once(':')?;
         kind.eq_ignore_ascii_case("smtp").then(|| lower(address))?
@@ -311,15 +323,26 @@ mod tests {
         assert_eq!(p.email, "j.doe@example.com");
         assert_eq!(
             p.aliases,
-            ["jane.doe@example.com", "jane@home.example", "jd@example.com"]
+            [
+                "jane.doe@example.com",
+                "jane@home.example",
+                "jd@example.com"
+            ]
         );
-        assert_eq!(p.status, DirectoryStatus::Disabled("accountEnabled=false".into()));
+        assert_eq!(
+            p.status,
+            DirectoryStatus::Disabled("accountEnabled=false".into())
+        );
         let d = user(serde_json::json!({
             "id": "2", "mail": null, "userPrincipalName": "x@example.com",
             "accountEnabled": true, "deletedDateTime": "2026-01-01T00:00:00Z"
         }));
-        assert_eq!((d.email.as_str(), d.status), ("x@example.com", DirectoryStatus::Deleted));
-        let a = user(serde_json::json!({"id": "3", "mail": "a@example.com", "accountEnabled": true}));
+        assert_eq!(
+            (d.email.as_str(), d.status),
+            ("x@example.com", DirectoryStatus::Deleted)
+        );
+        let a =
+            user(serde_json::json!({"id": "3", "mail": "a@example.com", "accountEnabled": true}));
         assert_eq!((a.status, a.aliases.len()), (DirectoryStatus::Active, 0));
     }
 }

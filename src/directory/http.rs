@@ -200,7 +200,10 @@ impl Http {
                     self.opts.deadline.as_secs()
                 )));
             }
-            let sent = build().timeout(left.min(self.opts.request_timeout)).send().await;
+            let sent = build()
+                .timeout(left.min(self.opts.request_timeout))
+                .send()
+                .await;
             let (problem, wait) = match sent {
                 Err(e) => (
                     Failure::Other(format!("request failed: {}", describe_transport(&e))),
@@ -227,15 +230,17 @@ impl Http {
                                     return Ok((value, headers));
                                 }
                                 Err(e) => (
-                                    Failure::Other(format!("the answer is not the expected JSON: {e}")),
+                                    Failure::Other(format!(
+                                        "the answer is not the expected JSON: {e}"
+                                    )),
                                     None,
                                 ),
                             }
                         }
                         Ok(bytes) => {
                             let text = String::from_utf8_lossy(&bytes).into_owned();
-                            let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                                || status.is_server_error();
+                            let retryable =
+                                status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                             if !retryable {
                                 return Err(Failure::Status(status, text));
                             }
@@ -288,9 +293,8 @@ fn describe_transport(e: &reqwest::Error) -> String {
 /// debug output of a request shows it. A credential that is not a valid header value gives an
 /// empty (refused) header rather than an error that could quote it.
 pub(crate) fn auth_header(credential: &SecretString, scheme: &str) -> HeaderValue {
-    let mut value =
-        HeaderValue::from_str(&format!("{scheme} {}", credential.expose_secret()))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose_secret()))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
     value.set_sensitive(true);
     value
 }

@@ -257,9 +257,7 @@ impl Reader<'_> {
     /// The `Authorization` header value.
     async fn authorization(&self) -> Result<HeaderValue, DirectoryError> {
         let (client_id, private_key, key_id) = match &self.settings.auth {
-            OktaAuth::ApiToken(token) => {
-                return Ok(http::auth_header(token, "SSWS"))
-            }
+            OktaAuth::ApiToken(token) => return Ok(http::auth_header(token, "SSWS")),
             OktaAuth::PrivateKeyJwt {
                 client_id,
                 private_key,
@@ -317,9 +315,11 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(','))
         .find_map(|part| {
             let (target, params) = part.split_once(';')?;
-            let is_next = params
-                .split(';')
-                .any(|p| p.trim().replace(' ', "").eq_ignore_ascii_case("rel=\"next\""));
+            let is_next = params.split(';').any(|p| {
+                p.trim()
+                    .replace(' ', "")
+                    .eq_ignore_ascii_case("rel=\"next\"")
+            });
             is_next.then(|| {
                 target
                     .trim()
@@ -378,7 +378,14 @@ mod tests {
         for word in ["SUSPENDED", "DEPROVISIONED", "LOCKED_OUT"] {
             assert_eq!(status(word), DirectoryStatus::Disabled(word.into()));
         }
-        for word in ["ACTIVE", "PASSWORD_EXPIRED", "RECOVERY", "PROVISIONED", "STAGED", "NEW"] {
+        for word in [
+            "ACTIVE",
+            "PASSWORD_EXPIRED",
+            "RECOVERY",
+            "PROVISIONED",
+            "STAGED",
+            "NEW",
+        ] {
             assert_eq!(status(word), DirectoryStatus::Active);
         }
     }

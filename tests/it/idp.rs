@@ -102,7 +102,10 @@ fn entra_expected(dir: &[DirectoryEntry]) -> DirectoryListing {
     expected(dir, |e| match e.state {
         DirectoryState::Active => (DirectoryStatus::Active, None),
         DirectoryState::Deleted => (DirectoryStatus::Deleted, Some(e.state_changed)),
-        _ => (DirectoryStatus::Disabled("accountEnabled=false".into()), None),
+        _ => (
+            DirectoryStatus::Disabled("accountEnabled=false".into()),
+            None,
+        ),
     })
 }
 
@@ -133,7 +136,9 @@ fn entra_settings(graph: &GraphSim, secret: &str) -> EntraSettings {
 #[tokio::test]
 async fn okta_with_an_api_token_lists_the_seeded_directory() {
     let h = sim().await;
-    let okta = OktaSim::start_local(&h, OktaOptions::default()).await.unwrap();
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
     let listing = okta::read_with("okta", &okta_settings(&okta, token()), &fast())
         .await
         .expect("read");
@@ -144,7 +149,9 @@ async fn okta_with_an_api_token_lists_the_seeded_directory() {
     let mut suspended_only = okta_settings(&okta, token());
     suspended_only.search = Some("status eq \"SUSPENDED\"".into());
     suspended_only.app_id = None;
-    let listing = okta::read_with("okta", &suspended_only, &fast()).await.unwrap();
+    let listing = okta::read_with("okta", &suspended_only, &fast())
+        .await
+        .unwrap();
     let suspended = dir
         .iter()
         .filter(|e| e.state == DirectoryState::Suspended)
@@ -156,17 +163,26 @@ async fn okta_with_an_api_token_lists_the_seeded_directory() {
 #[tokio::test]
 async fn okta_with_a_private_key_jwt_lists_the_same_and_caches_its_token() {
     let h = sim().await;
-    let okta = OktaSim::start_local(&h, OktaOptions::default()).await.unwrap();
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
     let auth = OktaAuth::PrivateKeyJwt {
         client_id: DEMO_OKTA_CLIENT_ID.to_string(),
         private_key: SecretString::from(DEMO_PRIVATE_KEY_PEM),
         key_id: Some("sim".into()),
     };
     let settings = okta_settings(&okta, auth);
-    let listing = okta::read_with("okta", &settings, &fast()).await.expect("read");
-    assert_eq!(normal(listing), okta_expected(&h.snapshot_state().directory()));
+    let listing = okta::read_with("okta", &settings, &fast())
+        .await
+        .expect("read");
+    assert_eq!(
+        normal(listing),
+        okta_expected(&h.snapshot_state().directory())
+    );
     let first = okta.requests_served();
-    okta::read_with("okta", &settings, &fast()).await.expect("read");
+    okta::read_with("okta", &settings, &fast())
+        .await
+        .expect("read");
     assert_eq!(
         okta.requests_served() - first,
         first - 1,
@@ -174,7 +190,9 @@ async fn okta_with_a_private_key_jwt_lists_the_same_and_caches_its_token() {
     );
     // A token the server no longer knows is replaced once.
     okta.expire_tokens();
-    okta::read_with("okta", &settings, &fast()).await.expect("read after expiry");
+    okta::read_with("okta", &settings, &fast())
+        .await
+        .expect("read after expiry");
 
     let other_key = OktaAuth::PrivateKeyJwt {
         client_id: "0oasomeoneelse".to_string(),
@@ -191,7 +209,9 @@ async fn okta_with_a_private_key_jwt_lists_the_same_and_caches_its_token() {
 #[tokio::test]
 async fn okta_waits_for_the_rate_limit_window_instead_of_failing() {
     let h = sim().await;
-    let okta = OktaSim::start_local(&h, OktaOptions::default()).await.unwrap();
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
     okta.set_rate_limit(2, Duration::from_secs(1));
     // Spend the window so the read starts with a 429.
     let c = reqwest::Client::new();
@@ -203,14 +223,21 @@ async fn okta_waits_for_the_rate_limit_window_instead_of_failing() {
             .unwrap();
     }
     let settings = okta_settings(&okta, token());
-    let listing = okta::read_with("okta", &settings, &fast()).await.expect("read");
-    assert_eq!(normal(listing), okta_expected(&h.snapshot_state().directory()));
+    let listing = okta::read_with("okta", &settings, &fast())
+        .await
+        .expect("read");
+    assert_eq!(
+        normal(listing),
+        okta_expected(&h.snapshot_state().directory())
+    );
 }
 
 #[tokio::test]
 async fn okta_refuses_a_wrong_token_without_showing_it() {
     let h = sim().await;
-    let okta = OktaSim::start_local(&h, OktaOptions::default()).await.unwrap();
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
     let secret = "00wrong-token-that-must-not-leak";
     let auth = OktaAuth::ApiToken(SecretString::from(secret));
     let settings = okta_settings(&okta, auth);
@@ -219,14 +246,19 @@ async fn okta_refuses_a_wrong_token_without_showing_it() {
         .await
         .expect_err("401");
     let text = err.to_string();
-    assert!(text.contains("corp-okta") && text.contains("401") && text.contains("E0000011"), "{text}");
+    assert!(
+        text.contains("corp-okta") && text.contains("401") && text.contains("E0000011"),
+        "{text}"
+    );
     assert!(!text.contains(secret), "{text}");
 }
 
 #[tokio::test]
 async fn transient_faults_are_ridden_out_and_a_lasting_one_is_an_error() {
     let h = sim().await;
-    let okta = OktaSim::start_local(&h, OktaOptions::default()).await.unwrap();
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
     let settings = okta_settings(&okta, token());
     okta.set_faults(Faults {
         error_rate: 0.3,
@@ -234,8 +266,13 @@ async fn transient_faults_are_ridden_out_and_a_lasting_one_is_an_error() {
         malformed_rate: 0.2,
         ..Faults::default()
     });
-    let listing = okta::read_with("okta", &settings, &fast()).await.expect("ridden out");
-    assert_eq!(normal(listing), okta_expected(&h.snapshot_state().directory()));
+    let listing = okta::read_with("okta", &settings, &fast())
+        .await
+        .expect("ridden out");
+    assert_eq!(
+        normal(listing),
+        okta_expected(&h.snapshot_state().directory())
+    );
     // The second page and everything after fail: no partial listing comes back.
     okta.set_faults(Faults {
         error_rate: 1.0,
@@ -263,7 +300,9 @@ async fn a_source_that_is_down_is_an_error() {
         max_retries: 2,
         ..fast()
     };
-    let err = okta::read_with("okta", &settings, &opts).await.expect_err("down");
+    let err = okta::read_with("okta", &settings, &opts)
+        .await
+        .expect_err("down");
     assert!(err.message.contains("request failed"), "{err}");
     let entra = EntraSettings {
         tenant_id: DEMO_TENANT_ID.into(),
@@ -280,17 +319,25 @@ async fn a_source_that_is_down_is_an_error() {
         search: None,
         app_id: None,
     };
-    let err = okta::read_with("okta", &remote, &opts).await.expect_err("plain http");
+    let err = okta::read_with("okta", &remote, &opts)
+        .await
+        .expect_err("plain http");
     assert!(err.message.contains("https"), "{err}");
 }
 
 #[tokio::test]
 async fn entra_lists_the_seeded_directory_with_deleted_users_and_assignments() {
     let h = sim().await;
-    let graph = GraphSim::start_local(&h, GraphOptions::default()).await.unwrap();
-    let listing = entra::read_with("entra", &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET), &fast())
+    let graph = GraphSim::start_local(&h, GraphOptions::default())
         .await
-        .expect("read");
+        .unwrap();
+    let listing = entra::read_with(
+        "entra",
+        &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET),
+        &fast(),
+    )
+    .await
+    .expect("read");
     let dir = h.snapshot_state().directory();
     assert!(dir.iter().any(|e| e.state == DirectoryState::Deleted));
     assert_eq!(normal(listing), entra_expected(&dir));
@@ -308,10 +355,17 @@ async fn entra_rides_out_429s_with_retry_after() {
     )
     .await
     .unwrap();
-    let listing = entra::read_with("entra", &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET), &fast())
-        .await
-        .expect("read");
-    assert_eq!(normal(listing), entra_expected(&h.snapshot_state().directory()));
+    let listing = entra::read_with(
+        "entra",
+        &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET),
+        &fast(),
+    )
+    .await
+    .expect("read");
+    assert_eq!(
+        normal(listing),
+        entra_expected(&h.snapshot_state().directory())
+    );
     // Token, then three lists at one request a second: at least two 429s were answered.
     assert!(graph.requests_served() >= 6, "{}", graph.requests_served());
 }
@@ -319,7 +373,9 @@ async fn entra_rides_out_429s_with_retry_after() {
 #[tokio::test]
 async fn entra_refuses_a_wrong_secret_without_showing_it() {
     let h = sim().await;
-    let graph = GraphSim::start_local(&h, GraphOptions::default()).await.unwrap();
+    let graph = GraphSim::start_local(&h, GraphOptions::default())
+        .await
+        .unwrap();
     let secret = "wrong~secret~that~must~not~leak";
     let settings = entra_settings(&graph, secret);
     assert!(!format!("{settings:?}").contains(secret));
@@ -327,6 +383,9 @@ async fn entra_refuses_a_wrong_secret_without_showing_it() {
         .await
         .expect_err("401");
     let text = err.to_string();
-    assert!(text.contains("401") && text.contains("AADSTS7000215"), "{text}");
+    assert!(
+        text.contains("401") && text.contains("AADSTS7000215"),
+        "{text}"
+    );
     assert!(!text.contains(secret), "{text}");
 }

@@ -284,7 +284,12 @@ async fn token(State(sh): St, Path(tenant): Path<String>, body: Bytes) -> Respon
             "Application with identifier '{}' was not found in the directory.",
             get("client_id")
         );
-        return aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &text);
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &text,
+        );
     }
     if !same_secret(get("client_secret"), &opts.client_secret) {
         let text = "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.";
@@ -294,7 +299,9 @@ async fn token(State(sh): St, Path(tenant): Path<String>, body: Bytes) -> Respon
         let text = "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.";
         return aad_error(StatusCode::BAD_REQUEST, "invalid_scope", 1002012, text);
     }
-    let access_token = sh.core.issue_token("eyJ0eXAiOiJKV1QiLCJzaW0iOjF9.", TOKEN_LIFETIME);
+    let access_token = sh
+        .core
+        .issue_token("eyJ0eXAiOiJKV1QiLCJzaW0iOjF9.", TOKEN_LIFETIME);
     Json(json!({
         "token_type": "Bearer",
         "expires_in": TOKEN_LIFETIME.as_secs(),
@@ -361,8 +368,16 @@ fn page(
         None => TOP_DEFAULT,
         Some(Ok(n)) if (1..=TOP_MAX).contains(&n) => n,
         Some(_) => {
-            let message = format!("Invalid page size specified: '{}'. Must be between 1 and {TOP_MAX} inclusive.", params["$top"]);
-            return error(StatusCode::BAD_REQUEST, "Request_BadRequest", &message, &sh.core);
+            let message = format!(
+                "Invalid page size specified: '{}'. Must be between 1 and {TOP_MAX} inclusive.",
+                params["$top"]
+            );
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                &message,
+                &sh.core,
+            );
         }
     };
     items.sort_by(|a, b| a.0.cmp(&b.0));

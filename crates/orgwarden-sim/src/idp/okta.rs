@@ -347,7 +347,9 @@ fn check_claims(sh: &OktaShared, claims: &Value) -> Result<(), &'static str> {
         return Err("The client_assertion iss and sub must be the client_id.");
     }
     if claims["aud"] != format!("{}/oauth2/v1/token", sh.base_url) {
-        return Err("The audience claim for client_assertion must be the endpoint invoked for the request.");
+        return Err(
+            "The audience claim for client_assertion must be the endpoint invoked for the request.",
+        );
     }
     let now = epoch_secs() as i64;
     let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else {
@@ -430,7 +432,11 @@ enum Clause {
 struct Expr(Vec<Vec<Clause>>);
 
 fn parse_clause(text: &str) -> Option<Clause> {
-    let text = text.trim().trim_start_matches('(').trim_end_matches(')').trim();
+    let text = text
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .trim();
     let (attr, rest) = text.split_once(' ')?;
     let attr = attr.to_string();
     let rest = rest.trim();
@@ -438,7 +444,11 @@ fn parse_clause(text: &str) -> Option<Clause> {
         return Some(Clause::Pr(attr));
     }
     let (op, value) = rest.split_once(' ')?;
-    let value = value.trim().strip_prefix('"')?.strip_suffix('"')?.to_string();
+    let value = value
+        .trim()
+        .strip_prefix('"')?
+        .strip_suffix('"')?
+        .to_string();
     match op.to_ascii_lowercase().as_str() {
         "eq" => Some(Clause::Eq(attr, value)),
         "sw" => Some(Clause::Sw(attr, value)),
@@ -449,7 +459,11 @@ fn parse_clause(text: &str) -> Option<Clause> {
 fn parse_expr(text: &str) -> Option<Expr> {
     let groups = text
         .split(" or ")
-        .map(|g| g.split(" and ").map(parse_clause).collect::<Option<Vec<_>>>())
+        .map(|g| {
+            g.split(" and ")
+                .map(parse_clause)
+                .collect::<Option<Vec<_>>>()
+        })
         .collect::<Option<Vec<_>>>()?;
     let known = |a: &str| attribute(a, None).is_some();
     let ok = groups.iter().flatten().all(|c| match c {
@@ -490,8 +504,9 @@ impl Expr {
         self.0.iter().any(|group| {
             group.iter().all(|c| match c {
                 Clause::Eq(a, v) => value(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
-                Clause::Sw(a, v) => value(a)
-                    .is_some_and(|x| x.to_lowercase().starts_with(&v.to_lowercase())),
+                Clause::Sw(a, v) => {
+                    value(a).is_some_and(|x| x.to_lowercase().starts_with(&v.to_lowercase()))
+                }
                 Clause::Pr(a) => value(a).is_some(),
             })
         })
@@ -499,7 +514,11 @@ impl Expr {
 }
 
 /// `limit` from the query: the default when absent, capped at `max`; `None` when not a number.
-fn limit(params: &std::collections::HashMap<String, String>, default: usize, max: usize) -> Option<usize> {
+fn limit(
+    params: &std::collections::HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Option<usize> {
     match params.get("limit") {
         None => Some(default),
         Some(v) => v.parse::<usize>().ok().map(|n| n.clamp(1, max)),

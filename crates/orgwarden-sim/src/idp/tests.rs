@@ -117,13 +117,21 @@ async fn okta_lists_every_page_and_leaves_deprovisioned_users_to_a_search() {
     )
     .await;
     let dir = h.snapshot_state().directory();
-    let gone = |s: DirectoryState| matches!(s, DirectoryState::Deprovisioned | DirectoryState::Deleted);
+    let gone =
+        |s: DirectoryState| matches!(s, DirectoryState::Deprovisioned | DirectoryState::Deleted);
     assert_eq!(listed.len(), dir.iter().filter(|e| !gone(e.state)).count());
     assert_eq!(deprovisioned.len(), dir.len() - listed.len());
     assert!(deprovisioned.iter().all(|u| u["status"] == "DEPROVISIONED"));
-    let ids: HashSet<_> = listed.iter().chain(&deprovisioned).map(|u| u["id"].as_str().unwrap_or("").to_string()).collect();
+    let ids: HashSet<_> = listed
+        .iter()
+        .chain(&deprovisioned)
+        .map(|u| u["id"].as_str().unwrap_or("").to_string())
+        .collect();
     assert_eq!(ids.len(), dir.len(), "no user twice, none missing");
-    let alias = dir.iter().find(|e| !e.aliases.is_empty()).expect("an alias");
+    let alias = dir
+        .iter()
+        .find(|e| !e.aliases.is_empty())
+        .expect("an alias");
     let user = listed
         .iter()
         .chain(&deprovisioned)
@@ -131,10 +139,21 @@ async fn okta_lists_every_page_and_leaves_deprovisioned_users_to_a_search() {
         .expect("listed");
     assert_eq!(user["profile"]["secondEmail"], alias.aliases[0].as_str());
 
-    let suspended = okta_all(format!("{base}/api/v1/users?filter=status%20eq%20%22SUSPENDED%22"), &auth).await;
-    let expected = dir.iter().filter(|e| e.state == DirectoryState::Suspended).count();
+    let suspended = okta_all(
+        format!("{base}/api/v1/users?filter=status%20eq%20%22SUSPENDED%22"),
+        &auth,
+    )
+    .await;
+    let expected = dir
+        .iter()
+        .filter(|e| e.state == DirectoryState::Suspended)
+        .count();
     assert_eq!(suspended.len(), expected);
-    let bad = get(&format!("{base}/api/v1/users?search=status%20like%20%22X%22"), &auth).await;
+    let bad = get(
+        &format!("{base}/api/v1/users?search=status%20like%20%22X%22"),
+        &auth,
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["errorCode"], "E0000031");
     for key in ["errorSummary", "errorLink", "errorId", "errorCauses"] {
@@ -157,7 +176,11 @@ async fn okta_refuses_bad_credentials_and_limits_the_rate() {
     let first = get(&format!("{base}/api/v1/users?limit=1"), &auth).await;
     assert_eq!(first.headers["x-rate-limit-limit"], "2");
     assert_eq!(first.headers["x-rate-limit-remaining"], "1");
-    let reset: u64 = first.headers["x-rate-limit-reset"].to_str().unwrap().parse().unwrap();
+    let reset: u64 = first.headers["x-rate-limit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(reset > 1_700_000_000, "epoch seconds");
     get(&format!("{base}/api/v1/users?limit=1"), &auth).await;
     let limited = get(&format!("{base}/api/v1/users?limit=1"), &auth).await;
@@ -174,7 +197,10 @@ async fn okta_issues_tokens_for_a_signed_client_assertion_only() {
         .expect("okta");
     let base = okta.base_url();
     let token_url = format!("{base}/oauth2/v1/token");
-    let now = std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .unwrap()
+        .as_secs() as i64;
     let claims = |jti: &str| {
         json!({"iss": DEMO_OKTA_CLIENT_ID, "sub": DEMO_OKTA_CLIENT_ID, "aud": token_url,
                "iat": now, "exp": now + 300, "jti": jti})
@@ -201,17 +227,34 @@ async fn okta_issues_tokens_for_a_signed_client_assertion_only() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     assert_eq!(ok.body["token_type"], "Bearer");
     let bearer = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
-    let apps = get(&format!("{base}/api/v1/apps/{OKTA_CLAUDE_APP_ID}/users"), &bearer).await;
+    let apps = get(
+        &format!("{base}/api/v1/apps/{OKTA_CLAUDE_APP_ID}/users"),
+        &bearer,
+    )
+    .await;
     assert_eq!(apps.status, StatusCode::OK);
-    let assigned = h.snapshot_state().directory().iter().filter(|e| e.assigned).count();
-    let all = okta_all(format!("{base}/api/v1/apps/{OKTA_CLAUDE_APP_ID}/users?limit=20"), &bearer).await;
+    let assigned = h
+        .snapshot_state()
+        .directory()
+        .iter()
+        .filter(|e| e.assigned)
+        .count();
+    let all = okta_all(
+        format!("{base}/api/v1/apps/{OKTA_CLAUDE_APP_ID}/users?limit=20"),
+        &bearer,
+    )
+    .await;
     assert_eq!(all.len(), assigned);
     let other = get(&format!("{base}/api/v1/apps/0oaother/users"), &bearer).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.body["errorCode"], "E0000007");
 
     let replay = ask(sign(&claims("a"), DEMO_PRIVATE_KEY_PEM)).await;
-    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "a jti is used once");
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "a jti is used once"
+    );
     let mut tampered = sign(&claims("b"), DEMO_PRIVATE_KEY_PEM);
     tampered.pop();
     tampered.push('A');
@@ -257,7 +300,10 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     let base = graph.base_url();
     let bad = graph_token(&base, "wrong").await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
-    assert!(bad.body["error_description"].as_str().unwrap().starts_with("AADSTS7000215"));
+    assert!(bad.body["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("AADSTS7000215"));
     let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
     let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
     let none = get(&format!("{base}/v1.0/users"), "").await;
@@ -265,7 +311,8 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     assert_eq!(none.body["error"]["code"], "InvalidAuthenticationToken");
     assert!(none.body["error"]["innerError"]["request-id"].is_string());
 
-    let select = "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
+    let select =
+        "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
     let users = graph_all(format!("{base}/v1.0/users?$select={select}&$top=9"), &auth).await;
     let deleted = graph_all(
         format!("{base}/v1.0/directory/deletedItems/microsoft.graph.user?$select={select}&$top=9"),
@@ -275,13 +322,28 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     let dir = h.snapshot_state().directory();
     let count = |f: &dyn Fn(&DirectoryEntry) -> bool| dir.iter().filter(|e| f(e)).count();
     assert_eq!(users.len(), count(&|e| e.state != DirectoryState::Deleted));
-    assert_eq!(deleted.len(), count(&|e| e.state == DirectoryState::Deleted));
+    assert_eq!(
+        deleted.len(),
+        count(&|e| e.state == DirectoryState::Deleted)
+    );
     assert!(deleted.iter().all(|u| u["deletedDateTime"].is_string()));
-    let disabled = users.iter().filter(|u| u["accountEnabled"] == false).count();
-    assert_eq!(disabled, count(&|e| !e.state.is_active() && e.state != DirectoryState::Deleted));
-    assert!(users.iter().all(|u| u.as_object().unwrap().len() == 7), "only the selection");
+    let disabled = users
+        .iter()
+        .filter(|u| u["accountEnabled"] == false)
+        .count();
+    assert_eq!(
+        disabled,
+        count(&|e| !e.state.is_active() && e.state != DirectoryState::Deleted)
+    );
+    assert!(
+        users.iter().all(|u| u.as_object().unwrap().len() == 7),
+        "only the selection"
+    );
     let plain = get(&format!("{base}/v1.0/users?$top=1"), &auth).await;
-    assert!(plain.body["value"][0].get("accountEnabled").is_none(), "not a default property");
+    assert!(
+        plain.body["value"][0].get("accountEnabled").is_none(),
+        "not a default property"
+    );
     let too_big = get(&format!("{base}/v1.0/users?$top=1000"), &auth).await;
     assert_eq!(too_big.status, StatusCode::BAD_REQUEST);
 
@@ -291,7 +353,11 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     )
     .await;
     assert_eq!(assigned.len(), count(&|e| e.assigned));
-    let missing = get(&format!("{base}/v1.0/servicePrincipals/nope/appRoleAssignedTo"), &auth).await;
+    let missing = get(
+        &format!("{base}/v1.0/servicePrincipals/nope/appRoleAssignedTo"),
+        &auth,
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
@@ -310,7 +376,10 @@ async fn graph_throttles_with_retry_after_and_injects_faults() {
     let base = graph.base_url();
     let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
     let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
-    assert_eq!(get(&format!("{base}/v1.0/users"), &auth).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&format!("{base}/v1.0/users"), &auth).await.status,
+        StatusCode::OK
+    );
     let throttled = get(&format!("{base}/v1.0/users"), &auth).await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(throttled.headers["retry-after"], "1");
