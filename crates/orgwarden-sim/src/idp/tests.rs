@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::graph::*;
 use super::okta::*;
 use super::*;
-use crate::{DirectoryState, SeedSizes, SimOptions};
+use crate::{DirectoryEntry, DirectoryState, SeedSizes, SimOptions};
 
 async fn sim() -> SimHandle {
     SimHandle::start_local(SimOptions {
