@@ -256,8 +256,13 @@ async fn okta_issues_tokens_for_a_signed_client_assertion_only() {
         "a jti is used once"
     );
     let mut tampered = sign(&claims("b"), DEMO_PRIVATE_KEY_PEM);
-    tampered.pop();
-    tampered.push('A');
+    let at = tampered.rfind('.').expect("jwt") + 1;
+    let flipped = if tampered[at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    tampered.replace_range(at..at + 1, flipped);
     let bad = ask(tampered).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad.body["error"], "invalid_client");
