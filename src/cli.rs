@@ -124,6 +124,17 @@ pub enum AlertsAction {
     Test { channel: String },
 }
 
+/// `orgwarden directory ...`.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryAction {
+    /// Read every enabled `[[directories]]` source once and print its counts (writes nothing;
+    /// exit 1 if any source failed).
+    Check {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration; with --online also reach the Admin API.
@@ -205,6 +216,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The last use of every API key and member of the newest snapshot, from the ingested usage
+    /// reports (read-only).
+    Usage {
+        /// First ingest the days not yet complete (needs the writer lock, so not while the
+        /// daemon runs: its audit cycle ingests them).
+        #[arg(long)]
+        fetch: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List snapshot runs.
     History {
         #[arg(long, value_enum, default_value = "table")]
@@ -217,6 +238,11 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         action: AlertsAction,
+    },
+    /// The identity-provider sources (`[[directories]]`).
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
     },
     /// Show one kind of object as a snapshot saw it.
     Show {
@@ -262,6 +288,8 @@ pub enum ShowWhat {
     Keys,
     Workspaces,
     WorkspaceMembers,
+    /// The people of each directory source's latest complete read (at the snapshot with --at).
+    Directory,
 }
 
 /// Parses the arguments and runs the command.
@@ -362,6 +390,12 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
+        Command::Usage { fetch, format } => {
+            with_config(cli.config, |c| async move {
+                usage_command(c, fetch, format).await
+            })
+            .await
+        }
         Command::History { format, limit } => {
             with_config(
                 cli.config,
@@ -369,6 +403,9 @@ async fn run(cli: Cli) -> ExitCode {
             )
             .await
         }
+        Command::Directory {
+            action: DirectoryAction::Check { format },
+        } => with_config(cli.config, |c| directory_check_command(c, format)).await,
         Command::Show { what, at, format } => {
             with_config(
                 cli.config,
@@ -946,6 +983,44 @@ fn history_command(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn usage_command(config: Config, fetch: bool, format: Format) -> anyhow::Result<ExitCode> {
+    if fetch {
+        let mut store = open_writer(&config, "orgwarden usage --fetch")?;
+        let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+        let result = crate::jobs::usage_job(&mut ctx).await;
+        textfile(&ctx);
+        let summary = result?;
+        eprintln!(
+            "usage: {} days fetched ({} complete) in {} requests",
+            summary.days, summary.complete_days, summary.requests
+        );
+    }
+    let store = Store::open_reader(&config.store.path)?;
+    let state = store.state_at(crate::jobs::resolve_run(&store, None)?)?;
+    let view = store.usage_view()?.context(
+        "no usage ingested yet: the daemon's audit cycle ingests it when [usage] is enabled, or run `orgwarden usage --fetch`",
+    )?;
+    let listing = crate::usage_ingest::usage_listing(&state, &view);
+    if format == Format::Json {
+        outln!("{}", serde_json::to_string_pretty(&listing)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let day = |d: Option<chrono::NaiveDate>| d.map_or("-".to_owned(), |d| d.to_string());
+    outln!(
+        "usage covered from {} to {} (UTC days)",
+        day(listing.covered_from),
+        day(listing.covered_to)
+    );
+    if let Some(failure) = &listing.failure {
+        outln!("the last usage ingest failed: {failure}");
+    }
+    outln!("\nAPI keys:");
+    out!("{}", render(format, &listing.keys));
+    outln!("\nmembers:");
+    out!("{}", render(format, &listing.members));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn show_command(
     config: &Config,
     what: ShowWhat,
@@ -953,8 +1028,13 @@ fn show_command(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open_reader(&config.store.path)?;
+    if what == ShowWhat::Directory {
+        return show_directory(config, &store, at, format);
+    }
     let state = store.state_at(crate::jobs::resolve_run(&store, at)?)?;
     let text = match what {
+        // Answered above, from the directory reads rather than the snapshot.
+        ShowWhat::Directory => String::new(),
         ShowWhat::Members => render(format, &state.members),
         ShowWhat::Invites => render(format, &state.invites),
         ShowWhat::Keys => render(format, &state.api_keys),
@@ -963,6 +1043,148 @@ fn show_command(
     };
     out!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One person of a directory read, as `show directory` prints it.
+#[derive(serde::Serialize)]
+struct DirectoryRow {
+    source: String,
+    read_at: chrono::DateTime<chrono::Utc>,
+    id: String,
+    email: String,
+    aliases: Vec<String>,
+    status: String,
+    /// The directory's own time of the last status change, if it gives one.
+    status_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The first of orgwarden's reads that showed this status.
+    seen_since: Option<chrono::DateTime<chrono::Utc>>,
+    assigned: Option<bool>,
+}
+
+impl crate::output::Tabular for DirectoryRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "source",
+        "read_at",
+        "id",
+        "email",
+        "aliases",
+        "status",
+        "status_since",
+        "seen_since",
+        "assigned",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| crate::org::ts(&t)).unwrap_or_default()
+        };
+        vec![
+            self.source.clone(),
+            crate::org::ts(&self.read_at),
+            self.id.clone(),
+            self.email.clone(),
+            self.aliases.join(" "),
+            self.status.clone(),
+            time(self.status_since),
+            time(self.seen_since),
+            self.assigned.map(|a| a.to_string()).unwrap_or_default(),
+        ]
+    }
+}
+
+/// `show directory [--at RUN]`: what the audit of that snapshot read from each source.
+fn show_directory(
+    config: &Config,
+    store: &Store,
+    at: Option<i64>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let when = match at {
+        Some(run) => {
+            let record = store.run(run)?.with_context(|| format!("no run {run}"))?;
+            record.finished_at.unwrap_or(record.started_at)
+        }
+        None => chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    };
+    let mut rows = Vec::new();
+    for view in crate::jobs::directory_views(config, store, when)? {
+        let read = match view.read {
+            Ok(read) => read,
+            Err(why) => {
+                eprintln!("directory {}: {why}", view.name);
+                continue;
+            }
+        };
+        let assigned = read.listing.assigned.clone();
+        for person in read.listing.people {
+            let status = match &person.status {
+                crate::org::DirectoryStatus::Active => "active".to_owned(),
+                crate::org::DirectoryStatus::Disabled(word) => format!("disabled ({word})"),
+                crate::org::DirectoryStatus::Deleted => "deleted".to_owned(),
+            };
+            rows.push(DirectoryRow {
+                source: view.name.clone(),
+                read_at: read.read_at,
+                seen_since: read.seen_since.get(&person.id).copied(),
+                assigned: assigned.as_ref().map(|list| {
+                    std::iter::once(&person.email)
+                        .chain(&person.aliases)
+                        .any(|a| list.contains(a))
+                }),
+                id: person.id,
+                email: person.email,
+                aliases: person.aliases,
+                status,
+                status_since: person.status_since,
+            });
+        }
+    }
+    out!("{}", render(format, &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+impl crate::output::Tabular for crate::jobs::DirectoryReadSummary {
+    const COLUMNS: &'static [&'static str] = &[
+        "name",
+        "type",
+        "active",
+        "disabled",
+        "deleted",
+        "assigned",
+        "duration_ms",
+        "error",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.kind.to_owned(),
+            self.active.to_string(),
+            self.disabled.to_string(),
+            self.deleted.to_string(),
+            self.assigned.map(|n| n.to_string()).unwrap_or_default(),
+            self.duration_ms.to_string(),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+/// `directory check`: reads every enabled source once, prints the counts, stores nothing.
+async fn directory_check_command(config: Config, format: Format) -> anyhow::Result<ExitCode> {
+    if config.directories.is_empty() {
+        eprintln!("no enabled [[directories]] source is configured");
+        return Ok(ExitCode::from(1));
+    }
+    let sources: Vec<&config::DirectoryConfig> = config.directories.iter().collect();
+    let clock = SystemClock::shared();
+    let results = crate::jobs::read_directories(&sources, &clock).await;
+    let summaries: Vec<crate::jobs::DirectoryReadSummary> =
+        results.into_iter().map(|(summary, _)| summary).collect();
+    out!("{}", render(format, &summaries));
+    let failed = summaries.iter().any(|s| s.error.is_some());
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn diff_command(

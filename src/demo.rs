@@ -63,12 +63,46 @@ dir = "{outbox}"
 
 [report]
 out_dir = "{reports}"
+
+# The company directory (an export of the simulator's seeded identity provider): people
+# disabled there but still in the organization are `directory_departed` findings.
+[[directories]]
+name = "corp"
+type = "csv"
+domains = ["{domain}"]
+path = "{directory}"
 "#,
+        domain = orgwarden_sim::MAIN_DOMAIN,
+        directory = dir.join("directory.csv").display(),
         db = dir.join("orgwarden.db").display(),
         roster = dir.join("departed.csv").display(),
         outbox = dir.join("outbox").display(),
         reports = dir.join("reports").display(),
     )
+}
+
+/// A directory export (the `csv` source's format with a `status` column) of `entries`.
+pub fn directory_export_csv(entries: &[orgwarden_sim::DirectoryEntry]) -> String {
+    use orgwarden_sim::DirectoryState;
+    let mut text = String::from("id,email,aliases,status,since,assigned\n");
+    for e in entries {
+        let status = match e.state {
+            DirectoryState::Active => "active",
+            DirectoryState::Suspended => "SUSPENDED",
+            DirectoryState::Deprovisioned => "DEPROVISIONED",
+            DirectoryState::LockedOut => "LOCKED_OUT",
+            DirectoryState::Deleted => "deleted",
+        };
+        text.push_str(&format!(
+            "{},{},{},{status},{},{}\n",
+            e.id,
+            e.email,
+            e.aliases.join(";"),
+            e.state_changed.to_rfc3339(),
+            e.assigned
+        ));
+    }
+    text
 }
 
 /// The organization changes between the two cycles, as it would in a week.
@@ -190,6 +224,10 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
     std::fs::write(
         dir.join("departed.csv"),
         format!("email,last_day\n{roster_email},{last_day}\n"),
+    )?;
+    std::fs::write(
+        dir.join("directory.csv"),
+        directory_export_csv(&sim.snapshot_state().directory()),
     )?;
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, demo_config(&dir, &sim.base_url()))?;

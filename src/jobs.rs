@@ -142,7 +142,26 @@ pub async fn audit_cycle(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummar
 }
 
 async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSummary> {
+    // The sources read with each cycle, before the snapshot so that its audit sees this read.
+    let config = ctx.config;
+    let with_cycle: Vec<&crate::config::DirectoryConfig> = config
+        .directories
+        .iter()
+        .filter(|source| source.schedule.is_none())
+        .collect();
+    if !with_cycle.is_empty() {
+        if let Err(error) = directory_job(ctx, &with_cycle).await {
+            tracing::error!("directories: {error:#}");
+        }
+    }
     let (snapshot, pruned) = snapshot_job(ctx, false).await?;
+    if ctx.config.usage.enabled {
+        // A failed ingest is recorded in the store (the usage rules then say why they did not
+        // run) and never fails the cycle.
+        if let Err(error) = usage_job(ctx).await {
+            tracing::error!("usage ingest: {error:#}");
+        }
+    }
     let apply = ctx.config.remediation.mode == crate::config::RemediationMode::Enforce;
     let cleanup = cleanup_job(ctx, apply).await?;
     if ctx.config.alerts.owner_notice.enabled {
@@ -156,6 +175,22 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
     })
+}
+
+/// Ingests the usage reports' days not yet complete (`[usage]`), before an audit evaluates.
+/// The attempt, failed or not, is recorded in the store.
+pub async fn usage_job(
+    ctx: &mut JobContext<'_>,
+) -> anyhow::Result<crate::usage_ingest::IngestSummary> {
+    let client = ctx.client()?.clone();
+    Ok(crate::usage_ingest::ingest_usage(
+        &client,
+        ctx.store,
+        &ctx.config.usage,
+        &*ctx.clock,
+        ctx.config.api.max_in_flight,
+    )
+    .await?)
 }
 
 /// What one audit found and did.
@@ -192,6 +227,130 @@ pub fn load_roster(config: &Config) -> crate::policy::Roster {
     }
 }
 
+/// What one read of a directory source found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryReadSummary {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub active: usize,
+    pub disabled: usize,
+    pub deleted: usize,
+    /// People assigned to the Claude application, when the source reads assignments.
+    pub assigned: Option<usize>,
+    pub duration_ms: u64,
+    /// Why the read failed; the counts are then zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub started_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Reads `sources` concurrently; each result comes with its summary. Writes nothing.
+pub async fn read_directories(
+    sources: &[&crate::config::DirectoryConfig],
+    clock: &crate::clock::SharedClock,
+) -> Vec<(
+    DirectoryReadSummary,
+    Result<crate::org::DirectoryListing, crate::directory::DirectoryError>,
+)> {
+    use crate::org::DirectoryStatus;
+    let reads = sources.iter().map(|source| async move {
+        let started_at = clock.now();
+        let timer = std::time::Instant::now();
+        let result = crate::directory::read(source).await;
+        let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut summary = DirectoryReadSummary {
+            name: source.name.clone(),
+            kind: crate::directory::kind(&source.source),
+            active: 0,
+            disabled: 0,
+            deleted: 0,
+            assigned: None,
+            duration_ms,
+            error: None,
+            started_at,
+            finished_at: clock.now(),
+        };
+        match &result {
+            Ok(listing) => {
+                for person in &listing.people {
+                    match person.status {
+                        DirectoryStatus::Active => summary.active += 1,
+                        DirectoryStatus::Disabled(_) => summary.disabled += 1,
+                        DirectoryStatus::Deleted => summary.deleted += 1,
+                    }
+                }
+                summary.assigned = listing.assigned.as_ref().map(Vec::len);
+            }
+            Err(error) => summary.error = Some(error.message.clone()),
+        }
+        (summary, result)
+    });
+    futures::future::join_all(reads).await
+}
+
+/// Reads `sources` concurrently and records each read in the store (complete with its people,
+/// or failed with its message).
+pub async fn directory_job(
+    ctx: &mut JobContext<'_>,
+    sources: &[&crate::config::DirectoryConfig],
+) -> anyhow::Result<Vec<DirectoryReadSummary>> {
+    let results = read_directories(sources, &ctx.clock).await;
+    let mut out = Vec::with_capacity(results.len());
+    for (summary, result) in results {
+        let stored = result.as_ref().map_err(|error| error.message.as_str());
+        if let Err(error) = &result {
+            tracing::error!(source = %summary.name, "directory read failed: {}", error.message);
+        }
+        ctx.store.record_directory_read(
+            &summary.name,
+            summary.started_at,
+            summary.finished_at,
+            stored,
+        )?;
+        out.push(summary);
+    }
+    Ok(out)
+}
+
+/// The directory sources as the rules see them at `at`: a source read with each cycle by its
+/// latest read (failed or not), a scheduled one by its latest complete read.
+pub fn directory_views(
+    config: &Config,
+    store: &Store,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<crate::policy::DirectoryView>> {
+    let mut views = Vec::with_capacity(config.directories.len());
+    for source in &config.directories {
+        let record = store.directory_read_at(&source.name, at, source.schedule.is_some())?;
+        let read = match record {
+            None => Err("not read yet".to_owned()),
+            Some(record) if record.status != "complete" => Err(format!(
+                "the read at {} failed: {}",
+                record.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                record.error.as_deref().unwrap_or("unknown error")
+            )),
+            Some(record) => {
+                let (listing, seen_since) = store.directory_listing(&record)?;
+                Ok(crate::policy::DirectoryRead {
+                    listing,
+                    read_at: record.finished_at,
+                    seen_since,
+                })
+            }
+        };
+        views.push(crate::policy::DirectoryView {
+            name: source.name.clone(),
+            domains: source.domains.clone(),
+            read,
+        });
+    }
+    Ok(views)
+}
+
 /// A snapshot evaluated by the policy, not yet recorded.
 struct Evaluated {
     state: crate::org::OrgState,
@@ -209,6 +368,75 @@ pub fn resolve_run(store: &Store, at: Option<i64>) -> anyhow::Result<i64> {
     }
 }
 
+/// What the policy reads besides the configuration, loaded from the store: one snapshot, the
+/// roles of the snapshot before it, the former members, and the roster. The audit job and the
+/// benchmark both load it here.
+pub struct AuditInput {
+    pub state: crate::org::OrgState,
+    /// Only privilege_escalation reads the previous snapshot, and only its members' and
+    /// memberships' roles: the rest of it is not read (half the cost of an audit's reading).
+    pub previous: Option<crate::org::OrgState>,
+    pub former: Vec<crate::policy::FormerMember>,
+    pub roster: crate::policy::Roster,
+    /// What the usage data says (`None`: usage is off or was never ingested).
+    pub usage: Option<crate::policy::usage::UsageView>,
+    /// Each `[[directories]]` source's latest read as of the snapshot.
+    pub directories: Vec<crate::policy::DirectoryView>,
+}
+
+impl AuditInput {
+    /// Loads snapshot `at` (default: the latest complete one) and what goes with it.
+    pub fn load(config: &Config, store: &Store, at: Option<i64>) -> anyhow::Result<AuditInput> {
+        let run_id = resolve_run(store, at)?;
+        let state = store.state_at(run_id)?;
+        let previous = match store.latest_complete(Some(run_id))? {
+            Some(run) => Some(store.roles_at(run.id)?),
+            None => None,
+        };
+        let former = store.former_members(run_id)?;
+        let usage = if config.usage.enabled {
+            store.usage_view()?
+        } else {
+            None
+        };
+        let directories = directory_views(config, store, state.taken_at)?;
+        let roster = load_roster(config);
+        if let crate::policy::Roster::Invalid(why) = &roster {
+            tracing::error!(
+                rule = crate::policy::OFFBOARDING_ROSTER.as_str(),
+                "roster unusable, rule not evaluated: {why}"
+            );
+        }
+        Ok(AuditInput {
+            state,
+            previous,
+            former,
+            roster,
+            usage,
+            directories,
+        })
+    }
+
+    /// The policy's input: this and the rules and exemptions of `config`, at `now`.
+    pub fn policy_input<'a>(
+        &'a self,
+        config: &'a Config,
+        now: DateTime<Utc>,
+    ) -> crate::policy::PolicyInput<'a> {
+        crate::policy::PolicyInput {
+            state: &self.state,
+            previous: self.previous.as_ref(),
+            former_members: &self.former,
+            rules: &config.rules,
+            exemptions: &config.exemptions,
+            roster: &self.roster,
+            usage: self.usage.as_ref(),
+            directories: &self.directories,
+            now,
+        }
+    }
+}
+
 /// Evaluates the policy over snapshot `at` (default: the latest complete one).
 fn evaluate_run(
     config: &Config,
@@ -216,33 +444,27 @@ fn evaluate_run(
     at: Option<i64>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Evaluated> {
-    let run_id = resolve_run(store, at)?;
-    let state = store.state_at(run_id)?;
-    // Only privilege_escalation reads the previous snapshot, and only its members' and
-    // memberships' roles: the rest of it is not read (half the cost of an audit's reading).
-    let previous = match store.latest_complete(Some(run_id))? {
-        Some(run) => Some(store.roles_at(run.id)?),
-        None => None,
-    };
-    let former = store.former_members(run_id)?;
-    let roster = load_roster(config);
-    if let crate::policy::Roster::Invalid(why) = &roster {
-        tracing::error!(
-            rule = crate::policy::OFFBOARDING_ROSTER.as_str(),
-            "roster unusable, rule not evaluated: {why}"
-        );
-    }
-    let input = crate::policy::PolicyInput {
-        state: &state,
-        previous: previous.as_ref(),
-        former_members: &former,
-        rules: &config.rules,
-        exemptions: &config.exemptions,
-        roster: &roster,
-        now,
-    };
-    let evaluation = crate::policy::evaluate(&input);
+    let input = AuditInput::load(config, store, at)?;
+    let evaluation = crate::policy::evaluate(&input.policy_input(config, now));
+    let AuditInput {
+        state,
+        previous,
+        former,
+        roster,
+        usage,
+        directories,
+    } = input;
+    drop_in_background((previous, former, roster, usage, directories));
     Ok(Evaluated { state, evaluation })
+}
+
+/// Frees a large value on a thread of its own: a snapshot of a large organization is hundreds of
+/// thousands of small allocations, a noticeable share of an audit to free, and nothing needs to
+/// wait for it. (If no thread can be started, the value is freed here.)
+fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("orgwarden-free".to_owned())
+        .spawn(move || drop(value));
 }
 
 fn record(
@@ -270,7 +492,9 @@ fn record(
 pub fn audit_job(ctx: &mut JobContext<'_>, at: Option<i64>) -> anyhow::Result<AuditSummary> {
     let now = ctx.now();
     let evaluated = evaluate_run(ctx.config, ctx.store, at, now)?;
-    record(ctx.store, &evaluated, now)
+    let summary = record(ctx.store, &evaluated, now);
+    drop_in_background(evaluated);
+    summary
 }
 
 /// The remediation plan for an evaluated snapshot: the store's streaks, the actions already

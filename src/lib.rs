@@ -43,3 +43,4 @@ pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod usage_ingest;

@@ -223,6 +223,7 @@ impl Tabular for ApiKey {
         "principal_user_id",
         "partial_key_hint",
         "expires_at",
+        "scope_type",
     ];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -249,6 +250,10 @@ impl Tabular for ApiKey {
                 .unwrap_or_default(),
             opt(&self.partial_key_hint),
             self.expires_at.as_ref().map(ts).unwrap_or_default(),
+            self.scope
+                .as_ref()
+                .map(|s| s.kind.clone())
+                .unwrap_or_default(),
         ]
     }
 }

@@ -5,14 +5,14 @@
 //! becomes `complete` only when every list was read to its end; any failure rolls the transaction
 //! back and records the run as `failed` with the error text.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::admin_api::{AdminClient, ApiError, Pager};
 use crate::org::Counts;
@@ -22,6 +22,125 @@ use crate::store::Store;
 pub use crate::org::{diff, members_by_id, Change, OrgState};
 
 // ---- Fetching -------------------------------------------------------------------------------------
+
+/// Which requests go first when every slot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    /// The next page of an organization-wide list (members, invites, API keys, workspaces).
+    List = 0,
+    /// A workspace's member list: many short lists.
+    Workspace = 1,
+}
+
+/// The requests a snapshot has in flight, at most `max_in_flight`, handed out by priority (in
+/// order of asking within one priority).
+///
+/// A list is read one page after another (each cursor comes from the page before), so the
+/// longest list sets the snapshot's length: at 20k members and 50k keys the key list alone is
+/// 50 of the 177 round trips. Queued behind the many short workspace member lists in one FIFO, its
+/// every page would wait for a slot; served first, it never waits and the short lists fill the
+/// slots it leaves.
+struct Slots {
+    state: std::sync::Mutex<SlotsState>,
+}
+
+struct SlotsState {
+    free: usize,
+    /// The waiters of each priority, by `Priority as usize`: a freed slot is sent to the first.
+    waiting: [VecDeque<oneshot::Sender<()>>; 2],
+}
+
+/// One request's slot, given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A waiter's claim: if it is dropped after a slot was sent to it but before it took the slot
+/// (its future cancelled), the slot is given back rather than lost.
+struct Claim<'a> {
+    slots: &'a Slots,
+    receiver: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(mut receiver) = self.receiver.take() {
+            receiver.close();
+            if receiver.try_recv().is_ok() {
+                self.slots.release();
+            }
+        }
+    }
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            state: std::sync::Mutex::new(SlotsState {
+                free: n.max(1),
+                waiting: [VecDeque::new(), VecDeque::new()],
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotsState> {
+        // Held for a few instructions, never across an await; a poisoned lock still holds
+        // valid counts.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Waits for a slot: at once if one is free and nobody of this or a higher priority waits.
+    async fn acquire(&self, priority: Priority) -> Slot<'_> {
+        loop {
+            let receiver = {
+                let mut state = self.lock();
+                let ahead = state.waiting[..=priority as usize]
+                    .iter()
+                    .any(|queue| !queue.is_empty());
+                if state.free > 0 && !ahead {
+                    state.free -= 1;
+                    return Slot(self);
+                }
+                let (sender, receiver) = oneshot::channel();
+                state.waiting[priority as usize].push_back(sender);
+                receiver
+            };
+            let mut claim = Claim {
+                slots: self,
+                receiver: Some(receiver),
+            };
+            let granted = match claim.receiver.as_mut() {
+                Some(receiver) => receiver.await.is_ok(),
+                None => false,
+            };
+            claim.receiver = None;
+            if granted {
+                return Slot(self);
+            }
+            // A sender is dropped unsent only with the queue, which lives as long as `self`:
+            // not reached, but asking again is the safe answer.
+        }
+    }
+
+    /// Sends a freed slot to the first live waiter by priority, or keeps it free.
+    fn release(&self) {
+        let mut state = self.lock();
+        for queue in &mut state.waiting {
+            while let Some(sender) = queue.pop_front() {
+                if sender.send(()).is_ok() {
+                    return;
+                }
+            }
+        }
+        state.free += 1;
+    }
+}
 
 /// One page on its way to the writer.
 enum Batch {
@@ -117,10 +236,10 @@ impl ResourceProgress {
     }
 }
 
-/// Reads one list page by page, each request under a permit, sending pages on.
+/// Reads one list page by page, each request under a slot, sending pages on.
 async fn drain<T, F>(
     mut pager: Pager<T>,
-    permits: &Semaphore,
+    slots: &Slots,
     sink: &Option<mpsc::Sender<Batch>>,
     mut progress: ResourceProgress,
     wrap: F,
@@ -131,8 +250,7 @@ where
 {
     loop {
         let page = {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            let _slot = slots.acquire(Priority::List).await;
             pager.next_page().await
         };
         let page = match page {
@@ -166,11 +284,11 @@ async fn fetch_all(
     options: FetchOptions,
     sink: Option<mpsc::Sender<Batch>>,
 ) -> anyhow::Result<Counts> {
-    let permits = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
+    let slots = Slots::new(options.max_in_flight);
     let progress = Progress::new(options.progress);
     let organization = async {
         let organization = {
-            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            let _slot = slots.acquire(Priority::List).await;
             client
                 .organization()
                 .await
@@ -180,27 +298,27 @@ async fn fetch_all(
     };
     let members = drain(
         client.users(),
-        &permits,
+        &slots,
         &sink,
         progress.resource("members"),
         Batch::Members,
     );
     let invites = drain(
         client.invites(),
-        &permits,
+        &slots,
         &sink,
         progress.resource("invites"),
         Batch::Invites,
     );
     let api_keys = drain(
         client.api_keys(),
-        &permits,
+        &slots,
         &sink,
         progress.resource("api keys"),
         Batch::ApiKeys,
     );
     let workspaces_and_members =
-        fetch_workspaces_and_members(client, &permits, &sink, &progress, options.max_in_flight);
+        fetch_workspaces_and_members(client, &slots, &sink, &progress, options.max_in_flight);
     let ((), members, invites, api_keys, (workspaces, workspace_members)) = tokio::try_join!(
         organization,
         members,
@@ -221,7 +339,7 @@ async fn fetch_all(
 /// `max_in_flight` member lists at a time: the counts of both.
 async fn fetch_workspaces_and_members(
     client: &AdminClient,
-    permits: &Semaphore,
+    slots: &Slots,
     sink: &Option<mpsc::Sender<Batch>>,
     progress: &Progress,
     max_in_flight: usize,
@@ -231,7 +349,7 @@ async fn fetch_workspaces_and_members(
     let mut ws_progress = progress.resource("workspaces");
     loop {
         let page = {
-            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            let _slot = slots.acquire(Priority::List).await;
             pager.next_page().await.context("reading workspaces")?
         };
         let Some(page) = page else { break };
@@ -243,7 +361,7 @@ async fn fetch_workspaces_and_members(
     let mut member_progress = progress.resource("workspace members");
     let pending: Vec<_> = workspaces
         .iter()
-        .map(|w| workspace_members(client, permits, sink, w.id.clone()))
+        .map(|w| workspace_members(client, slots, sink, w.id.clone()))
         .collect();
     let mut stream = futures::stream::iter(pending).buffer_unordered(max_in_flight.max(1));
     let mut total = 0;
@@ -260,7 +378,7 @@ async fn fetch_workspaces_and_members(
 /// One workspace's member list, page by page to the writer: the size of each page.
 async fn workspace_members(
     client: &AdminClient,
-    permits: &Semaphore,
+    slots: &Slots,
     sink: &Option<mpsc::Sender<Batch>>,
     id: String,
 ) -> anyhow::Result<Vec<usize>> {
@@ -268,7 +386,7 @@ async fn workspace_members(
     let mut pages = Vec::new();
     loop {
         let page = {
-            let _permit = permits.acquire().await.expect("semaphore is never closed");
+            let _slot = slots.acquire(Priority::Workspace).await;
             pager
                 .next_page()
                 .await
@@ -367,4 +485,71 @@ pub fn is_auth_error(error: &anyhow::Error) -> bool {
     error
         .chain()
         .any(|cause| cause.downcast_ref::<ApiError>().and_then(ApiError::status) == Some(401))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Priority, Slots};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_a_list_page_before_a_workspace_and_in_order_within_one() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(Priority::Workspace).await;
+        let mut workspace = pin!(slots.acquire(Priority::Workspace));
+        let mut first_list = pin!(slots.acquire(Priority::List));
+        let mut second_list = pin!(slots.acquire(Priority::List));
+        for waiter in [
+            workspace.as_mut().poll(&mut noop()),
+            first_list.as_mut().poll(&mut noop()),
+            second_list.as_mut().poll(&mut noop()),
+        ] {
+            assert!(waiter.is_pending(), "the only slot is held");
+        }
+        drop(held);
+        assert!(workspace.as_mut().poll(&mut noop()).is_pending());
+        assert!(second_list.as_mut().poll(&mut noop()).is_pending());
+        let Poll::Ready(slot) = first_list.as_mut().poll(&mut noop()) else {
+            panic!("the first list waiter gets the freed slot");
+        };
+        drop(slot);
+        assert!(workspace.as_mut().poll(&mut noop()).is_pending());
+        let Poll::Ready(slot) = second_list.as_mut().poll(&mut noop()) else {
+            panic!("then the second");
+        };
+        drop(slot);
+        assert!(
+            workspace.as_mut().poll(&mut noop()).is_ready(),
+            "then the workspace"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_loses_no_slot() {
+        let slots = Slots::new(2);
+        let a = slots.acquire(Priority::List).await;
+        let b = slots.acquire(Priority::List).await;
+        {
+            // Dropped before anything was freed: skipped by the next release.
+            let mut waiting = Box::pin(slots.acquire(Priority::Workspace));
+            assert!(waiting.as_mut().poll(&mut noop()).is_pending());
+        }
+        {
+            // Granted while waiting, dropped before it took the slot.
+            let mut granted = Box::pin(slots.acquire(Priority::List));
+            assert!(granted.as_mut().poll(&mut noop()).is_pending());
+            drop(a);
+        }
+        drop(b);
+        let _one = slots.acquire(Priority::Workspace).await;
+        let _two = slots.acquire(Priority::Workspace).await;
+        assert_eq!(slots.lock().free, 0);
+        assert!(slots.lock().waiting.iter().all(|queue| queue.is_empty()));
+    }
+
+    fn noop() -> std::task::Context<'static> {
+        std::task::Context::from_waker(std::task::Waker::noop())
+    }
 }

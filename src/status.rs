@@ -25,6 +25,8 @@ pub struct Status {
     pub outbox: crate::store::OutboxCounts,
     /// Alerts waiting for delivery, per channel.
     pub pending_alerts: Vec<crate::store::PendingAlerts>,
+    /// The usage ingest (`None` when `[usage]` is disabled).
+    pub usage: Option<UsageStatus>,
     /// Who holds the database's writer lock (`pid N running \`orgwarden run\` since ...`), if anyone.
     pub writer: Option<String>,
     /// Next times of each scheduled job, in the configured timezone.
@@ -33,6 +35,16 @@ pub struct Status {
     /// abandoned, and every scheduled job with a next occurrence.
     pub healthy: bool,
     pub problem: Option<String>,
+}
+
+/// The usage ingest at a glance: the days stored and the last attempt. A failed ingest is shown
+/// here (and leaves the usage rules `not_evaluated`) but does not make the installation unhealthy.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageStatus {
+    pub covered_from: Option<chrono::NaiveDate>,
+    pub covered_to: Option<chrono::NaiveDate>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
 }
 
 /// The next occurrence of a cron expression (seconds required) after `after`.
@@ -103,7 +115,20 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         ));
     }
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
+    let usage = if config.usage.enabled {
+        let (covered_from, covered_to) = crate::store::covered_range(&store.usage_days()?);
+        let last = store.last_usage_ingest()?;
+        Some(UsageStatus {
+            covered_from,
+            covered_to,
+            last_attempt_at: last.as_ref().map(|r| r.finished_at),
+            last_error: last.and_then(|r| r.error),
+        })
+    } else {
+        None
+    };
     Ok(Status {
+        usage,
         database: store.path().display().to_string(),
         last_runs: runs.into_iter().take(5).collect(),
         last_complete,
@@ -207,6 +232,22 @@ pub fn render_text(status: &Status) -> String {
             .map(|t| crate::org::ts(&t))
             .unwrap_or_else(|| "never".to_owned())
     );
+    if let Some(u) = &status.usage {
+        let day = |d: Option<chrono::NaiveDate>| d.map_or("-".to_owned(), |d| d.to_string());
+        let _ = writeln!(
+            out,
+            "usage: days {} to {}, last ingest {}{}",
+            day(u.covered_from),
+            day(u.covered_to),
+            u.last_attempt_at
+                .map(|t| crate::org::ts(&t))
+                .unwrap_or_else(|| "never".to_owned()),
+            u.last_error
+                .as_deref()
+                .map(|e| format!(" FAILED: {e}"))
+                .unwrap_or_default()
+        );
+    }
     for (job, next) in &status.next {
         let _ = writeln!(out, "next {job}: {}", next.as_deref().unwrap_or("never"));
     }

@@ -31,7 +31,13 @@ const LAYERS: &[&[&str]] = &[
     // The edges of the world, each alone with its protocol.
     &["admin_api", "directory", "telemetry", "schedule"],
     &["store"],
-    &["snapshot", "mail", "remediate::execute", "alerts::deliver"],
+    &[
+        "snapshot",
+        "usage_ingest",
+        "mail",
+        "remediate::execute",
+        "alerts::deliver",
+    ],
     &["jobs"],
     // Metrics out of the process: HTTP for Prometheus, the textfile for node_exporter; the
     // event stream's sinks.

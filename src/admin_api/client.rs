@@ -28,7 +28,8 @@ use url::Url;
 
 use super::error::{ApiError, Call};
 use super::models::{
-    ApiKey, ApiKeyUpdate, Invite, OrgRole, Organization, Page, User, Workspace, WorkspaceMember,
+    ApiKey, ApiKeyUpdate, ClaudeCodeItem, Invite, OrgRole, Organization, Page, ReportPage,
+    UsageBucket, User, Workspace, WorkspaceMember,
 };
 use crate::config::check_base_url;
 
@@ -221,6 +222,54 @@ impl AdminClient {
             .await
     }
 
+    // ---- Reports ------------------------------------------------------------------------------
+
+    /// One page of `GET /v1/organizations/usage_report/messages` in daily buckets, grouped by
+    /// `api_key_id` and `account_id` (one result per key and day it was used): the buckets from
+    /// `starting_at` up to `ending_at`, at most `limit` (1..=31) per page, continued with
+    /// `page` (the previous page's `next_page`).
+    pub async fn usage_messages_page(
+        &self,
+        starting_at: chrono::DateTime<chrono::Utc>,
+        ending_at: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        page: Option<&str>,
+    ) -> Result<ReportPage<UsageBucket>, ApiError> {
+        let format =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut query = vec![
+            ("starting_at".to_owned(), format(starting_at)),
+            ("ending_at".to_owned(), format(ending_at)),
+            ("bucket_width".to_owned(), "1d".to_owned()),
+            ("limit".to_owned(), limit.clamp(1, 31).to_string()),
+            ("group_by[]".to_owned(), "api_key_id".to_owned()),
+            ("group_by[]".to_owned(), "account_id".to_owned()),
+        ];
+        if let Some(page) = page {
+            query.push(("page".to_owned(), page.to_owned()));
+        }
+        self.get_query(&["usage_report", "messages"], &query).await
+    }
+
+    /// One page of `GET /v1/organizations/usage_report/claude_code` for one UTC day, at most
+    /// `limit` (1..=1000) actors per page.
+    pub async fn claude_code_page(
+        &self,
+        day: chrono::NaiveDate,
+        limit: u32,
+        page: Option<&str>,
+    ) -> Result<ReportPage<ClaudeCodeItem>, ApiError> {
+        let mut query = vec![
+            ("starting_at".to_owned(), day.format("%Y-%m-%d").to_string()),
+            ("limit".to_owned(), limit.clamp(1, 1000).to_string()),
+        ];
+        if let Some(page) = page {
+            query.push(("page".to_owned(), page.to_owned()));
+        }
+        self.get_query(&["usage_report", "claude_code"], &query)
+            .await
+    }
+
     // ---- Mutations ----------------------------------------------------------------------------
 
     /// `DELETE /v1/organizations/invites/{id}` (only pending invites can be deleted).
@@ -294,6 +343,17 @@ impl AdminClient {
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
         Ok(self
             .execute(Method::GET, segments, &[], None, true)
+            .await?
+            .value)
+    }
+
+    async fn get_query<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(String, String)],
+    ) -> Result<T, ApiError> {
+        Ok(self
+            .execute(Method::GET, segments, query, None, true)
             .await?
             .value)
     }

@@ -175,6 +175,7 @@ mod tests {
             status: ApiKeyStatus::Active,
             expires_at: None,
             principal: None,
+            scope: None,
         }
     }
 

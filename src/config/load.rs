@@ -231,11 +231,13 @@ fn walk_unknown(
             Some(sub) if sub.is_object() => {
                 walk_unknown(value, sub, exemption_skeleton, &path, problems)
             }
-            Some(_) if path == "exemptions" || path == "alerts.channels" => {
-                let item_skeleton = if path == "exemptions" {
-                    exemption_skeleton.clone()
-                } else {
-                    raw::channel_skeleton()
+            Some(_)
+                if path == "exemptions" || path == "alerts.channels" || path == "directories" =>
+            {
+                let item_skeleton = match path.as_str() {
+                    "exemptions" => exemption_skeleton.clone(),
+                    "directories" => raw::directory_skeleton(),
+                    _ => raw::channel_skeleton(),
                 };
                 if let Some(items) = value.as_array() {
                     for (idx, item) in items.iter().enumerate() {
@@ -273,14 +275,18 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         };
         // Serde's derived structs also accept a sequence, taking the fields by position
         // (`api = ["https://...", "sk-..."]`), which nobody means: only the exemptions are a list.
-        if key != "exemptions" && matches!(value.kind, config::ValueKind::Array(_)) {
+        let is_list = key == "exemptions" || key == "directories";
+        if !is_list && matches!(value.kind, config::ValueKind::Array(_)) {
             problems.extend(table_problem(key, value));
             return None;
         }
         // Unknown keys were reported by `unknown_keys`; pruning them here lets the rest of the
         // section be checked instead of failing on the first unknown field.
+        let directory_skeleton = raw::directory_skeleton();
         let template = if key == "exemptions" {
             &exemption_skeleton
+        } else if key == "directories" {
+            &directory_skeleton
         } else {
             key.split('.').fold(&skeleton, |node, part| &node[part])
         };
@@ -344,6 +350,12 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
                 orphaned_keys: take!("rules.orphaned_keys"),
                 excess_admins: take!("rules.excess_admins"),
                 privilege_escalation: take!("rules.privilege_escalation"),
+                dormant_keys: take!("rules.dormant_keys"),
+                dormant_members: take!("rules.dormant_members"),
+                key_hygiene: take!("rules.key_hygiene"),
+                directory_departed: take!("rules.directory_departed"),
+                directory_unknown: take!("rules.directory_unknown"),
+                assignment_drift: take!("rules.assignment_drift"),
             }
         },
         exemptions: take!("exemptions"),
@@ -354,6 +366,8 @@ fn sections(merged: &config::Config, problems: &mut Vec<Problem>) -> RawConfig {
         metrics: take!("metrics"),
         events: take!("events"),
         alerts: take!("alerts"),
+        usage: take!("usage"),
+        directories: take!("directories"),
     }
 }
 

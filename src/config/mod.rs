@@ -18,6 +18,7 @@
 
 mod base_url;
 mod directories;
+mod directory_check;
 mod load;
 mod parse;
 mod raw;
@@ -108,6 +109,36 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[alerts]`: immediate alerts after each audit cycle (no channels: none are sent).
     pub alerts: AlertsConfig,
+    /// `[[directories]]`: the enabled identity-provider sources, in configuration order.
+    pub directories: Vec<DirectoryConfig>,
+    /// `[usage]`: the daily usage ingest the usage rules read.
+    pub usage: UsageConfig,
+}
+
+/// `[usage]`: the organization's usage reports, ingested into daily aggregates by each audit
+/// cycle before it evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageConfig {
+    /// Off: nothing is fetched and the usage rules are `not_evaluated`.
+    pub enabled: bool,
+    /// How many UTC days (today included) the first ingest fetches and the store keeps covered.
+    pub backfill_days: u32,
+}
+
+impl UsageConfig {
+    pub const DEFAULT_BACKFILL_DAYS: u32 = 90;
+    /// A little over a year: the reports' history is bounded, and a larger window only costs
+    /// calls.
+    pub const MAX_BACKFILL_DAYS: u32 = 400;
+}
+
+impl Default for UsageConfig {
+    fn default() -> UsageConfig {
+        UsageConfig {
+            enabled: true,
+            backfill_days: UsageConfig::DEFAULT_BACKFILL_DAYS,
+        }
+    }
 }
 
 /// `[alerts]`: what is alerted on at once, and where.
@@ -208,6 +239,12 @@ pub struct RulesConfig {
     pub orphaned_keys: OrphanedKeysRule,
     pub excess_admins: ExcessAdminsRule,
     pub privilege_escalation: PrivilegeEscalationRule,
+    pub dormant_keys: DormantKeysRule,
+    pub dormant_members: DormantMembersRule,
+    pub key_hygiene: KeyHygieneRule,
+    pub directory_departed: DirectoryDepartedRule,
+    pub directory_unknown: DirectoryUnknownRule,
+    pub assignment_drift: AssignmentDriftRule,
 }
 
 /// Declares one rule's validated settings: the fields every rule shares (`enabled`, `severity`,
@@ -284,6 +321,55 @@ rule!(
 rule!(
     /// `[rules.privilege_escalation]`: members who became admins since the previous snapshot.
     PrivilegeEscalationRule {}
+);
+
+rule!(
+    /// `[rules.dormant_keys]`: active keys nobody has called the API with for `max_idle_days`.
+    DormantKeysRule, remediable {
+        /// Days without usage (and of age) after which a key is dormant; at least 1.
+        pub max_idle_days: u32,
+    }
+);
+
+rule!(
+    /// `[rules.dormant_members]`: members with neither API usage nor Claude Code activity for
+    /// `max_idle_days`; report-only (a seat is a person's, not a machine's, to give up).
+    DormantMembersRule {
+        /// Days without activity (and of membership) after which a seat is dormant; at least 1.
+        pub max_idle_days: u32,
+    }
+);
+
+rule!(
+    /// `[rules.key_hygiene]`: active keys that never expire and are older than
+    /// `max_key_age_days`, and (when `flag_org_scoped`) organization-scoped keys; report-only.
+    KeyHygieneRule {
+        /// Age after which a key without an expiry is a finding; at least 1.
+        pub max_key_age_days: u32,
+        /// Also report every active organization-scoped key.
+        pub flag_org_scoped: bool,
+    }
+);
+
+rule!(
+    /// `[rules.directory_departed]`: access left to people their authoritative directory lists
+    /// as disabled or deleted; the same actions and guards as the roster.
+    DirectoryDepartedRule, remediable {
+        /// Removing members is a separate, explicit opt-in.
+        pub remove_members: bool,
+    }
+);
+
+rule!(
+    /// `[rules.directory_unknown]`: members and invites in a directory's domains that it has no
+    /// account for (review).
+    DirectoryUnknownRule {}
+);
+
+rule!(
+    /// `[rules.assignment_drift]`: members not assigned to the Claude application in the
+    /// identity provider, and removed members still assigned and active there (review).
+    AssignmentDriftRule {}
 );
 
 #[derive(Debug, Clone)]

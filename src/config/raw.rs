@@ -55,6 +55,67 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     pub(super) events: RawEvents,
     pub(super) alerts: RawAlerts,
+    pub(super) usage: RawUsage,
+    pub(super) directories: Vec<RawDirectory>,
+}
+
+/// One `[[directories]]` entry: the common keys, then every source type's keys side by side
+/// (validation names a key given for the wrong type).
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawDirectory {
+    pub(super) name: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) domains: StringList,
+    pub(super) schedule: Option<String>,
+    pub(super) enabled: Option<bool>,
+    // okta
+    pub(super) org_url: Option<String>,
+    pub(super) api_token: Option<String>,
+    pub(super) api_token_file: Option<PathBuf>,
+    pub(super) client_id: Option<String>,
+    pub(super) private_key_file: Option<PathBuf>,
+    pub(super) key_id: Option<String>,
+    pub(super) app_id: Option<String>,
+    pub(super) search: Option<String>,
+    // entra
+    pub(super) tenant_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) graph_url: Option<String>,
+    pub(super) login_url: Option<String>,
+    pub(super) service_principal_id: Option<String>,
+    // google
+    pub(super) service_account_key_file: Option<PathBuf>,
+    pub(super) subject: Option<String>,
+    pub(super) customer: Option<String>,
+    pub(super) api_url: Option<String>,
+    // ldap
+    pub(super) url: Option<String>,
+    pub(super) starttls: Option<bool>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) bind_dn: Option<String>,
+    pub(super) bind_password: Option<String>,
+    pub(super) bind_password_file: Option<PathBuf>,
+    pub(super) base_dn: Option<String>,
+    pub(super) filter: Option<String>,
+    pub(super) page_size: Option<u32>,
+    pub(super) email_attributes: StringList,
+    pub(super) disabled_rule: Option<RawDisabledRule>,
+    // csv
+    pub(super) path: Option<PathBuf>,
+}
+
+/// `disabled_rule`: a named rule, or `{ attribute, value }`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawDisabledRule {
+    Named(String),
+    Attribute {
+        attribute: Option<String>,
+        value: Option<String>,
+    },
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -128,6 +189,12 @@ pub(super) struct RawRules {
     pub(super) orphaned_keys: RawOrphanedKeys,
     pub(super) excess_admins: RawExcessAdmins,
     pub(super) privilege_escalation: RawPrivilegeEscalation,
+    pub(super) dormant_keys: RawDormantKeys,
+    pub(super) dormant_members: RawDormantMembers,
+    pub(super) key_hygiene: RawKeyHygiene,
+    pub(super) directory_departed: RawDirectoryDeparted,
+    pub(super) directory_unknown: RawDirectoryUnknown,
+    pub(super) assignment_drift: RawAssignmentDrift,
 }
 
 impl RawConfig {
@@ -153,6 +220,15 @@ impl RawConfig {
         for channel in &mut self.alerts.channels {
             rebase(&mut channel.url_file);
             rebase(&mut channel.secret_file);
+        }
+        for source in &mut self.directories {
+            rebase(&mut source.api_token_file);
+            rebase(&mut source.private_key_file);
+            rebase(&mut source.client_secret_file);
+            rebase(&mut source.service_account_key_file);
+            rebase(&mut source.ca_file);
+            rebase(&mut source.bind_password_file);
+            rebase(&mut source.path);
         }
     }
 }
@@ -231,6 +307,21 @@ raw_rule!(RawExcessAdmins {
     max_workspace_admins: Option<u32>,
 });
 raw_rule!(RawPrivilegeEscalation {});
+raw_rule!(RawDormantKeys, remediable {
+    max_idle_days: Option<u32>,
+});
+raw_rule!(RawDormantMembers {
+    max_idle_days: Option<u32>,
+});
+raw_rule!(RawKeyHygiene {
+    max_key_age_days: Option<u32>,
+    flag_org_scoped: Option<bool>,
+});
+raw_rule!(RawDirectoryDeparted, remediable {
+    remove_members: Option<bool>,
+});
+raw_rule!(RawDirectoryUnknown {});
+raw_rule!(RawAssignmentDrift {});
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -308,6 +399,13 @@ pub(super) struct RawEvents {
     pub(super) max_bytes: Option<u64>,
 }
 
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawUsage {
+    pub(super) enabled: Option<bool>,
+    pub(super) backfill_days: Option<i64>,
+}
+
 /// The schema's skeleton: every section and key, each with its default (`null` for most).
 pub(super) fn skeleton() -> serde_json::Value {
     serde_json::to_value(RawConfig::default()).unwrap_or_default()
@@ -321,6 +419,11 @@ pub(super) fn exemption_skeleton() -> serde_json::Value {
 /// The skeleton of one `[[alerts.channels]]` entry.
 pub(super) fn channel_skeleton() -> serde_json::Value {
     serde_json::to_value(RawChannel::default()).unwrap_or_default()
+}
+
+/// The skeleton of one `[[directories]]` entry.
+pub(super) fn directory_skeleton() -> serde_json::Value {
+    serde_json::to_value(RawDirectory::default()).unwrap_or_default()
 }
 
 /// Every key of the schema (`api.base_url`, ..., `exemptions.reason`), used by a test to keep
@@ -348,5 +451,7 @@ pub fn known_keys() -> BTreeSet<String> {
     walk(&exemption_skeleton(), "exemptions", &mut out);
     out.remove("alerts.channels");
     walk(&channel_skeleton(), "alerts.channels", &mut out);
+    out.remove("directories");
+    walk(&directory_skeleton(), "directories", &mut out);
     out
 }

@@ -82,7 +82,32 @@ pub(super) fn inline_secret_warnings(file_text: &str) -> Vec<String> {
     if file_sets(file_text, "mail", "password") {
         warnings.push("mail.password: a secret is written in a config file that other users can read; use a credential (LoadCredential=smtp_password) or mail.password_file".to_owned());
     }
+    for (idx, key) in directory_inline_secrets(file_text) {
+        warnings.push(format!("directories[{idx}].{key}: a secret is written in a config file that other users can read; use a credential (LoadCredential=directory_<name>_{key}) or {key}_file"));
+    }
     warnings
+}
+
+/// The `[[directories]]` entries that write a secret inline: (index, key).
+fn directory_inline_secrets(text: &str) -> Vec<(usize, &'static str)> {
+    let Ok(value) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(entries) = value.get("directories").and_then(|d| d.as_array()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (idx, entry) in entries.iter().enumerate() {
+        for key in ["api_token", "client_secret", "bind_password"] {
+            if entry
+                .get(key)
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                out.push((idx, key));
+            }
+        }
+    }
+    out
 }
 
 /// Whether the file itself (not the environment) gives `[section] key` a non-empty string.

@@ -369,6 +369,12 @@ fn every_rule_has_the_shared_keys_and_only_remediable_rules_opt_in() {
                 let r = &r.orphaned_keys;
                 (r.enabled, r.severity, Some(r.remediate))
             }
+            "dormant_keys" => {
+                let r = &r.dormant_keys;
+                (r.enabled, r.severity, Some(r.remediate))
+            }
+            "dormant_members" => (r.dormant_members.enabled, r.dormant_members.severity, None),
+            "key_hygiene" => (r.key_hygiene.enabled, r.key_hygiene.severity, None),
             "excess_admins" => (r.excess_admins.enabled, r.excess_admins.severity, None),
             "privilege_escalation" => (
                 r.privilege_escalation.enabled,
@@ -386,6 +392,9 @@ fn every_rule_has_the_shared_keys_and_only_remediable_rules_opt_in() {
         ("orphaned_keys", Severity::High, true),
         ("excess_admins", Severity::Medium, false),
         ("privilege_escalation", Severity::High, false),
+        ("dormant_keys", Severity::Medium, true),
+        ("dormant_members", Severity::Low, false),
+        ("key_hygiene", Severity::Low, false),
     ] {
         assert_eq!(
             shared(&defaults, rule),
@@ -504,4 +513,66 @@ fn owner_notice_is_off_by_default_and_validation_names_its_keys() {
     ] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
+}
+
+#[test]
+fn usage_is_on_with_90_days_by_default_and_every_bad_value_is_named() {
+    let (config, _) = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(config.usage, UsageConfig::default());
+    assert!(config.usage.enabled);
+    assert_eq!(config.usage.backfill_days, 90);
+
+    let (config, _) =
+        Config::from_toml("[usage]\nenabled = false\nbackfill_days = 30\n", &env(&[])).unwrap();
+    assert_eq!(
+        config.usage,
+        UsageConfig {
+            enabled: false,
+            backfill_days: 30
+        }
+    );
+
+    // A wrong type names the section (as for every section), an unknown key names itself.
+    let text = "[usage]\nenabled = \"perhaps\"\nbackfil_days = 3\n";
+    let error = Config::from_toml(text, &env(&[])).unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["usage.backfil_days", "usage"]);
+    assert!(error.problems[1].message.contains("enabled"), "{error}");
+    let error = Config::from_toml("[usage]\nbackfill_days = 0\n", &env(&[])).unwrap_err();
+    assert_eq!(error.problems[0].key, "usage.backfill_days");
+    let error = Config::from_toml("[usage]\nbackfill_days = 401\n", &env(&[])).unwrap_err();
+    assert_eq!(error.problems[0].key, "usage.backfill_days");
+    assert!(error.problems[0].message.contains("1 to 400"));
+}
+
+#[test]
+fn unused_access_rules_have_their_defaults_and_refuse_zero_windows() {
+    let rules = Config::from_toml("", &env(&[])).unwrap().0.rules;
+    assert_eq!(rules.dormant_keys.max_idle_days, 90);
+    assert_eq!(rules.dormant_members.max_idle_days, 60);
+    assert_eq!(rules.key_hygiene.max_key_age_days, 365);
+    assert!(!rules.key_hygiene.flag_org_scoped);
+
+    let text = "[rules.dormant_keys]\nmax_idle_days = 30\n\
+                [rules.dormant_members]\nmax_idle_days = 14\n\
+                [rules.key_hygiene]\nmax_key_age_days = 180\nflag_org_scoped = true\n";
+    let rules = Config::from_toml(text, &env(&[])).unwrap().0.rules;
+    assert_eq!(rules.dormant_keys.max_idle_days, 30);
+    assert_eq!(rules.dormant_members.max_idle_days, 14);
+    assert_eq!(rules.key_hygiene.max_key_age_days, 180);
+    assert!(rules.key_hygiene.flag_org_scoped);
+
+    let text = "[rules.dormant_keys]\nmax_idle_days = 0\n\
+                [rules.dormant_members]\nmax_idle_days = 0\n\
+                [rules.key_hygiene]\nmax_key_age_days = 0\n";
+    let error = Config::from_toml(text, &env(&[])).unwrap_err();
+    let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "rules.dormant_keys.max_idle_days",
+            "rules.dormant_members.max_idle_days",
+            "rules.key_hygiene.max_key_age_days",
+        ]
+    );
 }

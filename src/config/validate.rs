@@ -15,16 +15,17 @@ use url::Url;
 use super::parse::{normalize_domain, parse_cron, parse_duration};
 use super::raw::{
     RawAlerts, RawApi, RawConfig, RawEvents, RawExemption, RawLog, RawMail, RawMetrics,
-    RawRemediation, RawReport, RawRules, RawSchedule, RawShared, RawStore,
+    RawRemediation, RawReport, RawRules, RawSchedule, RawShared, RawStore, RawUsage,
 };
 use super::secrets::{SecretSources, ADMIN_KEY_CREDENTIAL, SMTP_PASSWORD_CREDENTIAL};
 use super::{
-    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule, Environment,
-    EventsConfig, EventsPath, ExcessAdminsRule, Exemption, ExemptionMatch, LogConfig, LogFormat,
-    MailConfig, MailTransport, MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem,
-    RemediationConfig, RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig,
-    Severity, StaleInvitesRule, StoreConfig, TlsMode, DEFAULT_EVENTS_MAX_BYTES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    AlertChannel, AlertsConfig, ApiConfig, ChannelKind, Config, DepartedDomainsRule,
+    DormantKeysRule, DormantMembersRule, Environment, EventsConfig, EventsPath, ExcessAdminsRule,
+    Exemption, ExemptionMatch, KeyHygieneRule, LogConfig, LogFormat, MailConfig, MailTransport,
+    MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig,
+    RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity,
+    StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 
@@ -46,6 +47,8 @@ pub(super) fn validate(raw: RawConfig, env: &Environment, problems: &mut Vec<Pro
         metrics: metrics(raw.metrics, check),
         events: events(raw.events, check),
         alerts: alerts(raw.alerts, env, raw_mail_configured, check),
+        usage: usage(raw.usage, check),
+        directories: super::directory_check::directories(raw.directories, env, check),
     }
 }
 
@@ -419,6 +422,71 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
     } = check.rule("rules.privilege_escalation", r.shared(), Severity::High);
     let privilege_escalation = PrivilegeEscalationRule { enabled, severity };
 
+    let r = raw.dormant_keys;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.dormant_keys", r.shared(), Severity::Medium);
+    let dormant_keys = DormantKeysRule {
+        enabled,
+        severity,
+        remediate,
+        max_idle_days: check.at_least_one("rules.dormant_keys.max_idle_days", r.max_idle_days, 90),
+    };
+
+    let r = raw.dormant_members;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.dormant_members", r.shared(), Severity::Low);
+    let dormant_members = DormantMembersRule {
+        enabled,
+        severity,
+        max_idle_days: check.at_least_one(
+            "rules.dormant_members.max_idle_days",
+            r.max_idle_days,
+            60,
+        ),
+    };
+
+    let r = raw.key_hygiene;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.key_hygiene", r.shared(), Severity::Low);
+    let key_hygiene = KeyHygieneRule {
+        enabled,
+        severity,
+        max_key_age_days: check.at_least_one(
+            "rules.key_hygiene.max_key_age_days",
+            r.max_key_age_days,
+            365,
+        ),
+        flag_org_scoped: r.flag_org_scoped.unwrap_or(false),
+    };
+
+    let r = raw.directory_departed;
+    let Shared {
+        enabled,
+        severity,
+        remediate,
+    } = check.rule("rules.directory_departed", r.shared(), Severity::High);
+    let directory_departed = super::DirectoryDepartedRule {
+        enabled,
+        severity,
+        remediate,
+        remove_members: r.remove_members.unwrap_or(false),
+    };
+    let r = raw.directory_unknown;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.directory_unknown", r.shared(), Severity::Medium);
+    let directory_unknown = super::DirectoryUnknownRule { enabled, severity };
+    let r = raw.assignment_drift;
+    let Shared {
+        enabled, severity, ..
+    } = check.rule("rules.assignment_drift", r.shared(), Severity::Medium);
+    let assignment_drift = super::AssignmentDriftRule { enabled, severity };
+
     RulesConfig {
         stale_invites,
         departed_domains,
@@ -426,6 +494,12 @@ fn rules(raw: RawRules, check: &mut Check<'_>) -> RulesConfig {
         orphaned_keys,
         excess_admins,
         privilege_escalation,
+        dormant_keys,
+        dormant_members,
+        key_hygiene,
+        directory_departed,
+        directory_unknown,
+        assignment_drift,
     }
 }
 
@@ -733,6 +807,29 @@ fn events(raw: RawEvents, check: &mut Check<'_>) -> EventsConfig {
     EventsConfig { path, max_bytes }
 }
 
+fn usage(raw: RawUsage, check: &mut Check<'_>) -> UsageConfig {
+    let backfill_days = match raw.backfill_days {
+        None => UsageConfig::DEFAULT_BACKFILL_DAYS,
+        Some(days) if (1..=i64::from(UsageConfig::MAX_BACKFILL_DAYS)).contains(&days) => {
+            days as u32
+        }
+        Some(days) => {
+            check.problem(
+                "usage.backfill_days",
+                format!(
+                    "{days} is out of range: give 1 to {} days",
+                    UsageConfig::MAX_BACKFILL_DAYS
+                ),
+            );
+            UsageConfig::DEFAULT_BACKFILL_DAYS
+        }
+    };
+    UsageConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        backfill_days,
+    }
+}
+
 fn schedule(raw: RawSchedule, check: &mut Check<'_>) -> ScheduleConfig {
     let timezone = match raw.timezone.as_deref() {
         None => chrono_tz::UTC,
@@ -766,12 +863,12 @@ struct Shared {
 }
 
 /// The shared list of problems, and the checks more than one section uses.
-struct Check<'a> {
+pub(super) struct Check<'a> {
     problems: &'a mut Vec<Problem>,
 }
 
 impl Check<'_> {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.to_owned(),
             message: message.into(),
@@ -779,7 +876,11 @@ impl Check<'_> {
     }
 
     /// The secret from its first source, or `None` with the problem recorded.
-    fn secret(&mut self, sources: SecretSources<'_>, env: &Environment) -> Option<SecretString> {
+    pub(super) fn secret(
+        &mut self,
+        sources: SecretSources<'_>,
+        env: &Environment,
+    ) -> Option<SecretString> {
         sources.read(env).unwrap_or_else(|problem| {
             self.problems.push(problem);
             None
@@ -859,7 +960,7 @@ impl Check<'_> {
         }
     }
 
-    fn domains(&mut self, key: &str, items: Vec<String>) -> Vec<String> {
+    pub(super) fn domains(&mut self, key: &str, items: Vec<String>) -> Vec<String> {
         let mut out = Vec::new();
         for item in items {
             match normalize_domain(&item) {
@@ -880,7 +981,7 @@ impl Check<'_> {
         }
     }
 
-    fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+    pub(super) fn cron(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let expr = value.unwrap_or_else(|| default.to_owned());
         match parse_cron(&expr) {
             Err(error) => {
@@ -909,7 +1010,7 @@ impl Check<'_> {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
+pub(super) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_matches(['[', ']'])

@@ -5,13 +5,42 @@
 //! is down leaves its rules `not_evaluated` instead of reporting "nobody left".
 //! **Architecture Invariant:** the only module that speaks to identity providers.
 
-use std::fmt;
-
+pub mod csv;
 pub mod entra;
-mod http;
+pub mod google;
+pub mod ldap;
 pub mod okta;
 
+use std::fmt;
+
+mod http;
+
 pub use http::ReadOptions;
+use crate::config::{DirectoryConfig, DirectorySource};
+use crate::org::DirectoryListing;
+
+/// The source's type as configured (`ldap`, `okta`, `entra`, `google`, `csv`).
+pub fn kind(source: &DirectorySource) -> &'static str {
+    match source {
+        DirectorySource::Ldap(_) => "ldap",
+        DirectorySource::Okta(_) => "okta",
+        DirectorySource::Entra(_) => "entra",
+        DirectorySource::Google(_) => "google",
+        DirectorySource::Csv { .. } => "csv",
+    }
+}
+
+/// Reads one source completely, or fails.
+pub async fn read(cfg: &DirectoryConfig) -> Result<DirectoryListing, DirectoryError> {
+    let name = cfg.name.as_str();
+    match &cfg.source {
+        DirectorySource::Ldap(settings) => ldap::read(name, settings).await,
+        DirectorySource::Okta(settings) => okta::read(name, settings).await,
+        DirectorySource::Entra(settings) => entra::read(name, settings).await,
+        DirectorySource::Google(settings) => google::read(name, settings).await,
+        DirectorySource::Csv { path } => csv::read(name, path).await,
+    }
+}
 
 /// Why a directory source could not be read. The text never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use directory::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 pub use model::{
-    Actor, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyOwner, OrgRole, Organization, Principal,
-    User, Workspace, WorkspaceMember, WorkspaceRole,
+    Actor, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyOwner, KeyScope, OrgRole, Organization,
+    Principal, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
 pub use run::{RunRecord, RunStatus};
 pub use state::{diff, members_by_id, Change, ChangeKind, ObjectKind, OrgState};

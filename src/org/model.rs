@@ -182,6 +182,24 @@ pub struct Principal {
     pub service_account_id: Option<String>,
 }
 
+/// The 2026 scope of a key: `{type: "workspace", workspace_id}` or `{type: "organization"}`.
+/// The type is kept as text, so an unknown one survives a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyScope {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The real workspace id (the Default Workspace's too) of a workspace-scoped key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+}
+
+impl KeyScope {
+    /// True for a key that reaches the whole organization rather than one workspace.
+    pub fn is_organization(&self) -> bool {
+        self.kind == "organization"
+    }
+}
+
 /// An API key (`BetaApiKey`). The secret itself is never returned by the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -200,6 +218,9 @@ pub struct ApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub principal: Option<Principal>,
+    /// A 2026 field: absent from older servers.
+    #[serde(default)]
+    pub scope: Option<KeyScope>,
 }
 
 /// Who owns a key, as far as a person leaving is concerned.

@@ -10,6 +10,7 @@
 //! an [`Action`] is only a recommendation, and whether it is carried out is for the remediation
 //! module to decide.
 
+pub mod directory;
 pub mod exemption;
 mod glob;
 pub mod records;
@@ -27,7 +28,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{Exemption, RulesConfig, Severity};
 use crate::org::OrgState;
+use usage::UsageView;
 
+pub use directory::{DirectoryRead, DirectoryView};
 pub use glob::glob_match;
 pub use roster::{parse_roster, RosterEntry, RosterError};
 
@@ -50,6 +53,20 @@ pub enum RuleId {
     ExcessAdmins,
     /// Members who became admins since the previous snapshot.
     PrivilegeEscalation,
+    /// Active keys nobody has used for `max_idle_days` (needs usage data).
+    DormantKeys,
+    /// Members with neither API usage nor Claude Code activity for `max_idle_days` (needs usage
+    /// data).
+    DormantMembers,
+    /// Active keys that never expire and are old, and organization-scoped keys.
+    KeyHygiene,
+    /// Access left to people disabled, suspended or deleted in their authoritative directory.
+    DirectoryDeparted,
+    /// Members and invites in a directory's domains that it has no account for.
+    DirectoryUnknown,
+    /// Members not assigned to the Claude application in the identity provider, and removed
+    /// members still assigned there.
+    AssignmentDrift,
     /// Raised by remediation, not by [`evaluate`]: a safety guard stopped automatic cleanup.
     RemediationGuard,
 }
@@ -57,7 +74,7 @@ pub enum RuleId {
 impl RuleId {
     /// Every rule id, the ones [`evaluate`] emits first in the order [`Evaluation::rules`] lists
     /// them, then `remediation_guard`.
-    pub const ALL: [RuleId; 8] = [
+    pub const ALL: [RuleId; 14] = [
         RuleId::StaleInvites,
         RuleId::DepartedDomains,
         RuleId::OffboardingRoster,
@@ -65,6 +82,12 @@ impl RuleId {
         RuleId::UnattributedKeys,
         RuleId::ExcessAdmins,
         RuleId::PrivilegeEscalation,
+        RuleId::DormantKeys,
+        RuleId::DormantMembers,
+        RuleId::KeyHygiene,
+        RuleId::DirectoryDeparted,
+        RuleId::DirectoryUnknown,
+        RuleId::AssignmentDrift,
         RuleId::RemediationGuard,
     ];
 
@@ -77,6 +100,12 @@ impl RuleId {
             RuleId::UnattributedKeys => "unattributed_keys",
             RuleId::ExcessAdmins => "excess_admins",
             RuleId::PrivilegeEscalation => "privilege_escalation",
+            RuleId::DormantKeys => "dormant_keys",
+            RuleId::DormantMembers => "dormant_members",
+            RuleId::KeyHygiene => "key_hygiene",
+            RuleId::DirectoryDeparted => "directory_departed",
+            RuleId::DirectoryUnknown => "directory_unknown",
+            RuleId::AssignmentDrift => "assignment_drift",
             RuleId::RemediationGuard => "remediation_guard",
         }
     }
@@ -113,12 +142,29 @@ pub const ORPHANED_KEYS: RuleId = RuleId::OrphanedKeys;
 pub const UNATTRIBUTED_KEYS: RuleId = RuleId::UnattributedKeys;
 pub const EXCESS_ADMINS: RuleId = RuleId::ExcessAdmins;
 pub const PRIVILEGE_ESCALATION: RuleId = RuleId::PrivilegeEscalation;
+pub const DORMANT_KEYS: RuleId = RuleId::DormantKeys;
+pub const DORMANT_MEMBERS: RuleId = RuleId::DormantMembers;
+pub const KEY_HYGIENE: RuleId = RuleId::KeyHygiene;
+pub const DIRECTORY_DEPARTED: RuleId = RuleId::DirectoryDeparted;
+pub const DIRECTORY_UNKNOWN: RuleId = RuleId::DirectoryUnknown;
+pub const ASSIGNMENT_DRIFT: RuleId = RuleId::AssignmentDrift;
 pub const REMEDIATION_GUARD: RuleId = RuleId::RemediationGuard;
+/// Why the directory rules did not run when no `[[directories]]` source is configured: a
+/// choice, not a failure (the report does not raise its banner for it).
+pub const DIRECTORIES_NOT_CONFIGURED: &str = "no [[directories]] source configured";
+/// Why `assignment_drift` did not run when no source reads the Claude app's assignments.
+pub const ASSIGNMENTS_NOT_CONFIGURED: &str = "no directory source reads the app assignments";
 /// Why the roster rule did not run when no roster is configured: a choice, not a failure (the
 /// report does not raise its banner for it).
 pub const ROSTER_NOT_CONFIGURED: &str = "no roster_csv configured";
 /// Why a rule that compares two snapshots did not run on the first one: expected, not a failure.
 pub const NO_PREVIOUS_SNAPSHOT: &str = "needs a previous snapshot";
+/// Why the usage rules did not run when the audit had no usage data at all (no ingest has run
+/// or none is configured): a choice or a first run, not a failure. A failed ingest and data too
+/// short for the rule's window are other reasons, each starting with [`USAGE_UNAVAILABLE`].
+pub const NO_USAGE_DATA: &str = "usage data unavailable: none has been ingested";
+/// How every reason a usage rule did not run begins: missing data is never read as "no usage".
+pub const USAGE_UNAVAILABLE: &str = "usage data unavailable";
 
 /// Every rule id the policy can emit, in the order [`Evaluation::rules`] lists them.
 pub const RULE_IDS: &[RuleId] = &[
@@ -129,6 +175,12 @@ pub const RULE_IDS: &[RuleId] = &[
     UNATTRIBUTED_KEYS,
     EXCESS_ADMINS,
     PRIVILEGE_ESCALATION,
+    DORMANT_KEYS,
+    DORMANT_MEMBERS,
+    KEY_HYGIENE,
+    DIRECTORY_DEPARTED,
+    DIRECTORY_UNKNOWN,
+    ASSIGNMENT_DRIFT,
 ];
 
 /// The compliance controls a rule's findings give evidence for.
@@ -148,12 +200,25 @@ pub const RULE_IDS: &[RuleId] = &[
 /// - `privilege_escalation`: role changes must be authorised and monitored (SOC 2 CC6.3 and
 ///   CC7.2, NIST AC-2(4) account-action auditing, AC-6(9) logging of privileged functions).
 ///
+/// - `dormant_keys`: an unused credential is one that should be disabled after a period of
+///   inactivity (NIST AC-2(3)) and an authenticator nobody manages (NIST IA-5); removing it is
+///   de-provisioning (SOC 2 CC6.1, CC6.2).
+/// - `dormant_members`: an inactive account to disable or review (NIST AC-2(3)) and access to
+///   review periodically (SOC 2 CC6.2).
+/// - `key_hygiene`: an authenticator that is never refreshed (NIST IA-5) or that reaches the
+///   whole organization when one workspace would do (least privilege, NIST AC-6; SOC 2 CC6.1,
+///   CC6.3).
+/// - `directory_departed`: the identity provider's own record of a departure, same as the roster.
+/// - `directory_unknown` and `assignment_drift`: accounts the source of truth does not back (or
+///   will provision again) are account management (SOC 2 CC6.2, NIST AC-2), and access that
+///   deprovisioning there will not remove is AC-2(3).
+///
 /// - `remediation_guard`: an automated change was stopped as anomalous; that is monitoring of
 ///   the system's own operation (SOC 2 CC7.2) and change control (CC8.1).
 pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
     match rule {
         STALE_INVITES => &["SOC 2 CC6.2", "NIST 800-53 AC-2"],
-        DEPARTED_DOMAINS | OFFBOARDING_ROSTER => &[
+        DEPARTED_DOMAINS | OFFBOARDING_ROSTER | DIRECTORY_DEPARTED => &[
             "SOC 2 CC6.2",
             "SOC 2 CC6.3",
             "NIST 800-53 AC-2(3)",
@@ -173,6 +238,22 @@ pub fn controls_for(rule: RuleId) -> &'static [&'static str] {
             "NIST 800-53 AC-2(4)",
             "NIST 800-53 AC-6(9)",
         ],
+        DORMANT_KEYS => &[
+            "SOC 2 CC6.1",
+            "SOC 2 CC6.2",
+            "NIST 800-53 AC-2(3)",
+            "NIST 800-53 IA-5",
+        ],
+        DORMANT_MEMBERS => &["SOC 2 CC6.2", "NIST 800-53 AC-2(3)"],
+        KEY_HYGIENE => &[
+            "SOC 2 CC6.1",
+            "SOC 2 CC6.3",
+            "NIST 800-53 IA-5",
+            "NIST 800-53 AC-6",
+        ],
+        DIRECTORY_UNKNOWN | ASSIGNMENT_DRIFT => {
+            &["SOC 2 CC6.2", "NIST 800-53 AC-2", "NIST 800-53 AC-2(3)"]
+        }
         REMEDIATION_GUARD => &["SOC 2 CC7.2", "SOC 2 CC8.1"],
     }
 }
@@ -302,6 +383,11 @@ pub struct PolicyInput<'a> {
     pub rules: &'a RulesConfig,
     pub exemptions: &'a [Exemption],
     pub roster: &'a Roster,
+    /// What the usage data says, for `dormant_keys` and `dormant_members`; `None` (or a view
+    /// whose `failure` is set) leaves them `not_evaluated`.
+    pub usage: Option<&'a UsageView>,
+    /// The `[[directories]]` sources, in configuration order.
+    pub directories: &'a [DirectoryView],
     pub now: DateTime<Utc>,
 }
 
@@ -384,6 +470,25 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         Some(previous) => Ok(rules::privilege_escalation(&ctx, previous)),
     };
 
+    let usage = |idle_days: u32, key: &str| {
+        usage_covering(input.usage, input.now.date_naive(), idle_days, key)
+    };
+    let dirs = rules::Directories::new(input.directories);
+    let partial = dirs.failures();
+    let directory_rule = |body: &dyn Fn() -> Vec<Finding>| {
+        if input.directories.is_empty() {
+            return (Vec::new(), Some(DIRECTORIES_NOT_CONFIGURED.to_owned()));
+        }
+        // Sources that could not be read leave the rule not evaluated (their earlier findings
+        // keep their status); what the readable ones show is still reported.
+        (body(), partial.clone())
+    };
+    let any_assignments = input.directories.iter().any(|v| {
+        v.read
+            .as_ref()
+            .map_or(true, |read| read.listing.assigned.is_some())
+    });
+
     let runs = [
         run(STALE_INVITES, r.stale_invites.enabled, || {
             Ok(rules::stale_invites(&ctx))
@@ -406,6 +511,31 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
             r.privilege_escalation.enabled,
             escalation,
         ),
+        run(DORMANT_KEYS, r.dormant_keys.enabled, || {
+            let idle = r.dormant_keys.max_idle_days;
+            let view = usage(idle, "rules.dormant_keys.max_idle_days")?;
+            Ok(rules::dormant_keys(&ctx, view))
+        }),
+        run(DORMANT_MEMBERS, r.dormant_members.enabled, || {
+            let idle = r.dormant_members.max_idle_days;
+            let view = usage(idle, "rules.dormant_members.max_idle_days")?;
+            Ok(rules::dormant_members(&ctx, view))
+        }),
+        run(KEY_HYGIENE, r.key_hygiene.enabled, || {
+            Ok(rules::key_hygiene(&ctx))
+        }),
+        run_partial(DIRECTORY_DEPARTED, r.directory_departed.enabled, || {
+            directory_rule(&|| rules::directory_departed(&ctx, &dirs))
+        }),
+        run_partial(DIRECTORY_UNKNOWN, r.directory_unknown.enabled, || {
+            directory_rule(&|| rules::directory_unknown(&ctx, &dirs))
+        }),
+        run_partial(ASSIGNMENT_DRIFT, r.assignment_drift.enabled, || {
+            if !input.directories.is_empty() && !any_assignments {
+                return (Vec::new(), Some(ASSIGNMENTS_NOT_CONFIGURED.to_owned()));
+            }
+            directory_rule(&|| rules::assignment_drift(&ctx, &dirs))
+        }),
     ];
 
     let mut findings = Vec::new();
@@ -427,18 +557,58 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
     }
 }
 
+/// The usage view when it can tell who was idle for `idle_days` up to `today`: present, not
+/// failed, and beginning early enough. Otherwise why not, starting with [`USAGE_UNAVAILABLE`];
+/// `setting` names the option that asks for the window.
+fn usage_covering<'v>(
+    usage: Option<&'v UsageView>,
+    today: chrono::NaiveDate,
+    idle_days: u32,
+    setting: &str,
+) -> Result<&'v UsageView, String> {
+    let view = usage.ok_or_else(|| NO_USAGE_DATA.to_owned())?;
+    if let Some(failure) = &view.failure {
+        return Err(format!("{USAGE_UNAVAILABLE}: {failure}"));
+    }
+    let Some(from) = view.covered_from else {
+        return Err(NO_USAGE_DATA.to_owned());
+    };
+    // Idle means no use after `today - idle_days`; the data must reach back to that day.
+    let needed = today - chrono::Duration::days(i64::from(idle_days));
+    if from > needed {
+        return Err(format!(
+            "{USAGE_UNAVAILABLE}: it begins on {from}, and {setting} = {idle_days} needs it \
+             from {needed} (raise [usage] backfill_days or wait for it to grow)"
+        ));
+    }
+    Ok(view)
+}
+
 /// Runs one rule when it is enabled and records its outcome.
 fn run(
     rule: RuleId,
     enabled: bool,
     body: impl FnOnce() -> Result<Vec<Finding>, String>,
 ) -> (RuleOutcome, Vec<Finding>) {
+    run_partial(rule, enabled, || match body() {
+        Ok(found) => (found, None),
+        Err(reason) => (Vec::new(), Some(reason)),
+    })
+}
+
+/// Runs one rule that may run in part: its findings, and why it is not wholly evaluated (then
+/// it is reported `not_evaluated`, so nothing of it is resolved, with what it did find).
+fn run_partial(
+    rule: RuleId,
+    enabled: bool,
+    body: impl FnOnce() -> (Vec<Finding>, Option<String>),
+) -> (RuleOutcome, Vec<Finding>) {
     let (status, found) = if !enabled {
         (RuleStatus::Disabled, Vec::new())
     } else {
         match body() {
-            Ok(found) => (RuleStatus::Evaluated, found),
-            Err(reason) => (RuleStatus::NotEvaluated(reason), Vec::new()),
+            (found, None) => (RuleStatus::Evaluated, found),
+            (found, Some(reason)) => (RuleStatus::NotEvaluated(reason), found),
         }
     };
     let outcome = RuleOutcome {

@@ -10,17 +10,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use super::directory::{by_address, DirectoryRead, DirectoryView};
 use super::glob::glob_match;
+use super::usage::UsageView;
 use super::{
     controls_for, Action, Finding, FormerMember, PolicyInput, RosterEntry, RuleId, SubjectKind,
-    DEPARTED_DOMAINS, EXCESS_ADMINS, OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION,
-    STALE_INVITES, UNATTRIBUTED_KEYS,
+    ASSIGNMENT_DRIFT, DEPARTED_DOMAINS, DIRECTORY_DEPARTED, DIRECTORY_UNKNOWN, DORMANT_KEYS,
+    DORMANT_MEMBERS, EXCESS_ADMINS, KEY_HYGIENE,
+    OFFBOARDING_ROSTER, ORPHANED_KEYS, PRIVILEGE_ESCALATION, STALE_INVITES, UNATTRIBUTED_KEYS,
 };
 use crate::config::{normalize_domain, ExemptionMatch, Severity};
-use crate::org::OrgState;
 use crate::org::{
     ApiKey, ApiKeyStatus, InviteStatus, KeyOwner, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
+use crate::org::{DirectoryPerson, DirectoryStatus, OrgState};
 
 /// How many emails an `excess_admins` finding lists before it says "and N more": enough to
 /// recognise the people, short enough to stay one readable sentence.
@@ -381,28 +384,13 @@ pub(super) fn departed_domains(ctx: &Context<'_>) -> Vec<Finding> {
         out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
     }
 
-    for invite in &ctx.state.invites {
-        if invite.status != InviteStatus::Pending {
-            continue;
-        }
-        let Some(reason) = policy.verdict(&invite.email) else {
-            continue;
-        };
-        let evidence = format!(
-            "pending invite sent {} as {}; {reason}",
-            day(invite.invited_at),
-            invite.role
-        );
-        let draft = Draft::new(
-            SubjectKind::Invite,
-            &invite.id,
-            &invite.email,
-            evidence,
-            Action::DeleteInvite,
-        )
-        .email(Some(&invite.email));
-        out.push(ctx.finish(DEPARTED_DOMAINS, config.severity, draft));
-    }
+    out.extend(pending_invites(
+        ctx,
+        DEPARTED_DOMAINS,
+        config.severity,
+        Action::DeleteInvite,
+        |email| policy.verdict(email),
+    ));
 
     for (key, owner) in ctx.active_keys() {
         // Only a person's key has a domain; an owner orgwarden never saw has no known email,
@@ -477,14 +465,24 @@ fn departed_people(entries: &[RosterEntry], today: NaiveDate) -> HashMap<String,
     gone
 }
 
+/// Why someone counts as departed, as a roster line or a directory says it.
+pub(super) struct Departure {
+    /// The last working day, when known: an invite or membership after it is a re-hire for a
+    /// person to confirm, not left-over access.
+    last_day: Option<NaiveDate>,
+    /// The fact, worded to follow "after their" and "whose" (`last day 2026-01-02 per roster
+    /// line 3`, `account was disabled in directory okta (SUSPENDED) on 2026-11-01`).
+    says: String,
+}
+
 /// True when `since` (an invite or a membership) is after the person's last day: a re-hire in
 /// progress, or a mistake; either way a person must confirm it.
-fn came_back(since: DateTime<Utc>, entry: &RosterEntry) -> bool {
+fn came_back(since: DateTime<Utc>, entry: &Departure) -> bool {
     entry.last_day.is_some_and(|last| since.date_naive() > last)
 }
 
 /// The evidence for an invite or a membership that appeared after the person's last day.
-fn after_last_day(what: &str, since: DateTime<Utc>, entry: &RosterEntry) -> String {
+fn after_last_day(what: &str, since: DateTime<Utc>, entry: &Departure) -> String {
     format!(
         "{what} on {}, after their last day on {}; confirm the re-hire or remove the person \
          from the roster",
@@ -496,28 +494,48 @@ fn after_last_day(what: &str, since: DateTime<Utc>, entry: &RosterEntry) -> Stri
     )
 }
 
-fn roster_says(entry: &RosterEntry) -> String {
-    match entry.last_day {
+fn roster_says(entry: &RosterEntry) -> Departure {
+    let says = match entry.last_day {
         Some(last) => format!(
             "last day {} per roster line {}",
             last.format("%Y-%m-%d"),
             entry.line
         ),
         None => format!("listed without a last day on roster line {}", entry.line),
+    };
+    Departure {
+        last_day: entry.last_day,
+        says,
     }
 }
 
 pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> Vec<Finding> {
     let config = &ctx.input.rules.offboarding_roster;
-    let gone = departed_people(entries, ctx.today);
-    let lookup = |email: &str| gone.get(&email.trim().to_lowercase()).copied();
+    let gone: HashMap<String, Departure> = departed_people(entries, ctx.today)
+        .into_iter()
+        .map(|(email, entry)| (email, roster_says(entry)))
+        .collect();
+    departures(ctx, OFFBOARDING_ROSTER, config.severity, |email| {
+        gone.get(&email.trim().to_lowercase())
+    })
+}
+
+/// The findings of a departure rule (`offboarding_roster`, `directory_departed`): members (never
+/// an admin removed: they get a review), their explicit workspace memberships, pending invites
+/// and active keys of people `lookup` says have left.
+fn departures<'d>(
+    ctx: &Context<'_>,
+    rule: RuleId,
+    severity: Severity,
+    lookup: impl Fn(&str) -> Option<&'d Departure>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
 
     // Members added after their last day are a finding for a person to confirm (never acted on);
     // they are remembered so that what they got since (memberships, keys created after the last
     // day) is not reported as left over. Their earlier keys still are.
-    let mut returned: HashMap<&str, &RosterEntry> = HashMap::new();
-    let mut departed_members: HashMap<&str, (&User, &RosterEntry)> = HashMap::new();
+    let mut returned: HashMap<&str, &Departure> = HashMap::new();
+    let mut departed_members: HashMap<&str, (&User, &Departure)> = HashMap::new();
     for member in &ctx.state.members {
         let Some(entry) = lookup(&member.email) else {
             continue;
@@ -532,7 +550,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
                 Action::Review,
             )
             .email(Some(&member.email));
-            out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+            out.push(ctx.finish(rule, severity, draft));
             continue;
         }
         departed_members.insert(&member.id, (member, entry));
@@ -542,7 +560,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
                 "still a member (role {}, since {}) after their {}",
                 member.role,
                 day(member.added_at),
-                roster_says(entry)
+                entry.says
             ),
         );
         let draft = Draft::new(
@@ -553,7 +571,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
             action,
         )
         .email(Some(&member.email));
-        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+        out.push(ctx.finish(rule, severity, draft));
     }
 
     for membership in &ctx.state.workspace_members {
@@ -568,7 +586,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
             "{} in {} after their {}",
             membership.workspace_role,
             ctx.workspace_label(&membership.workspace_id),
-            roster_says(entry)
+            entry.says
         );
         let draft = Draft::new(
             SubjectKind::WorkspaceMember,
@@ -579,7 +597,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
         )
         .email(Some(&member.email))
         .membership(membership);
-        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+        out.push(ctx.finish(rule, severity, draft));
     }
 
     for invite in &ctx.state.invites {
@@ -599,14 +617,14 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
                 Action::Review,
             )
             .email(Some(&invite.email));
-            out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+            out.push(ctx.finish(rule, severity, draft));
             continue;
         }
         let evidence = format!(
             "pending invite sent {} as {} for someone whose {}",
             day(invite.invited_at),
             invite.role,
-            roster_says(entry)
+            entry.says
         );
         let draft = Draft::new(
             SubjectKind::Invite,
@@ -616,7 +634,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
             Action::DeleteInvite,
         )
         .email(Some(&invite.email));
-        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+        out.push(ctx.finish(rule, severity, draft));
     }
 
     for (key, owner) in ctx.active_keys() {
@@ -641,7 +659,7 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
             day(key.created_at),
             ctx.key_place(key),
             person.describe(),
-            roster_says(entry)
+            entry.says
         );
         let draft = Draft::new(
             SubjectKind::ApiKey,
@@ -652,7 +670,266 @@ pub(super) fn offboarding_roster(ctx: &Context<'_>, entries: &[RosterEntry]) -> 
         )
         .email(Some(person.email()))
         .key(key);
-        out.push(ctx.finish(OFFBOARDING_ROSTER, config.severity, draft));
+        out.push(ctx.finish(rule, severity, draft));
+    }
+    out
+}
+
+// ---- directory_departed, directory_unknown, assignment_drift -----------------------------------
+
+/// The directory sources indexed by address, each email judged by the first source (in
+/// configuration order) authoritative for its domain.
+pub(super) struct Directories<'a> {
+    views: Vec<(
+        &'a DirectoryView,
+        Option<HashMap<String, &'a DirectoryPerson>>,
+    )>,
+}
+
+/// What the authoritative source says of one address.
+enum Verdict<'a> {
+    /// No source is authoritative for the domain, or that source has no read.
+    NotJudged,
+    Unknown(&'a DirectoryView, &'a DirectoryRead),
+    Listed(&'a DirectoryView, &'a DirectoryRead, &'a DirectoryPerson),
+}
+
+impl<'a> Directories<'a> {
+    pub(super) fn new(views: &'a [DirectoryView]) -> Directories<'a> {
+        Directories {
+            views: views
+                .iter()
+                .map(|v| (v, v.read.as_ref().ok().map(|r| by_address(&r.listing))))
+                .collect(),
+        }
+    }
+
+    /// The reasons the directory rules are partial: one per source without a read.
+    pub(super) fn failures(&self) -> Option<String> {
+        let reasons: Vec<String> = self.views.iter().filter_map(|(v, _)| v.failure()).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    fn judge(&self, email: &str) -> Verdict<'a> {
+        let email = email.trim().to_lowercase();
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return Verdict::NotJudged;
+        };
+        let Some((view, index)) = self.views.iter().find(|(v, _)| v.covers(domain)) else {
+            return Verdict::NotJudged;
+        };
+        let view: &'a DirectoryView = view;
+        let (Ok(read), Some(index)) = (&view.read, index) else {
+            return Verdict::NotJudged;
+        };
+        match index.get(&email) {
+            Some(&person) => Verdict::Listed(view, read, person),
+            None => Verdict::Unknown(view, read),
+        }
+    }
+}
+
+/// "since D" from the directory's own time, else from when orgwarden first saw it.
+fn directory_since(read: &DirectoryRead, person: &DirectoryPerson) -> String {
+    match (person.status_since, read.seen_since.get(&person.id)) {
+        (Some(since), _) => format!("on {}", day(since)),
+        (None, Some(seen)) => format!("(so since orgwarden's read of {})", day(*seen)),
+        (None, None) => format!("(as read {})", day(read.read_at)),
+    }
+}
+
+pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.directory_departed;
+    // Worded once per departed person; a person is looked up by each of their addresses.
+    let mut gone: HashMap<String, Departure> = HashMap::new();
+    let mut emails: Vec<&str> = ctx.state.members.iter().map(|m| m.email.as_str()).collect();
+    emails.extend(ctx.state.invites.iter().map(|i| i.email.as_str()));
+    emails.extend(ctx.input.former_members.iter().map(|f| f.email.as_str()));
+    for email in emails {
+        let key = email.trim().to_lowercase();
+        if gone.contains_key(&key) {
+            continue;
+        }
+        let Verdict::Listed(view, read, person) = dirs.judge(email) else {
+            continue;
+        };
+        // A roster's last day still ahead is not a departure yet.
+        if person.status_since.is_some_and(|since| since > ctx.now) {
+            continue;
+        }
+        let says = match &person.status {
+            DirectoryStatus::Active => continue,
+            DirectoryStatus::Disabled(word) => format!(
+                "account was disabled in directory {} ({word}) {}",
+                view.name,
+                directory_since(read, person)
+            ),
+            DirectoryStatus::Deleted => format!(
+                "account was deleted from directory {} {}",
+                view.name,
+                directory_since(read, person)
+            ),
+        };
+        gone.insert(
+            key,
+            Departure {
+                last_day: None,
+                says,
+            },
+        );
+    }
+    departures(ctx, DIRECTORY_DEPARTED, config.severity, |email| {
+        gone.get(&email.trim().to_lowercase())
+    })
+}
+
+pub(super) fn directory_unknown(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.directory_unknown;
+    let unknown = |email: &str| match dirs.judge(email) {
+        Verdict::Unknown(view, read) if view.lists_everyone() => Some(format!(
+            "directory {} is authoritative for its domain and has no account for it (read {})",
+            view.name,
+            day(read.read_at)
+        )),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for member in &ctx.state.members {
+        let Some(why) = unknown(&member.email) else {
+            continue;
+        };
+        let evidence = format!(
+            "member (role {}, since {}); {why}",
+            member.role,
+            day(member.added_at)
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(DIRECTORY_UNKNOWN, config.severity, draft));
+    }
+    out.extend(pending_invites(
+        ctx,
+        DIRECTORY_UNKNOWN,
+        config.severity,
+        Action::Review,
+        unknown,
+    ));
+    out
+}
+
+/// The findings for pending invites whose email `verdict` gives a reason for (the evidence's
+/// last clause).
+fn pending_invites(
+    ctx: &Context<'_>,
+    rule: RuleId,
+    severity: Severity,
+    action: Action,
+    verdict: impl Fn(&str) -> Option<String>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for invite in &ctx.state.invites {
+        if invite.status != InviteStatus::Pending {
+            continue;
+        }
+        let Some(reason) = verdict(&invite.email) else {
+            continue;
+        };
+        let evidence = format!(
+            "pending invite sent {} as {}; {reason}",
+            day(invite.invited_at),
+            invite.role
+        );
+        let draft = Draft::new(
+            SubjectKind::Invite,
+            &invite.id,
+            &invite.email,
+            evidence,
+            action,
+        )
+        .email(Some(&invite.email));
+        out.push(ctx.finish(rule, severity, draft));
+    }
+    out
+}
+
+/// Whether the person is assigned to the Claude application by any of their addresses.
+fn assigned(read: &DirectoryRead, person: &DirectoryPerson) -> Option<bool> {
+    let list = read.listing.assigned.as_ref()?;
+    Some(
+        std::iter::once(&person.email)
+            .chain(&person.aliases)
+            .any(|a| list.iter().any(|x| x.eq_ignore_ascii_case(a))),
+    )
+}
+
+pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.assignment_drift;
+    let mut out = Vec::new();
+    for member in &ctx.state.members {
+        let Verdict::Listed(view, read, person) = dirs.judge(&member.email) else {
+            continue;
+        };
+        if person.status != DirectoryStatus::Active || assigned(read, person) != Some(false) {
+            continue;
+        }
+        let evidence = format!(
+            "member (role {}, since {}) is active in directory {} but not assigned to the Claude \
+             application there: deprovisioning in the identity provider will not remove them",
+            member.role,
+            day(member.added_at),
+            view.name
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
+    }
+    let current: std::collections::HashSet<String> = ctx
+        .state
+        .members
+        .iter()
+        .map(|m| m.email.trim().to_lowercase())
+        .collect();
+    let mut former: Vec<&FormerMember> = ctx.former.values().copied().collect();
+    former.sort_by(|a, b| a.id.cmp(&b.id));
+    for person_left in former {
+        if ctx.members.contains_key(person_left.id.as_str())
+            || current.contains(&person_left.email.trim().to_lowercase())
+        {
+            continue;
+        }
+        let Verdict::Listed(view, read, person) = dirs.judge(&person_left.email) else {
+            continue;
+        };
+        if person.status != DirectoryStatus::Active || assigned(read, person) != Some(true) {
+            continue;
+        }
+        let evidence = format!(
+            "removed from the organization (last seen {}) but still active and assigned to the \
+             Claude application in directory {}: the next sync will provision them again",
+            day(person_left.last_seen),
+            view.name
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &person_left.id,
+            &person_left.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&person_left.email));
+        out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
     out
 }
@@ -909,6 +1186,199 @@ pub(super) fn privilege_escalation(ctx: &Context<'_>, previous: &OrgState) -> Ve
     out
 }
 
+// ---- dormant_keys, dormant_members and key_hygiene ---------------------------------------------
+
+/// Keys the rules of unused access judge: active, and not past their `expires_at` (such a key
+/// no longer works, whatever its status says).
+fn working_keys<'c, 'a>(
+    ctx: &'c Context<'a>,
+) -> impl Iterator<Item = (&'a ApiKey, KeyOwner<'a>)> + 'c {
+    ctx.active_keys()
+        .filter(|(k, _)| k.expires_at.is_none_or(|at| at > ctx.now))
+}
+
+/// The day after which any use means "not idle": `today - max_idle_days`. Used on that day is
+/// exactly `max_idle_days` ago, which is not more than the limit.
+fn idle_cutoff(ctx: &Context<'_>, max_idle_days: u32) -> NaiveDate {
+    ctx.today - Duration::days(i64::from(max_idle_days))
+}
+
+/// How long without use, in words, for something that existed since `since` and was last used
+/// on `last` (if ever within the data): "last used on DATE (N days ago)", "not used since it was
+/// created on DATE" (`origin` names the event), or "not used since at least DATE" when `since`
+/// is before the data begins.
+fn idle_since(
+    ctx: &Context<'_>,
+    usage: &UsageView,
+    last: Option<NaiveDate>,
+    since: DateTime<Utc>,
+    what: &str,
+    origin: &str,
+) -> String {
+    let date = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    match (last, usage.covered_from) {
+        (Some(last), _) => format!(
+            "last {what} on {} ({})",
+            date(last),
+            days_ago((ctx.today - last).num_days())
+        ),
+        (None, Some(from)) if since.date_naive() < from => {
+            format!(
+                "not {what} since at least {}, when the usage data begins",
+                date(from)
+            )
+        }
+        (None, _) => format!("not {what} since {origin} on {}", day(since)),
+    }
+}
+
+/// The person who owns `key`, if it is a person's and orgwarden knows them.
+fn key_person<'a>(ctx: &Context<'a>, key: &'a ApiKey) -> Option<Person<'a>> {
+    match key.owner() {
+        KeyOwner::User(id) => ctx.person(id),
+        _ => None,
+    }
+}
+
+/// A finding about `key`, which exemptions match by the key and by its owner's email.
+fn key_draft<'k>(
+    key: &'k ApiKey,
+    owner: Option<&'k Person<'_>>,
+    evidence: String,
+    action: Action,
+) -> Draft<'k> {
+    Draft::new(SubjectKind::ApiKey, &key.id, &key.name, evidence, action)
+        .email(owner.map(Person::email))
+        .key(key)
+}
+
+pub(super) fn dormant_keys(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding> {
+    let config = &ctx.input.rules.dormant_keys;
+    let limit = config.max_idle_days;
+    let cutoff = idle_cutoff(ctx, limit);
+    let mut out = Vec::new();
+    for (key, owner) in working_keys(ctx) {
+        // A key younger than the limit cannot have been idle that long.
+        if ctx.now - key.created_at <= Duration::days(i64::from(limit)) {
+            continue;
+        }
+        let last = usage.key_last_used.get(&key.id).copied();
+        if last.is_some_and(|last| last >= cutoff) {
+            continue;
+        }
+        let person = key_person(ctx, key);
+        let owned = match (&person, owner) {
+            (Some(person), _) => format!(", owned by {}", person.describe()),
+            (None, KeyOwner::NonPerson) => ", a service-account key".to_owned(),
+            _ => String::new(),
+        };
+        let evidence = format!(
+            "active key created {} {}{owned}; {} (limit {limit} days)",
+            day(key.created_at),
+            ctx.key_place(key),
+            idle_since(ctx, usage, last, key.created_at, "used", "it was created"),
+        );
+        let draft = key_draft(key, person.as_ref(), evidence, Action::DeactivateKey);
+        out.push(ctx.finish(DORMANT_KEYS, config.severity, draft));
+    }
+    out
+}
+
+pub(super) fn dormant_members(ctx: &Context<'_>, usage: &UsageView) -> Vec<Finding> {
+    let config = &ctx.input.rules.dormant_members;
+    let limit = config.max_idle_days;
+    let cutoff = idle_cutoff(ctx, limit);
+
+    // Calls with a person's own keys are theirs even where the report does not attribute them
+    // to the account; any key counts, a since deactivated one too.
+    let mut via_keys: HashMap<&str, NaiveDate> = HashMap::new();
+    for key in &ctx.state.api_keys {
+        let (KeyOwner::User(owner), Some(&used)) = (key.owner(), usage.key_last_used.get(&key.id))
+        else {
+            continue;
+        };
+        let latest = via_keys.entry(owner).or_insert(used);
+        *latest = (*latest).max(used);
+    }
+
+    let mut out = Vec::new();
+    for member in &ctx.state.members {
+        if ctx.now - member.added_at <= Duration::days(i64::from(limit)) {
+            continue;
+        }
+        let api = [
+            usage.account_last_api.get(&member.id).copied(),
+            via_keys.get(member.id.as_str()).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let code = usage
+            .claude_code_last_active
+            .get(&member.email.trim().to_lowercase())
+            .copied();
+        let last = api.max(code);
+        if last.is_some_and(|last| last >= cutoff) {
+            continue;
+        }
+        let evidence = format!(
+            "member since {} with role {}; {} (limit {limit} days); a seat nobody uses",
+            day(member.added_at),
+            member.role,
+            idle_since(
+                ctx,
+                usage,
+                last,
+                member.added_at,
+                "active in the API or Claude Code",
+                "they joined"
+            ),
+        );
+        let draft = Draft::new(
+            SubjectKind::Member,
+            &member.id,
+            &member.email,
+            evidence,
+            Action::Review,
+        )
+        .email(Some(&member.email));
+        out.push(ctx.finish(DORMANT_MEMBERS, config.severity, draft));
+    }
+    out
+}
+
+pub(super) fn key_hygiene(ctx: &Context<'_>) -> Vec<Finding> {
+    let config = &ctx.input.rules.key_hygiene;
+    let limit = config.max_key_age_days;
+    let mut out = Vec::new();
+    for (key, _) in working_keys(ctx) {
+        let mut reasons = Vec::new();
+        let age = ctx.now - key.created_at;
+        if key.expires_at.is_none() && age > Duration::days(i64::from(limit)) {
+            reasons.push(format!(
+                "never expires and is {} old (limit {limit} days)",
+                plural(usize::try_from(age.num_days()).unwrap_or(0), "day", "days")
+            ));
+        }
+        if config.flag_org_scoped && key.scope.as_ref().is_some_and(|s| s.is_organization()) {
+            reasons.push("is organization-scoped, so it reaches every workspace".to_owned());
+        }
+        if reasons.is_empty() {
+            continue;
+        }
+        let person = key_person(ctx, key);
+        let evidence = format!(
+            "active key created {} {}: {}",
+            day(key.created_at),
+            ctx.key_place(key),
+            reasons.join(", and ")
+        );
+        let draft = key_draft(key, person.as_ref(), evidence, Action::Review);
+        out.push(ctx.finish(KEY_HYGIENE, config.severity, draft));
+    }
+    out
+}
+
 // ---- Wording helpers ----------------------------------------------------------------------------
 
 fn day(at: DateTime<Utc>) -> String {
@@ -921,6 +1391,15 @@ fn plural(n: usize, one: &str, many: &str) -> String {
         format!("1 {one}")
     } else {
         format!("{n} {many}")
+    }
+}
+
+/// "today", "1 day ago", "40 days ago".
+fn days_ago(days: i64) -> String {
+    match days {
+        days if days < 1 => "today".to_owned(),
+        1 => "1 day ago".to_owned(),
+        days => format!("{days} days ago"),
     }
 }
 

@@ -3,16 +3,20 @@
 //! States are built by hand with the small helpers below; `now` is fixed at
 //! 2026-02-01T12:00:00Z so that every date in the evidence is predictable.
 
+use std::collections::HashMap;
+
 use chrono::{Duration, NaiveDate};
 
 use super::*;
 use crate::config::{
-    DepartedDomainsRule, ExcessAdminsRule, ExemptionMatch, OrphanedKeysRule,
-    PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
+    DepartedDomainsRule, DormantKeysRule, DormantMembersRule, ExcessAdminsRule, ExemptionMatch,
+    KeyHygieneRule, OrphanedKeysRule, PrivilegeEscalationRule, RosterRule, StaleInvitesRule,
 };
 use crate::org::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
+    Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
+use usage::UsageView;
+use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
 // ---- Helpers ------------------------------------------------------------------------------------
 
@@ -62,6 +66,7 @@ fn key(id: &str, name: &str) -> ApiKey {
         status: "active".into(),
         expires_at: None,
         principal: None,
+        scope: None,
     }
 }
 
@@ -192,6 +197,37 @@ fn rules() -> RulesConfig {
             enabled: true,
             severity: Severity::High,
         },
+        dormant_keys: DormantKeysRule {
+            enabled: true,
+            severity: Severity::Medium,
+            remediate: false,
+            max_idle_days: 90,
+        },
+        dormant_members: DormantMembersRule {
+            enabled: true,
+            severity: Severity::Low,
+            max_idle_days: 60,
+        },
+        key_hygiene: KeyHygieneRule {
+            enabled: true,
+            severity: Severity::Low,
+            max_key_age_days: 365,
+            flag_org_scoped: false,
+        },
+        directory_departed: crate::config::DirectoryDepartedRule {
+            enabled: true,
+            severity: Severity::High,
+            remediate: false,
+            remove_members: false,
+        },
+        directory_unknown: crate::config::DirectoryUnknownRule {
+            enabled: true,
+            severity: Severity::Medium,
+        },
+        assignment_drift: crate::config::AssignmentDriftRule {
+            enabled: true,
+            severity: Severity::Medium,
+        },
     }
 }
 
@@ -211,6 +247,8 @@ struct Case {
     rules: RulesConfig,
     exemptions: Vec<Exemption>,
     roster: Roster,
+    usage: Option<UsageView>,
+    directories: Vec<DirectoryView>,
     now: DateTime<Utc>,
 }
 
@@ -223,6 +261,8 @@ impl Case {
             rules: rules(),
             exemptions: vec![],
             roster: Roster::NotConfigured,
+            usage: None,
+            directories: vec![],
             now: now(),
         }
     }
@@ -235,6 +275,8 @@ impl Case {
             rules: &self.rules,
             exemptions: &self.exemptions,
             roster: &self.roster,
+            usage: self.usage.as_ref(),
+            directories: &self.directories,
             now: self.now,
         })
     }
@@ -2169,6 +2211,23 @@ fn busy_case() -> Case {
         last_day: None,
         line: 2,
     }]);
+    // Everyone idle since the data began, and every key too old to go without an expiry.
+    case.usage = Some(usage_view());
+    case.rules.key_hygiene.max_key_age_days = 1;
+    // The directory: jane disabled, a1 unknown, a2 active but not assigned to the app.
+    case.directories = vec![assigned(
+        view(
+            "idp",
+            &["corp.test"],
+            vec![
+                person("j", "jane@corp.test", &[], disabled("SUSPENDED")),
+                person("d", "dev@corp.test", &[], DirectoryStatus::Active),
+                person("2", "a2@corp.test", &[], DirectoryStatus::Active),
+                person("3", "a3@corp.test", &[], DirectoryStatus::Active),
+            ],
+        ),
+        &["dev@corp.test", "a3@corp.test"],
+    )];
     case
 }
 
@@ -2190,9 +2249,12 @@ fn every_rule_reports_and_findings_are_sorted() {
         );
         assert!(outcome.n_findings > 0, "{} found nothing", outcome.rule);
     }
+    // The unused-access rules find every idle key and member; the order of the others is
+    // checked here, theirs in their own tables.
     let order: Vec<(Severity, RuleId, &str)> = evaluation
         .findings
         .iter()
+        .filter(|f| !matches!(f.rule, DORMANT_KEYS | DORMANT_MEMBERS | KEY_HYGIENE))
         .map(|f| (f.severity, f.rule, f.subject.as_str()))
         .collect();
     assert_eq!(
@@ -2200,8 +2262,12 @@ fn every_rule_reports_and_findings_are_sorted() {
         vec![
             (Severity::Critical, OFFBOARDING_ROSTER, "jane@corp.test"),
             (Severity::High, DEPARTED_DOMAINS, "old@acquired.test"),
+            (Severity::High, DIRECTORY_DEPARTED, "jane@corp.test"),
             (Severity::High, ORPHANED_KEYS, "apikey_o-name"),
             (Severity::High, PRIVILEGE_ESCALATION, "dev@corp.test"),
+            (Severity::Medium, ASSIGNMENT_DRIFT, "a2@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "a1@corp.test"),
+            (Severity::Medium, DIRECTORY_UNKNOWN, "z@corp.test"),
             (Severity::Medium, EXCESS_ADMINS, "Example Org"),
             (Severity::Low, STALE_INVITES, "z@corp.test"),
             (Severity::Low, UNATTRIBUTED_KEYS, "legacy"),
@@ -2222,6 +2288,12 @@ fn disabled_rules_report_disabled_and_find_nothing() {
     case.rules.orphaned_keys.enabled = false;
     case.rules.excess_admins.enabled = false;
     case.rules.privilege_escalation.enabled = false;
+    case.rules.dormant_keys.enabled = false;
+    case.rules.dormant_members.enabled = false;
+    case.rules.key_hygiene.enabled = false;
+    case.rules.directory_departed.enabled = false;
+    case.rules.directory_unknown.enabled = false;
+    case.rules.assignment_drift.enabled = false;
     let evaluation = case.eval();
     assert!(evaluation.findings.is_empty(), "{:?}", evaluation.findings);
     for outcome in &evaluation.rules {
@@ -2428,4 +2500,889 @@ fn rule_ids_keep_their_stored_spelling() {
     assert_eq!(RuleId::OrphanedKeys.as_str(), "orphaned_keys");
     assert_eq!(RuleId::RemediationGuard.as_str(), "remediation_guard");
     assert_eq!(RuleId::parse("a_rule_from_a_newer_version"), None);
+}
+
+// ---- dormant_keys, dormant_members, key_hygiene -------------------------------------------------
+
+/// Usage data from 2025-10-01 to today (`now` is 2026-02-01), with nothing used yet.
+fn usage_view() -> UsageView {
+    UsageView {
+        covered_from: Some(date("2025-10-01")),
+        covered_to: Some(date("2026-02-01")),
+        ..UsageView::default()
+    }
+}
+
+fn scoped(kind: &str) -> Option<KeyScope> {
+    Some(KeyScope {
+        kind: kind.into(),
+        workspace_id: (kind == "workspace").then(|| "wrkspc_1".into()),
+    })
+}
+
+/// Checks a table row's outcome: no finding when `want` is `None`, else exactly one whose
+/// evidence contains `want`, returned for the row's further checks.
+fn one_finding<'e>(found: &[&'e Finding], want: Option<&str>, name: &str) -> Option<&'e Finding> {
+    let Some(want) = want else {
+        assert!(found.is_empty(), "{name}: {found:?}");
+        return None;
+    };
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    assert!(
+        found[0].evidence.contains(want),
+        "{name}: {}",
+        found[0].evidence
+    );
+    Some(found[0])
+}
+
+#[test]
+fn dormant_keys_table() {
+    // max_idle_days 90: used on or after 2025-11-03 (exactly 90 days ago) is not dormant.
+    let old = key("apikey_k", "build-bot");
+    // (name, key, last used, expected evidence part; None = no finding)
+    let rows: Vec<(&str, ApiKey, Option<&str>, Option<&str>)> = vec![
+        (
+            "used exactly max_idle_days ago",
+            old.clone(),
+            Some("2025-11-03"),
+            None,
+        ),
+        (
+            "used a day before that",
+            old.clone(),
+            Some("2025-11-02"),
+            Some(
+                "active key created 2025-07-01 in the Default Workspace; last used on \
+                 2025-11-02 (91 days ago) (limit 90 days)",
+            ),
+        ),
+        ("used today", old.clone(), Some("2026-02-01"), None),
+        (
+            "never used, created before the usage data begins",
+            old.clone(),
+            None,
+            Some("not used since at least 2025-10-01, when the usage data begins (limit 90"),
+        ),
+        (
+            "never used, created within the data and over the limit",
+            ApiKey {
+                created_at: at("2025-10-15T08:00:00Z"),
+                ..old.clone()
+            },
+            None,
+            Some("not used since it was created on 2025-10-15 (limit 90 days)"),
+        ),
+        (
+            "created yesterday",
+            ApiKey {
+                created_at: now() - Duration::days(1),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "created exactly max_idle_days ago",
+            ApiKey {
+                created_at: now() - Duration::days(90),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "deactivated key",
+            ApiKey {
+                status: "inactive".into(),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "expired key",
+            ApiKey {
+                status: "expired".into(),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "active but past its expires_at",
+            ApiKey {
+                expires_at: Some(now() - Duration::hours(1)),
+                ..old.clone()
+            },
+            None,
+            None,
+        ),
+        (
+            "service-account key (non-person principal)",
+            ApiKey {
+                principal: service_actor("svac_1"),
+                ..old.clone()
+            },
+            None,
+            Some("in the Default Workspace, a service-account key; not used since at least"),
+        ),
+        (
+            "a person's key names its owner",
+            owned_key("apikey_o", "user_a"),
+            Some("2025-09-01"),
+            Some("owned by member a@corp.test; last used on 2025-09-01"),
+        ),
+    ];
+    for (name, key, last, want) in rows {
+        let mut usage = usage_view();
+        if let Some(last) = last {
+            usage.key_last_used.insert(key.id.clone(), date(last));
+        }
+        let mut case = Case::new(OrgState {
+            members: vec![user("user_a", "a@corp.test", "developer")],
+            api_keys: vec![key.clone()],
+            ..state()
+        });
+        case.usage = Some(usage);
+        let evaluation = case.eval();
+        assert_eq!(
+            status(&evaluation, DORMANT_KEYS),
+            RuleStatus::Evaluated,
+            "{name}"
+        );
+        let found = of(&evaluation, DORMANT_KEYS);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::DeactivateKey, "{name}");
+            assert_eq!(finding.severity, Severity::Medium, "{name}");
+            assert_eq!(finding.subject_id, key.id, "{name}");
+            assert_eq!(finding.controls, controls_for(DORMANT_KEYS), "{name}");
+        }
+    }
+}
+
+#[test]
+fn dormant_members_table() {
+    // max_idle_days 60: active on or after 2025-12-03 (exactly 60 days ago) is not dormant.
+    let ann = user("user_ann", "Ann@Corp.test", "developer");
+    // (name, member, how the usage view sees them, keys, expected evidence; None = no finding)
+    type Fill = fn(&mut UsageView);
+    type Row = (&'static str, User, Fill, Vec<ApiKey>, Option<&'static str>);
+    let rows: Vec<Row> = vec![
+        (
+            "active only in Claude Code (email matched lower-cased)",
+            ann.clone(),
+            |u| {
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2026-01-20"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "API usage attributed to the account",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2026-01-30"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "usage of a key they own",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
+            },
+            vec![ApiKey {
+                principal: user_actor("user_ann"),
+                ..key("apikey_ann", "ann's key")
+            }],
+            None,
+        ),
+        (
+            "usage of their key deactivated since",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_ann".into(), date("2026-01-25"));
+            },
+            vec![ApiKey {
+                status: "inactive".into(),
+                ..owned_key("apikey_ann", "user_ann")
+            }],
+            None,
+        ),
+        (
+            "usage of someone else's key does not count",
+            ann.clone(),
+            |u| {
+                u.key_last_used
+                    .insert("apikey_bo".into(), date("2026-01-25"));
+            },
+            vec![owned_key("apikey_bo", "user_bo")],
+            Some("not active in the API or Claude Code since at least 2025-10-01"),
+        ),
+        (
+            "active exactly max_idle_days ago",
+            ann.clone(),
+            |u| {
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2025-12-03"));
+            },
+            vec![],
+            None,
+        ),
+        (
+            "active a day before that",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2025-12-02"));
+            },
+            vec![],
+            Some(
+                "member since 2025-06-01 with role developer; last active in the API or \
+                 Claude Code on 2025-12-02 (61 days ago) (limit 60 days); a seat nobody uses",
+            ),
+        ),
+        (
+            "the latest of API and Claude Code counts",
+            ann.clone(),
+            |u| {
+                u.account_last_api
+                    .insert("user_ann".into(), date("2025-11-01"));
+                u.claude_code_last_active
+                    .insert("ann@corp.test".into(), date("2025-11-20"));
+            },
+            vec![],
+            Some("on 2025-11-20 (73 days ago)"),
+        ),
+        (
+            "joined within the data, never active",
+            User {
+                added_at: at("2025-11-01T09:00:00Z"),
+                ..ann.clone()
+            },
+            |_| {},
+            vec![],
+            Some("not active in the API or Claude Code since they joined on 2025-11-01"),
+        ),
+        (
+            "joined yesterday",
+            User {
+                added_at: now() - Duration::days(1),
+                ..ann.clone()
+            },
+            |_| {},
+            vec![],
+            None,
+        ),
+    ];
+    for (name, member, fill, keys, want) in rows {
+        let mut usage = usage_view();
+        fill(&mut usage);
+        let mut case = Case::new(OrgState {
+            members: vec![member.clone()],
+            api_keys: keys,
+            ..state()
+        });
+        case.usage = Some(usage);
+        let evaluation = case.eval();
+        let found = of(&evaluation, DORMANT_MEMBERS);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
+            assert_eq!(finding.subject_kind, SubjectKind::Member, "{name}");
+            assert_eq!(finding.severity, Severity::Low, "{name}");
+        }
+    }
+}
+
+#[test]
+fn usage_rules_without_usable_data_are_not_evaluated() {
+    let org = OrgState {
+        members: vec![user("user_a", "a@corp.test", "developer")],
+        api_keys: vec![key("apikey_1", "idle")],
+        ..state()
+    };
+    let failed = UsageView {
+        failure: Some("usage_report/messages answered 500".into()),
+        ..usage_view()
+    };
+    let empty = UsageView::default();
+    let short = UsageView {
+        covered_from: Some(date("2025-12-01")),
+        ..usage_view()
+    };
+    // (name, usage, reason of dormant_keys, reason of dormant_members)
+    let rows: Vec<(&str, Option<UsageView>, String, String)> = vec![
+        (
+            "no usage data",
+            None,
+            NO_USAGE_DATA.into(),
+            NO_USAGE_DATA.into(),
+        ),
+        (
+            "the ingest failed",
+            Some(failed),
+            "usage data unavailable: usage_report/messages answered 500".into(),
+            "usage data unavailable: usage_report/messages answered 500".into(),
+        ),
+        (
+            "nothing ingested yet",
+            Some(empty),
+            NO_USAGE_DATA.into(),
+            NO_USAGE_DATA.into(),
+        ),
+        (
+            "data shorter than the window",
+            Some(short),
+            "usage data unavailable: it begins on 2025-12-01, and \
+             rules.dormant_keys.max_idle_days = 90 needs it from 2025-11-03 (raise [usage] \
+             backfill_days or wait for it to grow)"
+                .into(),
+            // 60 days back is 2025-12-03: covered.
+            String::new(),
+        ),
+    ];
+    for (name, usage, keys_reason, members_reason) in rows {
+        let mut case = Case::new(org.clone());
+        case.usage = usage;
+        let evaluation = case.eval();
+        assert_eq!(
+            status(&evaluation, DORMANT_KEYS),
+            RuleStatus::NotEvaluated(keys_reason),
+            "{name}"
+        );
+        assert!(of(&evaluation, DORMANT_KEYS).is_empty(), "{name}");
+        if members_reason.is_empty() {
+            assert_eq!(
+                status(&evaluation, DORMANT_MEMBERS),
+                RuleStatus::Evaluated,
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                status(&evaluation, DORMANT_MEMBERS),
+                RuleStatus::NotEvaluated(members_reason),
+                "{name}"
+            );
+            assert!(of(&evaluation, DORMANT_MEMBERS).is_empty(), "{name}");
+        }
+        // key_hygiene needs no usage data.
+        assert_eq!(
+            status(&evaluation, KEY_HYGIENE),
+            RuleStatus::Evaluated,
+            "{name}"
+        );
+    }
+
+    // Disabled stays disabled, with or without data.
+    let mut case = Case::new(org);
+    case.rules.dormant_keys.enabled = false;
+    case.rules.dormant_members.enabled = false;
+    let evaluation = case.eval();
+    assert_eq!(status(&evaluation, DORMANT_KEYS), RuleStatus::Disabled);
+    assert_eq!(status(&evaluation, DORMANT_MEMBERS), RuleStatus::Disabled);
+}
+
+#[test]
+fn key_hygiene_table() {
+    let old = ApiKey {
+        created_at: now() - Duration::days(400),
+        ..key("apikey_h", "deploy")
+    };
+    // (name, key, flag_org_scoped, expected evidence; None = no finding)
+    let rows: Vec<(&str, ApiKey, bool, Option<&str>)> = vec![
+        (
+            "never expires and is older than the limit",
+            old.clone(),
+            false,
+            Some(
+                "active key created 2024-12-28 in the Default Workspace: never expires and \
+                 is 400 days old (limit 365 days)",
+            ),
+        ),
+        (
+            "exactly the limit",
+            ApiKey {
+                created_at: now() - Duration::days(365),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "young key without expiry",
+            key("apikey_y", "new"),
+            false,
+            None,
+        ),
+        (
+            "old key with an expiry ahead",
+            ApiKey {
+                expires_at: Some(now() + Duration::days(30)),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "deactivated",
+            ApiKey {
+                status: "inactive".into(),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "expired",
+            ApiKey {
+                status: "expired".into(),
+                ..old.clone()
+            },
+            false,
+            None,
+        ),
+        (
+            "service-account key",
+            ApiKey {
+                principal: service_actor("svac_1"),
+                ..old.clone()
+            },
+            false,
+            Some("never expires"),
+        ),
+        (
+            "organization-scoped, flag off",
+            ApiKey {
+                scope: scoped("organization"),
+                ..key("apikey_s", "org")
+            },
+            false,
+            None,
+        ),
+        (
+            "organization-scoped, flag on",
+            ApiKey {
+                scope: scoped("organization"),
+                ..key("apikey_s", "org")
+            },
+            true,
+            Some(
+                "active key created 2025-07-01 in the Default Workspace: is \
+                 organization-scoped, so it reaches every workspace",
+            ),
+        ),
+        (
+            "workspace-scoped, flag on",
+            ApiKey {
+                scope: scoped("workspace"),
+                ..key("apikey_w", "ws")
+            },
+            true,
+            None,
+        ),
+        (
+            "unknown scope type, flag on",
+            ApiKey {
+                scope: scoped("galaxy"),
+                ..key("apikey_g", "galaxy")
+            },
+            true,
+            None,
+        ),
+        (
+            "both reasons in one finding",
+            ApiKey {
+                scope: scoped("organization"),
+                ..old.clone()
+            },
+            true,
+            Some("(limit 365 days), and is organization-scoped"),
+        ),
+    ];
+    for (name, key, flag, want) in rows {
+        let mut case = Case::new(OrgState {
+            api_keys: vec![key],
+            ..state()
+        });
+        case.rules.key_hygiene.flag_org_scoped = flag;
+        let evaluation = case.eval();
+        let found = of(&evaluation, KEY_HYGIENE);
+        if let Some(finding) = one_finding(&found, want, name) {
+            assert_eq!(finding.action, Action::Review, "{name}");
+        }
+    }
+}
+
+#[test]
+fn unused_access_findings_honour_exemptions() {
+    let old = |id: &str, name: &str| ApiKey {
+        created_at: now() - Duration::days(400),
+        ..key(id, name)
+    };
+    let mut case = Case::new(OrgState {
+        members: vec![user("user_a", "a@corp.test", "developer")],
+        api_keys: vec![
+            old("apikey_ci", "ci-nightly"),
+            ApiKey {
+                principal: user_actor("user_a"),
+                ..old("apikey_a", "alice")
+            },
+            old("apikey_x", "other"),
+        ],
+        ..state()
+    });
+    case.usage = Some(usage_view());
+    case.exemptions = vec![
+        exemption(ExemptionMatch::KeyName("ci-*".into()), None),
+        exemption(ExemptionMatch::Email("A@corp.test".into()), None),
+        // Expired yesterday: no longer applies.
+        exemption(ExemptionMatch::KeyId("apikey_x".into()), Some("2026-01-31")),
+    ];
+    let evaluation = case.eval();
+    for rule in [DORMANT_KEYS, KEY_HYGIENE] {
+        let exempted: Vec<(&str, bool)> = of(&evaluation, rule)
+            .iter()
+            .map(|f| (f.subject_id.as_str(), f.exemption.is_some()))
+            .collect();
+        let mut exempted = exempted;
+        exempted.sort();
+        assert_eq!(
+            exempted,
+            vec![("apikey_a", true), ("apikey_ci", true), ("apikey_x", false)],
+            "{rule}"
+        );
+    }
+    let members = of(&evaluation, DORMANT_MEMBERS);
+    assert_eq!(members.len(), 1);
+    assert!(members[0].exemption.is_some());
+}
+
+// ---- directory_departed, directory_unknown, assignment_drift ------------------------------------
+
+fn person(id: &str, email: &str, aliases: &[&str], status: DirectoryStatus) -> DirectoryPerson {
+    DirectoryPerson {
+        id: id.into(),
+        email: email.into(),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        status,
+        status_since: None,
+    }
+}
+
+fn disabled(word: &str) -> DirectoryStatus {
+    DirectoryStatus::Disabled(word.into())
+}
+
+fn view(name: &str, domains: &[&str], people: Vec<DirectoryPerson>) -> DirectoryView {
+    DirectoryView {
+        name: name.into(),
+        domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        read: Ok(DirectoryRead {
+            listing: DirectoryListing {
+                people,
+                assigned: None,
+            },
+            read_at: at("2026-02-01T11:00:00Z"),
+            seen_since: HashMap::new(),
+        }),
+    }
+}
+
+fn assigned(mut view: DirectoryView, emails: &[&str]) -> DirectoryView {
+    if let Ok(read) = view.read.as_mut() {
+        read.listing.assigned = Some(emails.iter().map(|e| (*e).to_owned()).collect());
+    }
+    view
+}
+
+struct DirectoryRow {
+    name: &'static str,
+    directories: Vec<DirectoryView>,
+    state: OrgState,
+    former: Vec<FormerMember>,
+    want: &'static [(&'static str, Action)],
+}
+
+#[test]
+fn directory_rules_table() {
+    let jane = user("user_j", "Jane@Example.com", "developer");
+    let admin = user("user_a", "ada@example.com", "admin");
+    let bob = user("user_b", "bob@example.com", "developer");
+    let outsider = user("user_o", "olga@other.org", "developer");
+    let active = || DirectoryStatus::Active;
+    let company = |people| view("okta", &["example.com"], people);
+    let rows = vec![
+        DirectoryRow {
+            name: "disabled: member, membership, invite and key; an admin gets a review",
+            directories: vec![company(vec![
+                person("1", "jane@example.com", &[], disabled("SUSPENDED")),
+                person("2", "ada@example.com", &[], DirectoryStatus::Deleted),
+                person("3", "carl@example.com", &[], disabled("DEPROVISIONED")),
+                person("4", "bob@example.com", &[], active()),
+            ])],
+            state: OrgState {
+                members: vec![jane.clone(), admin.clone(), bob.clone()],
+                workspaces: vec![workspace("wrkspc_a", "Apps")],
+                workspace_members: vec![membership("wrkspc_a", "user_j", "workspace_developer")],
+                invites: vec![invite(
+                    "invite_c",
+                    "carl@example.com",
+                    "pending",
+                    at("2026-01-20T00:00:00Z"),
+                )],
+                api_keys: vec![owned_key("apikey_j", "user_j")],
+                ..state()
+            },
+            former: vec![],
+            want: &[
+                ("directory_departed:member:user_j", Action::RemoveMember),
+                ("directory_departed:member:user_a", Action::Review),
+                (
+                    "directory_departed:workspace_member:wrkspc_a/user_j",
+                    Action::RemoveWorkspaceMember,
+                ),
+                ("directory_departed:invite:invite_c", Action::DeleteInvite),
+                ("directory_departed:api_key:apikey_j", Action::DeactivateKey),
+            ],
+        },
+        DirectoryRow {
+            name: "matched by alias, case-insensitively; a former member's key too",
+            directories: vec![company(vec![
+                person(
+                    "1",
+                    "j.doe@example.com",
+                    &["jane@example.com"],
+                    disabled("LOCKED_OUT"),
+                ),
+                person("9", "gone@example.com", &[], disabled("SUSPENDED")),
+                person("4", "bob@example.com", &[], active()),
+            ])],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone()],
+                api_keys: vec![owned_key("apikey_g", "user_g")],
+                ..state()
+            },
+            former: vec![former("user_g", "gone@example.com", "2026-01-01T00:00:00Z")],
+            want: &[
+                ("directory_departed:member:user_j", Action::RemoveMember),
+                ("directory_departed:api_key:apikey_g", Action::DeactivateKey),
+            ],
+        },
+        DirectoryRow {
+            name: "unknown: in the domain and not listed; other domains are not judged",
+            directories: vec![company(vec![person("4", "bob@example.com", &[], active())])],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone(), outsider.clone()],
+                invites: vec![invite(
+                    "invite_x",
+                    "xavier@example.com",
+                    "pending",
+                    at("2026-01-20T00:00:00Z"),
+                )],
+                ..state()
+            },
+            former: vec![],
+            want: &[
+                ("directory_unknown:member:user_j", Action::Review),
+                ("directory_unknown:invite:invite_x", Action::Review),
+            ],
+        },
+        DirectoryRow {
+            name: "a roster (nobody active) cannot say who is unknown",
+            directories: vec![view(
+                "roster",
+                &[],
+                vec![person(
+                    "jane",
+                    "jane@example.com",
+                    &[],
+                    DirectoryStatus::Deleted,
+                )],
+            )],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone(), outsider.clone()],
+                ..state()
+            },
+            former: vec![],
+            want: &[("directory_departed:member:user_j", Action::RemoveMember)],
+        },
+        DirectoryRow {
+            name: "a roster's last day still ahead is not a departure yet",
+            directories: vec![view(
+                "roster",
+                &[],
+                vec![DirectoryPerson {
+                    status_since: Some(at("2026-02-03T00:00:00Z")),
+                    ..person("jane", "jane@example.com", &[], disabled("roster"))
+                }],
+            )],
+            state: OrgState {
+                members: vec![jane.clone()],
+                ..state()
+            },
+            former: vec![],
+            want: &[],
+        },
+        DirectoryRow {
+            name: "assignments: an unassigned member, and a removed member still assigned",
+            directories: vec![assigned(
+                company(vec![
+                    person("1", "jane@example.com", &[], active()),
+                    person("4", "bob@example.com", &[], active()),
+                    person("5", "dora@example.com", &[], active()),
+                ]),
+                &["bob@example.com", "dora@example.com"],
+            )],
+            state: OrgState {
+                members: vec![jane.clone(), bob.clone()],
+                ..state()
+            },
+            former: vec![former("user_d", "dora@example.com", "2026-01-01T00:00:00Z")],
+            want: &[
+                ("assignment_drift:member:user_j", Action::Review),
+                ("assignment_drift:member:user_d", Action::Review),
+            ],
+        },
+    ];
+    for row in rows {
+        let case = Case {
+            former: row.former,
+            directories: row.directories,
+            ..Case::new(row.state)
+        };
+        let evaluation = case.eval();
+        let mut got: Vec<(String, Action)> = evaluation
+            .findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.rule,
+                    RuleId::DirectoryDeparted | RuleId::DirectoryUnknown | RuleId::AssignmentDrift
+                )
+            })
+            .map(|f| (f.fingerprint(), f.action))
+            .collect();
+        let mut want: Vec<(String, Action)> = row
+            .want
+            .iter()
+            .map(|(f, a)| ((*f).to_owned(), *a))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{}", row.name);
+    }
+}
+
+#[test]
+fn directory_evidence_says_which_directory_and_since_when() {
+    let mut dir = view(
+        "okta",
+        &["example.com"],
+        vec![
+            DirectoryPerson {
+                status_since: Some(at("2026-01-10T08:00:00Z")),
+                ..person("1", "jane@example.com", &[], disabled("SUSPENDED"))
+            },
+            person("2", "bob@example.com", &[], DirectoryStatus::Deleted),
+        ],
+    );
+    if let Ok(read) = dir.read.as_mut() {
+        read.seen_since
+            .insert("2".into(), at("2026-01-20T08:00:00Z"));
+    }
+    let case = Case {
+        directories: vec![dir],
+        ..Case::new(OrgState {
+            members: vec![
+                user("user_j", "jane@example.com", "developer"),
+                user("user_b", "bob@example.com", "developer"),
+            ],
+            ..state()
+        })
+    };
+    let evaluation = case.eval();
+    let evidence = |id: &str| {
+        evaluation
+            .findings
+            .iter()
+            .find(|f| f.rule == RuleId::DirectoryDeparted && f.subject_id == id)
+            .map(|f| f.evidence.clone())
+            .unwrap()
+    };
+    assert!(
+        evidence("user_j").contains("disabled in directory okta (SUSPENDED) on 2026-01-10"),
+        "{}",
+        evidence("user_j")
+    );
+    assert!(
+        evidence("user_b")
+            .contains("deleted from directory okta (so since orgwarden's read of 2026-01-20)"),
+        "{}",
+        evidence("user_b")
+    );
+}
+
+#[test]
+fn a_failed_source_leaves_its_rules_not_evaluated_and_the_others_report() {
+    let failing = DirectoryView {
+        name: "ldap".into(),
+        domains: vec!["corp.example".into()],
+        read: Err("connection refused".into()),
+    };
+    let working = view(
+        "okta",
+        &["example.com"],
+        vec![person("1", "jane@example.com", &[], disabled("SUSPENDED"))],
+    );
+    let case = Case {
+        directories: vec![failing, working],
+        ..Case::new(OrgState {
+            members: vec![
+                user("user_j", "jane@example.com", "developer"),
+                user("user_k", "kim@corp.example", "developer"),
+            ],
+            ..state()
+        })
+    };
+    let evaluation = case.eval();
+    let outcome = |rule: RuleId| {
+        evaluation
+            .rules
+            .iter()
+            .find(|o| o.rule == rule)
+            .unwrap()
+            .status
+            .clone()
+    };
+    for rule in [RuleId::DirectoryDeparted, RuleId::DirectoryUnknown] {
+        let reason = outcome(rule).reason().unwrap_or_default().to_owned();
+        assert!(
+            reason.contains("directory ldap (corp.example): connection refused"),
+            "{reason}"
+        );
+    }
+    // Nothing is said of kim (her directory is down), jane is still reported.
+    let ids: Vec<&str> = evaluation
+        .findings
+        .iter()
+        .filter(|f| f.rule == RuleId::DirectoryDeparted || f.rule == RuleId::DirectoryUnknown)
+        .map(|f| f.subject_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["user_j"]);
+    // No source configured: a choice, not a failure.
+    let none = Case::new(state()).eval();
+    assert_eq!(
+        none.rules
+            .iter()
+            .find(|o| o.rule == RuleId::DirectoryDeparted)
+            .unwrap()
+            .status,
+        RuleStatus::NotEvaluated(DIRECTORIES_NOT_CONFIGURED.into())
+    );
 }

@@ -44,7 +44,7 @@ use serde::Serialize;
 use crate::config::{Config, RemediationMode, Severity};
 use crate::org::{Counts, OrgState, RunRecord};
 use crate::policy::{
-    self, Action, Finding, RuleId, SubjectKind, DEPARTED_DOMAINS, OFFBOARDING_ROSTER,
+    self, Action, Finding, RuleId, SubjectKind, DEPARTED_DOMAINS, DORMANT_KEYS, OFFBOARDING_ROSTER,
     ORPHANED_KEYS, STALE_INVITES,
 };
 
@@ -301,16 +301,33 @@ fn opted_in(config: &Config, rule: RuleId, action: Action) -> Result<(), String>
                 Action::RemoveWorkspaceMember,
             ],
         ),
+        RuleId::DirectoryDeparted => (
+            r.directory_departed.remediate,
+            r.directory_departed.remove_members,
+            &[
+                Action::DeleteInvite,
+                Action::DeactivateKey,
+                Action::RemoveWorkspaceMember,
+            ],
+        ),
         ORPHANED_KEYS => (r.orphaned_keys.remediate, false, &[Action::DeactivateKey]),
+        DORMANT_KEYS => (r.dormant_keys.remediate, false, &[Action::DeactivateKey]),
         RuleId::UnattributedKeys
+        | RuleId::DormantMembers
+        | RuleId::KeyHygiene
         | RuleId::ExcessAdmins
         | RuleId::PrivilegeEscalation
+        | RuleId::DirectoryUnknown
+        | RuleId::AssignmentDrift
         | RuleId::RemediationGuard => return Err(format!("{rule} findings are report-only")),
     };
     if action == Action::RemoveMember {
         return if remove_members {
             Ok(())
-        } else if matches!(rule, DEPARTED_DOMAINS | OFFBOARDING_ROSTER) {
+        } else if matches!(
+            rule,
+            DEPARTED_DOMAINS | OFFBOARDING_ROSTER | RuleId::DirectoryDeparted
+        ) {
             Err(format!(
                 "removing members needs rules.{rule}.remove_members = true"
             ))

@@ -87,6 +87,7 @@ fn state() -> OrgState {
                 status: "active".into(),
                 expires_at: None,
                 principal: None,
+                scope: None,
             })
             .collect(),
     }
@@ -115,6 +116,15 @@ fn stale(id: &str) -> Finding {
 fn orphan(id: &str) -> Finding {
     finding(
         ORPHANED_KEYS,
+        SubjectKind::ApiKey,
+        id,
+        Action::DeactivateKey,
+    )
+}
+
+fn dormant(id: &str) -> Finding {
+    finding(
+        crate::policy::DORMANT_KEYS,
         SubjectKind::ApiKey,
         id,
         Action::DeactivateKey,
@@ -337,6 +347,40 @@ fn every_guard_decides() {
             ..Case::default()
         },
         Case {
+            name: "a dormant key is deactivated like an orphaned one once opted in",
+            config: "[rules.dormant_keys]\nremediate = true",
+            findings: vec![dormant("apikey_1")],
+            want: vec![("apikey_1", "eligible")],
+            ..Case::default()
+        },
+        Case {
+            name: "dormant keys are not deactivated without the opt-in",
+            findings: vec![dormant("apikey_1")],
+            want: vec![("apikey_1", "opt_in")],
+            ..Case::default()
+        },
+        Case {
+            name: "a dormant key waits out the grace period",
+            config: "[rules.dormant_keys]\nremediate = true",
+            findings: vec![dormant("apikey_1")],
+            streak: 1,
+            want: vec![("apikey_1", "grace")],
+            ..Case::default()
+        },
+        Case {
+            name: "dormant and orphaned keys share the blast radius of deactivations",
+            config: "max_actions_per_run = 2\nmax_fraction = 1.0\n\
+                     [rules.dormant_keys]\nremediate = true",
+            findings: vec![orphan("apikey_1"), dormant("apikey_2"), dormant("apikey_3")],
+            want: vec![
+                ("apikey_1", "blast_radius"),
+                ("apikey_2", "blast_radius"),
+                ("apikey_3", "blast_radius"),
+            ],
+            guards: vec!["blast_radius:deactivate_key"],
+            ..Case::default()
+        },
+        Case {
             name: "report-only findings plan nothing",
             findings: vec![finding(
                 crate::policy::EXCESS_ADMINS,
@@ -344,6 +388,25 @@ fn every_guard_decides() {
                 "org-1",
                 Action::Review,
             )],
+            want: vec![],
+            ..Case::default()
+        },
+        Case {
+            name: "dormant members and key hygiene are report-only",
+            findings: vec![
+                finding(
+                    crate::policy::DORMANT_MEMBERS,
+                    SubjectKind::Member,
+                    "user_4",
+                    Action::Review,
+                ),
+                finding(
+                    crate::policy::KEY_HYGIENE,
+                    SubjectKind::ApiKey,
+                    "apikey_4",
+                    Action::Review,
+                ),
+            ],
             want: vec![],
             ..Case::default()
         },

@@ -98,6 +98,7 @@ const KEY_COLUMNS: &[&str] = &[
     "principal_user_id",
     "partial_key_hint",
     "expires_at",
+    "scope_type",
     "owner_kind",
     "owner_id",
     "owner_email",
@@ -136,6 +137,23 @@ pub const CSV_COLUMNS: &[(&str, &[&str])] = &[
     ("workspace_members.csv", MEMBERSHIP_COLUMNS),
     ("changes.csv", CHANGE_COLUMNS),
     ("actions.csv", <ActionRecord as Tabular>::COLUMNS),
+    ("unused_access.csv", UNUSED_CSV_COLUMNS),
+];
+
+/// `unused_access.csv`: the unused-access section whole, one row per dormant key, dormant seat
+/// and key-hygiene finding (active ones), and one `not_checked` row per usage rule that did not
+/// run, so that missing data never reads as "nothing unused". `created_at` is the key's.
+const UNUSED_CSV_COLUMNS: &[&str] = &[
+    "kind",
+    "rule",
+    "status",
+    "severity",
+    "subject_kind",
+    "subject_id",
+    "subject",
+    "created_at",
+    "evidence",
+    "first_seen",
 ];
 
 /// Longest organization name kept in the subject, in characters.
@@ -316,6 +334,10 @@ pub fn csv_files_with(input: &ReportInput<'_>, ctx: &ReportContext<'_>) -> Vec<(
     memberships.sort_by(|a, b| (&a.workspace_id, &a.user_id).cmp(&(&b.workspace_id, &b.user_id)));
     let mut actions: Vec<&ActionRecord> = input.actions.iter().collect();
     actions.sort_by_key(|a| a.id);
+    let unused_rows = unused_access(input)
+        .iter()
+        .map(UnusedLine::csv_cells)
+        .collect();
 
     let workspace_names: HashMap<&str, &str> = state
         .workspaces
@@ -362,6 +384,7 @@ pub fn csv_files_with(input: &ReportInput<'_>, ctx: &ReportContext<'_>) -> Vec<(
         membership_rows,
         change_rows,
         cells(&actions),
+        unused_rows,
     ];
     CSV_COLUMNS
         .iter()
@@ -446,6 +469,118 @@ impl Tabular for KeyRow<'_> {
         ]);
         cells
     }
+}
+
+// ---- Unused access ----------------------------------------------------------------------------
+
+/// One line of the unused-access section and of `unused_access.csv`.
+enum UnusedLine<'a> {
+    Finding {
+        kind: &'static str,
+        finding: &'a FindingRecord,
+        /// The key's creation, so that never-expiring keys are listed oldest first.
+        created_at: Option<DateTime<Utc>>,
+    },
+    /// A usage rule that was enabled and could not run, with why.
+    NotChecked { rule: &'a str, reason: &'a str },
+}
+
+impl UnusedLine<'_> {
+    fn csv_cells(&self) -> Vec<String> {
+        match self {
+            UnusedLine::Finding {
+                kind,
+                finding: f,
+                created_at,
+            } => vec![
+                kind.replace([' ', '-'], "_"),
+                f.rule.clone(),
+                f.status.as_str().to_owned(),
+                f.severity.as_str().to_owned(),
+                f.subject_kind.as_str().to_owned(),
+                f.subject_id.clone(),
+                f.subject.clone(),
+                created_at.as_ref().map(crate::org::ts).unwrap_or_default(),
+                f.evidence.clone(),
+                crate::org::ts(&f.first_seen),
+            ],
+            UnusedLine::NotChecked { rule, reason } => {
+                let mut cells = vec![String::new(); UNUSED_CSV_COLUMNS.len()];
+                cells[0] = "not_checked".to_owned();
+                cells[1] = (*rule).to_owned();
+                cells[2] = "not_evaluated".to_owned();
+                cells[8] = (*reason).to_owned();
+                cells
+            }
+        }
+    }
+}
+
+/// Whether the unused-access rules took part in the audit at all (enabled, run or not).
+fn unused_access_enabled(input: &ReportInput<'_>) -> bool {
+    use crate::policy::{DORMANT_KEYS, DORMANT_MEMBERS, KEY_HYGIENE};
+    input.rules.iter().any(|o| {
+        matches!(o.rule, DORMANT_KEYS | DORMANT_MEMBERS | KEY_HYGIENE)
+            && o.status != RuleStatus::Disabled
+    })
+}
+
+/// The unused access the audit found: usage rules that could not run first, then dormant keys,
+/// dormant seats, never-expiring keys (oldest first) and organization-scoped keys.
+fn unused_access<'a>(input: &ReportInput<'a>) -> Vec<UnusedLine<'a>> {
+    use crate::policy::{DORMANT_KEYS, DORMANT_MEMBERS, KEY_HYGIENE};
+    let keys: HashMap<&str, &ApiKey> = input
+        .state
+        .api_keys
+        .iter()
+        .map(|k| (k.id.as_str(), k))
+        .collect();
+    let mut out: Vec<UnusedLine<'a>> = input
+        .rules
+        .iter()
+        .filter(|o| matches!(o.rule, DORMANT_KEYS | DORMANT_MEMBERS))
+        .filter_map(|o| {
+            o.status.reason().map(|reason| UnusedLine::NotChecked {
+                rule: o.rule.as_str(),
+                reason,
+            })
+        })
+        .collect();
+    // (rank, key creation, subject, subject id) orders the lines.
+    type Order<'f> = (u8, Option<DateTime<Utc>>, &'f str, &'f str);
+    let mut found: Vec<(Order<'a>, UnusedLine<'a>)> = Vec::new();
+    for finding in input.findings.iter().filter(|f| f.status.is_active()) {
+        let key = (finding.subject_kind == crate::policy::SubjectKind::ApiKey)
+            .then(|| keys.get(finding.subject_id.as_str()).copied())
+            .flatten();
+        let (rank, kind) = if finding.rule == DORMANT_KEYS {
+            (0, "dormant key")
+        } else if finding.rule == DORMANT_MEMBERS {
+            (1, "dormant seat")
+        } else if finding.rule != KEY_HYGIENE {
+            continue;
+        } else if key.is_none_or(|k| k.expires_at.is_none()) {
+            (2, "never-expiring key")
+        } else {
+            (3, "organization-scoped key")
+        };
+        let created_at = key.map(|k| k.created_at);
+        let order = (
+            rank,
+            created_at,
+            finding.subject.as_str(),
+            finding.subject_id.as_str(),
+        );
+        let line = UnusedLine::Finding {
+            kind,
+            finding,
+            created_at,
+        };
+        found.push((order, line));
+    }
+    found.sort_by_key(|(order, _)| *order);
+    out.extend(found.into_iter().map(|(_, line)| line));
+    out
 }
 
 // ---- Ordering and sanitising ------------------------------------------------------------------
@@ -805,12 +940,16 @@ impl<'a> View<'a> {
             }
         }
         for outcome in self.input.rules {
-            // A roster nobody configured is a choice, and a comparison with the previous
-            // snapshot cannot run on the first one: neither is a gap in this period's data.
+            // A roster nobody configured is a choice, a comparison with the previous snapshot
+            // cannot run on the first one, and usage rules wait for a first ingest: none is a
+            // gap in this period's data (a failed ingest is).
             let chosen = |reason: &str| {
                 (outcome.rule == crate::policy::OFFBOARDING_ROSTER
                     && reason == crate::policy::ROSTER_NOT_CONFIGURED)
                     || reason == crate::policy::NO_PREVIOUS_SNAPSHOT
+                    || reason == crate::policy::NO_USAGE_DATA
+                    || reason == crate::policy::DIRECTORIES_NOT_CONFIGURED
+                    || reason == crate::policy::ASSIGNMENTS_NOT_CONFIGURED
             };
             if let Some(reason) = outcome.status.reason().filter(|r| !chosen(r)) {
                 out.push(Problem {
@@ -986,6 +1125,23 @@ impl<'a> View<'a> {
         out
     }
 
+    fn unused_row(&self, line: &UnusedLine<'_>) -> Vec<String> {
+        match line {
+            UnusedLine::Finding { kind, finding, .. } => vec![
+                (*kind).to_owned(),
+                finding.subject.clone(),
+                finding.evidence.clone(),
+                self.next_step(finding),
+            ],
+            UnusedLine::NotChecked { rule, reason } => vec![
+                "not checked".to_owned(),
+                period::rule_label(rule),
+                (*reason).to_owned(),
+                String::new(),
+            ],
+        }
+    }
+
     fn action_row(&self, a: &ActionRecord) -> Vec<String> {
         vec![
             a.status.as_str().to_owned(),
@@ -1092,6 +1248,20 @@ impl<'a> View<'a> {
             "Resolved in this period".to_owned(),
             &self.resolved,
         ));
+        if unused_access_enabled(self.input) {
+            let lines = unused_access(self.input);
+            out.push(Section {
+                title: "Unused access".to_owned(),
+                columns: UNUSED_COLUMNS,
+                all: lines.len(),
+                rows: lines
+                    .iter()
+                    .take(top)
+                    .map(|line| self.unused_row(line))
+                    .collect(),
+                more: "unused_access.csv",
+            });
+        }
         let people = self.people_changes();
         out.push(Section {
             title: if self.first() {
@@ -1339,6 +1509,7 @@ struct Section {
 const FINDING_COLUMNS: &[&str] = &["severity", "rule", "subject", "evidence", "next step"];
 const ACTION_COLUMNS: &[&str] = &["outcome", "action", "subject", "reason"];
 const PLAN_COLUMNS: &[&str] = &["action", "subject", "eligible", "blocked by"];
+const UNUSED_COLUMNS: &[&str] = &["what", "subject", "evidence", "next step"];
 
 /// Wraps `text` at spaces into lines of at most `width` characters; continuation lines start
 /// with `indent`. A word longer than a line is cut.

@@ -133,6 +133,12 @@ pub fn rule_label(rule: &str) -> String {
         "unattributed_keys" => "Key with no owner".to_owned(),
         "excess_admins" => "Too many admins".to_owned(),
         "privilege_escalation" => "Became admin".to_owned(),
+        "dormant_keys" => "Unused key".to_owned(),
+        "dormant_members" => "Unused seat".to_owned(),
+        "key_hygiene" => "Key hygiene".to_owned(),
+        "directory_departed" => "Left the company (directory)".to_owned(),
+        "directory_unknown" => "Unknown to the directory".to_owned(),
+        "assignment_drift" => "Identity provider assignment drift".to_owned(),
         "remediation_guard" => "Remediation stopped by a guard".to_owned(),
         other => other.replace('_', " "),
     }

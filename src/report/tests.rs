@@ -71,6 +71,7 @@ fn key(id: &str, name: &str, owner: Option<&str>) -> ApiKey {
         status: "active".into(),
         expires_at: None,
         principal: None,
+        scope: None,
     }
 }
 
@@ -338,7 +339,8 @@ fn csv_files_are_named_and_headed_as_documented() {
             "workspaces.csv",
             "workspace_members.csv",
             "changes.csv",
-            "actions.csv"
+            "actions.csv",
+            "unused_access.csv"
         ]
     );
     for ((name, body), (_, columns)) in files.iter().zip(CSV_COLUMNS) {
@@ -541,7 +543,7 @@ fn key_owner_columns() {
     let owners = |files: &[(String, Vec<u8>)]| -> Vec<(String, String, String)> {
         parse_csv(&files[3].1)[1..]
             .iter()
-            .map(|r| (r[11].clone(), r[12].clone(), r[13].clone()))
+            .map(|r| (r[12].clone(), r[13].clone(), r[14].clone()))
             .collect()
     };
     let row = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
@@ -1097,6 +1099,78 @@ fn counts_by_status_severity_and_rule() {
             ]),
             row(&[
                 "privilege_escalation",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "dormant_keys",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "dormant_members",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "key_hygiene",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "directory_departed",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "directory_unknown",
+                "evaluated",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ]),
+            row(&[
+                "assignment_drift",
                 "evaluated",
                 "0",
                 "0",
@@ -2052,6 +2126,9 @@ RESOLVED IN THIS PERIOD (1)
 - [low] Stale invite | old@example.com | old@example.com breaks stale_invites
   | resolved
 
+UNUSED ACCESS (0)
+(none)
+
 CHANGES (1)
 - joined: ann@example.com
 
@@ -2067,6 +2144,15 @@ FINDINGS BY RULE
 - Too many admins: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
   [disabled]
 - Became admin: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Unused key: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Unused seat: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Key hygiene: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0 resolved
+- Left the company (directory): 0 open (0 critical, 0 high), 0 new, 0
+  exempted, 0 resolved
+- Unknown to the directory: 0 open (0 critical, 0 high), 0 new, 0 exempted, 0
+  resolved
+- Identity provider assignment drift: 0 open (0 critical, 0 high), 0 new, 0
+  exempted, 0 resolved
 - total: 2 open (1 critical, 0 high), 1 new, 0 exempted, 1 resolved
 
 To exempt a finding, add an [[exemptions]] entry (rule, subject, reason,
@@ -2074,7 +2160,7 @@ expires) to the configuration; orgwarden then neither reports it as open nor
 acts on it.
 Attached (UTF-8 CSV, complete values, ids): findings.csv, members.csv,
 invites.csv, api_keys.csv, workspaces.csv, workspace_members.csv, changes.csv,
-actions.csv.
+actions.csv, unused_access.csv.
 ";
     let got = report.text;
     assert_eq!(got, want, "\n--- got ---\n{got}");
@@ -2124,4 +2210,226 @@ fn an_action_already_due_happens_at_the_next_audit() {
         let text = render_with(&input, &ctx).text.replace("\n  ", " ");
         assert!(text.contains(&format!("| {want}\n")), "{eligible}: {text}");
     }
+}
+
+// ---- Unused access ------------------------------------------------------------------------------
+
+fn key_finding(rule: policy::RuleId, status: FindingStatus, id: &str, name: &str) -> FindingRecord {
+    FindingRecord {
+        subject_kind: SubjectKind::ApiKey,
+        action: if rule == policy::DORMANT_KEYS {
+            Action::DeactivateKey
+        } else {
+            Action::Review
+        },
+        ..finding(rule, Severity::Low, status, id, name)
+    }
+}
+
+#[test]
+fn unused_access_lists_dormant_keys_seats_and_the_oldest_never_expiring_keys() {
+    let mut s = state("Acme", vec![user("user_1", "a@example.com", "A", "user")]);
+    let aged = |id: &str, name: &str, created: &str| ApiKey {
+        created_at: at(created),
+        ..key(id, name, None)
+    };
+    s.api_keys = vec![
+        aged("apikey_idle", "idle-bot", "2025-01-01T00:00:00Z"),
+        aged("apikey_2023", "oldest", "2023-01-01T00:00:00Z"),
+        aged("apikey_2024", "older", "2024-06-01T00:00:00Z"),
+        ApiKey {
+            expires_at: Some(at("2027-01-01T00:00:00Z")),
+            scope: Some(crate::org::KeyScope {
+                kind: "organization".into(),
+                workspace_id: None,
+            }),
+            ..aged("apikey_org", "org-wide", "2025-12-01T00:00:00Z")
+        },
+    ];
+    let findings = vec![
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::Open,
+            "apikey_2024",
+            "older",
+        ),
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::New,
+            "apikey_org",
+            "org-wide",
+        ),
+        key_finding(
+            policy::KEY_HYGIENE,
+            FindingStatus::Open,
+            "apikey_2023",
+            "oldest",
+        ),
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::New,
+            "apikey_idle",
+            "idle-bot",
+        ),
+        // Neither resolved nor exempted findings are unused access today.
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::Resolved,
+            "apikey_gone",
+            "gone",
+        ),
+        key_finding(
+            policy::DORMANT_KEYS,
+            FindingStatus::Exempted,
+            "apikey_ci",
+            "ci",
+        ),
+        finding(
+            policy::DORMANT_MEMBERS,
+            Severity::Low,
+            FindingStatus::Open,
+            "user_1",
+            "a@example.com",
+        ),
+        // Another rule's finding is not listed here.
+        finding(
+            policy::STALE_INVITES,
+            Severity::Low,
+            FindingStatus::Open,
+            "i",
+            "x",
+        ),
+    ];
+    let rules = outcomes();
+    let input = ReportInput {
+        rules: &rules,
+        ..input_of(&s, &findings)
+    };
+    let report = render(&input);
+
+    let text = report.text.replace("\n  ", " ");
+    let section = &text[text.find("UNUSED ACCESS (5)").expect("section")..];
+    let order: Vec<usize> = [
+        "[dormant key] idle-bot",
+        "[dormant seat] a@example.com",
+        "[never-expiring key] oldest",
+        "[never-expiring key] older",
+        "[organization-scoped key] org-wide",
+    ]
+    .iter()
+    .map(|line| {
+        section
+            .find(line)
+            .unwrap_or_else(|| panic!("{line}: {section}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{section}");
+    assert!(
+        section.contains("needs a person (review only)"),
+        "{section}"
+    );
+    assert_short_lines(&report.text);
+    assert!(report.html.contains("Unused access (5)"));
+    assert!(report.html.contains("never-expiring key"));
+
+    let csv = report
+        .files
+        .iter()
+        .find(|(name, _)| name == "unused_access.csv")
+        .expect("unused_access.csv");
+    let rows = parse_csv(&csv.1);
+    assert_eq!(rows[0], UNUSED_CSV_COLUMNS);
+    let got: Vec<(&str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[5].as_str(), r[7].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("dormant_key", "apikey_idle", "2025-01-01 00:00:00"),
+            ("dormant_seat", "user_1", ""),
+            ("never_expiring_key", "apikey_2023", "2023-01-01 00:00:00"),
+            ("never_expiring_key", "apikey_2024", "2024-06-01 00:00:00"),
+            (
+                "organization_scoped_key",
+                "apikey_org",
+                "2025-12-01 00:00:00"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn unused_access_says_which_usage_rule_could_not_run() {
+    let s = state("Acme", vec![]);
+    let mut rules = outcomes();
+    for outcome in &mut rules {
+        if outcome.rule == policy::DORMANT_KEYS {
+            outcome.status = RuleStatus::NotEvaluated(
+                "usage data unavailable: usage_report/messages answered 500".into(),
+            );
+        }
+        if outcome.rule == policy::DORMANT_MEMBERS {
+            outcome.status = RuleStatus::NotEvaluated(policy::NO_USAGE_DATA.into());
+        }
+    }
+    let input = ReportInput {
+        rules: &rules,
+        ..input_of(&s, &[])
+    };
+    let report = render(&input);
+    let text = report.text.replace("\n  ", " ");
+    assert!(text.contains("UNUSED ACCESS (2)"), "{text}");
+    assert!(
+        text.contains(
+            "[not checked] Unused key | usage data unavailable: usage_report/messages \
+             answered 500"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("[not checked] Unused seat | usage data unavailable: none has been ingested"),
+        "{text}"
+    );
+    // The failed ingest is a gap the banner names; no ingest yet is not.
+    let banner = &text[..text.find("Period:").unwrap()];
+    assert!(
+        banner.contains("Rule \"Unused key\" was not evaluated"),
+        "{banner}"
+    );
+    assert!(!banner.contains("Unused seat"), "{banner}");
+    let csv = &report
+        .files
+        .iter()
+        .find(|(name, _)| name == "unused_access.csv")
+        .expect("unused_access.csv")
+        .1;
+    let rows = parse_csv(csv);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (
+            rows[1][0].as_str(),
+            rows[1][1].as_str(),
+            rows[1][2].as_str()
+        ),
+        ("not_checked", "dormant_keys", "not_evaluated")
+    );
+
+    // With the three rules disabled, the section is left out.
+    let mut rules = outcomes();
+    for outcome in &mut rules {
+        if matches!(
+            outcome.rule,
+            policy::DORMANT_KEYS | policy::DORMANT_MEMBERS | policy::KEY_HYGIENE
+        ) {
+            outcome.status = RuleStatus::Disabled;
+        }
+    }
+    let input = ReportInput {
+        rules: &rules,
+        ..input_of(&s, &[])
+    };
+    let report = render(&input);
+    assert!(!report.text.contains("UNUSED ACCESS"), "{}", report.text);
+    assert!(!report.html.contains("Unused access"));
 }

@@ -145,6 +145,26 @@ pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
     });
 }
 
+/// A tracked finding's row as an audit needs it to carry the lifecycle on.
+struct Tracked {
+    status: String,
+    first_seen: String,
+    first_run: i64,
+    last_run: i64,
+    consecutive: i64,
+}
+
+/// One finding's row as an audit writes it.
+struct Upsert<'a> {
+    fingerprint: String,
+    finding: &'a crate::policy::Finding,
+    evidence: String,
+    status: FindingStatus,
+    first_seen: String,
+    first_run: i64,
+    consecutive: i64,
+}
+
 impl Store {
     /// People an earlier snapshot listed as members and the snapshot of `run_id` does not, with
     /// when a snapshot last saw them (as far back as retention keeps history).
@@ -258,13 +278,136 @@ impl Store {
             .ctx(&path)?;
         let when = ts(&taken_at);
 
-        let mut seen = HashSet::new();
-        let mut findings = Vec::with_capacity(evaluation.findings.len());
-        let mut n_new = 0;
+        // The tracked (not resolved) findings, read in one pass rather than looked up one by one.
+        let mut tracked: HashMap<String, Tracked> = HashMap::new();
         {
-            let mut get = tx
-                .prepare("SELECT status, first_seen, first_run, last_run, consecutive FROM findings WHERE fingerprint = ?1")
+            let mut stmt = tx
+                .prepare(
+                    "SELECT fingerprint, status, first_seen, first_run, last_run, consecutive \
+                     FROM findings WHERE status != 'resolved'",
+                )
                 .ctx(&path)?;
+            let mut rows = stmt.query([]).ctx(&path)?;
+            while let Some(row) = rows.next().ctx(&path)? {
+                let tracked_row = Tracked {
+                    status: row.get(1).ctx(&path)?,
+                    first_seen: row.get(2).ctx(&path)?,
+                    first_run: row.get(3).ctx(&path)?,
+                    last_run: row.get(4).ctx(&path)?,
+                    consecutive: row.get(5).ctx(&path)?,
+                };
+                tracked.insert(row.get(0).ctx(&path)?, tracked_row);
+            }
+        }
+
+        let mut seen = HashSet::with_capacity(evaluation.findings.len());
+        let mut findings = Vec::with_capacity(evaluation.findings.len());
+        // What to write, upserted in fingerprint order below.
+        let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(evaluation.findings.len());
+        let mut n_new = 0;
+        for finding in &evaluation.findings {
+            let fingerprint = finding.fingerprint();
+            if !seen.insert(fingerprint.clone()) {
+                continue;
+            }
+            let live = tracked.get(&fingerprint);
+            let (first_seen, first_run, consecutive, was_new) = match live {
+                // Re-auditing the same snapshot changes nothing about its age.
+                Some(row) if row.last_run == run_id => (
+                    row.first_seen.clone(),
+                    row.first_run,
+                    row.consecutive,
+                    row.status == "new",
+                ),
+                Some(row) => (
+                    row.first_seen.clone(),
+                    row.first_run,
+                    row.consecutive + 1,
+                    false,
+                ),
+                None => (when.clone(), run_id, 1, true),
+            };
+            let status = if finding.exemption.is_some() {
+                FindingStatus::Exempted
+            } else if was_new {
+                FindingStatus::New
+            } else {
+                FindingStatus::Open
+            };
+            if status == FindingStatus::New {
+                n_new += 1;
+            }
+            let evidence = match &finding.exemption {
+                Some(reason) => format!("{} (exempted: {reason})", finding.evidence),
+                None => finding.evidence.clone(),
+            };
+            let transition = match (status, live) {
+                (FindingStatus::New, None) => Some("finding.new"),
+                (FindingStatus::Exempted, None) => Some("finding.exempted"),
+                (FindingStatus::Exempted, Some(row)) if row.status != "exempted" => {
+                    Some("finding.exempted")
+                }
+                _ => None,
+            };
+            if let Some(kind) = transition {
+                let kind = if log_audit || kind != "finding.new" {
+                    kind
+                } else {
+                    "guard.tripped"
+                };
+                let payload = if kind == "guard.tripped" {
+                    serde_json::json!({
+                        "guard": finding.subject,
+                        "reason": evidence,
+                        "rule": finding.rule.as_str(),
+                        "severity": finding.severity.as_str(),
+                        "fingerprint": fingerprint,
+                        "run_id": run_id,
+                    })
+                } else {
+                    finding_payload(
+                        finding.rule.as_str(),
+                        finding.severity.as_str(),
+                        finding.subject_kind.as_str(),
+                        &finding.subject_id,
+                        &finding.subject,
+                        &fingerprint,
+                        &evidence,
+                        run_id,
+                    )
+                };
+                super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
+            }
+            let first_seen_at = parse_ts(&first_seen).ctx(&path)?;
+            findings.push(FindingRecord {
+                rule: finding.rule.to_string(),
+                severity: finding.severity,
+                subject_kind: finding.subject_kind,
+                subject_id: finding.subject_id.clone(),
+                subject: finding.subject.clone(),
+                evidence: evidence.clone(),
+                action: finding.action,
+                status,
+                first_seen: first_seen_at,
+                last_seen: taken_at,
+                resolved_at: None,
+                controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
+            });
+            rows.push(Upsert {
+                fingerprint,
+                finding,
+                evidence,
+                status,
+                first_seen,
+                first_run,
+                consecutive,
+            });
+        }
+        drop(tracked);
+
+        // In key order, each upsert lands beside the last one in the B-tree instead of anywhere.
+        rows.sort_unstable_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        {
             let mut put = tx
                 .prepare(
                     "INSERT INTO findings (fingerprint, rule, severity, subject_kind, subject_id, \
@@ -281,118 +424,40 @@ impl Store {
                        last_run = excluded.last_run, consecutive = excluded.consecutive",
                 )
                 .ctx(&path)?;
-            for finding in &evaluation.findings {
-                let fingerprint = finding.fingerprint();
-                if !seen.insert(fingerprint.clone()) {
-                    continue;
-                }
-                let before: Option<(String, String, i64, i64, i64)> = get
-                    .query_row([&fingerprint], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            // The controls are one static list per rule: each list serialised once.
+            let mut controls_json: HashMap<&[&str], String> = HashMap::new();
+            for row in &rows {
+                let finding = row.finding;
+                let controls = controls_json
+                    .entry(finding.controls)
+                    .or_insert_with(|| {
+                        serde_json::to_string(finding.controls).unwrap_or_else(|_| "[]".to_owned())
                     })
-                    .optional()
-                    .ctx(&path)?;
-                let live = before.as_ref().filter(|(status, ..)| status != "resolved");
-                let (first_seen, first_run, consecutive, was_new) = match live {
-                    // Re-auditing the same snapshot changes nothing about its age.
-                    Some((status, first, first_run, last_run, consecutive))
-                        if *last_run == run_id =>
-                    {
-                        (first.clone(), *first_run, *consecutive, status == "new")
-                    }
-                    Some((_, first, first_run, _, consecutive)) => {
-                        (first.clone(), *first_run, consecutive + 1, false)
-                    }
-                    None => (when.clone(), run_id, 1, true),
-                };
-                let status = if finding.exemption.is_some() {
-                    FindingStatus::Exempted
-                } else if was_new {
-                    FindingStatus::New
-                } else {
-                    FindingStatus::Open
-                };
-                if status == FindingStatus::New {
-                    n_new += 1;
-                }
-                let mut evidence = finding.evidence.clone();
-                if let Some(reason) = &finding.exemption {
-                    evidence = format!("{evidence} (exempted: {reason})");
-                }
+                    .as_str();
                 put.execute(params![
-                    fingerprint,
+                    row.fingerprint,
                     finding.rule.as_str(),
                     finding.severity.as_str(),
                     finding.subject_kind.as_str(),
                     finding.subject_id,
                     finding.subject,
-                    evidence,
+                    row.evidence,
                     finding.action.as_str(),
-                    serde_json::to_string(finding.controls).unwrap_or_else(|_| "[]".to_owned()),
-                    status.as_str(),
+                    controls,
+                    row.status.as_str(),
                     finding.exemption,
                     finding.workspace_id,
                     finding.user_id,
-                    first_seen,
+                    row.first_seen,
                     when,
-                    first_run,
+                    row.first_run,
                     run_id,
-                    consecutive,
+                    row.consecutive,
                 ])
                 .ctx(&path)?;
-                let transition = match (status, live) {
-                    (FindingStatus::New, None) => Some("finding.new"),
-                    (FindingStatus::Exempted, None) => Some("finding.exempted"),
-                    (FindingStatus::Exempted, Some((before, ..))) if before != "exempted" => {
-                        Some("finding.exempted")
-                    }
-                    _ => None,
-                };
-                if let Some(kind) = transition {
-                    let kind = if log_audit || kind != "finding.new" {
-                        kind
-                    } else {
-                        "guard.tripped"
-                    };
-                    let payload = if kind == "guard.tripped" {
-                        serde_json::json!({
-                            "guard": finding.subject,
-                            "reason": evidence,
-                            "rule": finding.rule.as_str(),
-                            "severity": finding.severity.as_str(),
-                            "fingerprint": fingerprint,
-                            "run_id": run_id,
-                        })
-                    } else {
-                        finding_payload(
-                            finding.rule.as_str(),
-                            finding.severity.as_str(),
-                            finding.subject_kind.as_str(),
-                            &finding.subject_id,
-                            &finding.subject,
-                            &fingerprint,
-                            &evidence,
-                            run_id,
-                        )
-                    };
-                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
-                }
-                findings.push(FindingRecord {
-                    rule: finding.rule.to_string(),
-                    severity: finding.severity,
-                    subject_kind: finding.subject_kind,
-                    subject_id: finding.subject_id.clone(),
-                    subject: finding.subject.clone(),
-                    evidence,
-                    action: finding.action,
-                    status,
-                    first_seen: parse_ts(&first_seen).ctx(&path)?,
-                    last_seen: taken_at,
-                    resolved_at: None,
-                    controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
-                });
             }
         }
+        drop(rows);
 
         // Resolve what this evaluation no longer shows, for the rules that ran (or were turned off).
         let settled: Vec<&str> = evaluation

@@ -11,6 +11,7 @@
 
 mod actions;
 mod alerts;
+mod directories;
 mod events;
 mod findings;
 mod lock;
@@ -18,6 +19,7 @@ mod metrics;
 mod notices;
 mod outbox;
 mod snapshot_writer;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +31,7 @@ pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
 pub use actions::{ActionOutcome, NewAction};
 pub use alerts::{AlertRow, PendingAlerts};
+pub use directories::DirectoryReadRecord;
 pub use events::{EventRecord, EventsSince};
 pub use findings::{AuditRecord, AuditResult, ReportKind, ReportRecord};
 pub use lock::{LockProbe, WriterLock};
@@ -37,10 +40,13 @@ pub use outbox::{
     RefusedRecipient,
 };
 pub use snapshot_writer::SnapshotWriter;
+pub use usage::{
+    covered_range, AccountDay, CodeActor, CodeDay, IngestRecord, KeyDay, StoredDay, UsageChunk,
+};
 
 use crate::org::OrgState;
 use crate::org::{
-    Actor, ApiKey, Invite, Organization, Principal, User, Workspace, WorkspaceMember,
+    Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
 
 /// The schema steps, in order. Never edit one that has shipped: add a new file.
@@ -55,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/008_alerts.sql"),
     include_str!("sql/009_events.sql"),
     include_str!("sql/010_owner_notices.sql"),
+    include_str!("sql/011_usage.sql"),
+    include_str!("sql/012_key_scope.sql"),
+    include_str!("sql/013_directories.sql"),
 ];
 
 /// The schema version this build writes.
@@ -778,7 +787,7 @@ impl Store {
         } else {
             self.query(
             capacity.api_keys,
-            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id FROM api_keys WHERE {at}"),
+            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id, scope_type, scope_workspace_id FROM api_keys WHERE {at}"),
             run_id,
             |row| {
                 let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
@@ -790,6 +799,10 @@ impl Store {
                     user_id: row.get(10).ok().flatten(),
                     service_account_id: row.get(11).ok().flatten(),
                 });
+                let scope = row.get::<_, Option<String>>(12)?.map(|kind| KeyScope {
+                    kind,
+                    workspace_id: row.get(13).ok().flatten(),
+                });
                 Ok(ApiKey {
                     id: row.get(0)?,
                     name: row.get(1)?,
@@ -800,6 +813,7 @@ impl Store {
                     status: row.get::<_, String>(7)?.into(),
                     expires_at: opt_ts_at(row, 8)?,
                     principal,
+                    scope,
                 })
             },
         )?

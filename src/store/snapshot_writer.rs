@@ -65,6 +65,8 @@ const API_KEYS: Table = Table {
         "principal_type",
         "principal_user_id",
         "principal_sa_id",
+        "scope_type",
+        "scope_workspace_id",
     ],
 };
 const TABLES: [&Table; 5] = [
@@ -396,6 +398,8 @@ impl SnapshotWriter {
                     k.principal
                         .as_ref()
                         .and_then(|p| p.service_account_id.clone()),
+                    k.scope.as_ref().map(|s| s.kind.clone()),
+                    k.scope.as_ref().and_then(|s| s.workspace_id.clone()),
                 ]
             })
             .collect();

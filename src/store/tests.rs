@@ -31,6 +31,11 @@ fn key(id: &str, status: &str) -> ApiKey {
         status: status.into(),
         expires_at: None,
         principal: None,
+        // The 2026 scope is stored too: reading a snapshot back gives it unchanged.
+        scope: Some(KeyScope {
+            kind: "workspace".into(),
+            workspace_id: Some("wrkspc_default".into()),
+        }),
     }
 }
 
@@ -399,6 +404,128 @@ fn findings_move_from_new_to_open_to_resolved_and_back() {
         5,
         "the re-audit of run 1 is recorded, the backwards one is not"
     );
+}
+
+/// The recording reads the tracked findings in one pass and writes them in key order: what it
+/// returns and the events it appends still follow the evaluation, one event per transition.
+#[test]
+fn recording_follows_the_evaluation_order_with_one_event_per_transition() {
+    use crate::policy::ORPHANED_KEYS;
+    use FindingStatus::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let members = vec![user("user_a", "user")];
+    // Not in fingerprint order, with a duplicate (the first one counts).
+    let evaluated = |exempt: &[&str]| {
+        let findings = ["apikey_z", "apikey_b", "apikey_m", "apikey_b"]
+            .iter()
+            .map(|id| {
+                let mut f = finding(ORPHANED_KEYS, id);
+                if exempt.contains(id) {
+                    f.exemption = Some("known".into());
+                }
+                f
+            })
+            .collect();
+        evaluation(findings, &[])
+    };
+    let kinds = |store: &Store, after: i64| -> Vec<(String, String)> {
+        store
+            .events(Some(crate::store::EventsSince::Id(after)), 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let id = e.payload.get("subject_id").and_then(|v| v.as_str());
+                (e.kind, id.unwrap_or_default().to_owned())
+            })
+            .collect()
+    };
+    let last_event = |store: &Store| store.events(None, 1000).unwrap().last().unwrap().id;
+    let ids = |result: &AuditResult| -> Vec<(String, FindingStatus)> {
+        result
+            .findings
+            .iter()
+            .map(|f| (f.subject_id.clone(), f.status))
+            .collect()
+    };
+
+    let r1 = snapshot(&store, &members, &[]);
+    let before = last_event(&store);
+    let first = store
+        .record_audit(r1, t(1), &evaluated(&["apikey_m"]), t(1))
+        .unwrap();
+    assert_eq!(
+        ids(&first),
+        vec![
+            ("apikey_z".into(), New),
+            ("apikey_b".into(), New),
+            ("apikey_m".into(), Exempted)
+        ]
+    );
+    assert_eq!((first.n_new, first.n_resolved), (2, 0));
+    assert_eq!(
+        kinds(&store, before),
+        vec![
+            ("finding.new".into(), "apikey_z".into()),
+            ("finding.new".into(), "apikey_b".into()),
+            ("finding.exempted".into(), "apikey_m".into()),
+            ("run.finished".into(), String::new()),
+        ]
+    );
+
+    // Next snapshot: z becomes exempted, m stays exempted, b stays open; nothing else happens.
+    let r2 = snapshot(&store, &members, &[]);
+    let before = last_event(&store);
+    let second = store
+        .record_audit(r2, t(2), &evaluated(&["apikey_m", "apikey_z"]), t(2))
+        .unwrap();
+    assert_eq!(
+        ids(&second),
+        vec![
+            ("apikey_z".into(), Exempted),
+            ("apikey_b".into(), Open),
+            ("apikey_m".into(), Exempted)
+        ]
+    );
+    assert_eq!(
+        kinds(&store, before),
+        vec![
+            ("finding.exempted".into(), "apikey_z".into()),
+            ("run.finished".into(), String::new()),
+        ]
+    );
+    let streaks = store.finding_streaks().unwrap();
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"].consecutive, 2);
+    assert_eq!(streaks["orphaned_keys:api_key:apikey_b"].first_seen, t(1));
+
+    // Then only b is left: z and m resolve (in reading order), b goes on.
+    let r3 = snapshot(&store, &members, &[]);
+    let before = last_event(&store);
+    let third = store
+        .record_audit(
+            r3,
+            t(3),
+            &evaluation(vec![finding(ORPHANED_KEYS, "apikey_b")], &[]),
+            t(3),
+        )
+        .unwrap();
+    assert_eq!(
+        ids(&third),
+        vec![
+            ("apikey_b".into(), Open),
+            ("apikey_m".into(), Resolved),
+            ("apikey_z".into(), Resolved)
+        ]
+    );
+    assert_eq!(
+        kinds(&store, before),
+        vec![
+            ("finding.resolved".into(), "apikey_m".into()),
+            ("finding.resolved".into(), "apikey_z".into()),
+            ("run.finished".into(), String::new()),
+        ]
+    );
+    assert_eq!(store.findings(true).unwrap().len(), 1);
 }
 
 #[test]

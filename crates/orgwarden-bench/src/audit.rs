@@ -5,7 +5,7 @@ use std::path::Path;
 
 use orgwarden::clock::SharedClock;
 use orgwarden::config::Config;
-use orgwarden::jobs::{audit_job, load_roster, resolve_run, JobContext};
+use orgwarden::jobs::{audit_job, AuditInput, JobContext};
 use orgwarden::store::Store;
 use serde::Serialize;
 
@@ -31,27 +31,13 @@ pub(crate) fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<Bench
         .zip(cpu_before)
         .map(|(after, before)| after - before);
 
+    // The same loading and evaluation as the job's, measured apart.
     let started = std::time::Instant::now();
-    let run_id = resolve_run(&store, None)?;
-    let state = store.state_at(run_id)?;
-    let previous = match store.latest_complete(Some(run_id))? {
-        Some(run) => Some(store.roles_at(run.id)?),
-        None => None,
-    };
-    let former = store.former_members(run_id)?;
+    let input = AuditInput::load(&config, &store, None)?;
     let load_secs = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
     let cpu_before = thread_cpu_secs();
-    let roster = load_roster(&config);
-    let evaluation = orgwarden::policy::evaluate(&orgwarden::policy::PolicyInput {
-        state: &state,
-        previous: previous.as_ref(),
-        former_members: &former,
-        rules: &config.rules,
-        exemptions: &config.exemptions,
-        roster: &roster,
-        now: clock.now(),
-    });
+    let evaluation = orgwarden::policy::evaluate(&input.policy_input(&config, clock.now()));
     let evaluate_secs = started.elapsed().as_secs_f64();
     let evaluate_cpu_secs = thread_cpu_secs()
         .zip(cpu_before)

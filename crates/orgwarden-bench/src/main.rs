@@ -8,6 +8,7 @@
 //! printed as one JSON object.
 
 mod audit;
+mod usage;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -54,6 +55,9 @@ struct BenchArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum BenchWhat {
     Snapshot,
+    /// The usage ingest: a 90-day backfill against fetching the pages alone, and a one-day
+    /// increment.
+    Usage,
 }
 
 /// The `argv[0]` under which this binary runs orgwarden's command line instead of the bench.
@@ -93,6 +97,10 @@ struct Figures {
     latency_ms: u64,
     max_in_flight: usize,
     snapshot_secs: f64,
+    /// The first snapshot child's user plus system time.
+    snapshot_cpu_secs: Option<f64>,
+    /// The second snapshot (nothing changed in between).
+    unchanged_snapshot_secs: f64,
     fetch_only_secs: f64,
     snapshot_over_fetch: f64,
     /// One request at a time, nothing stored: a sequential client's best case.
@@ -118,7 +126,6 @@ struct Figures {
 }
 
 async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchWhat::Snapshot = args.what;
     anyhow::ensure!(args.scale >= 1, "--scale must be at least 1");
     let sizes = SeedSizes {
         members: args.members * args.scale,
@@ -131,15 +138,21 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         "seeding the simulator ({} members, {} keys)...",
         sizes.members, sizes.keys
     );
+    let usage = matches!(args.what, BenchWhat::Usage);
     let sim = SimHandle::start_local(SimOptions {
         sizes,
         faults: Faults {
             latency: Duration::from_millis(args.latency_ms),
             ..Faults::default()
         },
+        // The usage bench moves the simulator's clock a day; the snapshot bench runs on real time.
+        now: usage.then(usage::start),
         ..SimOptions::default()
     })
     .await?;
+    if usage {
+        return usage_command(&args, &sim, sizes).await;
+    }
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -172,21 +185,22 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     };
 
     let served_before = sim.requests_served();
-    let (snapshot_secs, rss_first) = snapshot_child(&config).await?;
+    let first = snapshot_child(&config).await?;
+    let snapshot_secs = first.secs;
     let requests = sim.requests_served() - served_before;
     let db_bytes = file_size(&db);
     eprintln!("snapshot: {snapshot_secs:.2}s, {requests} requests, {db_bytes} bytes");
 
-    let (_, rss_unchanged) = snapshot_child(&config).await?;
+    let unchanged = snapshot_child(&config).await?;
     let unchanged_growth_bytes = file_size(&db) as i64 - db_bytes as i64;
 
     change_one_percent(&sim);
     let before = file_size(&db);
-    let (_, rss_changed) = snapshot_child(&config).await?;
+    let changed = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
     let audit = audit::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
-    let peak_rss_bytes = rss_first.max(rss_unchanged).max(rss_changed);
+    let peak_rss_bytes = first.peak_rss.max(unchanged.peak_rss).max(changed.peak_rss);
     let figures = Figures {
         scale: args.scale,
         members: sizes.members,
@@ -197,6 +211,8 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         latency_ms: args.latency_ms,
         max_in_flight: args.max_in_flight,
         snapshot_secs,
+        snapshot_cpu_secs: first.cpu_secs,
+        unchanged_snapshot_secs: unchanged.secs,
         fetch_only_secs,
         snapshot_over_fetch: snapshot_secs / fetch_only_secs,
         sequential_fetch_secs,
@@ -212,22 +228,70 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         audit_load_secs: audit.load_secs,
         audit_evaluate_secs: audit.evaluate_secs,
         audit_evaluate_cpu_secs: audit.evaluate_cpu_secs,
-        load_average: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|text| text.split_whitespace().next()?.parse().ok()),
+        load_average: load_average(),
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     sim.shutdown();
     Ok(())
 }
 
-/// Runs `orgwarden snapshot` as a child; returns its wall time and peak RSS.
+/// The usage figures with the organization's size, as one JSON object.
+async fn usage_command(args: &BenchArgs, sim: &SimHandle, sizes: SeedSizes) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let mut options = ClientOptions::new(sim.base_url().parse()?);
+    options.requests_per_second = None;
+    options.max_in_flight = args.max_in_flight;
+    // A 31-day page of 50 000 keys is large: give it time.
+    options.request_timeout = Duration::from_secs(300);
+    options.total_deadline = Duration::from_secs(900);
+    let client = AdminClient::new(options, DEMO_ADMIN_KEY.to_owned().into())?;
+    let figures = usage::bench_usage(
+        sim,
+        &client,
+        &dir.path().join("orgwarden.db"),
+        args.max_in_flight,
+    )
+    .await?;
+    let mut json = serde_json::json!({
+        "members": sizes.members,
+        "api_keys": sizes.keys,
+        "latency_ms": args.latency_ms,
+        "max_in_flight": args.max_in_flight,
+        "load_average": load_average(),
+    });
+    if let (Some(object), serde_json::Value::Object(more)) =
+        (json.as_object_mut(), serde_json::to_value(&figures)?)
+    {
+        object.extend(more);
+    }
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    sim.shutdown();
+    Ok(())
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+}
+
+
+/// What one `orgwarden snapshot` child took.
+struct ChildRun {
+    secs: f64,
+    /// User plus system time, from the child's last `/proc/<pid>/stat` (read while it is a
+    /// zombie, so its whole life).
+    cpu_secs: Option<f64>,
+    peak_rss: u64,
+}
+
+/// Runs `orgwarden snapshot` as a child; returns its wall time, CPU time and peak RSS.
 ///
 /// The peak is the child's `VmHWM` from `/proc/<pid>/status`, polled until it exits (a
 /// high-water mark, so the last reading holds the peak up to then). `getrusage(RUSAGE_CHILDREN)`
 /// would be wrong here: Linux carries the pre-exec size of the forked bench process, simulator
 /// and all, into the child's `ru_maxrss`.
-async fn snapshot_child(config: &Path) -> anyhow::Result<(f64, u64)> {
+async fn snapshot_child(config: &Path) -> anyhow::Result<ChildRun> {
     let exe = std::env::current_exe().context("locating the orgwarden-bench binary")?;
     let mut command = Command::new(exe);
     command
@@ -241,13 +305,21 @@ async fn snapshot_child(config: &Path) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
     let mut child = command.spawn().context("starting the snapshot child")?;
     let status_file = format!("/proc/{}/status", child.id());
+    let stat_file = format!("/proc/{}/stat", child.id());
     let mut peak = 0;
+    let mut cpu_secs = None;
     let status = loop {
         if let Some(hwm) = std::fs::read_to_string(&status_file)
             .ok()
             .and_then(|text| vm_hwm_bytes(&text))
         {
             peak = peak.max(hwm);
+        }
+        if let Some(cpu) = std::fs::read_to_string(&stat_file)
+            .ok()
+            .and_then(|text| cpu_secs_of_stat(&text))
+        {
+            cpu_secs = Some(cpu);
         }
         if let Some(status) = child.try_wait()? {
             break status;
@@ -256,7 +328,21 @@ async fn snapshot_child(config: &Path) -> anyhow::Result<(f64, u64)> {
     };
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "the snapshot child failed: {status}");
-    Ok((secs, peak))
+    Ok(ChildRun {
+        secs,
+        cpu_secs,
+        peak_rss: peak,
+    })
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in seconds (fields 14 and 15, in clock ticks
+/// of USER_HZ, which Linux fixes at 100 for user space). The command name (field 2) may hold
+/// spaces, so fields are counted after its closing parenthesis.
+fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// `VmHWM:   34392 kB` → bytes.

@@ -823,6 +823,18 @@ mod tests {
         assert!(has(&|k| k["principal"]["type"] == "user_actor"));
         assert!(has(&|k| k["principal"]["type"] == "service_account_actor"));
         assert!(has(&|k| k["scope"]["type"] == "organization"));
+        // What orgwarden's key_hygiene rule looks for: active keys that never expire and are
+        // more than a year old, and active organization-scoped keys.
+        let year_ago = t0() - Duration::days(365);
+        assert!(has(&|k| k["status"] == "active"
+            && k["expires_at"].is_null()
+            && k["created_at"]
+                .as_str()
+                .and_then(|t| parse_ts(t).ok())
+                .is_some_and(|t| t < year_ago)));
+        assert!(has(
+            &|k| k["status"] == "active" && k["scope"]["type"] == "organization"
+        ));
         assert!(has(&|k| k["status"] == "inactive"));
         assert!(has(&|k| k["status"] == "expired"));
         assert!(has(

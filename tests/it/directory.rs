@@ -1,0 +1,219 @@
+//! Directory sources end to end: a CSV export of the simulator's seeded directory read with each
+//! audit cycle, stored with history, and the directory rules' findings checked against what
+//! `SimState::directory()` says of every member and invite.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::Duration;
+use orgwarden_sim::{DirectoryEntry, DirectoryState, MAIN_DOMAIN};
+
+use crate::app::TestApp;
+
+/// The seeded directory as a CSV directory export.
+fn write_export(path: &Path, entries: &[DirectoryEntry]) {
+    std::fs::write(path, orgwarden::demo::directory_export_csv(entries)).unwrap();
+}
+
+fn directory_config(path: &Path) -> String {
+    format!(
+        "[[directories]]\nname = \"corp\"\ntype = \"csv\"\ndomains = [\"{MAIN_DOMAIN}\"]\npath = {:?}\n",
+        path.display().to_string()
+    )
+}
+
+/// (rule, subject id) of the directory rules' findings of the cycle.
+fn directory_findings(summary: &orgwarden::jobs::CycleSummary) -> BTreeSet<(String, String)> {
+    summary
+        .cleanup
+        .audit
+        .result
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with("directory_"))
+        .filter(|f| matches!(f.subject_kind.as_str(), "member" | "invite"))
+        .map(|f| (f.rule.clone(), f.subject_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    // Enough people for every kind the seeded directory has (a shadow account is 2 in 100).
+    let options = orgwarden_sim::SimOptions {
+        sizes: orgwarden_sim::SeedSizes {
+            members: 300,
+            invites: 60,
+            ..orgwarden_sim::SeedSizes::default()
+        },
+        ..orgwarden_sim::SimOptions::default()
+    };
+    let mut app = TestApp::with_options(options, &directory_config(&export)).await;
+    let entries = app.sim.snapshot_state().directory();
+    write_export(&export, &entries);
+    let summary = app.cycle().await;
+
+    let by_address: HashMap<String, &DirectoryEntry> = entries
+        .iter()
+        .flat_map(|e| {
+            std::iter::once(&e.email)
+                .chain(&e.aliases)
+                .map(move |a| (a.clone(), e))
+        })
+        .collect();
+    let state = app.store.state_at(summary.cleanup.audit.run_id).unwrap();
+    let mut want = BTreeSet::new();
+    let mut judge = |email: &str, id: &str| {
+        let email = email.to_lowercase();
+        if !email.ends_with(&format!("@{MAIN_DOMAIN}")) {
+            return;
+        }
+        match by_address.get(&email) {
+            None => want.insert(("directory_unknown".to_owned(), id.to_owned())),
+            Some(e) if !e.state.is_active() => {
+                want.insert(("directory_departed".to_owned(), id.to_owned()))
+            }
+            Some(_) => false,
+        };
+    };
+    for member in &state.members {
+        judge(&member.email, &member.id);
+    }
+    for invite in state
+        .invites
+        .iter()
+        .filter(|i| i.status == orgwarden::org::InviteStatus::Pending)
+    {
+        judge(&invite.email, &invite.id);
+    }
+    assert!(want.iter().any(|(rule, _)| rule == "directory_departed"));
+    assert!(want.iter().any(|(rule, _)| rule == "directory_unknown"));
+    assert_eq!(directory_findings(&summary), want);
+    let evaluated = |rule: &str| {
+        summary
+            .cleanup
+            .audit
+            .rules
+            .iter()
+            .find(|o| o.rule.as_str() == rule)
+            .map(|o| o.status.as_str())
+    };
+    assert_eq!(evaluated("directory_departed"), Some("evaluated"));
+    assert_eq!(evaluated("assignment_drift"), Some("evaluated"));
+}
+
+#[tokio::test]
+async fn a_failing_source_leaves_its_rules_not_evaluated_and_keeps_its_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    let mut app = TestApp::new(&directory_config(&export)).await;
+    write_export(&export, &app.sim.snapshot_state().directory());
+    let first = app.cycle().await;
+    let before = directory_findings(&first);
+    assert!(!before.is_empty());
+
+    std::fs::remove_file(&export).unwrap();
+    app.advance(Duration::hours(1));
+    let second = app.cycle().await;
+    let outcome = second
+        .cleanup
+        .audit
+        .rules
+        .iter()
+        .find(|o| o.rule.as_str() == "directory_departed")
+        .unwrap();
+    assert_eq!(outcome.status.as_str(), "not_evaluated");
+    assert!(outcome.status.reason().unwrap().contains("directory corp"));
+    // Nothing was resolved: "nobody left" is never concluded from a source that is down.
+    let still_active: BTreeSet<(String, String)> = app
+        .store
+        .findings(true)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.rule.starts_with("directory_"))
+        .filter(|f| matches!(f.subject_kind.as_str(), "member" | "invite"))
+        .map(|f| (f.rule, f.subject_id))
+        .collect();
+    assert_eq!(still_active, before);
+}
+
+#[tokio::test]
+async fn a_person_disabled_in_a_later_read_is_disabled_since_that_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    let mut app = TestApp::new(&directory_config(&export)).await;
+    let mut entries = app.sim.snapshot_state().directory();
+    write_export(&export, &entries);
+    app.cycle().await;
+    let first_read = app.now();
+
+    // One active member becomes disabled, with no time of its own from the directory.
+    app.advance(Duration::hours(3));
+    let state = app
+        .store
+        .state_at(app.store.latest_complete(None).unwrap().unwrap().id)
+        .unwrap();
+    let member_emails: BTreeSet<String> = state
+        .members
+        .iter()
+        .map(|m| m.email.to_lowercase())
+        .collect();
+    let target = entries
+        .iter_mut()
+        .find(|e| e.state.is_active() && e.aliases.is_empty() && member_emails.contains(&e.email))
+        .expect("an active member");
+    target.state = DirectoryState::Suspended;
+    let email = target.email.clone();
+    let text_entries = entries.clone();
+    write_export(&export, &text_entries);
+    // Drop the directory's own time for that row: "since" then comes from orgwarden's reads.
+    let csv = std::fs::read_to_string(&export).unwrap();
+    let csv: String = csv
+        .lines()
+        .map(|line| {
+            if line.split(',').nth(1) == Some(email.as_str()) {
+                let mut cells: Vec<&str> = line.split(',').collect();
+                cells[4] = "";
+                cells.join(",")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&export, csv + "\n").unwrap();
+    let second = app.cycle().await;
+    let second_read = app.now();
+    app.advance(Duration::hours(1));
+    let third = app.cycle().await;
+    assert!(second_read > first_read);
+    for summary in [&second, &third] {
+        let finding = summary
+            .cleanup
+            .audit
+            .result
+            .findings
+            .iter()
+            .find(|f| f.rule == "directory_departed" && f.subject.eq_ignore_ascii_case(&email))
+            .expect("the newly disabled member is reported");
+        let day = second_read.format("%Y-%m-%d").to_string();
+        assert!(
+            finding
+                .evidence
+                .contains(&format!("so since orgwarden's read of {day}")),
+            "{}",
+            finding.evidence
+        );
+    }
+    // The store answers since when: the second read, not the third.
+    let views = orgwarden::jobs::directory_views(&app.config, &app.store, app.now()).unwrap();
+    let read = views[0].read.as_ref().unwrap();
+    let person = read
+        .listing
+        .people
+        .iter()
+        .find(|p| p.email == email)
+        .unwrap();
+    assert_eq!(read.seen_since.get(&person.id), Some(&second_read));
+}
