@@ -12,6 +12,7 @@ mod client;
 mod daemon;
 mod demo;
 mod events;
+mod google;
 mod hostile;
 mod layout;
 mod mail;

@@ -309,9 +309,8 @@ async fn token(State(g): State<Arc<Google>>, body: Bytes) -> Response {
             "Missing required parameter: assertion",
         );
     };
-    match check_assertion(&g, assertion, wall_clock()) {
-        Ok(()) => {}
-        Err(response) => return response,
+    if let Err(response) = check_assertion(&g, assertion, wall_clock()) {
+        return response;
     }
     let n = g.served.load(Ordering::Relaxed);
     let token = format!(
