@@ -13,6 +13,7 @@ mod daemon;
 mod demo;
 mod directory;
 mod events;
+mod google;
 mod hostile;
 mod idp;
 mod layout;

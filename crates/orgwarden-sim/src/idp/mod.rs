@@ -8,6 +8,7 @@
 //! each provider's own envelope), the bearer tokens a token endpoint hands out, and the demo RSA
 //! key pair a private-key-JWT client signs with.
 
+pub mod google;
 pub mod graph;
 pub mod okta;
 
