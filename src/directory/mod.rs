@@ -5,6 +5,8 @@
 //! is down leaves its rules `not_evaluated` instead of reporting "nobody left".
 //! **Architecture Invariant:** the only module that speaks to identity providers.
 
+pub mod ldap;
+
 use std::fmt;
 
 /// Why a directory source could not be read. The text never holds a secret.

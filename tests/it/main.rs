@@ -14,6 +14,7 @@ mod demo;
 mod events;
 mod hostile;
 mod layout;
+mod ldap;
 mod mail;
 mod metrics;
 mod notices;
