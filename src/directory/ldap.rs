@@ -25,8 +25,8 @@ use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret;
 
 use super::DirectoryError;
-use crate::config::directories::{LdapDisabledRule, LdapSettings};
-use crate::org::directory::{DirectoryListing, DirectoryPerson, DirectoryStatus};
+use crate::config::{LdapDisabledRule, LdapSettings};
+use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
 /// How long the TCP connect and the TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,7 +116,13 @@ fn connection_settings(settings: &LdapSettings) -> Result<LdapConnSettings, Stri
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        // `ldap:` is not a special scheme to the URL parser, so an IP address stays text.
+        Some(url::Host::Domain(host)) => {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
         None => false,
     };
     let starttls = match url.scheme() {

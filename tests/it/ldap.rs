@@ -17,9 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
-use orgwarden::config::directories::{LdapDisabledRule, LdapSettings};
+use orgwarden::config::{LdapDisabledRule, LdapSettings};
 use orgwarden::directory::ldap;
-use orgwarden::org::directory::{DirectoryListing, DirectoryPerson, DirectoryStatus};
+use orgwarden::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 use orgwarden_sim::{DirectoryEntry, DirectoryState, SeedSizes, SimState};
 use secrecy::SecretString;
 
