@@ -17,6 +17,7 @@ mod google;
 mod hostile;
 mod idp;
 mod layout;
+mod ldap;
 mod mail;
 mod metrics;
 mod notices;
