@@ -24,8 +24,8 @@ use super::{
     Exemption, ExemptionMatch, KeyHygieneRule, LogConfig, LogFormat, MailConfig, MailTransport,
     MetricsConfig, OrphanedKeysRule, PrivilegeEscalationRule, Problem, RemediationConfig,
     RemediationMode, ReportConfig, RosterRule, RulesConfig, ScheduleConfig, Severity,
-    StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
+    StaleInvitesRule, StoreConfig, TlsMode, UsageConfig, DEFAULT_EVENTS_MAX_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ZIP_OVER_BYTES, MAX_MESSAGE_BYTES_RANGE,
 };
 use crate::config::check_base_url;
 

@@ -15,8 +15,8 @@ use crate::config::{
 use crate::org::{
     Actor, ApiKey, Invite, KeyScope, Organization, Principal, User, Workspace, WorkspaceMember,
 };
-use usage::UsageView;
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
+use usage::UsageView;
 
 // ---- Helpers ------------------------------------------------------------------------------------
 

@@ -359,7 +359,13 @@ async fn the_admin_key_never_appears_in_logs_errors_or_debug() {
     let error = wrong.organization().await.unwrap_err();
     seen.push_str(&format!("{error} {error:?}"));
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("retrying"), "the capture works: {logs}");
+    // The capture works. (Whether the `retrying` line itself is captured depends on tracing's
+    // per-callsite interest cache, which other tests running the same callsite on other threads
+    // can settle before this thread's scoped subscriber exists; any client line proves capture.)
+    assert!(
+        logs.contains("retrying") || logs.contains("127.0.0.1"),
+        "the capture works: {logs}"
+    );
     for text in [&logs, &seen] {
         assert!(!text.contains(key), "admin key leaked: {text}");
         assert!(!text.contains("a-wrong-secret"), "admin key leaked: {text}");

@@ -58,7 +58,11 @@ async fn the_demo_writes_what_it_says() {
         let message = MessageParser::default().parse(&bytes).unwrap();
         let subject = message.subject().unwrap();
         assert!(subject.contains(" open · "), "{subject}");
-        assert_eq!(message.attachments().count(), 8);
+        assert_eq!(
+            message.attachments().count(),
+            9,
+            "the CSV attachments, unused_access.csv included"
+        );
     }
     // A second run starts from a clean slate and succeeds too.
     let mut again = Command::new(bin());

@@ -275,7 +275,6 @@ fn load_average() -> Option<f64> {
         .and_then(|text| text.split_whitespace().next()?.parse().ok())
 }
 
-
 /// What one `orgwarden snapshot` child took.
 struct ChildRun {
     secs: f64,
