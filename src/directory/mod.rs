@@ -13,6 +13,9 @@ pub mod okta;
 
 use std::fmt;
 
+mod http;
+
+pub use http::ReadOptions;
 use crate::config::{DirectoryConfig, DirectorySource};
 use crate::org::DirectoryListing;
 

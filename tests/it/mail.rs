@@ -211,14 +211,14 @@ pub(crate) fn free_port() -> u16 {
 /// A test CA and a server certificate it signed for localhost and 127.0.0.1.
 pub(crate) struct Pki {
     _dir: tempfile::TempDir,
-    ca_pem: PathBuf,
-    cert_pem: PathBuf,
-    key_pem: PathBuf,
+    pub(crate) ca_pem: PathBuf,
+    pub(crate) cert_pem: PathBuf,
+    pub(crate) key_pem: PathBuf,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();

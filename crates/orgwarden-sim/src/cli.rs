@@ -65,6 +65,9 @@ pub struct SimArgs {
     /// Share (0 to 1) of successful answers with a broken JSON body.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub malformed_rate: f64,
+    /// Write the Google Directory API simulator's service-account key file (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub google_key_out: Option<PathBuf>,
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -150,6 +153,17 @@ pub async fn sim_command(args: SimArgs, shutdown: impl Future<Output = ()>) -> a
     let handle = SimHandle::start(listener, opts).await?;
     println!("Admin API simulator listening on {}", handle.base_url());
     println!("admin key (x-api-key): {}", handle.admin_key());
+    println!(
+        "Google Directory API simulator listening on {} (subject {})",
+        handle.google_url(),
+        super::google_admin()
+    );
+    if let Some(path) = &args.google_key_out {
+        handle
+            .write_google_service_account_key(path)
+            .with_context(|| format!("writing the Google key file {}", path.display()))?;
+        println!("wrote the Google service-account key to {}", path.display());
+    }
     shutdown.await;
     handle.shutdown();
     handle.stopped().await;

@@ -14,6 +14,8 @@
 //! - [`Faults`] and the rate limit make it misbehave on purpose, deterministically, and can be
 //!   changed while it runs; the clock can be frozen, set and advanced for expiry tests.
 //! - [`cli`] is the command line of `orgwarden-sim` and `orgwarden sim`.
+//! - [`idp`] has the identity-provider simulators ([`OktaSim`], [`GraphSim`]), each on its own
+//!   port beside a running simulator, serving [`SimState::directory`] of its live state.
 //!
 //! Choices where the contract is silent:
 //! - Workspace member lists hold only **explicit** memberships. Org admins and billing members,
@@ -29,6 +31,7 @@ pub mod cli;
 mod directory;
 mod error;
 mod faults;
+pub mod idp;
 mod model;
 mod ops;
 mod prng;
@@ -52,6 +55,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use directory::{DirectoryEntry, DirectoryState};
 pub use faults::Faults;
+pub use idp::graph::{GraphOptions, GraphSim};
+pub use idp::okta::{OktaOptions, OktaSim};
+pub use idp::IdpServer;
+pub use idp::google::{google_admin, google_test_alias, GOOGLE_CLIENT_EMAIL, GOOGLE_SCOPE};
 pub use seed::{MAIN_DOMAIN, ORGANIZATION_NAME, SECOND_DOMAIN};
 pub use state::SimState;
 
@@ -129,6 +136,8 @@ pub struct SimHandle {
     addr: SocketAddr,
     stop: CancellationToken,
     stopped: CancellationToken,
+    google: Arc<idp::google::Google>,
+    google_stopped: CancellationToken,
 }
 
 impl SimHandle {
@@ -161,22 +170,31 @@ impl SimHandle {
         });
         let app = routes::router(shared.clone());
         let stop = CancellationToken::new();
-        let stopped = CancellationToken::new();
-        let (stop_signal, done) = (stop.clone(), stopped.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop_signal.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "admin API simulator stopped with an error");
-            }
-            done.cancel();
-        });
+        let stopped = serve(listener, app, &stop, "admin API simulator");
+        // The Google Directory API on a port of its own, on the same address.
+        let google_listener = tokio::net::TcpListener::bind((addr.ip(), 0)).await?;
+        let google_url = format!("http://{}", google_listener.local_addr()?);
+        let google = {
+            let shared = shared.clone();
+            let rps = opts.rps;
+            // Generating the service account's RSA key takes a moment.
+            tokio::task::spawn_blocking(move || idp::google::Google::new(shared, google_url, rps))
+                .await??
+        };
+        let google = Arc::new(google);
+        let google_stopped = serve(
+            google_listener,
+            idp::google::router(google.clone()),
+            &stop,
+            "Google Directory API simulator",
+        );
         Ok(SimHandle {
             shared,
             addr,
             stop,
             stopped,
+            google,
+            google_stopped,
         })
     }
 
@@ -253,8 +271,70 @@ impl SimHandle {
         self.stop.cancel();
     }
 
-    /// Waits until the server task has stopped.
+    /// Waits until the server tasks have stopped.
     pub async fn stopped(&self) {
         self.stopped.cancelled().await;
+        self.google_stopped.cancelled().await;
     }
+
+    /// `http://127.0.0.1:PORT` of the Google Directory API simulator (`idp::google`), to use as
+    /// the `api_url` of a `type = "google"` directory.
+    pub fn google_url(&self) -> String {
+        self.google.base_url().to_owned()
+    }
+
+    /// The simulated service account's JSON key file (with its private key, a demo value), its
+    /// `token_uri` pointing at [`Self::google_url`]`/token`.
+    pub fn google_service_account_key(&self) -> String {
+        self.google.key_file()
+    }
+
+    /// Writes [`Self::google_service_account_key`] to `path`, readable by its owner only.
+    pub fn write_google_service_account_key(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(path)?
+            .write_all(self.google_service_account_key().as_bytes())
+    }
+
+    /// Replaces the Google simulator's injected faults (its own, apart from the Admin API's).
+    pub fn google_set_faults(&self, f: Faults) {
+        self.google.set_faults(f);
+    }
+
+    /// Changes the Google simulator's rate limit (`None`: unlimited).
+    pub fn google_set_rps(&self, rps: Option<u32>) {
+        self.google.set_rps(rps);
+    }
+
+    /// Requests the Google simulator received so far, whatever their answer.
+    pub fn google_requests_served(&self) -> u64 {
+        self.google.requests_served()
+    }
+}
+
+/// Serves `app` on `listener` from a spawned task until `stop`; the returned token is cancelled
+/// once the server has stopped.
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: &CancellationToken,
+    what: &'static str,
+) -> CancellationToken {
+    let stopped = CancellationToken::new();
+    let (stop_signal, done) = (stop.clone(), stopped.clone());
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_signal.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "{what} stopped with an error");
+        }
+        done.cancel();
+    });
+    stopped
 }

@@ -74,7 +74,7 @@ fn authorized(headers: &HeaderMap, expected: &str) -> bool {
 }
 
 /// A 200 whose body fails immediately: the client sees the connection break mid-answer.
-fn dropped() -> Response {
+pub(crate) fn dropped() -> Response {
     let failing = futures::stream::once(async {
         Err::<Bytes, io::Error>(io::Error::new(
             io::ErrorKind::ConnectionReset,
@@ -90,7 +90,7 @@ fn dropped() -> Response {
 }
 
 /// Replaces a 200 body by a broken one, correctly framed so the client reads all of it.
-async fn malform(response: Response, kind: Malformed) -> Response {
+pub(crate) async fn malform(response: Response, kind: Malformed) -> Response {
     let (mut parts, body) = response.into_parts();
     let broken = match kind {
         Malformed::Truncated => match axum::body::to_bytes(body, MAX_REWRITE).await {

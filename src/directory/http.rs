@@ -1,0 +1,407 @@
+//! What the HTTP directory sources (Okta, Microsoft Graph) share: one `reqwest` client with
+//! bounded retries, a deadline for the whole read, rate-limit waits, bearer tokens cached for
+//! their lifetime, and the private-key JWT (RS256, `ring`) of OAuth client assertions.
+//!
+//! Retries: a transport error, a 5xx, a 429 or a 2xx whose body is not the expected JSON is
+//! tried again up to [`ReadOptions::max_retries`] times. The wait is the answer's `Retry-After`
+//! (seconds), else, when `X-Rate-Limit-Remaining` is `0`, the time until `X-Rate-Limit-Reset`
+//! (epoch seconds, measured against the answer's `Date` so a skewed local clock does not
+//! matter), else an exponential backoff with jitter. A success that spends the last request of
+//! a rate-limit window waits for its reset before the next request. No wait goes past the
+//! deadline: the read fails instead. Nothing here writes a credential into an error or a log.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+
+use super::DirectoryError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::check_base_url;
+
+/// How a directory source reads; [`ReadOptions::default`] is what the daemon uses.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Bound on the whole read, every page, retry and rate-limit wait included.
+    pub deadline: Duration,
+    /// Bound on one HTTP exchange.
+    pub request_timeout: Duration,
+    /// Further attempts of one request after a retryable failure.
+    pub max_retries: u32,
+    /// First backoff step without a server hint; doubles per retry up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Longest rate-limit wait accepted from a server hint.
+    pub max_wait: Duration,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            deadline: Duration::from_secs(30 * 60),
+            request_timeout: Duration::from_secs(60),
+            max_retries: 8,
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+            max_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Provider text (error messages) clipped and without control characters, for errors.
+pub(crate) fn clip(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    cleaned.trim().to_string()
+}
+
+/// The HTTP side of one read.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    source: String,
+    opts: ReadOptions,
+    deadline: Instant,
+    /// The origin every request must go to: a `next` link elsewhere is refused, so a token is
+    /// never sent to another host.
+    origins: Vec<String>,
+}
+
+/// A request that failed for good.
+pub(crate) enum Failure {
+    /// The server answered with this (non-retryable, or retried too often) status.
+    Status(StatusCode, String),
+    /// Anything else, already described.
+    Other(String),
+}
+
+impl Http {
+    pub(crate) fn new(
+        source: &str,
+        opts: &ReadOptions,
+        bases: &[&str],
+    ) -> Result<Http, DirectoryError> {
+        let err = |m: String| DirectoryError {
+            source: source.to_string(),
+            message: m,
+        };
+        let mut origins = Vec::new();
+        for base in bases {
+            let url = Url::parse(base).map_err(|e| err(format!("invalid URL {base:?}: {e}")))?;
+            check_base_url(&url).map_err(|e| err(format!("{base}: {e}")))?;
+            origins.push(url.origin().ascii_serialization());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.request_timeout.min(Duration::from_secs(15)))
+            .user_agent(concat!("orgwarden/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Http {
+            client,
+            source: source.to_string(),
+            opts: opts.clone(),
+            deadline: Instant::now() + opts.deadline,
+            origins,
+        })
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// A [`DirectoryError`] of this source.
+    pub(crate) fn error(&self, message: impl Into<String>) -> DirectoryError {
+        DirectoryError {
+            source: self.source.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Parses a link the server gave and checks that it stays on a configured origin.
+    pub(crate) fn follow(&self, link: &str) -> Result<Url, DirectoryError> {
+        let url = Url::parse(link)
+            .map_err(|_| self.error(format!("the next-page link {:?} is invalid", clip(link))))?;
+        if !self.origins.contains(&url.origin().ascii_serialization()) {
+            return Err(self.error(format!(
+                "the next-page link points to another host ({}); refusing to send credentials there",
+                clip(url.host_str().unwrap_or(""))
+            )));
+        }
+        Ok(url)
+    }
+
+    /// Sleeps `wait` unless it would pass the deadline.
+    async fn wait(&self, wait: Duration, why: &str) -> Result<(), Failure> {
+        if Instant::now() + wait > self.deadline {
+            return Err(Failure::Other(format!(
+                "the read deadline ({} s) would pass while waiting for {why}",
+                self.opts.deadline.as_secs()
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .opts
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.opts.backoff_cap);
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    /// The wait a rate-limited (or rate-spent) answer asks for, from its headers.
+    fn hinted_wait(&self, headers: &HeaderMap, spent_only: bool) -> Option<Duration> {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        if !spent_only {
+            if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+                return Some(Duration::from_secs(secs).min(self.opts.max_wait));
+            }
+        }
+        if header("x-rate-limit-remaining").map(str::trim) != Some("0") {
+            return None;
+        }
+        let reset = header("x-rate-limit-reset")?.trim().parse::<i64>().ok()?;
+        let now = header("date")
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map_or_else(|| SystemClock.now(), |d| d.with_timezone(&Utc))
+            .timestamp();
+        let secs = u64::try_from(reset - now).unwrap_or(0);
+        Some(Duration::from_secs(secs).min(self.opts.max_wait))
+    }
+
+    /// Sends a request (built anew for each attempt) and decodes its 2xx JSON body, retrying as
+    /// the module documentation says. A non-retryable answer is returned as
+    /// [`Failure::Status`] with its body for the caller to describe.
+    pub(crate) async fn json<T: DeserializeOwned>(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<(T, HeaderMap), Failure> {
+        let mut attempt = 0u32;
+        loop {
+            let last = attempt >= self.opts.max_retries;
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Failure::Other(format!(
+                    "the read deadline ({} s) passed",
+                    self.opts.deadline.as_secs()
+                )));
+            }
+            let sent = build()
+                .timeout(left.min(self.opts.request_timeout))
+                .send()
+                .await;
+            let (problem, wait) = match sent {
+                Err(e) => (
+                    Failure::Other(format!("request failed: {}", describe_transport(&e))),
+                    None,
+                ),
+                Ok(answer) => {
+                    let status = answer.status();
+                    let headers = answer.headers().clone();
+                    let body = answer.bytes().await;
+                    match body {
+                        Err(e) => (
+                            Failure::Other(format!(
+                                "reading the answer failed: {}",
+                                describe_transport(&e)
+                            )),
+                            None,
+                        ),
+                        Ok(bytes) if status.is_success() => {
+                            match serde_json::from_slice::<T>(&bytes) {
+                                Ok(value) => {
+                                    if let Some(wait) = self.hinted_wait(&headers, true) {
+                                        self.wait(wait, "the rate-limit window to reset").await?;
+                                    }
+                                    return Ok((value, headers));
+                                }
+                                Err(e) => (
+                                    Failure::Other(format!(
+                                        "the answer is not the expected JSON: {e}"
+                                    )),
+                                    None,
+                                ),
+                            }
+                        }
+                        Ok(bytes) => {
+                            let text = String::from_utf8_lossy(&bytes).into_owned();
+                            let retryable =
+                                status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                            if !retryable {
+                                return Err(Failure::Status(status, text));
+                            }
+                            let mut wait = self.hinted_wait(&headers, false);
+                            if status == StatusCode::TOO_MANY_REQUESTS {
+                                // A rate limit whose reset already passed still needs a pause.
+                                wait = Some(wait.unwrap_or_default().max(Duration::from_secs(1)));
+                            }
+                            (Failure::Status(status, text), wait)
+                        }
+                    }
+                }
+            };
+            if last {
+                return Err(match problem {
+                    Failure::Status(s, t) => Failure::Status(s, t),
+                    Failure::Other(m) => Failure::Other(format!(
+                        "{m} (after {} attempts)",
+                        self.opts.max_retries + 1
+                    )),
+                });
+            }
+            let wait = wait.unwrap_or_else(|| self.backoff(attempt));
+            tracing::debug!(
+                source = %self.source,
+                attempt = attempt + 1,
+                wait_ms = wait.as_millis() as u64,
+                "directory request retried"
+            );
+            self.wait(wait, "a retry").await?;
+            attempt += 1;
+        }
+    }
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    // reqwest's Display names the URL, which never holds a credential here (tokens and keys
+    // travel in headers and bodies only).
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    clip(&text)
+}
+
+/// An `Authorization` header value (`<scheme> <credential>`), marked sensitive so that no
+/// debug output of a request shows it. A credential that is not a valid header value gives an
+/// empty (refused) header rather than an error that could quote it.
+pub(crate) fn auth_header(credential: &SecretString, scheme: &str) -> HeaderValue {
+    let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose_secret()))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
+/// A bearer token and when it stops being usable.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) token: SecretString,
+    pub(crate) until: Instant,
+}
+
+fn token_cache() -> &'static Mutex<HashMap<String, CachedToken>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, CachedToken>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The cached token for `key` (token URL and client id, no secret), if still valid.
+pub(crate) fn cached_token(key: &str) -> Option<SecretString> {
+    let cache = token_cache().lock().unwrap_or_else(PoisonError::into_inner);
+    cache
+        .get(key)
+        .filter(|t| Instant::now() < t.until)
+        .map(|t| t.token.clone())
+}
+
+/// Caches a token for `expires_in` seconds less a minute's margin.
+pub(crate) fn cache_token(key: &str, token: SecretString, expires_in: u64) {
+    let life = Duration::from_secs(expires_in.saturating_sub(60));
+    let mut cache = token_cache().lock().unwrap_or_else(PoisonError::into_inner);
+    cache.insert(
+        key.to_string(),
+        CachedToken {
+            token,
+            until: Instant::now() + life,
+        },
+    );
+}
+
+/// Forgets a token the server refused.
+pub(crate) fn forget_token(key: &str) {
+    let mut cache = token_cache().lock().unwrap_or_else(PoisonError::into_inner);
+    cache.remove(key);
+}
+
+/// An OAuth token endpoint's answer.
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenAnswer {
+    pub(crate) access_token: SecretString,
+    #[serde(default = "default_expires_in")]
+    pub(crate) expires_in: u64,
+}
+
+fn default_expires_in() -> u64 {
+    3600
+}
+
+/// An RS256 JWT client assertion (RFC 7523) for `client_id` at `audience`, signed with a PKCS#8
+/// PEM RSA key. The error never shows the key.
+pub(crate) fn client_assertion(
+    client_id: &str,
+    audience: &str,
+    key_pem: &SecretString,
+    key_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
+    let der = pem_der(key_pem.expose_secret())
+        .ok_or_else(|| "the private key is not a PEM block".to_string())?;
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der)
+        .map_err(|_| "the private key is not a PKCS#8 RSA key".to_string())?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+    if let Some(kid) = key_id {
+        header["kid"] = serde_json::Value::String(kid.to_string());
+    }
+    let jti: String = (0..32)
+        .map(|_| char::from(b"0123456789abcdef"[fastrand::usize(..16)]))
+        .collect();
+    let iat = now.timestamp();
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": iat,
+        "exp": iat + 300,
+        "jti": jti,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let mut signature = vec![0u8; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| "signing the client assertion failed".to_string())?;
+    Ok(format!("{signing_input}.{}", b64.encode(signature)))
+}
+
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
