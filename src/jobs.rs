@@ -260,7 +260,7 @@ pub async fn read_directories(
     let reads = sources.iter().map(|source| async move {
         let started_at = clock.now();
         let timer = std::time::Instant::now();
-        let result = crate::directory::read(source).await;
+        let result = crate::directory::read(source, started_at).await;
         let duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut summary = DirectoryReadSummary {
             name: source.name.clone(),

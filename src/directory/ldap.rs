@@ -37,7 +37,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCKED_PERMANENTLY: &str = "000001010000Z";
 
 /// Reads the whole directory, or fails.
-pub async fn read(name: &str, settings: &LdapSettings) -> Result<DirectoryListing, DirectoryError> {
+pub async fn read(
+    name: &str,
+    settings: &LdapSettings,
+    today: NaiveDate,
+) -> Result<DirectoryListing, DirectoryError> {
     let fail = |message: String| DirectoryError {
         source: name.to_owned(),
         message,
@@ -89,7 +93,6 @@ pub async fn read(name: &str, settings: &LdapSettings) -> Result<DirectoryListin
         )
         .await
         .map_err(searching)?;
-    let today = Utc::now().date_naive();
     let mut people = Vec::new();
     while let Some(raw) = search.next().await.map_err(searching)? {
         let entry = Entry::parse(&raw)
@@ -486,12 +489,13 @@ mod tests {
             value: "Left".to_owned(),
         };
         // (rule, attributes, expected status, expected since)
-        let table: Vec<(
-            &LdapDisabledRule,
-            Vec<(&str, &[&str])>,
+        type Row<'a> = (
+            &'a LdapDisabledRule,
+            Vec<(&'a str, &'a [&'a str])>,
             DirectoryStatus,
             Option<DateTime<Utc>>,
-        )> = vec![
+        );
+        let table: Vec<Row> = vec![
             (
                 &ActiveDirectory,
                 vec![("userAccountControl", &["512"])],

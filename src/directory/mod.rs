@@ -15,9 +15,9 @@ use std::fmt;
 
 mod http;
 
-pub use http::ReadOptions;
 use crate::config::{DirectoryConfig, DirectorySource};
 use crate::org::DirectoryListing;
+pub use http::ReadOptions;
 
 /// The source's type as configured (`ldap`, `okta`, `entra`, `google`, `csv`).
 pub fn kind(source: &DirectorySource) -> &'static str {
@@ -31,10 +31,14 @@ pub fn kind(source: &DirectorySource) -> &'static str {
 }
 
 /// Reads one source completely, or fails.
-pub async fn read(cfg: &DirectoryConfig) -> Result<DirectoryListing, DirectoryError> {
+/// `now` is the time the read is judged at (LDAP's `shadowExpire` is compared with its day).
+pub async fn read(
+    cfg: &DirectoryConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<DirectoryListing, DirectoryError> {
     let name = cfg.name.as_str();
     match &cfg.source {
-        DirectorySource::Ldap(settings) => ldap::read(name, settings).await,
+        DirectorySource::Ldap(settings) => ldap::read(name, settings, now.date_naive()).await,
         DirectorySource::Okta(settings) => okta::read(name, settings).await,
         DirectorySource::Entra(settings) => entra::read(name, settings).await,
         DirectorySource::Google(settings) => google::read(name, settings).await,

@@ -101,7 +101,7 @@ async fn the_listing_is_the_seeded_directory() {
     assert!(count(|s| *s == DirectoryStatus::Active) > 0);
     // Two listings (users, then deleted users) of 7-user pages, and one token request.
     let pages = want.people.len().div_ceil(7) as u64;
-    assert!(sim.google_requests_served() >= pages + 1);
+    assert!(sim.google_requests_served() > pages);
     // The defaults read the same.
     assert_eq!(read("gw", &settings(&sim)).await.expect("read"), want);
 }

@@ -371,9 +371,13 @@ async fn an_ldaps_read_lists_the_seeded_people_with_their_locks() {
     assert!(slapd.entries.iter().any(|e| !e.aliases.is_empty()));
     assert!(slapd.entries.len() > UNPAGED_LIMIT);
     let rule = LdapDisabledRule::PwdAccountLockedTime;
-    let listing = ldap::read("corp-ldap", &slapd.settings(&slapd.ldaps_url, rule.clone()))
-        .await
-        .unwrap();
+    let listing = ldap::read(
+        "corp-ldap",
+        &slapd.settings(&slapd.ldaps_url, rule.clone()),
+        wall_now().date_naive(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sorted(listing), sorted(slapd.expected(&rule)));
 }
 
@@ -387,7 +391,9 @@ async fn a_starttls_read_lists_the_seeded_people_with_their_expiry() {
     let rule = LdapDisabledRule::ShadowExpire;
     let settings = slapd.settings(&slapd.ldap_url, rule.clone());
     assert!(settings.starttls);
-    let listing = ldap::read("corp-ldap", &settings).await.unwrap();
+    let listing = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+        .await
+        .unwrap();
     assert_eq!(sorted(listing), sorted(slapd.expected(&rule)));
 }
 
@@ -397,7 +403,9 @@ async fn small_pages_return_everyone_once() {
     let rule = LdapDisabledRule::ActiveDirectory;
     let mut settings = slapd.settings(&slapd.ldaps_url, rule.clone());
     settings.page_size = 7;
-    let listing = ldap::read("corp-ldap", &settings).await.unwrap();
+    let listing = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+        .await
+        .unwrap();
     let mut ids: Vec<&str> = listing.people.iter().map(|p| p.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -412,7 +420,9 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
     let mut settings = slapd.settings(&slapd.ldaps_url, LdapDisabledRule::ShadowExpire);
     let wrong = "Wrong-Password-91c2";
     settings.bind_password = SecretString::from(wrong);
-    let error = ldap::read("corp-ldap", &settings).await.unwrap_err();
+    let error = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+        .await
+        .unwrap_err();
     let text = error.to_string();
     assert_eq!(error.source, "corp-ldap");
     assert!(text.contains("invalid credentials"), "{text}");
@@ -427,12 +437,16 @@ async fn an_untrusted_certificate_is_refused() {
     for url in [&slapd.ldaps_url, &slapd.ldap_url] {
         let mut settings = slapd.settings(url, LdapDisabledRule::ShadowExpire);
         settings.ca_file = None;
-        let error = ldap::read("corp-ldap", &settings).await.unwrap_err();
+        let error = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("not trusted"), "{error}");
         // Another CA's certificate does not help either.
         let other = crate::mail::pki();
         settings.ca_file = Some(other.ca_pem.clone());
-        let error = ldap::read("corp-ldap", &settings).await.unwrap_err();
+        let error = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("not trusted"), "{error}");
     }
 }
@@ -441,8 +455,12 @@ async fn an_untrusted_certificate_is_refused() {
 async fn a_stopped_server_is_an_error() {
     let mut slapd = Slapd::start(&seeded());
     let settings = slapd.settings(&slapd.ldaps_url, LdapDisabledRule::ShadowExpire);
-    ldap::read("corp-ldap", &settings).await.unwrap();
+    ldap::read("corp-ldap", &settings, wall_now().date_naive())
+        .await
+        .unwrap();
     slapd.stop();
-    let error = ldap::read("corp-ldap", &settings).await.unwrap_err();
+    let error = ldap::read("corp-ldap", &settings, wall_now().date_naive())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("cannot connect"), "{error}");
 }

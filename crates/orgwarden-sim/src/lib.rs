@@ -55,10 +55,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use directory::{DirectoryEntry, DirectoryState};
 pub use faults::Faults;
+pub use idp::google::{google_admin, google_test_alias, GOOGLE_CLIENT_EMAIL, GOOGLE_SCOPE};
 pub use idp::graph::{GraphOptions, GraphSim};
 pub use idp::okta::{OktaOptions, OktaSim};
 pub use idp::IdpServer;
-pub use idp::google::{google_admin, google_test_alias, GOOGLE_CLIENT_EMAIL, GOOGLE_SCOPE};
 pub use seed::{MAIN_DOMAIN, ORGANIZATION_NAME, SECOND_DOMAIN};
 pub use state::SimState;
 

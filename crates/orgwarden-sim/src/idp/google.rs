@@ -196,7 +196,7 @@ impl GoogleError {
     }
 
     fn rate_limited(n: u64) -> Self {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rateLimitExceeded",
@@ -326,7 +326,9 @@ async fn token(State(g): State<Arc<Google>>, body: Bytes) -> Response {
         .into_response()
 }
 
-/// Checks a JWT bearer assertion as Google's token endpoint does.
+/// Checks a JWT bearer assertion as Google's token endpoint does. The error is the response to
+/// send, built once per refused request, so its size does not matter.
+#[allow(clippy::result_large_err)]
 fn check_assertion(g: &Google, jwt: &str, now: DateTime<Utc>) -> Result<(), Response> {
     let invalid = |text: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", text);
     let parts: Vec<&str> = jwt.split('.').collect();
