@@ -1103,7 +1103,9 @@ fn show_directory(
             let record = store.run(run)?.with_context(|| format!("no run {run}"))?;
             record.finished_at.unwrap_or(record.started_at)
         }
-        None => chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        // The newest read. Not `DateTime::MAX_UTC`: the store compares RFC 3339 text, and that
+        // year (+262142) sorts before every four-digit one.
+        None => "9999-12-31T23:59:59Z".parse::<chrono::DateTime<chrono::Utc>>()?,
     };
     let mut rows = Vec::new();
     for view in crate::jobs::directory_views(config, store, when)? {

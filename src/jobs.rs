@@ -302,8 +302,19 @@ pub async fn directory_job(
     let mut out = Vec::with_capacity(results.len());
     for (summary, result) in results {
         let stored = result.as_ref().map_err(|error| error.message.as_str());
-        if let Err(error) = &result {
-            tracing::error!(source = %summary.name, "directory read failed: {}", error.message);
+        match &result {
+            Err(error) => {
+                tracing::error!(source = %summary.name, "directory read failed: {}", error.message)
+            }
+            Ok(_) => tracing::info!(
+                source = %summary.name,
+                kind = summary.kind,
+                active = summary.active,
+                disabled = summary.disabled,
+                deleted = summary.deleted,
+                elapsed_ms = summary.duration_ms,
+                "directory read"
+            ),
         }
         ctx.store.record_directory_read(
             &summary.name,
