@@ -217,3 +217,31 @@ async fn a_person_disabled_in_a_later_read_is_disabled_since_that_read() {
         .unwrap();
     assert_eq!(read.seen_since.get(&person.id), Some(&second_read));
 }
+
+#[tokio::test]
+async fn show_directory_prints_the_newest_read_while_the_writer_holds_the_database() {
+    let mut app = TestApp::new("").await;
+    let export = app.dir.path().join("directory.csv");
+    app.reconfigure(&directory_config(&export));
+    let entries = app.sim.snapshot_state().directory();
+    write_export(&export, &entries);
+    app.cycle().await;
+
+    // The binary, on the same database and source, while this test's writer still holds it.
+    let config = crate::helpers::write_config(
+        app.dir.path(),
+        &app.sim.base_url(),
+        &directory_config(&export),
+    );
+    let (code, out, err) =
+        crate::helpers::run(crate::helpers::orgwarden(&config, &["show", "directory"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("not read yet"), "{err}");
+    for entry in &entries {
+        assert!(
+            out.contains(&entry.email),
+            "{} missing from:\n{out}",
+            entry.email
+        );
+    }
+}
