@@ -319,7 +319,7 @@ impl SimHandle {
 
 /// Serves `app` on `listener` from a spawned task until `stop`; the returned token is cancelled
 /// once the server has stopped.
-fn serve(
+pub(crate) fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: &CancellationToken,

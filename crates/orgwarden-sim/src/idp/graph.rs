@@ -144,7 +144,7 @@ impl GraphSim {
             .fallback(fallback)
             .layer(middleware::from_fn_with_state(shared.clone(), pipeline))
             .with_state(shared.clone());
-        let server = IdpServer::spawn(listener, core, app, "Microsoft Graph").await?;
+        let server = IdpServer::spawn(listener, core, app, "Microsoft Graph simulator").await?;
         Ok(GraphSim { server, shared })
     }
 

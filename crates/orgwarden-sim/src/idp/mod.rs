@@ -225,17 +225,7 @@ impl IdpServer {
     ) -> anyhow::Result<IdpServer> {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
-        let stopped = CancellationToken::new();
-        let (stop_signal, done) = (stop.clone(), stopped.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop_signal.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "{what} simulator stopped with an error");
-            }
-            done.cancel();
-        });
+        let stopped = crate::serve(listener, app, &stop, what);
         Ok(IdpServer {
             core,
             addr,

@@ -165,7 +165,7 @@ impl OktaSim {
             .fallback(fallback)
             .layer(middleware::from_fn_with_state(shared.clone(), pipeline))
             .with_state(shared.clone());
-        let server = IdpServer::spawn(listener, core, app, "Okta").await?;
+        let server = IdpServer::spawn(listener, core, app, "Okta simulator").await?;
         Ok(OktaSim { server, shared })
     }
 
