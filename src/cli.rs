@@ -133,6 +133,13 @@ pub enum DirectoryAction {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Read the source NAME (default: every source) now and record the read in the database,
+    /// as the daemon's job for a scheduled source does (exit 1 if a read failed).
+    Read {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,6 +413,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Directory {
             action: DirectoryAction::Check { format },
         } => with_config(cli.config, |c| directory_check_command(c, format)).await,
+        Command::Directory {
+            action: DirectoryAction::Read { name, format },
+        } => with_config(cli.config, |c| directory_read_command(c, name, format)).await,
         Command::Show { what, at, format } => {
             with_config(
                 cli.config,
@@ -1183,6 +1193,37 @@ async fn directory_check_command(config: Config, format: Format) -> anyhow::Resu
     out!("{}", render(format, &summaries));
     let failed = summaries.iter().any(|s| s.error.is_some());
     Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `directory read [NAME]`: reads the source (or every source) and records each read.
+async fn directory_read_command(
+    config: Config,
+    name: Option<String>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    if config.directories.is_empty() {
+        eprintln!("no enabled [[directories]] source is configured");
+        return Ok(ExitCode::from(1));
+    }
+    let mut store = open_writer(&config, "orgwarden directory read")?;
+    let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
+    let result = match &name {
+        Some(name) => crate::jobs::directory_read_job(&mut ctx, name)
+            .await
+            .map(|summary| vec![summary]),
+        None => {
+            let sources: Vec<&config::DirectoryConfig> = config.directories.iter().collect();
+            crate::jobs::directory_job(&mut ctx, &sources).await
+        }
+    };
+    textfile(&ctx);
+    let summaries = result?;
+    out!("{}", render(format, &summaries));
+    Ok(if summaries.iter().any(|s| s.error.is_some()) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

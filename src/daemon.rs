@@ -8,6 +8,11 @@
 //! `croner` (the parser `config` validates with; DST changes are handled because the zone is a
 //! real `chrono_tz::Tz`, not a fixed offset).
 //!
+//! A `[[directories]]` source with its own `schedule` gets a loop of its own (named
+//! `directory NAME`, in the same time zone): it reads the source without holding the database,
+//! then records the read ([`jobs::record_directory_read`]); the audit cycle does not read it
+//! again but uses that latest read (see [`jobs::directory_views`] for when it is too old).
+//!
 //! # Execution model
 //! The daemon opens the database once, at start, as the single writer (a second daemon is refused
 //! and told who holds it) and keeps the [`Store`] in a `Mutex`. A `Store` is `Send` but not
@@ -182,6 +187,23 @@ impl Display for jobs::CycleSummary {
     }
 }
 
+impl Display for jobs::DirectoryReadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} active, {} disabled, {} deleted",
+            self.name, self.kind, self.active, self.disabled, self.deleted
+        )?;
+        if let Some(assigned) = self.assigned {
+            write!(f, ", {assigned} assigned")?;
+        }
+        if let Some(error) = &self.error {
+            write!(f, "; failed: {error}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Display for jobs::ReportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -260,6 +282,10 @@ struct Shared {
     running: Vec<AtomicBool>,
     /// Per job: the outcome of the last run, for the systemd status.
     last: Mutex<Vec<Option<String>>>,
+    /// The scheduled directory sources (by name) whose read is going on.
+    reading: Mutex<std::collections::HashSet<String>>,
+    /// Per scheduled directory source: the outcome of its last read, for the systemd status.
+    last_reads: Mutex<std::collections::BTreeMap<String, String>>,
     /// Every job run, so shutdown can wait for them.
     tracker: TaskTracker,
     /// Each job's last duration, success and failures, for the metrics.
@@ -296,6 +322,8 @@ pub async fn run_jobs(
         jobs,
         running: jobs.iter().map(|_| AtomicBool::new(false)).collect(),
         last: Mutex::new(vec![None; jobs.len()]),
+        reading: Mutex::default(),
+        last_reads: Mutex::default(),
         tracker: TaskTracker::new(),
         live: Arc::default(),
         runtime: tokio::runtime::Handle::current(),
@@ -303,16 +331,20 @@ pub async fn run_jobs(
     let metrics_server = start_metrics_server(&shared).await?;
     let config = shared.current_config();
     let config = &config.config;
-    let mut schedule = Schedule::start(&shared, &config.schedule);
+    let mut schedule = Schedule::start(&shared, config);
     tracing::info!(
         database = %config.store.path.display(),
         timezone = %config.schedule.timezone,
         "orgwarden daemon started"
     );
     if config.schedule.run_on_start {
+        // The scheduled sources first, so the first audit is likelier to find their read.
+        for source in scheduled_sources(config) {
+            trigger(&shared, Task::Directory(source.0));
+        }
         for (index, spec) in shared.jobs.iter().enumerate() {
             if spec.on_start {
-                trigger(&shared, index);
+                trigger(&shared, Task::Job(index));
             }
         }
     }
@@ -356,13 +388,21 @@ pub async fn run_jobs(
         _ = second_stop(&mut controls) => false,
     };
     if !finished {
-        let running: Vec<&str> = shared
+        let mut running: Vec<String> = shared
             .jobs
             .iter()
             .zip(&shared.running)
             .filter(|(_, running)| running.load(Ordering::Acquire))
-            .map(|(spec, _)| spec.name)
+            .map(|(spec, _)| spec.name.to_owned())
             .collect();
+        running.extend(
+            shared
+                .reading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|name| format!("directory {name}")),
+        );
         tracing::error!(
             "stopping without waiting for {} (shutdown_timeout {}s passed or a second signal came); \
              an interrupted snapshot run is marked abandoned at the next start",
@@ -463,7 +503,13 @@ impl Shared {
     /// Sends STATUS= with the last outcome of every job that has run.
     fn publish_status(&self) {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let status: Vec<&str> = last.iter().flatten().map(String::as_str).collect();
+        let reads = self.last_reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let status: Vec<&str> = last
+            .iter()
+            .flatten()
+            .chain(reads.values())
+            .map(String::as_str)
+            .collect();
         if !status.is_empty() {
             notify(&[NotifyState::Status(&status.join("; "))]);
         }
@@ -477,39 +523,81 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
-/// The schedule loops (one task per job) of one `[schedule]`.
+/// What a schedule loop runs: a job of the table, or the read of a scheduled directory source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Task {
+    Job(usize),
+    /// The source's name (`[[directories]] name`).
+    Directory(String),
+}
+
+impl Task {
+    /// The name in logs, the metrics and the systemd status (`audit`, `directory corp`).
+    fn name(&self, shared: &Shared) -> String {
+        match self {
+            Task::Job(index) => shared.jobs[*index].name.to_owned(),
+            Task::Directory(name) => format!("directory {name}"),
+        }
+    }
+}
+
+/// The `[[directories]]` sources with their own `schedule`: (name, cron expression).
+fn scheduled_sources(config: &Config) -> Vec<(String, String)> {
+    config
+        .directories
+        .iter()
+        .filter_map(|source| {
+            source
+                .schedule
+                .as_ref()
+                .map(|schedule| (source.name.clone(), schedule.clone()))
+        })
+        .collect()
+}
+
+/// The schedule loops of one configuration: one task per job of `[schedule]`, and one per
+/// `[[directories]]` source with its own `schedule`.
 struct Schedule {
     token: CancellationToken,
     loops: Vec<JoinHandle<()>>,
 }
 
 impl Schedule {
-    fn start(shared: &Arc<Shared>, schedule: &ScheduleConfig) -> Schedule {
+    fn start(shared: &Arc<Shared>, config: &Config) -> Schedule {
+        let schedule = &config.schedule;
         let token = CancellationToken::new();
         let mut loops = Vec::new();
-        for (index, spec) in shared.jobs.iter().enumerate() {
-            let expression = (spec.schedule)(schedule);
-            let cron = match config::parse_cron(expression) {
+        let tasks = shared
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| (Task::Job(index), (spec.schedule)(schedule).to_owned()))
+            .chain(
+                scheduled_sources(config)
+                    .into_iter()
+                    .map(|(name, expression)| (Task::Directory(name), expression)),
+            );
+        for (task, expression) in tasks {
+            let name = task.name(shared);
+            let cron = match config::parse_cron(&expression) {
                 Ok(cron) => cron,
                 Err(error) => {
                     // `config` validated it already; this would be a bug.
                     tracing::error!(
-                        job = spec.name,
-                        "{} is not scheduled: {expression:?}: {error}",
-                        spec.name
+                        job = %name,
+                        "{name} is not scheduled: {expression:?}: {error}"
                     );
                     continue;
                 }
             };
             tracing::info!(
-                job = spec.name,
-                "{} scheduled at {expression:?} ({})",
-                spec.name,
+                job = %name,
+                "{name} scheduled at {expression:?} ({})",
                 schedule.timezone
             );
             loops.push(tokio::spawn(schedule_loop(
                 Arc::clone(shared),
-                index,
+                task,
                 cron,
                 schedule.timezone,
                 token.clone(),
@@ -527,15 +615,15 @@ impl Schedule {
     }
 }
 
-/// Sleeps until each occurrence of `cron` and triggers the job, until `token` is cancelled.
+/// Sleeps until each occurrence of `cron` and triggers the task, until `token` is cancelled.
 async fn schedule_loop(
     shared: Arc<Shared>,
-    index: usize,
+    task: Task,
     cron: Cron,
     timezone: chrono_tz::Tz,
     token: CancellationToken,
 ) {
-    let name = shared.jobs[index].name;
+    let name = task.name(&shared);
     let mut previous: Option<DateTime<Utc>> = None;
     loop {
         // Never before the previous tick, so a clock that is a little behind cannot fire twice.
@@ -544,27 +632,35 @@ async fn schedule_loop(
         let next = match next_occurrence(&cron, timezone, from) {
             Ok(next) => next,
             Err(error) => {
-                tracing::error!(job = name, "{name} has no next occurrence: {error}");
+                tracing::error!(job = %name, "{name} has no next occurrence: {error}");
                 return;
             }
         };
-        tracing::debug!(job = name, next = %next, "next {name} run");
+        tracing::debug!(job = %name, next = %next, "next {name} run");
         let wait = (next - shared.clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
         previous = Some(next);
-        trigger(&shared, index);
+        trigger(&shared, task.clone());
     }
 }
 
-/// Starts a run of job `index` on its own thread, unless one is still going.
-fn trigger(shared: &Arc<Shared>, index: usize) {
-    let name = shared.jobs[index].name;
-    if shared.running[index].swap(true, Ordering::AcqRel) {
+/// Starts a run of `task` on its own thread, unless one is still going.
+fn trigger(shared: &Arc<Shared>, task: Task) {
+    let name = task.name(shared);
+    let started = match &task {
+        Task::Job(index) => !shared.running[*index].swap(true, Ordering::AcqRel),
+        Task::Directory(source) => shared
+            .reading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(source.clone()),
+    };
+    if !started {
         tracing::warn!(
-            job = name,
+            job = %name,
             "{name} is still running from an earlier tick; skipping this one"
         );
         return;
@@ -572,14 +668,28 @@ fn trigger(shared: &Arc<Shared>, index: usize) {
     let job_shared = Arc::clone(shared);
     let after_shared = Arc::clone(shared);
     shared.tracker.spawn(async move {
-        let outcome = tokio::task::spawn_blocking(move || run_job(&job_shared, index)).await;
+        let run_task = task.clone();
+        let outcome = tokio::task::spawn_blocking(move || match run_task {
+            Task::Job(index) => run_job(&job_shared, index),
+            Task::Directory(source) => run_directory_read(&job_shared, &source),
+        })
+        .await;
         if let Err(error) = outcome {
             tracing::error!(
-                job = name,
+                job = %name,
                 "{name} panicked: {error}; it will run again at its next tick"
             );
         }
-        after_shared.running[index].store(false, Ordering::Release);
+        match task {
+            Task::Job(index) => after_shared.running[index].store(false, Ordering::Release),
+            Task::Directory(source) => {
+                after_shared
+                    .reading
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&source);
+            }
+        }
     });
 }
 
@@ -611,6 +721,58 @@ fn run_job(shared: &Shared, index: usize) {
             Err(anyhow::anyhow!(error))
         })
     };
+    let status = finish_run(shared, &current, name, started_at, started, result);
+    shared.last.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(status);
+    shared.publish_status();
+}
+
+/// One read of the scheduled directory source `source`, on a blocking thread: the read itself
+/// runs without the database (a long read does not hold up the audit), then the read is recorded
+/// with [`jobs::record_directory_read`]; logged and counted like a job run.
+fn run_directory_read(shared: &Shared, source: &str) {
+    let current = shared.current_config();
+    let name = format!("directory {source}");
+    let Ok(config) = jobs::directory_source(&current.config, source) else {
+        // Removed by a reload since this tick was planned.
+        tracing::info!(job = %name, "{name} is no longer configured; not read");
+        return;
+    };
+    let started_at = shared.clock.now();
+    let started = Instant::now();
+    tracing::info!(job = %name, "{name} started");
+    let read = shared
+        .runtime
+        .block_on(jobs::read_directories(&[config], &shared.clock))
+        .pop();
+    let result = match read {
+        None => Err(anyhow::anyhow!("no read")),
+        Some(read) => {
+            let mut store = shared.store.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs::record_directory_read(&mut store, read)
+        }
+    }
+    .and_then(|summary| match summary.error {
+        Some(error) => Err(anyhow::anyhow!("{error}")),
+        None => Ok(summary),
+    });
+    let status = finish_run(shared, &current, &name, started_at, started, result);
+    shared
+        .last_reads
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(source.to_owned(), status);
+    shared.publish_status();
+}
+
+/// After a run: its metrics, the textfile, the events and the log line; returns its status line.
+fn finish_run<T: Display>(
+    shared: &Shared,
+    current: &Current,
+    name: &str,
+    started_at: DateTime<Utc>,
+    started: Instant,
+    result: anyhow::Result<T>,
+) -> String {
     let elapsed = started.elapsed().as_secs_f64();
     shared
         .live
@@ -634,10 +796,10 @@ fn run_job(shared: &Shared, index: usize) {
         crate::events::after_job(&current.config.events, &store);
     }
     let when = started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let status = match result {
+    match result {
         Ok(summary) => {
             tracing::info!(
-                job = name,
+                job = %name,
                 elapsed_s = elapsed,
                 "{name} finished in {elapsed:.1}s: {summary}"
             );
@@ -645,15 +807,13 @@ fn run_job(shared: &Shared, index: usize) {
         }
         Err(error) => {
             tracing::error!(
-                job = name,
+                job = %name,
                 elapsed_s = elapsed,
                 "{name} failed after {elapsed:.1}s: {error:#}; it will run again at its next tick"
             );
             format!("last {name} {when} failed: {error:#}")
         }
-    };
-    shared.last.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(status);
-    shared.publish_status();
+    }
 }
 
 /// After a job panicked: the snapshot run it left `running` (the daemon is the only writer and a
@@ -725,7 +885,7 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
             if new.log.level != old.log.level || new.log.format != old.log.format {
                 tracing::warn!("[log] changed; it applies when the daemon is restarted");
             }
-            let rescheduled = schedule_changed(shared.jobs, &old.schedule, &new.schedule);
+            let rescheduled = schedule_changed(shared.jobs, old, &new);
             let new = Arc::new(Current {
                 config: new,
                 client,
@@ -736,7 +896,7 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
                 .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&new);
             if rescheduled {
                 schedule.stop().await;
-                *schedule = Schedule::start(shared, &new.config.schedule);
+                *schedule = Schedule::start(shared, &new.config);
             }
             tracing::info!(
                 rescheduled,
@@ -752,11 +912,13 @@ async fn reload(shared: &Arc<Shared>, path: Option<&std::path::Path>, schedule: 
     shared.publish_status();
 }
 
-fn schedule_changed(jobs: &[JobSpec], old: &ScheduleConfig, new: &ScheduleConfig) -> bool {
-    old.timezone != new.timezone
+fn schedule_changed(jobs: &[JobSpec], old: &Config, new: &Config) -> bool {
+    let (old_schedule, new_schedule) = (&old.schedule, &new.schedule);
+    old_schedule.timezone != new_schedule.timezone
         || jobs
             .iter()
-            .any(|spec| (spec.schedule)(old) != (spec.schedule)(new))
+            .any(|spec| (spec.schedule)(old_schedule) != (spec.schedule)(new_schedule))
+        || scheduled_sources(old) != scheduled_sources(new)
 }
 
 #[cfg(test)]

@@ -300,35 +300,98 @@ pub async fn directory_job(
 ) -> anyhow::Result<Vec<DirectoryReadSummary>> {
     let results = read_directories(sources, &ctx.clock).await;
     let mut out = Vec::with_capacity(results.len());
-    for (summary, result) in results {
-        let stored = result.as_ref().map_err(|error| error.message.as_str());
-        match &result {
-            Err(error) => {
-                tracing::error!(source = %summary.name, "directory read failed: {}", error.message)
-            }
-            Ok(_) => tracing::info!(
-                source = %summary.name,
-                kind = summary.kind,
-                active = summary.active,
-                disabled = summary.disabled,
-                deleted = summary.deleted,
-                elapsed_ms = summary.duration_ms,
-                "directory read"
-            ),
-        }
-        ctx.store.record_directory_read(
-            &summary.name,
-            summary.started_at,
-            summary.finished_at,
-            stored,
-        )?;
-        out.push(summary);
+    for read in results {
+        out.push(record_directory_read(ctx.store, read)?);
     }
     Ok(out)
 }
 
-/// The directory sources as the rules see them at `at`: a source read with each cycle by its
-/// latest read (failed or not), a scheduled one by its latest complete read.
+/// Logs one read of [`read_directories`] and records it in the store (complete with its people,
+/// or failed with its message).
+pub fn record_directory_read(
+    store: &mut Store,
+    (summary, result): (
+        DirectoryReadSummary,
+        Result<crate::org::DirectoryListing, crate::directory::DirectoryError>,
+    ),
+) -> anyhow::Result<DirectoryReadSummary> {
+    let stored = result.as_ref().map_err(|error| error.message.as_str());
+    match &result {
+        Err(error) => {
+            tracing::error!(source = %summary.name, "directory read failed: {}", error.message)
+        }
+        Ok(_) => tracing::info!(
+            source = %summary.name,
+            kind = summary.kind,
+            active = summary.active,
+            disabled = summary.disabled,
+            deleted = summary.deleted,
+            elapsed_ms = summary.duration_ms,
+            "directory read"
+        ),
+    }
+    store.record_directory_read(
+        &summary.name,
+        summary.started_at,
+        summary.finished_at,
+        stored,
+    )?;
+    Ok(summary)
+}
+
+/// The `[[directories]]` source called `name`, or an error naming the configured ones.
+pub fn directory_source<'c>(
+    config: &'c Config,
+    name: &str,
+) -> anyhow::Result<&'c crate::config::DirectoryConfig> {
+    config
+        .directories
+        .iter()
+        .find(|source| source.name == name)
+        .with_context(|| {
+            let names: Vec<&str> = config.directories.iter().map(|s| s.name.as_str()).collect();
+            format!(
+                "no [[directories]] source is named {name:?} (configured: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })
+}
+
+/// The job of one scheduled source (the daemon runs it at each occurrence of the source's
+/// `schedule`; `directory read NAME` runs it once): reads the source and records the read. A
+/// failed read is recorded too (the audit then leaves the source's rules `not_evaluated`) and
+/// comes back in the summary's `error`.
+pub async fn directory_read_job(
+    ctx: &mut JobContext<'_>,
+    name: &str,
+) -> anyhow::Result<DirectoryReadSummary> {
+    let source = directory_source(ctx.config, name)?;
+    let read = read_directories(&[source], &ctx.clock)
+        .await
+        .pop()
+        .context("no read")?;
+    record_directory_read(ctx.store, read)
+}
+
+/// How long a scheduled source's read stays usable for the audit: twice its schedule's interval
+/// (the gap between the two occurrences that follow the read), so one missed or slow run is
+/// tolerated and two are not. `None` when the schedule never fires again.
+pub fn directory_max_age(
+    schedule: &str,
+    timezone: chrono_tz::Tz,
+    read_at: DateTime<Utc>,
+) -> Option<chrono::Duration> {
+    crate::schedule::period(schedule, timezone, read_at).map(|period| period * 2)
+}
+
+/// The directory sources as the rules see them at `at`: each source by its latest read at or
+/// before `at`. A failed read leaves the source's rules `not_evaluated`; so does, for a source
+/// with its own `schedule`, a read older than [`directory_max_age`] (a source read with each
+/// cycle was read just before the snapshot).
 pub fn directory_views(
     config: &Config,
     store: &Store,
@@ -336,7 +399,13 @@ pub fn directory_views(
 ) -> anyhow::Result<Vec<crate::policy::DirectoryView>> {
     let mut views = Vec::with_capacity(config.directories.len());
     for source in &config.directories {
-        let record = store.directory_read_at(&source.name, at, source.schedule.is_some())?;
+        let record = store.directory_read_at(&source.name, at, false)?;
+        let max_age = match (&source.schedule, &record) {
+            (Some(schedule), Some(record)) => {
+                directory_max_age(schedule, config.schedule.timezone, record.finished_at)
+            }
+            _ => None,
+        };
         let read = match record {
             None => Err("not read yet".to_owned()),
             Some(record) if record.status != "complete" => Err(format!(
@@ -344,6 +413,14 @@ pub fn directory_views(
                 record.finished_at.format("%Y-%m-%d %H:%M UTC"),
                 record.error.as_deref().unwrap_or("unknown error")
             )),
+            Some(record) if max_age.is_some_and(|max| at - record.finished_at > max) => {
+                Err(format!(
+                    "the latest read, at {}, is older than twice the source's schedule interval \
+                     ({} min)",
+                    record.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                    max_age.map_or(0, |max| max.num_minutes())
+                ))
+            }
             Some(record) => {
                 let (listing, seen_since) = store.directory_listing(&record)?;
                 Ok(crate::policy::DirectoryRead {

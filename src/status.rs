@@ -83,20 +83,31 @@ pub fn status(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
     let s = &config.schedule;
     let mut next = BTreeMap::new();
     let mut problems = Vec::new();
-    for (job, expr) in [
-        ("audit", &s.audit),
-        ("report", &s.report),
-        ("outbox", &s.outbox),
-    ] {
+    let jobs = [
+        ("audit".to_owned(), s.audit.as_str(), "schedule.audit"),
+        ("report".to_owned(), s.report.as_str(), "schedule.report"),
+        ("outbox".to_owned(), s.outbox.as_str(), "schedule.outbox"),
+    ];
+    // A directory source with its own schedule is a job of the daemon too.
+    let sources = config.directories.iter().filter_map(|source| {
+        source.schedule.as_deref().map(|expr| {
+            (
+                format!("directory {}", source.name),
+                expr,
+                "[[directories]] schedule",
+            )
+        })
+    });
+    for (job, expr, key) in jobs.into_iter().chain(sources) {
         let at = next_occurrence(expr, s.timezone, now);
         if at.is_none() {
             problems.push(format!(
-                "the {job} job will never run: schedule.{job} = \"{expr}\" has no next occurrence in {}",
+                "the {job} job will never run: {key} = \"{expr}\" has no next occurrence in {}",
                 s.timezone
             ));
         }
         next.insert(
-            job.to_owned(),
+            job,
             at.map(|t| {
                 t.with_timezone(&s.timezone)
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -622,3 +622,64 @@ async fn the_daemon_serves_metrics_and_writes_the_textfile_with_its_own_job_runs
     // The port is closed once the daemon has stopped.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[tokio::test]
+async fn a_scheduled_directory_source_is_read_by_its_own_loop_between_audits() {
+    let sim = sim(small()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    std::fs::write(
+        &export,
+        orgwarden::demo::directory_export_csv(&sim.snapshot_state().directory()),
+    )
+    .unwrap();
+    // The audit never comes within the test; the source is read every second.
+    let config = write_config(
+        dir.path(),
+        &sim.base_url(),
+        &format!(
+            "[schedule]\naudit = \"0 0 0 1 1 *\"\nrun_on_start = false\n\n\
+             [[directories]]\nname = \"corp\"\ntype = \"csv\"\ndomains = [\"{}\"]\n\
+             path = {:?}\nschedule = \"* * * * * *\"\n",
+            orgwarden_sim::MAIN_DOMAIN,
+            export.display().to_string()
+        ),
+    );
+    let mut daemon = Daemon::start_in(dir, config, &[]);
+    daemon.wait_ready().await;
+    let reads = |db: &Path| match Store::open_reader(db) {
+        Ok(store) => store.directory_reads(100).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    daemon
+        .wait_for("two reads of the scheduled source", |d| {
+            reads(&d.db())
+                .iter()
+                .filter(|r| r.source == "corp" && r.status == "complete")
+                .count()
+                >= 2
+        })
+        .await;
+    daemon
+        .wait_for("STATUS= with the last read", |d| {
+            d.notifications()
+                .iter()
+                .any(|m| m.contains("last directory corp ") && m.contains(" ok: corp (csv)"))
+        })
+        .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("directory corp scheduled at \"* * * * * *\" (UTC)"),
+        "{log}"
+    );
+    assert!(log.contains("directory corp finished in "), "{log}");
+    // Only the source's loop ran: no audit, so no snapshot.
+    assert!(runs(&daemon.db()).is_empty());
+
+    // `status` names the source's next read.
+    let (code, out, err) = run(orgwarden(&daemon.config, &["status"])).await;
+    assert!(out.contains("next directory corp: "), "{code} {out} {err}");
+
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(DEADLINE).await, 0, "{}", daemon.log());
+}

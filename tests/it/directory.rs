@@ -245,3 +245,115 @@ async fn show_directory_prints_the_newest_read_while_the_writer_holds_the_databa
         );
     }
 }
+
+fn scheduled_config(path: &Path, schedule: &str) -> String {
+    format!("{}schedule = \"{schedule}\"\n", directory_config(path))
+}
+
+fn outcome(summary: &orgwarden::jobs::CycleSummary, rule: &str) -> (String, Option<String>) {
+    let outcome = summary
+        .cleanup
+        .audit
+        .rules
+        .iter()
+        .find(|o| o.rule.as_str() == rule)
+        .unwrap();
+    (
+        outcome.status.as_str().to_owned(),
+        outcome.status.reason().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn a_scheduled_source_is_read_by_its_own_job_and_too_old_a_read_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    // Hourly, on the hour: the read stays usable for two hours.
+    let mut app = TestApp::new(&scheduled_config(&export, "0 0 * * * *")).await;
+    write_export(&export, &app.sim.snapshot_state().directory());
+
+    // The audit cycle does not read a scheduled source: not read yet.
+    let first = app.cycle().await;
+    assert!(app.store.directory_reads(10).unwrap().is_empty());
+    let (status, reason) = outcome(&first, "directory_departed");
+    assert_eq!(status, "not_evaluated");
+    assert!(reason.unwrap().contains("not read yet"));
+
+    // Its job reads it; the next cycles use that read without reading again.
+    let read = orgwarden::jobs::directory_read_job(&mut app.ctx(), "corp")
+        .await
+        .unwrap();
+    assert!(read.error.is_none(), "{:?}", read.error);
+    assert!(read.active > 0 && read.disabled > 0);
+    let read_at = app.now();
+    app.advance(Duration::minutes(30));
+    let second = app.cycle().await;
+    assert_eq!(outcome(&second, "directory_departed").0, "evaluated");
+    assert!(second
+        .cleanup
+        .audit
+        .result
+        .findings
+        .iter()
+        .any(|f| f.rule == "directory_departed"));
+    app.advance(Duration::minutes(89));
+    let third = app.cycle().await;
+    assert_eq!(outcome(&third, "directory_departed").0, "evaluated");
+    assert_eq!(app.store.directory_reads(10).unwrap().len(), 1);
+
+    // Two hours after the read (twice the interval), and the job has not run since: too old.
+    app.advance(Duration::minutes(2));
+    assert!(app.now() - read_at > Duration::hours(2));
+    let stale = app.cycle().await;
+    let (status, reason) = outcome(&stale, "directory_departed");
+    assert_eq!(status, "not_evaluated");
+    let reason = reason.unwrap();
+    assert!(reason.contains("directory corp"), "{reason}");
+    assert!(reason.contains("older than twice"), "{reason}");
+    assert!(reason.contains("120 min"), "{reason}");
+
+    // A read that fails is the latest: not evaluated, with its error, though an older one worked.
+    orgwarden::jobs::directory_read_job(&mut app.ctx(), "corp")
+        .await
+        .unwrap();
+    app.advance(Duration::minutes(10));
+    assert_eq!(outcome(&app.cycle().await, "directory_departed").0, "evaluated");
+    std::fs::remove_file(&export).unwrap();
+    let failed = orgwarden::jobs::directory_read_job(&mut app.ctx(), "corp")
+        .await
+        .unwrap();
+    assert!(failed.error.is_some());
+    let after = app.cycle().await;
+    let (status, reason) = outcome(&after, "directory_departed");
+    assert_eq!(status, "not_evaluated");
+    assert!(reason.unwrap().contains("failed"));
+    assert_eq!(app.store.directory_reads(10).unwrap().len(), 3);
+
+    // An unknown source is an error naming the configured ones.
+    let error = orgwarden::jobs::directory_read_job(&mut app.ctx(), "nope")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("\"nope\"") && error.contains("corp"), "{error}");
+}
+
+#[tokio::test]
+async fn status_lists_the_next_read_of_a_scheduled_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("directory.csv");
+    let mut extra = scheduled_config(&export, "0 30 6 * * *");
+    // A second source read with each cycle has no job of its own.
+    extra.push_str(&format!(
+        "\n[[directories]]\nname = \"roster\"\ntype = \"csv\"\ndomains = [\"other.example\"]\npath = {:?}\n",
+        export.display().to_string()
+    ));
+    let app = TestApp::new(&extra).await;
+    let status = app.status();
+    // TestApp::start is 08:00 UTC: the next 06:30 is the next day's.
+    assert_eq!(
+        status.next.get("directory corp"),
+        Some(&Some("2026-12-01T06:30:00Z".to_owned()))
+    );
+    assert!(!status.next.contains_key("directory roster"));
+    assert!(orgwarden::status::render_text(&status).contains("next directory corp: 2026-12-01T06:30:00Z"));
+}
