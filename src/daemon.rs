@@ -183,6 +183,9 @@ impl Display for jobs::CycleSummary {
                 self.pruned_runs, self.pruned_versions
             )?;
         }
+        if self.pruned_directory_reads > 0 {
+            write!(f, "; pruned {} directory reads", self.pruned_directory_reads)?;
+        }
         Ok(())
     }
 }

@@ -76,6 +76,8 @@ pub struct CycleSummary {
     pub cleanup: CleanupSummary,
     pub pruned_runs: u64,
     pub pruned_versions: u64,
+    /// Directory reads removed by retention (`Store::prune`).
+    pub pruned_directory_reads: u64,
 }
 
 /// Takes a snapshot and applies retention.
@@ -174,6 +176,7 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
         cleanup,
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
+        pruned_directory_reads: pruned.directory_reads,
     })
 }
 

@@ -56,6 +56,59 @@ fn status_kind(status: &DirectoryStatus) -> &'static str {
     }
 }
 
+/// Drops the directory reads and people's versions that nothing kept needs, source by source,
+/// in the caller's transaction; `horizon` is the stored time before which no kept snapshot
+/// was taken. Kept, per source: every read from the one current at `horizon` (the read an audit
+/// of the oldest kept snapshot uses) on, and the newest complete read even if older; below that,
+/// only the reads a remaining version names: the read where a person's status last changed
+/// (`status_since_read`, so "disabled since" survives) and the read where a person vanished
+/// (`valid_to` of a version with no successor, so "gone since" survives). A version is dropped
+/// when it ended at or before the first kept read and a later version of the same person
+/// follows it at once (the versions that say a person vanished stay).
+/// Returns (reads, versions) removed.
+pub(super) fn prune_directories(
+    tx: &rusqlite::Transaction<'_>,
+    horizon: &str,
+) -> rusqlite::Result<(u64, u64)> {
+    let sources: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT DISTINCT source FROM directory_reads")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let (mut reads, mut versions) = (0, 0);
+    for source in sources {
+        let anchor: Option<i64> = tx.query_row(
+            "SELECT max(id) FROM directory_reads WHERE source = ?1 AND finished_at <= ?2",
+            params![source, horizon],
+            |r| r.get(0),
+        )?;
+        let Some(anchor) = anchor else {
+            continue;
+        };
+        let newest_complete: Option<i64> = tx.query_row(
+            "SELECT max(id) FROM directory_reads WHERE source = ?1 AND status = 'complete'",
+            [&source],
+            |r| r.get(0),
+        )?;
+        let keep_from = newest_complete.map_or(anchor, |id| id.min(anchor));
+        versions += tx.execute(
+            "DELETE FROM directory_people AS p WHERE p.source = ?1 AND p.valid_to IS NOT NULL \
+               AND p.valid_to <= ?2 AND EXISTS (SELECT 1 FROM directory_people q \
+                 WHERE q.source = p.source AND q.person_id = p.person_id \
+                   AND q.valid_from = p.valid_to)",
+            params![source, keep_from],
+        )? as u64;
+        reads += tx.execute(
+            "DELETE FROM directory_reads WHERE source = ?1 AND id < ?2 \
+               AND id NOT IN (SELECT status_since_read FROM directory_people WHERE source = ?1) \
+               AND id NOT IN (SELECT valid_to FROM directory_people \
+                 WHERE source = ?1 AND valid_to IS NOT NULL)",
+            params![source, keep_from],
+        )? as u64;
+    }
+    Ok((reads, versions))
+}
+
 impl Store {
     /// Records one read of `source`: complete with its listing, or failed with the message.
     /// Returns the read's id.

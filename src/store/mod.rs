@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub use crate::org::{ts, Counts, RunRecord, RunStatus};
 pub use crate::policy::records::{ActionRecord, ActionStatus, FindingRecord, FindingStatus};
@@ -174,6 +174,10 @@ impl Database for Store {
 pub struct PruneStats {
     pub runs: u64,
     pub versions: u64,
+    /// Directory reads removed (see [`Store::prune`]).
+    pub directory_reads: u64,
+    /// Directory people's versions removed.
+    pub directory_versions: u64,
 }
 
 /// An open database.
@@ -864,7 +868,8 @@ impl Store {
     // ---- Retention ---------------------------------------------------------------------------
 
     /// Drops runs older than `keep_days` (always keeping the newest complete one) and every
-    /// version no kept snapshot can see, then returns freed pages to the file system in small
+    /// version no kept snapshot can see, and the directory reads no kept snapshot's audit and no
+    /// person's history needs (see `directories::prune_directories`), then returns freed pages to the file system in small
     /// steps (`incremental_vacuum`), never with a full VACUUM pause.
     pub fn prune(&mut self, keep_days: u32, now: DateTime<Utc>) -> Result<PruneStats> {
         self.require_writer()?;
@@ -888,8 +893,27 @@ impl Store {
                 |r| r.get(0),
             )
             .ctx(&path)?;
+        // The directory reads an audit of the oldest kept snapshot could use start at the one
+        // current at the cutoff, or earlier if that snapshot is older.
+        let oldest_kept: Option<String> = match keep_from {
+            Some(id) => tx
+                .query_row("SELECT started_at FROM runs WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .ctx(&path)?,
+            None => None,
+        };
+        let horizon = oldest_kept.map_or(cutoff.clone(), |t| t.min(cutoff.clone()));
+        let (directory_reads, directory_versions) =
+            directories::prune_directories(&tx, &horizon).ctx(&path)?;
         let Some(keep_from) = keep_from else {
-            return Ok(PruneStats::default());
+            tx.commit().ctx(&path)?;
+            return Ok(PruneStats {
+                directory_reads,
+                directory_versions,
+                ..PruneStats::default()
+            });
         };
         let runs = tx
             .execute("DELETE FROM runs WHERE id < ?1", [keep_from])
@@ -914,7 +938,12 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA incremental_vacuum(2000);")
             .ctx(self)?;
-        Ok(PruneStats { runs, versions })
+        Ok(PruneStats {
+            runs,
+            versions,
+            directory_reads,
+            directory_versions,
+        })
     }
 
     /// Checkpoints the WAL into the main file (used before measuring or backing up the file).

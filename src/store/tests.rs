@@ -211,7 +211,8 @@ fn retention_keeps_what_kept_snapshots_need() {
         stats,
         PruneStats {
             runs: 1,
-            versions: 1
+            versions: 1,
+            ..PruneStats::default()
         }
     );
     assert_eq!(
@@ -964,4 +965,121 @@ fn a_preview_copy_takes_writes_that_never_reach_the_file() {
         .runs()
         .unwrap()
         .is_empty());
+}
+
+fn person(id: &str, status: DirectoryStatus, aliases: &[&str]) -> DirectoryPerson {
+    DirectoryPerson {
+        id: id.to_owned(),
+        email: format!("{id}@example.com"),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        status,
+        status_since: None,
+    }
+}
+
+fn listing(people: Vec<DirectoryPerson>) -> DirectoryListing {
+    DirectoryListing {
+        people,
+        assigned: None,
+    }
+}
+
+#[test]
+fn retention_keeps_the_directory_reads_the_history_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let day = |n: i64| t(1) + chrono::Duration::days(n);
+    let mut read = |source: &str, n: i64, result: std::result::Result<&DirectoryListing, &str>| {
+        store
+            .record_directory_read(source, day(n), day(n), result)
+            .unwrap()
+    };
+    let active = || DirectoryStatus::Active;
+    let suspended = || DirectoryStatus::Disabled("SUSPENDED".into());
+    let everyone = listing(vec![
+        person("alice", active(), &[]),
+        person("bob", active(), &[]),
+        person("carol", active(), &[]),
+    ]);
+    let r1 = read("corp", 0, Ok(&everyone));
+    let r2 = read("corp", 1, Ok(&everyone));
+    // Bob is disabled, then his aliases change (same status: still disabled since r3) ...
+    let r3 = read(
+        "corp",
+        2,
+        Ok(&listing(vec![
+            person("alice", active(), &[]),
+            person("bob", suspended(), &[]),
+            person("carol", active(), &[]),
+        ])),
+    );
+    let bob_later = listing(vec![
+        person("alice", active(), &[]),
+        person("bob", suspended(), &["robert@example.com"]),
+        person("carol", active(), &[]),
+    ]);
+    let r4 = read("corp", 3, Ok(&bob_later));
+    // ... and Carol vanishes.
+    let without_carol = listing(vec![
+        person("alice", active(), &[]),
+        person("bob", suspended(), &["robert@example.com"]),
+    ]);
+    let r5 = read("corp", 4, Ok(&without_carol));
+    let r6 = read("corp", 50, Ok(&without_carol));
+    let r7 = read("corp", 100, Ok(&without_carol));
+    let r8 = read("corp", 101, Err("connection refused"));
+    // Another source whose newest complete read is older than the cutoff, failing since.
+    let erin = listing(vec![person("erin", active(), &[])]);
+    let o1 = read("other", 5, Ok(&erin));
+    let o2 = read("other", 6, Ok(&erin));
+    let o3 = read("other", 60, Err("timeout"));
+    let o4 = read("other", 101, Err("timeout"));
+
+    let newest = store.directory_read_at("corp", day(102), true).unwrap().unwrap();
+    assert_eq!(newest.id, r7);
+    let before = store.directory_listing(&newest).unwrap();
+    let departures_before = store.directory_departures("corp", r7).unwrap();
+    let other = store.directory_read_at("other", day(102), true).unwrap().unwrap();
+    let other_before = store.directory_listing(&other).unwrap();
+
+    // 30 days at day 102: the cutoff is day 72; there are no runs.
+    let stats = store.prune(30, day(102)).unwrap();
+    assert_eq!((stats.directory_reads, stats.directory_versions), (2, 2));
+    let kept: Vec<i64> = store
+        .directory_reads(100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .rev()
+        .collect();
+    // Gone: r2 (nothing changed in it) and r4 (bob's alias change: his status did not change).
+    // Kept: r1 (when alice and carol were first seen), r3 (bob disabled since), r5 (carol gone
+    // since), r6 (the read current at the cutoff), the newer ones, and every read of `other`
+    // (o1: erin first seen; o2: its newest complete read; o3: current at the cutoff).
+    assert_eq!(kept, vec![r1, r3, r5, r6, r7, r8, o1, o2, o3, o4]);
+    assert!(!kept.contains(&r2) && !kept.contains(&r4));
+
+    // What the audit reads is unchanged: the listings with each person's "since", the
+    // departures, and the latest read (failed) of each source.
+    assert_eq!(store.directory_listing(&newest).unwrap(), before);
+    let (_, since) = &before;
+    assert_eq!(since.get("bob"), Some(&day(2)));
+    assert_eq!(since.get("alice"), Some(&day(0)));
+    let departures = store.directory_departures("corp", r7).unwrap();
+    assert_eq!(departures, departures_before);
+    assert_eq!(departures.len(), 1);
+    assert_eq!(departures[0].0.id, "carol");
+    assert_eq!(departures[0].1, day(4));
+    assert_eq!(store.directory_listing(&other).unwrap(), other_before);
+    assert_eq!(
+        store.directory_read_at("corp", day(102), false).unwrap().unwrap().id,
+        r8
+    );
+    // Nothing more to prune.
+    let again = store.prune(30, day(102)).unwrap();
+    assert_eq!((again.directory_reads, again.directory_versions), (0, 0));
+    // The database file holds what was kept: a fresh reader sees it.
+    drop(store);
+    let reader = Store::open_reader(&dir.path().join("o.db")).unwrap();
+    assert_eq!(reader.directory_reads(100).unwrap().len(), kept.len());
 }
