@@ -144,12 +144,14 @@ pub enum DirectoryAction {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration; with --online also reach the Admin API.
+    /// Validate the configuration; with --online also reach the Admin API and read every
+    /// `[[directories]]` source (as `directory check` does).
     CheckConfig {
         /// Also call GET /v1/organizations/me and print the organization.
         #[arg(long)]
         online: bool,
-        /// With --online: give up after this long ("10s", "500ms").
+        /// With --online: give up on the Admin API, and on each directory source, after this long
+        /// ("10s", "500ms").
         #[arg(long, default_value = "10s", value_parser = parse_timeout)]
         timeout: std::time::Duration,
     },
@@ -523,28 +525,85 @@ async fn check_config_command(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match tokio::time::timeout(timeout, client.organization()).await {
+    let api_ok = match tokio::time::timeout(timeout, client.organization()).await {
         Ok(Ok(org)) => {
             outln!("organization: {} ({})", org.name, org.id);
-            ExitCode::SUCCESS
+            true
         }
         Ok(Err(error)) if error.status().is_some() => {
             // The server answered: it was reached, and the message says what it refused.
             eprintln!("orgwarden: {error}");
-            ExitCode::FAILURE
+            false
         }
         Ok(Err(error)) => {
             eprintln!("orgwarden: cannot reach the Admin API: {error}");
-            ExitCode::FAILURE
+            false
         }
         Err(_elapsed) => {
             eprintln!(
                 "orgwarden: cannot reach the Admin API: no answer from {} within {:?}",
                 loaded.config.api.base_url, timeout
             );
-            ExitCode::FAILURE
+            false
+        }
+    };
+    let directories_ok = check_directories(&loaded.config, timeout).await;
+    if api_ok && directories_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `check-config --online`: `directory check` of every `[[directories]]` source, concurrently,
+/// each within `timeout`; prints each source's counts or its error. True when all were read.
+async fn check_directories(config: &Config, timeout: std::time::Duration) -> bool {
+    let clock = SystemClock::shared();
+    let checks = config.directories.iter().map(|source| {
+        let clock = &clock;
+        async move {
+            match tokio::time::timeout(timeout, crate::jobs::read_directories(&[source], clock))
+                .await
+            {
+                Ok(mut reads) => match reads.pop() {
+                    Some((summary, _)) => match &summary.error {
+                        None => Ok(summary),
+                        Some(error) => Err(format!("directory {}: {error}", source.name)),
+                    },
+                    None => Err(format!("directory {}: not read", source.name)),
+                },
+                Err(_elapsed) => Err(format!(
+                    "directory {}: no complete read within {timeout:?}",
+                    source.name
+                )),
+            }
+        }
+    });
+    let mut ok = true;
+    for result in futures::future::join_all(checks).await {
+        match result {
+            Ok(summary) => {
+                outln!(
+                    "directory {} ({}): {} active, {} disabled, {} deleted{} in {} ms",
+                    summary.name,
+                    summary.kind,
+                    summary.active,
+                    summary.disabled,
+                    summary.deleted,
+                    summary
+                        .assigned
+                        .map(|n| format!(", {n} assigned"))
+                        .unwrap_or_default(),
+                    summary.duration_ms
+                );
+            }
+            Err(error) => {
+                eprintln!("orgwarden: {error}");
+                ok = false;
+            }
         }
     }
+    ok
 }
 
 /// Loads the configuration (exit 78 on problems), runs `command`, and maps its error to exit 1.

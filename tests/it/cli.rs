@@ -174,3 +174,74 @@ async fn history_newest_first_with_a_limit_and_quiet_on_a_closed_pipe() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "quiet: {stderr}");
 }
+
+#[tokio::test]
+async fn check_config_online_reads_every_directory_source_and_names_the_one_that_is_down() {
+    use orgwarden_sim::idp::okta::DEMO_OKTA_TOKEN;
+    use orgwarden_sim::{OktaOptions, OktaSim};
+    let sim = sim(small()).await;
+    let okta = OktaSim::start_local(&sim, OktaOptions::default())
+        .await
+        .unwrap();
+    // A port nobody listens on, and a listener that never answers (the deadline must end it).
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("okta-token");
+    std::fs::write(&token_file, DEMO_OKTA_TOKEN).unwrap();
+    let source = |name: &str, url: &str| {
+        format!(
+            "[[directories]]\nname = \"{name}\"\ntype = \"okta\"\ndomains = [\"{name}.example\"]\n\
+             org_url = \"{url}\"\napi_token_file = {:?}\n\n",
+            token_file.display().to_string()
+        )
+    };
+    let up = source("okta", &okta.base_url());
+    let config = write_config(dir.path(), &sim.base_url(), &up);
+    let (code, out, err) = run(orgwarden(
+        &config,
+        &["check-config", "--online", "--timeout", "5s"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let state = sim.snapshot_state();
+    let active = state
+        .directory()
+        .iter()
+        .filter(|e| e.state.is_active())
+        .count();
+    assert!(
+        out.contains(&format!("directory okta (okta): {active} active, ")),
+        "{out}"
+    );
+
+    let all = format!(
+        "{up}{}{}",
+        source("down", &format!("http://{refused}")),
+        source("silent", &format!("http://{silent_addr}"))
+    );
+    let config = write_config(dir.path(), &sim.base_url(), &all);
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(orgwarden(
+        &config,
+        &["check-config", "--online", "--timeout", "3s"],
+    ))
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    // The organization and the working source are still reported; each failing one is named.
+    assert!(out.contains("organization: "), "{out}");
+    assert!(out.contains("directory okta (okta): "), "{out}");
+    assert!(err.contains("orgwarden: directory down: "), "{err}");
+    assert!(
+        err.contains("orgwarden: directory silent: no complete read within 3s"),
+        "{err}"
+    );
+    // The sources are read together, each within the deadline.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(!out.contains(DEMO_OKTA_TOKEN) && !err.contains(DEMO_OKTA_TOKEN));
+    drop(silent);
+}
