@@ -14,8 +14,19 @@ use serde::Serialize;
 /// domain, and recording the findings. Then, to show where that time goes, times the reading and
 /// the evaluation again on their own (the rest of the audit is recording the findings).
 pub(crate) fn bench_audit(db: &Path, clock: SharedClock) -> anyhow::Result<BenchAudit> {
+    bench_audit_with(db, clock, "")
+}
+
+/// [`bench_audit`] with `extra` configuration (whole sections, e.g. `[[directories]]`).
+pub(crate) fn bench_audit_with(
+    db: &Path,
+    clock: SharedClock,
+    extra: &str,
+) -> anyhow::Result<BenchAudit> {
     let (config, _) = Config::from_toml(
-        "[rules.departed_domains]\ndeparted_domains = [\"contractor.example.net\"]\n",
+        &format!(
+            "[rules.departed_domains]\ndeparted_domains = [\"contractor.example.net\"]\n\n{extra}"
+        ),
         &orgwarden::config::Environment::default(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;

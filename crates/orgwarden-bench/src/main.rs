@@ -8,6 +8,7 @@
 //! printed as one JSON object.
 
 mod audit;
+mod directory;
 mod usage;
 
 use std::os::unix::process::CommandExt;
@@ -50,6 +51,9 @@ struct BenchArgs {
     /// Skips the sequential client's measurement (one request at a time, nothing stored).
     #[arg(long)]
     no_sequential: bool,
+    /// `directory`: about how many people the directory holds.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -58,6 +62,9 @@ enum BenchWhat {
     /// The usage ingest: a 90-day backfill against fetching the pages alone, and a one-day
     /// increment.
     Usage,
+    /// A 100k-person directory read from the Okta and Graph simulators at their documented
+    /// rate limits, against the bound those set; and what the directory rules add to the audit.
+    Directory,
 }
 
 /// The `argv[0]` under which this binary runs orgwarden's command line instead of the bench.
@@ -127,6 +134,15 @@ struct Figures {
 
 async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.scale >= 1, "--scale must be at least 1");
+    if matches!(args.what, BenchWhat::Directory) {
+        let figures = directory::bench_directory(args.people).await?;
+        let mut json = serde_json::to_value(&figures)?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("load_average".into(), serde_json::json!(load_average()));
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
     let sizes = SeedSizes {
         members: args.members * args.scale,
         invites: args.invites * args.scale,

@@ -167,6 +167,7 @@ impl SimHandle {
             served: AtomicU64::new(0),
             seed: opts.seed,
             admin_key: opts.admin_key,
+            generation: AtomicU64::new(0),
         });
         let app = routes::router(shared.clone());
         let stop = CancellationToken::new();
@@ -263,7 +264,10 @@ impl SimHandle {
 
     /// Runs `f` on the live state, under its lock; for tests and the demo.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
-        f(&mut lock(&self.shared.state))
+        let mut state = lock(&self.shared.state);
+        let result = f(&mut state);
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        result
     }
 
     /// Asks the server task to stop: it stops accepting and finishes the answers in flight.

@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub seed: u64,
     pub admin_key: String,
     pub organization_id: String,
+    /// Bumped (under the state lock) by every change of the state, so a view derived from it
+    /// (the identity providers' directory) can be cached until the next change.
+    pub generation: AtomicU64,
 }
 
 /// Locks a mutex, recovering from poisoning (see the module documentation).
@@ -54,7 +57,10 @@ impl Shared {
 
     /// Runs a mutating operation under the state lock.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
-        f(&mut lock(&self.state))
+        let mut state = lock(&self.state);
+        let result = f(&mut state);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        result
     }
 }
 

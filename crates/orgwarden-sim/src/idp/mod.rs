@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{Action, FaultState, Faults, Malformed};
 use super::prng::mix;
 use super::server::{dropped, lock, malform, Shared};
-use super::state::SimState;
 use super::SimHandle;
 
 /// A demo RSA private key (PKCS#8 PEM) for the private-key-JWT client credentials flow. It is a
@@ -106,7 +105,17 @@ pub(crate) struct IdpCore {
     tokens: Mutex<HashMap<String, Instant>>,
     /// Tokens issued so far, so that no token is ever issued twice.
     issued: AtomicU64,
+    /// The directory last derived, with the state generation and clock it was derived at: every
+    /// page of a 100k-person directory would otherwise derive (and sort) it all again.
+    directory_cache: Mutex<Option<DirectoryCache>>,
 }
+
+/// (state generation, simulated time, the directory then).
+type DirectoryCache = (
+    u64,
+    chrono::DateTime<chrono::Utc>,
+    Arc<Vec<super::DirectoryEntry>>,
+);
 
 impl IdpCore {
     fn new(sim: &SimHandle, faults: Faults, salt: u64) -> IdpCore {
@@ -117,6 +126,7 @@ impl IdpCore {
             seed: mix(sim.shared.seed ^ salt),
             tokens: Mutex::new(HashMap::new()),
             issued: AtomicU64::new(0),
+            directory_cache: Mutex::new(None),
         }
     }
 
@@ -140,8 +150,21 @@ impl IdpCore {
     }
 
     /// The seeded directory of the live organization.
-    pub(crate) fn directory(&self) -> Vec<super::DirectoryEntry> {
-        self.sim.read(SimState::directory)
+    /// Derived again only when the state or its clock changed since the last call (a live
+    /// clock changes at every call, so only a frozen one is ever cached).
+    pub(crate) fn directory(&self) -> Arc<Vec<super::DirectoryEntry>> {
+        self.sim.read(|state| {
+            let key = (self.sim.generation.load(Ordering::Acquire), state.now());
+            let mut cache = lock(&self.directory_cache);
+            if let Some((generation, now, directory)) = &*cache {
+                if (*generation, *now) == key {
+                    return Arc::clone(directory);
+                }
+            }
+            let directory = Arc::new(state.directory());
+            *cache = Some((key.0, key.1, Arc::clone(&directory)));
+            directory
+        })
     }
 
     /// Issues a bearer token valid for `lifetime`.

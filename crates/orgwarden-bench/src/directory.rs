@@ -1,0 +1,338 @@
+//! `orgwarden-bench directory`: reading a large directory through orgwarden's own source code
+//! (`orgwarden::directory::read`, the function the audit cycle and the daemon's scheduled job
+//! call) from the Okta and Microsoft Graph simulators at their documented rate limits and page
+//! sizes, against the bound those limits set; then what the directory rules add to the
+//! benchmark audit.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use orgwarden::config::{
+    Config, DirectoryConfig, DirectorySource, EntraSettings, Environment, OktaAuth, OktaSettings,
+};
+use orgwarden::org::DirectoryListing;
+use orgwarden_sim::idp::graph::{
+    DEMO_GRAPH_CLIENT_ID, DEMO_GRAPH_CLIENT_SECRET, DEMO_TENANT_ID, GRAPH_CLAUDE_SP_ID,
+};
+use orgwarden_sim::idp::okta::{DEMO_OKTA_TOKEN, OKTA_CLAUDE_APP_ID};
+use orgwarden_sim::{
+    DirectoryEntry, DirectoryState, GraphOptions, GraphSim, OktaOptions, OktaSim, SeedSizes,
+    SimHandle, SimOptions, DEMO_ADMIN_KEY, MAIN_DOMAIN,
+};
+use secrecy::SecretString;
+use serde::Serialize;
+
+/// Okta: `/api/v1/users` pages of at most 200, the app's users pages of at most 500, and the
+/// simulator's documented default of 600 requests a minute for `/api/v1/`.
+const OKTA_PAGE: usize = 200;
+const OKTA_APP_PAGE: usize = 500;
+const OKTA_PER_MINUTE: u32 = 600;
+/// Microsoft Graph: `$top` at most 999; a large tenant's (over 500 users) application+tenant
+/// limit is 8 000 resource units per 10 seconds and `GET users` costs 2, 1 with `$select`
+/// ("Microsoft Graph service-specific throttling limits", identity and access): 800 requests a
+/// second.
+const GRAPH_TOP: usize = 999;
+const GRAPH_PER_SECOND: u32 = 800;
+
+/// One source's read of the whole directory.
+#[derive(Debug, Serialize)]
+pub(crate) struct SourceRead {
+    persons: usize,
+    /// Pages the listing takes at the source's maximum page size (users, then the ones a plain
+    /// list leaves out, then the app assignments).
+    pages: usize,
+    /// Requests the simulator answered during the read (a token request and any 429 included).
+    requests: u64,
+    seconds: f64,
+    /// The documented rate limit, in requests per second.
+    rate_limit_per_sec: f64,
+    /// `pages / rate_limit_per_sec`: how long the pages take to arrive at that rate.
+    bound_at_rate_limit_secs: f64,
+    /// `seconds / bound_at_rate_limit_secs`: at most 1 meets the target.
+    ratio: f64,
+}
+
+/// The audit of the benchmark organization without and with a directory source.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditWithDirectory {
+    directory_persons: usize,
+    /// Medians of the runs, each on its own copy of the same database.
+    runs: usize,
+    without_secs: f64,
+    with_secs: f64,
+    without_cpu_secs: Option<f64>,
+    with_cpu_secs: Option<f64>,
+    without_load_secs: f64,
+    with_load_secs: f64,
+    without_evaluate_secs: f64,
+    with_evaluate_secs: f64,
+    findings_without: usize,
+    findings_with: usize,
+    /// `with_secs - without_secs` (target ≤ 0.2 s).
+    directory_rules_add_secs: f64,
+    directory_rules_add_cpu_secs: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DirectoryFigures {
+    okta: SourceRead,
+    entra: SourceRead,
+    audit: AuditWithDirectory,
+}
+
+fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+    "2026-06-01T12:00:00Z".parse().expect("a valid time")
+}
+
+fn ceil_div(n: usize, d: usize) -> usize {
+    n.div_ceil(d)
+}
+
+fn settings_okta(okta: &OktaSim) -> DirectoryConfig {
+    DirectoryConfig {
+        name: "okta".into(),
+        domains: vec![MAIN_DOMAIN.into()],
+        schedule: None,
+        source: DirectorySource::Okta(OktaSettings {
+            org_url: okta.base_url(),
+            auth: OktaAuth::ApiToken(SecretString::from(DEMO_OKTA_TOKEN)),
+            search: None,
+            app_id: Some(OKTA_CLAUDE_APP_ID.into()),
+        }),
+    }
+}
+
+fn settings_entra(graph: &GraphSim) -> DirectoryConfig {
+    DirectoryConfig {
+        name: "entra".into(),
+        domains: vec![MAIN_DOMAIN.into()],
+        schedule: None,
+        source: DirectorySource::Entra(EntraSettings {
+            tenant_id: DEMO_TENANT_ID.into(),
+            client_id: DEMO_GRAPH_CLIENT_ID.into(),
+            client_secret: SecretString::from(DEMO_GRAPH_CLIENT_SECRET),
+            graph_url: graph.base_url(),
+            login_url: graph.base_url(),
+            service_principal_id: Some(GRAPH_CLAUDE_SP_ID.into()),
+        }),
+    }
+}
+
+async fn timed_read(
+    config: &DirectoryConfig,
+) -> anyhow::Result<(DirectoryListing, f64)> {
+    let started = Instant::now();
+    let listing = orgwarden::directory::read(config, fixed_now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((listing, started.elapsed().as_secs_f64()))
+}
+
+/// Seeds an organization whose directory has about `people` persons and reads it from both
+/// simulators; then measures the audit of the benchmark organization with its directory.
+pub(crate) async fn bench_directory(people: usize) -> anyhow::Result<DirectoryFigures> {
+    // The directory is derived from the organization: about 0.98 persons per member.
+    let sizes = SeedSizes {
+        members: people,
+        invites: people / 50,
+        workspaces: 1,
+        workspace_members: 0,
+        keys: 10,
+    };
+    eprintln!("seeding an organization of {} members...", sizes.members);
+    let sim = SimHandle::start_local(SimOptions {
+        sizes,
+        now: Some(fixed_now()),
+        ..SimOptions::default()
+    })
+    .await?;
+    let directory = sim.snapshot_state().directory();
+    let persons = directory.len();
+    let assigned = directory.iter().filter(|e| e.assigned).count();
+    eprintln!("directory: {persons} persons, {assigned} assigned to the app");
+
+    let okta = OktaSim::start_local(
+        &sim,
+        OktaOptions {
+            rate_limit: OKTA_PER_MINUTE,
+            rate_window: Duration::from_secs(60),
+            ..OktaOptions::default()
+        },
+    )
+    .await?;
+    let gone = |e: &DirectoryEntry| {
+        matches!(
+            e.state,
+            DirectoryState::Deprovisioned | DirectoryState::Deleted
+        )
+    };
+    let n_gone = directory.iter().filter(|e| gone(e)).count();
+    let okta_pages = ceil_div(persons - n_gone, OKTA_PAGE)
+        + ceil_div(n_gone, OKTA_PAGE)
+        + ceil_div(assigned, OKTA_APP_PAGE);
+    let before = okta.requests_served();
+    let (listing, seconds) = timed_read(&settings_okta(&okta)).await?;
+    let okta_rate = f64::from(OKTA_PER_MINUTE) / 60.0;
+    let okta_read = source_read(
+        &listing,
+        okta_pages,
+        okta.requests_served() - before,
+        seconds,
+        okta_rate,
+    );
+    eprintln!("okta: {okta_read:?}");
+    okta.shutdown();
+
+    let graph = GraphSim::start_local(
+        &sim,
+        GraphOptions {
+            rps: Some(GRAPH_PER_SECOND),
+            ..GraphOptions::default()
+        },
+    )
+    .await?;
+    let deleted = directory
+        .iter()
+        .filter(|e| e.state == DirectoryState::Deleted)
+        .count();
+    let graph_pages = ceil_div(persons - deleted, GRAPH_TOP)
+        + ceil_div(deleted, GRAPH_TOP)
+        + ceil_div(assigned, GRAPH_TOP);
+    let before = graph.requests_served();
+    let (listing, seconds) = timed_read(&settings_entra(&graph)).await?;
+    let entra_read = source_read(
+        &listing,
+        graph_pages,
+        graph.requests_served() - before,
+        seconds,
+        f64::from(GRAPH_PER_SECOND),
+    );
+    eprintln!("entra: {entra_read:?}");
+    graph.shutdown();
+    sim.shutdown();
+
+    let audit = audit_with_directory().await?;
+    Ok(DirectoryFigures {
+        okta: okta_read,
+        entra: entra_read,
+        audit,
+    })
+}
+
+fn source_read(
+    listing: &DirectoryListing,
+    pages: usize,
+    requests: u64,
+    seconds: f64,
+    rate: f64,
+) -> SourceRead {
+    let bound = pages as f64 / rate;
+    SourceRead {
+        persons: listing.people.len(),
+        pages,
+        requests,
+        seconds,
+        rate_limit_per_sec: rate,
+        bound_at_rate_limit_secs: bound,
+        ratio: seconds / bound,
+    }
+}
+
+/// The benchmark organization (the snapshot bench's 1× sizes) with its Okta directory read
+/// before the snapshot, as the audit cycle reads a source; then the audit of copies of that
+/// database without and with the source configured.
+async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
+    eprintln!("seeding the benchmark organization for the audit...");
+    let sim = SimHandle::start_local(SimOptions {
+        sizes: SeedSizes {
+            members: 20_000,
+            invites: 5_000,
+            workspaces: 100,
+            workspace_members: 40_000,
+            keys: 50_000,
+        },
+        now: Some(fixed_now()),
+        ..SimOptions::default()
+    })
+    .await?;
+    let okta = OktaSim::start_local(
+        &sim,
+        OktaOptions {
+            // Not measured here: no rate limit.
+            rate_limit: u32::MAX,
+            ..OktaOptions::default()
+        },
+    )
+    .await?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let db = dir.path().join("orgwarden.db");
+    let source = format!(
+        "[[directories]]\nname = \"okta\"\ntype = \"okta\"\ndomains = [\"{MAIN_DOMAIN}\"]\n\
+         org_url = \"{}\"\napi_token = \"{DEMO_OKTA_TOKEN}\"\napp_id = \"{OKTA_CLAUDE_APP_ID}\"\n",
+        okta.base_url()
+    );
+    let text = format!(
+        "[api]\nbase_url = \"{}\"\n[store]\npath = {:?}\n\n{source}",
+        sim.base_url(),
+        db.display().to_string()
+    );
+    let env = Environment {
+        vars: vec![("ANTHROPIC_ADMIN_KEY".into(), DEMO_ADMIN_KEY.into())],
+    };
+    let (config, _) = Config::from_toml(&text, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clock = orgwarden::clock::SystemClock::shared();
+    let directory_persons = {
+        let mut store = orgwarden::store::Store::open_writer(&db, "bench", clock.now())?;
+        let mut ctx = orgwarden::jobs::JobContext::new(&config, &mut store, clock.clone());
+        let sources: Vec<&DirectoryConfig> = config.directories.iter().collect();
+        let reads = orgwarden::jobs::directory_job(&mut ctx, &sources).await?;
+        if let Some(error) = reads.iter().find_map(|r| r.error.clone()) {
+            anyhow::bail!("the directory read failed: {error}");
+        }
+        orgwarden::jobs::snapshot_job(&mut ctx, false).await?;
+        store.checkpoint()?;
+        reads.iter().map(|r| r.active + r.disabled + r.deleted).sum()
+    };
+    okta.shutdown();
+    sim.shutdown();
+
+    const RUNS: usize = 3;
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    for run in 0..RUNS {
+        for (label, extra, out) in [("a", "", &mut without), ("b", source.as_str(), &mut with)] {
+            let copy = dir.path().join(format!("{label}{run}.db"));
+            std::fs::copy(&db, &copy).context("copying the database")?;
+            out.push(crate::audit::bench_audit_with(&copy, clock.clone(), extra)?);
+        }
+    }
+    let median = |runs: &[crate::audit::BenchAudit], f: &dyn Fn(&crate::audit::BenchAudit) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let cpu = |runs: &[crate::audit::BenchAudit]| -> Option<f64> {
+        runs.iter().all(|r| r.cpu_secs.is_some()).then(|| {
+            median(runs, &|r: &crate::audit::BenchAudit| r.cpu_secs.unwrap_or(0.0))
+        })
+    };
+    let without_secs = median(&without, &|r| r.secs);
+    let with_secs = median(&with, &|r| r.secs);
+    let (without_cpu_secs, with_cpu_secs) = (cpu(&without), cpu(&with));
+    Ok(AuditWithDirectory {
+        directory_persons,
+        runs: RUNS,
+        without_secs,
+        with_secs,
+        without_cpu_secs,
+        with_cpu_secs,
+        without_load_secs: median(&without, &|r| r.load_secs),
+        with_load_secs: median(&with, &|r| r.load_secs),
+        without_evaluate_secs: median(&without, &|r| r.evaluate_secs),
+        with_evaluate_secs: median(&with, &|r| r.evaluate_secs),
+        findings_without: without[0].findings,
+        findings_with: with[0].findings,
+        directory_rules_add_secs: with_secs - without_secs,
+        directory_rules_add_cpu_secs: with_cpu_secs.zip(without_cpu_secs).map(|(w, o)| w - o),
+    })
+}
