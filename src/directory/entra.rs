@@ -160,20 +160,11 @@ impl Reader<'_> {
         &self,
         first: Url,
     ) -> Result<Vec<T>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        let mut seen = HashSet::new();
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) {
-                return Err(self.http.error("the server repeated a next-page link"));
-            }
+        http::all_pages(&self.http, first, |url| async move {
             let page = self.get::<Page<T>>(&url).await?;
-            out.extend(page.value);
-            if let Some(link) = page.next_link {
-                next = Some(self.http.follow(&link)?);
-            }
-        }
-        Ok(out)
+            Ok((page.value, page.next_link))
+        })
+        .await
     }
 
     /// One authenticated GET; a 401 drops the cached token and fetches a new one once.

@@ -292,6 +292,35 @@ fn describe_transport(e: &reqwest::Error) -> String {
 /// An `Authorization` header value (`<scheme> <credential>`), marked sensitive so that no
 /// debug output of a request shows it. A credential that is not a valid header value gives an
 /// empty (refused) header rather than an error that could quote it.
+/// Reads every page from `first` on: `page` fetches one page's items and its next-page link as
+/// the server gave it (Okta's `Link: rel="next"`, Graph's `@odata.nextLink`), `None` on the last
+/// page. Each link is kept on the configured origins ([`Http::follow`]) and a link seen before
+/// is an error, never an endless read.
+pub(crate) async fn all_pages<T, F, Fut>(
+    http: &Http,
+    first: Url,
+    mut page: F,
+) -> Result<Vec<T>, DirectoryError>
+where
+    F: FnMut(Url) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), DirectoryError>>,
+{
+    let mut out = Vec::new();
+    let mut next = Some(first);
+    let mut seen = std::collections::HashSet::new();
+    while let Some(url) = next.take() {
+        if !seen.insert(url.to_string()) {
+            return Err(http.error("the server repeated a next-page link"));
+        }
+        let (items, link) = page(url).await?;
+        out.extend(items);
+        if let Some(link) = link {
+            next = Some(http.follow(&link)?);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn auth_header(credential: &SecretString, scheme: &str) -> HeaderValue {
     let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose_secret()))
         .unwrap_or_else(|_| HeaderValue::from_static(""));
@@ -404,4 +433,58 @@ fn pem_der(pem: &str) -> Option<Vec<u8>> {
         .filter(|l| !l.starts_with("-----"))
         .collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> Http {
+        Http::new("corp", &ReadOptions::default(), &["https://idp.example.com"]).unwrap()
+    }
+
+    /// Pages served from a table: url -> (items, next link).
+    async fn read(pages: &[(&str, &[u32], Option<&str>)]) -> Result<Vec<u32>, DirectoryError> {
+        let http = http();
+        let first = Url::parse(pages[0].0).unwrap();
+        all_pages(&http, first, |url| {
+            let page = pages.iter().find(|(u, ..)| *u == url.as_str()).copied();
+            async move {
+                let (_, items, next) = page.expect("a known page");
+                Ok((items.to_vec(), next.map(str::to_owned)))
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn every_page_is_read_in_order_until_there_is_no_next_link() {
+        let items = read(&[
+            ("https://idp.example.com/u", &[1, 2], Some("https://idp.example.com/u?p=2")),
+            ("https://idp.example.com/u?p=2", &[3], Some("https://idp.example.com/u?p=3")),
+            ("https://idp.example.com/u?p=3", &[], None),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(items, vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_or_foreign_link_ends_the_read_with_an_error() {
+        let looped = read(&[
+            ("https://idp.example.com/u", &[1], Some("https://idp.example.com/u?p=2")),
+            ("https://idp.example.com/u?p=2", &[2], Some("https://idp.example.com/u")),
+        ])
+        .await
+        .unwrap_err();
+        assert!(looped.message.contains("repeated"), "{looped}");
+        let foreign = read(&[(
+            "https://idp.example.com/u",
+            &[1],
+            Some("https://evil.example.net/u?p=2"),
+        )])
+        .await
+        .unwrap_err();
+        assert!(foreign.message.contains("another host"), "{foreign}");
+    }
 }

@@ -176,20 +176,11 @@ impl Reader<'_> {
         &self,
         first: Url,
     ) -> Result<Vec<T>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        let mut seen = HashSet::new();
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) {
-                return Err(self.http.error("the server repeated a next-page link"));
-            }
+        http::all_pages(&self.http, first, |url| async move {
             let (items, headers) = self.get::<Vec<T>>(&url).await?;
-            out.extend(items);
-            if let Some(link) = next_link(&headers) {
-                next = Some(self.http.follow(&link)?);
-            }
-        }
-        Ok(out)
+            Ok((items, next_link(&headers)))
+        })
+        .await
     }
 
     /// One authenticated GET; a 401 with a cached OAuth token fetches a new token once.
