@@ -689,6 +689,9 @@ pub(super) struct Directories<'a> {
         &'a DirectoryView,
         Option<HashMap<String, &'a DirectoryPerson>>,
     )>,
+    /// Per read (by address), the lower-cased emails assigned to the Claude application: a set,
+    /// so that judging every member is not members × assignments comparisons.
+    assigned: Vec<(&'a DirectoryRead, std::collections::HashSet<String>)>,
 }
 
 /// What the authoritative source says of one address.
@@ -706,7 +709,26 @@ impl<'a> Directories<'a> {
                 .iter()
                 .map(|v| (v, v.read.as_ref().ok().map(|r| by_address(&r.listing))))
                 .collect(),
+            assigned: views
+                .iter()
+                .filter_map(|v| v.read.as_ref().ok())
+                .filter_map(|read| {
+                    let list = read.listing.assigned.as_ref()?;
+                    Some((read, list.iter().map(|e| e.trim().to_lowercase()).collect()))
+                })
+                .collect(),
         }
+    }
+
+    /// Whether the person is assigned to the Claude application by any of their addresses;
+    /// `None` when the read has no assignments.
+    fn assigned(&self, read: &DirectoryRead, person: &DirectoryPerson) -> Option<bool> {
+        let (_, set) = self.assigned.iter().find(|(r, _)| std::ptr::eq(*r, read))?;
+        Some(
+            std::iter::once(&person.email)
+                .chain(&person.aliases)
+                .any(|a| set.contains(&a.trim().to_lowercase())),
+        )
     }
 
     /// The reasons the directory rules are partial: one per source without a read.
@@ -856,16 +878,6 @@ fn pending_invites(
     out
 }
 
-/// Whether the person is assigned to the Claude application by any of their addresses.
-fn assigned(read: &DirectoryRead, person: &DirectoryPerson) -> Option<bool> {
-    let list = read.listing.assigned.as_ref()?;
-    Some(
-        std::iter::once(&person.email)
-            .chain(&person.aliases)
-            .any(|a| list.iter().any(|x| x.eq_ignore_ascii_case(a))),
-    )
-}
-
 pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.assignment_drift;
     let mut out = Vec::new();
@@ -873,7 +885,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
         let Verdict::Listed(view, read, person) = dirs.judge(&member.email) else {
             continue;
         };
-        if person.status != DirectoryStatus::Active || assigned(read, person) != Some(false) {
+        if person.status != DirectoryStatus::Active || dirs.assigned(read, person) != Some(false) {
             continue;
         }
         let evidence = format!(
@@ -903,7 +915,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
         let Verdict::Listed(view, read, person) = dirs.judge(&person_left.email) else {
             continue;
         };
-        if person.status != DirectoryStatus::Active || assigned(read, person) != Some(true) {
+        if person.status != DirectoryStatus::Active || dirs.assigned(read, person) != Some(true) {
             continue;
         }
         let evidence = format!(
