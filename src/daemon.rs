@@ -184,7 +184,11 @@ impl Display for jobs::CycleSummary {
             )?;
         }
         if self.pruned_directory_reads > 0 {
-            write!(f, "; pruned {} directory reads", self.pruned_directory_reads)?;
+            write!(
+                f,
+                "; pruned {} directory reads",
+                self.pruned_directory_reads
+            )?;
         }
         Ok(())
     }
@@ -506,7 +510,10 @@ impl Shared {
     /// Sends STATUS= with the last outcome of every job that has run.
     fn publish_status(&self) {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let reads = self.last_reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let reads = self
+            .last_reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let status: Vec<&str> = last
             .iter()
             .flatten()

@@ -440,7 +440,12 @@ mod tests {
     use super::*;
 
     fn http() -> Http {
-        Http::new("corp", &ReadOptions::default(), &["https://idp.example.com"]).unwrap()
+        Http::new(
+            "corp",
+            &ReadOptions::default(),
+            &["https://idp.example.com"],
+        )
+        .unwrap()
     }
 
     /// Pages served from a table: url -> (items, next link).
@@ -460,8 +465,16 @@ mod tests {
     #[tokio::test]
     async fn every_page_is_read_in_order_until_there_is_no_next_link() {
         let items = read(&[
-            ("https://idp.example.com/u", &[1, 2], Some("https://idp.example.com/u?p=2")),
-            ("https://idp.example.com/u?p=2", &[3], Some("https://idp.example.com/u?p=3")),
+            (
+                "https://idp.example.com/u",
+                &[1, 2],
+                Some("https://idp.example.com/u?p=2"),
+            ),
+            (
+                "https://idp.example.com/u?p=2",
+                &[3],
+                Some("https://idp.example.com/u?p=3"),
+            ),
             ("https://idp.example.com/u?p=3", &[], None),
         ])
         .await
@@ -472,8 +485,16 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_or_foreign_link_ends_the_read_with_an_error() {
         let looped = read(&[
-            ("https://idp.example.com/u", &[1], Some("https://idp.example.com/u?p=2")),
-            ("https://idp.example.com/u?p=2", &[2], Some("https://idp.example.com/u")),
+            (
+                "https://idp.example.com/u",
+                &[1],
+                Some("https://idp.example.com/u?p=2"),
+            ),
+            (
+                "https://idp.example.com/u?p=2",
+                &[2],
+                Some("https://idp.example.com/u"),
+            ),
         ])
         .await
         .unwrap_err();

@@ -1035,11 +1035,17 @@ fn retention_keeps_the_directory_reads_the_history_needs() {
     let o3 = read("other", 60, Err("timeout"));
     let o4 = read("other", 101, Err("timeout"));
 
-    let newest = store.directory_read_at("corp", day(102), true).unwrap().unwrap();
+    let newest = store
+        .directory_read_at("corp", day(102), true)
+        .unwrap()
+        .unwrap();
     assert_eq!(newest.id, r7);
     let before = store.directory_listing(&newest).unwrap();
     let departures_before = store.directory_departures("corp", r7).unwrap();
-    let other = store.directory_read_at("other", day(102), true).unwrap().unwrap();
+    let other = store
+        .directory_read_at("other", day(102), true)
+        .unwrap()
+        .unwrap();
     let other_before = store.directory_listing(&other).unwrap();
 
     // 30 days at day 102: the cutoff is day 72; there are no runs.
@@ -1072,7 +1078,11 @@ fn retention_keeps_the_directory_reads_the_history_needs() {
     assert_eq!(departures[0].1, day(4));
     assert_eq!(store.directory_listing(&other).unwrap(), other_before);
     assert_eq!(
-        store.directory_read_at("corp", day(102), false).unwrap().unwrap().id,
+        store
+            .directory_read_at("corp", day(102), false)
+            .unwrap()
+            .unwrap()
+            .id,
         r8
     );
     // Nothing more to prune.

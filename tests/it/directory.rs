@@ -317,7 +317,10 @@ async fn a_scheduled_source_is_read_by_its_own_job_and_too_old_a_read_is_not_use
         .await
         .unwrap();
     app.advance(Duration::minutes(10));
-    assert_eq!(outcome(&app.cycle().await, "directory_departed").0, "evaluated");
+    assert_eq!(
+        outcome(&app.cycle().await, "directory_departed").0,
+        "evaluated"
+    );
     std::fs::remove_file(&export).unwrap();
     let failed = orgwarden::jobs::directory_read_job(&mut app.ctx(), "corp")
         .await
@@ -334,7 +337,10 @@ async fn a_scheduled_source_is_read_by_its_own_job_and_too_old_a_read_is_not_use
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("\"nope\"") && error.contains("corp"), "{error}");
+    assert!(
+        error.contains("\"nope\"") && error.contains("corp"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -355,5 +361,6 @@ async fn status_lists_the_next_read_of_a_scheduled_source() {
         Some(&Some("2026-12-01T06:30:00Z".to_owned()))
     );
     assert!(!status.next.contains_key("directory roster"));
-    assert!(orgwarden::status::render_text(&status).contains("next directory corp: 2026-12-01T06:30:00Z"));
+    assert!(orgwarden::status::render_text(&status)
+        .contains("next directory corp: 2026-12-01T06:30:00Z"));
 }

@@ -118,9 +118,7 @@ fn settings_entra(graph: &GraphSim) -> DirectoryConfig {
     }
 }
 
-async fn timed_read(
-    config: &DirectoryConfig,
-) -> anyhow::Result<(DirectoryListing, f64)> {
+async fn timed_read(config: &DirectoryConfig) -> anyhow::Result<(DirectoryListing, f64)> {
     let started = Instant::now();
     let listing = orgwarden::directory::read(config, fixed_now())
         .await
@@ -292,7 +290,10 @@ async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
         }
         orgwarden::jobs::snapshot_job(&mut ctx, false).await?;
         store.checkpoint()?;
-        reads.iter().map(|r| r.active + r.disabled + r.deleted).sum()
+        reads
+            .iter()
+            .map(|r| r.active + r.disabled + r.deleted)
+            .sum()
     };
     okta.shutdown();
     sim.shutdown();
@@ -307,14 +308,17 @@ async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
             out.push(crate::audit::bench_audit_with(&copy, clock.clone(), extra)?);
         }
     }
-    let median = |runs: &[crate::audit::BenchAudit], f: &dyn Fn(&crate::audit::BenchAudit) -> f64| {
+    let median = |runs: &[crate::audit::BenchAudit],
+                  f: &dyn Fn(&crate::audit::BenchAudit) -> f64| {
         let mut values: Vec<f64> = runs.iter().map(f).collect();
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
     let cpu = |runs: &[crate::audit::BenchAudit]| -> Option<f64> {
         runs.iter().all(|r| r.cpu_secs.is_some()).then(|| {
-            median(runs, &|r: &crate::audit::BenchAudit| r.cpu_secs.unwrap_or(0.0))
+            median(runs, &|r: &crate::audit::BenchAudit| {
+                r.cpu_secs.unwrap_or(0.0)
+            })
         })
     };
     let without_secs = median(&without, &|r| r.secs);

@@ -59,7 +59,8 @@ impl Shared {
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
         let mut state = lock(&self.state);
         let result = f(&mut state);
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         result
     }
 }
