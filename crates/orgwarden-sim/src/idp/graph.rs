@@ -355,13 +355,16 @@ fn select(mut object: Map<String, Value>, selected: &[String]) -> Value {
     Value::Object(object)
 }
 
-/// A `$top`, `$skiptoken` page of `(id, object)` sorted by id, with `@odata.nextLink`.
-fn page(
+/// A `$top`, `$skiptoken` page of `(id, entry)` sorted by id, with `@odata.nextLink`; only the
+/// page's entries are rendered to JSON (`render`), so a page of a 100k-person directory costs a
+/// sort, not 100k objects.
+fn page<T>(
     sh: &GraphShared,
-    mut items: Vec<(String, Value)>,
+    mut items: Vec<(String, T)>,
     query: Option<&str>,
     path: &str,
     context: &str,
+    render: impl Fn(&T) -> Value,
 ) -> Response {
     let params = form(query.unwrap_or(""));
     let top = match params.get("$top").map(|t| t.parse::<usize>()) {
@@ -386,7 +389,7 @@ fn page(
         None => 0,
     };
     let rest = &items[start..];
-    let shown: Vec<Value> = rest.iter().take(top).map(|(_, v)| v.clone()).collect();
+    let shown: Vec<Value> = rest.iter().take(top).map(|(_, v)| render(v)).collect();
     let base = &sh.base_url;
     let mut body = json!({
         "@odata.context": format!("{base}/v1.0/$metadata#{context}"),
@@ -416,14 +419,15 @@ fn selected(query: Option<&str>) -> Vec<String> {
 
 fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Response {
     let chosen = selected(query);
-    let items = sh
-        .core
-        .directory()
+    let directory = sh.core.directory();
+    let items = directory
         .iter()
         .filter(|e| (e.state == DirectoryState::Deleted) == deleted)
-        .map(|e| (object_id(e), select(user_json(e), &chosen)))
+        .map(|e| (object_id(e), e))
         .collect();
-    page(sh, items, query, path, "users")
+    page(sh, items, query, path, "users", |e| {
+        select(user_json(e), &chosen)
+    })
 }
 
 /// `GET /v1.0/users`.
@@ -452,17 +456,21 @@ async fn list_assignments(
             &sh.core,
         );
     }
-    let items = sh
-        .core
-        .directory()
+    let directory = sh.core.directory();
+    let items = directory
         .iter()
         .filter(|e| e.assigned)
         .map(|e| {
-            let principal = object_id(e);
             let n = u64::from_str_radix(e.id.trim_start_matches('u'), 16).unwrap_or(0);
-            let assignment = guid(0xA551, n);
-            let v = json!({
-                "id": assignment,
+            (guid(0xA551, n), e)
+        })
+        .collect();
+    let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
+    let render = |e: &&DirectoryEntry| {
+        let principal = object_id(e);
+        let n = u64::from_str_radix(e.id.trim_start_matches('u'), 16).unwrap_or(0);
+        json!({
+                "id": guid(0xA551, n),
                 "deletedDateTime": null,
                 "appRoleId": "00000000-0000-0000-0000-000000000000",
                 "createdDateTime": ts(e.state_changed),
@@ -471,17 +479,15 @@ async fn list_assignments(
                 "principalType": "User",
                 "resourceDisplayName": "Claude",
                 "resourceId": id,
-            });
-            (assignment, v)
         })
-        .collect();
-    let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
+    };
     page(
         &sh,
         items,
         query.as_deref(),
         &path,
         &format!("servicePrincipals('{id}')/appRoleAssignedTo"),
+        render,
     )
 }
 
