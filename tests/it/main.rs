@@ -27,4 +27,5 @@ mod snapshot;
 mod state;
 mod status;
 mod systemd;
+mod unused_access;
 mod usage;
