@@ -178,6 +178,9 @@ impl Display for jobs::CycleSummary {
                 self.pruned_runs, self.pruned_versions
             )?;
         }
+        if self.pruned_usage_days > 0 {
+            write!(f, "; pruned {} usage days", self.pruned_usage_days)?;
+        }
         Ok(())
     }
 }

@@ -76,6 +76,8 @@ pub struct CycleSummary {
     pub cleanup: CleanupSummary,
     pub pruned_runs: u64,
     pub pruned_versions: u64,
+    /// Usage days older than retention (see `usage_ingest::usage_first_kept`).
+    pub pruned_usage_days: u64,
 }
 
 /// Takes a snapshot and applies retention.
@@ -112,10 +114,19 @@ pub async fn snapshot_job(
         progress,
     };
     let summary = snapshot::run_snapshot(client, ctx.store, options, &*ctx.clock).await?;
-    let pruned = ctx
+    let mut pruned = ctx
         .store
         .prune(ctx.config.store.keep_days, ctx.now())
         .context("applying retention")?;
+    let first_kept = crate::usage_ingest::usage_first_kept(
+        ctx.now(),
+        ctx.config.store.keep_days,
+        crate::usage_ingest::usage_days_needed(ctx.config),
+    );
+    pruned.usage_days = ctx
+        .store
+        .prune_usage(first_kept)
+        .context("applying retention to usage")?;
     Ok((summary, pruned))
 }
 
@@ -174,6 +185,7 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
         cleanup,
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
+        pruned_usage_days: pruned.usage_days,
     })
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::admin_api::{AdminClient, ApiError};
 use crate::clock::Clock;
-use crate::config::UsageConfig;
+use crate::config::{Config, UsageConfig};
 use crate::org::OrgState;
 use crate::output::Tabular;
 use crate::policy::usage::UsageView;
@@ -99,6 +99,35 @@ pub fn plan_days(
         }
     }
     chunks
+}
+
+/// The fewest UTC days (today included) of usage that retention keeps: the longest
+/// `max_idle_days` of `dormant_keys` and `dormant_members` (enabled or not), so the rules always
+/// find their window covered, and `[usage] backfill_days`, so that every day [`plan_days`] may
+/// ask for is kept once fetched.
+pub fn usage_days_needed(config: &Config) -> u32 {
+    [
+        config.rules.dormant_keys.max_idle_days,
+        config.rules.dormant_members.max_idle_days,
+        config.usage.backfill_days,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+    .max(1)
+}
+
+/// The first UTC day of usage that retention keeps at `now` (pure). Usage follows the runs'
+/// `[store] keep_days`: the days before the one `keep_days` ago go, but never a day of the last
+/// `needed` days (today included, see [`usage_days_needed`]). Because `needed` covers the whole
+/// backfill window, a pruned day always lies before the window [`plan_days`] looks at, so it is
+/// never fetched again; and because it covers `max_idle_days`, the view still reaches back as
+/// far as the usage rules read.
+pub fn usage_first_kept(now: DateTime<Utc>, keep_days: u32, needed: u32) -> NaiveDate {
+    let today = now.date_naive();
+    let by_age = today - Duration::days(i64::from(keep_days));
+    let by_need = today - Duration::days(i64::from(needed.max(1)) - 1);
+    by_age.min(by_need)
 }
 
 /// Whether `day` is over (and settled) at `now`.
@@ -488,6 +517,24 @@ mod tests {
 
     fn at(y: i32, m: u32, day: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, day, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn usage_retention_keeps_keep_days_but_never_fewer_than_the_needed_days() {
+        let now = at(2026, 3, 31, 10);
+        // keep_days beyond what is needed: the day keep_days ago is the first kept, as for runs.
+        assert_eq!(usage_first_kept(now, 400, 90), d("2025-02-24"));
+        // keep_days shorter than what is needed: the needed days, today included, stay.
+        assert_eq!(usage_first_kept(now, 5, 90), d("2026-01-01"));
+        assert_eq!(usage_first_kept(now, 5, 1), d("2026-03-26"));
+        assert_eq!(usage_first_kept(now, 0, 1), d("2026-03-31"));
+        // The first kept day is never inside the window plan_days covers.
+        for (keep, needed) in [(1, 90), (30, 45), (400, 10)] {
+            let first = usage_first_kept(now, keep, needed);
+            let plan = plan_days(&[], now, needed, MAX_CHUNK_DAYS);
+            let oldest = plan.iter().map(|c| c.first).min().unwrap();
+            assert!(first <= oldest, "keep {keep}, needed {needed}");
+        }
     }
 
     fn chunk(first: &str, last: &str) -> DayChunk {

@@ -174,6 +174,8 @@ impl Database for Store {
 pub struct PruneStats {
     pub runs: u64,
     pub versions: u64,
+    /// Usage days (with their rows) older than retention (`Store::prune_usage`).
+    pub usage_days: u64,
 }
 
 /// An open database.
@@ -914,7 +916,11 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA incremental_vacuum(2000);")
             .ctx(self)?;
-        Ok(PruneStats { runs, versions })
+        Ok(PruneStats {
+            runs,
+            versions,
+            usage_days: 0,
+        })
     }
 
     /// Checkpoints the WAL into the main file (used before measuring or backing up the file).

@@ -211,7 +211,8 @@ fn retention_keeps_what_kept_snapshots_need() {
         stats,
         PruneStats {
             runs: 1,
-            versions: 1
+            versions: 1,
+            usage_days: 0
         }
     );
     assert_eq!(
