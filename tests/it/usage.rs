@@ -387,7 +387,10 @@ async fn the_audit_cycle_prunes_old_usage_days_and_fetches_only_new_ones() {
     assert_eq!((ingest.days, ingest.error), (11, None));
     let stored = days(&app.store);
     assert_eq!(stored.len(), 40);
-    assert_eq!(stored.first().map(|d| d.0), Some(today(&app) - Span::days(39)));
+    assert_eq!(
+        stored.first().map(|d| d.0),
+        Some(today(&app) - Span::days(39))
+    );
     for pair in stored.windows(2) {
         assert_eq!(pair[0].0.succ_opt(), Some(pair[1].0), "a gap in {stored:?}");
     }
