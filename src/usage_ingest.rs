@@ -146,6 +146,8 @@ pub struct IngestSummary {
     pub complete_days: u64,
     pub chunks: u64,
     pub requests: u64,
+    /// Milliseconds spent writing the chunks to the store (the rest is fetching and parsing).
+    pub store_millis: u64,
 }
 
 /// Why an ingest stopped; the chunks stored before it stay.
@@ -214,7 +216,9 @@ async fn ingest_chunks(
     );
     for chunk in plan {
         let stored = fetch_chunk(client, chunk, clock, max_in_flight).await?;
+        let writing = std::time::Instant::now();
         store.write_usage_chunk(&stored, clock.now())?;
+        summary.store_millis += u64::try_from(writing.elapsed().as_millis()).unwrap_or(u64::MAX);
         summary.chunks += 1;
         summary.days += stored.days.len() as u64;
         summary.complete_days += stored.days.iter().filter(|(_, c)| *c).count() as u64;
