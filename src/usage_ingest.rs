@@ -214,15 +214,46 @@ async fn ingest_chunks(
         config.backfill_days,
         MAX_CHUNK_DAYS,
     );
+    // Each chunk is written while the next one is being fetched, so that the store's time hides
+    // behind the server's: the write starts once the next chunk's first request is out. The
+    // chunks are still written one after another in plan order, and a chunk fetched is written
+    // before a failure of the next fetch is returned.
+    let mut fetched: Option<UsageChunk> = None;
     for chunk in plan {
-        let stored = fetch_chunk(client, chunk, clock, max_in_flight).await?;
-        let writing = std::time::Instant::now();
-        store.write_usage_chunk(&stored, clock.now())?;
-        summary.store_millis += u64::try_from(writing.elapsed().as_millis()).unwrap_or(u64::MAX);
-        summary.chunks += 1;
-        summary.days += stored.days.len() as u64;
-        summary.complete_days += stored.days.iter().filter(|(_, c)| *c).count() as u64;
+        let fetch = fetch_chunk(client, chunk, clock, max_in_flight);
+        let next = match fetched.take() {
+            None => fetch.await,
+            Some(previous) => {
+                let write = async {
+                    tokio::task::yield_now().await;
+                    write_chunk(store, &previous, clock, summary)
+                };
+                let (next, written) = futures::join!(fetch, write);
+                written?;
+                next
+            }
+        };
+        fetched = Some(next?);
     }
+    if let Some(last) = fetched {
+        write_chunk(store, &last, clock, summary)?;
+    }
+    Ok(())
+}
+
+/// Stores one fetched chunk and counts it.
+fn write_chunk(
+    store: &mut Store,
+    chunk: &UsageChunk,
+    clock: &dyn Clock,
+    summary: &mut IngestSummary,
+) -> Result<(), IngestError> {
+    let writing = std::time::Instant::now();
+    store.write_usage_chunk(chunk, clock.now())?;
+    summary.store_millis += u64::try_from(writing.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.chunks += 1;
+    summary.days += chunk.days.len() as u64;
+    summary.complete_days += chunk.days.iter().filter(|(_, c)| *c).count() as u64;
     Ok(())
 }
 
