@@ -39,8 +39,12 @@ macro_rules! open_enum {
         }
 
         impl From<&str> for $name {
+            /// Allocates only for a value not known.
             fn from(text: &str) -> Self {
-                Self::from(text.to_owned())
+                match text {
+                    $($text => Self::$variant,)+
+                    _ => Self::Other(text.to_owned()),
+                }
             }
         }
 
