@@ -222,7 +222,7 @@ pub fn directory_findings(summary: &CycleSummary) -> BTreeSet<Subject> {
 
 /// Asserts that the cycle's directory findings are exactly `expected_findings` of the
 /// simulator's state for `source`, that every kind of subject occurs, and that both rules ran.
-pub fn assert_exact(app: &TestApp, summary: &CycleSummary, source: Source) {
+fn assert_exact(app: &TestApp, summary: &CycleSummary, source: Source) -> BTreeSet<Subject> {
     let state = app.sim.snapshot_state();
     let want = expected_findings(&state, &state.directory(), source);
     let kinds: BTreeSet<(&str, &str)> = want
@@ -254,6 +254,42 @@ pub fn assert_exact(app: &TestApp, summary: &CycleSummary, source: Source) {
             "{rule} for {source:?}"
         );
     }
+    want
+}
+
+/// `orgwarden audit --no-record --format json`, the real binary on the app's database with
+/// `extra` configured (beside the app, which still holds the writer lock): its directory
+/// findings are `want` too.
+async fn assert_audit_json(app: &TestApp, extra: &str, want: &BTreeSet<Subject>) {
+    let config = crate::helpers::write_config(app.dir.path(), &app.sim.base_url(), extra);
+    let (code, out, err) = crate::helpers::run(crate::helpers::orgwarden(
+        &config,
+        &["audit", "--no-record", "--format", "json"],
+    ))
+    .await;
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&out).expect(&out);
+    let got: BTreeSet<Subject> = findings
+        .iter()
+        .filter(|f| text(&f["rule"]).starts_with("directory_") && f["status"] != "resolved")
+        .map(|f| {
+            (
+                text(&f["rule"]),
+                text(&f["subject_kind"]),
+                text(&f["subject_id"]),
+            )
+        })
+        .collect();
+    assert_eq!(&got, want, "audit --format json");
+}
+
+/// Configures `extra`, runs a cycle, and checks its findings and `audit --format json`'s.
+pub async fn audit_through(app: &mut TestApp, extra: &str, source: Source) -> CycleSummary {
+    app.reconfigure(extra);
+    let summary = app.cycle().await;
+    let want = assert_exact(app, &summary, source);
+    assert_audit_json(app, extra, &want).await;
+    summary
 }
 
 /// (status, reason) of a rule in a cycle.
@@ -395,9 +431,8 @@ async fn okta_the_audit_lists_exactly_the_people_disabled_or_unknown_there() {
     let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
         .await
         .unwrap();
-    app.reconfigure(&okta_toml(&okta, &app));
-    let summary = app.cycle().await;
-    assert_exact(&app, &summary, Source::Okta);
+    let extra = okta_toml(&okta, &app);
+    audit_through(&mut app, &extra, Source::Okta).await;
 }
 
 #[tokio::test]
@@ -408,15 +443,14 @@ async fn entra_the_audit_lists_exactly_the_people_disabled_deleted_or_unknown_th
         .unwrap();
     let secret = app.dir.path().join("entra-secret");
     std::fs::write(&secret, DEMO_GRAPH_CLIENT_SECRET).unwrap();
-    app.reconfigure(&format!(
+    let extra = format!(
         "[[directories]]\nname = \"entra\"\ntype = \"entra\"\ndomains = [\"{MAIN_DOMAIN}\"]\n\
          tenant_id = \"{DEMO_TENANT_ID}\"\nclient_id = \"{DEMO_GRAPH_CLIENT_ID}\"\n\
          client_secret_file = {:?}\ngraph_url = \"{url}\"\nlogin_url = \"{url}\"\n",
         secret.display().to_string(),
         url = graph.base_url(),
-    ));
-    let summary = app.cycle().await;
-    assert_exact(&app, &summary, Source::Entra);
+    );
+    audit_through(&mut app, &extra, Source::Entra).await;
 }
 
 #[tokio::test]
@@ -424,15 +458,14 @@ async fn google_the_audit_lists_exactly_the_people_suspended_archived_deleted_or
     let mut app = app().await;
     let key = app.dir.path().join("google-sa.json");
     app.sim.write_google_service_account_key(&key).unwrap();
-    app.reconfigure(&format!(
+    let extra = format!(
         "[[directories]]\nname = \"google\"\ntype = \"google\"\ndomains = [\"{MAIN_DOMAIN}\"]\n\
          service_account_key_file = {:?}\nsubject = \"{}\"\napi_url = \"{}\"\n",
         key.display().to_string(),
         google_admin(),
         app.sim.google_url(),
-    ));
-    let summary = app.cycle().await;
-    assert_exact(&app, &summary, Source::Google);
+    );
+    audit_through(&mut app, &extra, Source::Google).await;
 }
 
 /// slapd loaded with the app's seeded directory, read over `url(slapd)` under `rule`.
@@ -444,9 +477,8 @@ async fn ldap_case(rule: LdapRule, ldaps: bool) -> (TestApp, Slapd, CycleSummary
     } else {
         &slapd.ldap_url
     };
-    app.reconfigure(&slapd.directory_toml("ldap", MAIN_DOMAIN, url, rule.toml()));
-    let summary = app.cycle().await;
-    assert_exact(&app, &summary, Source::Ldap(rule));
+    let extra = slapd.directory_toml("ldap", MAIN_DOMAIN, url, rule.toml());
+    let summary = audit_through(&mut app, &extra, Source::Ldap(rule)).await;
     (app, slapd, summary)
 }
 
@@ -471,9 +503,8 @@ async fn okta_down_leaves_the_directory_rules_not_evaluated_and_resolves_nothing
     let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
         .await
         .unwrap();
-    app.reconfigure(&okta_toml(&okta, &app));
-    let first = app.cycle().await;
-    assert_exact(&app, &first, Source::Okta);
+    let extra = okta_toml(&okta, &app);
+    let first = audit_through(&mut app, &extra, Source::Okta).await;
     okta.shutdown();
     okta.stopped().await;
     assert_down_resolves_nothing(&mut app, &directory_findings(&first), "okta").await;
