@@ -64,8 +64,7 @@ fn expected_status(
     }
 }
 
-/// The seeded tree as LDIF: the suffix, the reader, a service account without mail (not a
-
+/// A seeded organization large enough to hold every directory state.
 fn seeded() -> SimState {
     SimState::seeded(
         17,

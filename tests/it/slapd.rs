@@ -234,6 +234,9 @@ fn shadow_days(entry: &DirectoryEntry) -> i64 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     (entry.state_changed.date_naive() - epoch).num_days()
 }
+
+/// The seeded tree as LDIF: the suffix, the reader, a service account without mail (not a
+/// person), and the people.
 fn ldif(entries: &[DirectoryEntry]) -> String {
     let mut out = format!(
         "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
