@@ -110,10 +110,10 @@ fn text(value: &serde_json::Value) -> String {
 /// - `directory_departed` for each member, pending invite and explicit membership in a
 ///   non-archived workspace of a person the source shows departed, and for each active key whose
 ///   owner (`principal.user_id` of a `user_actor`, else `created_by.id` of type `user`, as the
-///   Admin API documents them) is a member the source shows departed. A key of someone the
-///   simulator removed before orgwarden's first snapshot has no owner orgwarden ever saw (it is
-///   `orphaned_keys`' finding, "never seen by orgwarden"), so the single-audit tests here have
-///   none of those;
+///   Admin API documents them) is a member the source shows departed, or a former member in
+///   `seen_former` (removed after an earlier snapshot of orgwarden's) the source shows departed.
+///   A key of someone the simulator removed before orgwarden's first snapshot has no owner
+///   orgwarden ever saw (it is `orphaned_keys`' finding, "never seen by orgwarden");
 /// - `directory_unknown` for each member and pending invite the source does not list.
 ///
 /// Every seeded state change is at least a day old, so no "since" lies in the future.
@@ -121,6 +121,7 @@ pub fn expected_findings(
     state: &SimState,
     directory: &[DirectoryEntry],
     source: Source,
+    seen_former: &HashSet<String>,
 ) -> BTreeSet<Subject> {
     let by_address: HashMap<String, DirectoryState> = directory
         .iter()
@@ -184,6 +185,13 @@ pub fn expected_findings(
             Some(Shown::Active) | None => {}
         }
     }
+    let mut departed_owners = departed_members.clone();
+    for former in state.former_members() {
+        let id = text(&former["id"]);
+        if seen_former.contains(&id) && shown(&text(&former["email"])) == Some(Shown::Departed) {
+            departed_owners.insert(id);
+        }
+    }
     for key in state.api_keys() {
         if key["status"] != "active" {
             continue;
@@ -194,7 +202,7 @@ pub fn expected_findings(
         } else {
             (key["created_by"]["type"] == "user").then(|| text(&key["created_by"]["id"]))
         };
-        if owner.is_some_and(|owner| departed_members.contains(&owner)) {
+        if owner.is_some_and(|owner| departed_owners.contains(&owner)) {
             want.insert(finding("directory_departed", "api_key", text(&key["id"])));
         }
     }
@@ -222,9 +230,14 @@ pub fn directory_findings(summary: &CycleSummary) -> BTreeSet<Subject> {
 
 /// Asserts that the cycle's directory findings are exactly `expected_findings` of the
 /// simulator's state for `source`, that every kind of subject occurs, and that both rules ran.
-fn assert_exact(app: &TestApp, summary: &CycleSummary, source: Source) -> BTreeSet<Subject> {
+fn assert_exact(
+    app: &TestApp,
+    summary: &CycleSummary,
+    source: Source,
+    seen_former: &HashSet<String>,
+) -> BTreeSet<Subject> {
     let state = app.sim.snapshot_state();
-    let want = expected_findings(&state, &state.directory(), source);
+    let want = expected_findings(&state, &state.directory(), source, seen_former);
     let kinds: BTreeSet<(&str, &str)> = want
         .iter()
         .map(|(rule, kind, _)| (rule.as_str(), kind.as_str()))
@@ -285,9 +298,19 @@ async fn assert_audit_json(app: &TestApp, extra: &str, want: &BTreeSet<Subject>)
 
 /// Configures `extra`, runs a cycle, and checks its findings and `audit --format json`'s.
 pub async fn audit_through(app: &mut TestApp, extra: &str, source: Source) -> CycleSummary {
+    audit_through_with(app, extra, source, &HashSet::new()).await
+}
+
+/// [`audit_through`] after members orgwarden saw (`seen_former`, user ids) were removed.
+async fn audit_through_with(
+    app: &mut TestApp,
+    extra: &str,
+    source: Source,
+    seen_former: &HashSet<String>,
+) -> CycleSummary {
     app.reconfigure(extra);
     let summary = app.cycle().await;
-    let want = assert_exact(app, &summary, source);
+    let want = assert_exact(app, &summary, source, seen_former);
     assert_audit_json(app, extra, &want).await;
     summary
 }
@@ -515,4 +538,64 @@ async fn slapd_down_leaves_the_directory_rules_not_evaluated_and_resolves_nothin
     let (mut app, mut slapd, first) = ldap_case(LdapRule::ActiveDirectory, true).await;
     slapd.stop();
     assert_down_resolves_nothing(&mut app, &directory_findings(&first), "ldap").await;
+}
+
+#[tokio::test]
+async fn okta_a_member_removed_since_the_last_cycle_is_deprovisioned_there_and_their_keys_stay() {
+    let mut app = app().await;
+    let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
+        .await
+        .unwrap();
+    let extra = okta_toml(&okta, &app);
+    audit_through(&mut app, &extra, Source::Okta).await;
+
+    // Two people with active keys they created leave the organization: one already disabled in
+    // Okta, one active there until now (Okta then deprovisions them).
+    let (removed, keys) = app.sim.with_state(|s| {
+        let directory = s.directory();
+        let active = |email: &str| {
+            let email = email.to_lowercase();
+            directory
+                .iter()
+                .find(|e| e.email == email || e.aliases.contains(&email))
+                .is_some_and(|e| e.state.is_active())
+        };
+        let keys = s.api_keys();
+        let users = s.users();
+        let key_of = |user: &serde_json::Value| {
+            keys.iter()
+                .find(|k| {
+                    k["status"] == "active"
+                        && k["principal"].is_null()
+                        && k["created_by"]["id"] == user["id"]
+                })
+                .map(|k| text(&k["id"]))
+        };
+        let mut removed = HashSet::new();
+        let mut their_keys = Vec::new();
+        for was_active in [false, true] {
+            let (user, key) = users
+                .iter()
+                .filter(|u| text(&u["email"]).ends_with(&format!("@{MAIN_DOMAIN}")))
+                .filter(|u| active(&text(&u["email"])) == was_active)
+                .find_map(|u| key_of(u).map(|k| (text(&u["id"]), k)))
+                .expect("a member with a key");
+            assert!(s.remove_user(&user));
+            removed.insert(user);
+            their_keys.push(key);
+        }
+        (removed, their_keys)
+    });
+    app.advance(Duration::hours(1));
+    let second = audit_through_with(&mut app, &extra, Source::Okta, &removed).await;
+    let findings = directory_findings(&second);
+    for key in keys {
+        let finding = ("directory_departed".to_owned(), "api_key".to_owned(), key);
+        assert!(findings.contains(&finding), "{finding:?}");
+    }
+    for user in &removed {
+        assert!(!findings
+            .iter()
+            .any(|(_, kind, id)| kind == "member" && id == user));
+    }
 }
