@@ -332,7 +332,11 @@ fn outcome(summary: &CycleSummary, rule: &str) -> (String, Option<String>) {
 
 /// After a first cycle with the source up, a cycle with it down: both directory rules are
 /// `not_evaluated` naming `source`, and every directory finding stays as it was.
-async fn assert_down_resolves_nothing(app: &mut TestApp, before: &BTreeSet<Subject>, name: &str) {
+pub async fn assert_down_resolves_nothing(
+    app: &mut TestApp,
+    before: &BTreeSet<Subject>,
+    name: &str,
+) {
     assert!(!before.is_empty());
     app.advance(Duration::hours(1));
     let second = app.cycle().await;
@@ -448,14 +452,20 @@ fn okta_toml(okta: &OktaSim, app: &TestApp) -> String {
     )
 }
 
-#[tokio::test]
-async fn okta_the_audit_lists_exactly_the_people_disabled_or_unknown_there() {
+/// A first audit cycle through the Okta simulator, checked exactly (see [`audit_through`]).
+async fn okta_audited() -> (TestApp, OktaSim, CycleSummary) {
     let mut app = app().await;
     let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
         .await
         .unwrap();
     let extra = okta_toml(&okta, &app);
-    audit_through(&mut app, &extra, Source::Okta).await;
+    let first = audit_through(&mut app, &extra, Source::Okta).await;
+    (app, okta, first)
+}
+
+#[tokio::test]
+async fn okta_the_audit_lists_exactly_the_people_disabled_or_unknown_there() {
+    okta_audited().await;
 }
 
 #[tokio::test]
@@ -522,12 +532,7 @@ async fn ldaps_shadow_expire_the_audit_lists_exactly_the_expired_people_or_unkno
 
 #[tokio::test]
 async fn okta_down_leaves_the_directory_rules_not_evaluated_and_resolves_nothing() {
-    let mut app = app().await;
-    let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
-        .await
-        .unwrap();
-    let extra = okta_toml(&okta, &app);
-    let first = audit_through(&mut app, &extra, Source::Okta).await;
+    let (mut app, okta, first) = okta_audited().await;
     okta.shutdown();
     okta.stopped().await;
     assert_down_resolves_nothing(&mut app, &directory_findings(&first), "okta").await;
@@ -542,12 +547,7 @@ async fn slapd_down_leaves_the_directory_rules_not_evaluated_and_resolves_nothin
 
 #[tokio::test]
 async fn okta_a_member_removed_since_the_last_cycle_is_deprovisioned_there_and_their_keys_stay() {
-    let mut app = app().await;
-    let okta = OktaSim::start_local(&app.sim, OktaOptions::default())
-        .await
-        .unwrap();
-    let extra = okta_toml(&okta, &app);
-    audit_through(&mut app, &extra, Source::Okta).await;
+    let (mut app, okta, _) = okta_audited().await;
 
     // Two people with active keys they created leave the organization: one already disabled in
     // Okta, one active there until now (Okta then deprovisions them).
@@ -587,6 +587,7 @@ async fn okta_a_member_removed_since_the_last_cycle_is_deprovisioned_there_and_t
         (removed, their_keys)
     });
     app.advance(Duration::hours(1));
+    let extra = okta_toml(&okta, &app);
     let second = audit_through_with(&mut app, &extra, Source::Okta, &removed).await;
     let findings = directory_findings(&second);
     for key in keys {
