@@ -242,6 +242,12 @@ fn parse_own_ts(text: &str) -> Option<DateTime<Utc>> {
     Some(date.and_time(time).and_utc())
 }
 
+/// The text in column `idx`, borrowed: an open enum is made from it without a copy when the
+/// value is one it knows.
+fn text_at<'r>(row: &'r rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<&'r str> {
+    Ok(row.get_ref(idx)?.as_str()?)
+}
+
 /// The timestamp in column `idx`, parsed without copying the text.
 fn ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     parse_ts(row.get_ref(idx)?.as_str()?)
@@ -261,7 +267,7 @@ fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         id: row.get(0)?,
         email: row.get(1)?,
         name: row.get(2)?,
-        role: row.get::<_, String>(3)?.into(),
+        role: text_at(row, 3)?.into(),
         added_at: ts_at(row, 4)?,
     })
 }
@@ -271,7 +277,7 @@ fn membership_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceMem
     Ok(WorkspaceMember {
         workspace_id: row.get(0)?,
         user_id: row.get(1)?,
-        workspace_role: row.get::<_, String>(2)?.into(),
+        workspace_role: text_at(row, 2)?.into(),
     })
 }
 
@@ -807,8 +813,8 @@ impl Store {
                 Ok(Invite {
                     id: row.get(0)?,
                     email: row.get(1)?,
-                    role: row.get::<_, String>(2)?.into(),
-                    status: row.get::<_, String>(3)?.into(),
+                    role: text_at(row, 2)?.into(),
+                    status: text_at(row, 3)?.into(),
                     invited_at: ts_at(row, 4)?,
                     expires_at: ts_at(row, 5)?,
                     accepted_at: opt_ts_at(row, 6)?,
@@ -881,7 +887,7 @@ impl Store {
                     created_at: ts_at(row, 3)?,
                     created_by,
                     partial_key_hint: row.get(6)?,
-                    status: row.get::<_, String>(7)?.into(),
+                    status: text_at(row, 7)?.into(),
                     expires_at: opt_ts_at(row, 8)?,
                     principal,
                     scope,
