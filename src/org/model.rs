@@ -79,8 +79,11 @@ open_enum! {
 
 impl OrgRole {
     /// Roles that count as organization administrators: the API refuses to remove them.
+    pub const ADMINS: [OrgRole; 3] = [Self::Admin, Self::Owner, Self::PrimaryOwner];
+
+    /// One of [`OrgRole::ADMINS`] (a role this version does not know never is).
     pub fn is_admin(&self) -> bool {
-        matches!(self, Self::Admin | Self::Owner | Self::PrimaryOwner)
+        Self::ADMINS.contains(self)
     }
 }
 

@@ -759,9 +759,10 @@ impl Store {
     /// What `privilege_escalation` compares with: complete run `previous` (its organization and
     /// time) holding only the earlier versions of the members who are administrators in run
     /// `now` and of the memberships that are `workspace_admin` in `now`, the only ones the rule
-    /// looks up. Its invites, workspaces and keys are left empty. Each row is joined with its
-    /// version at `now` in SQL, so the tens of thousands of ordinary members and memberships are
-    /// never turned into values.
+    /// looks up. Its invites, workspaces and keys are left empty. The join starts from the
+    /// administrators at `now` (`CROSS JOIN` keeps SQLite to that order) and looks each one's
+    /// earlier version up by primary key, so the tens of thousands of ordinary members and
+    /// memberships are neither looked up nor turned into values.
     pub fn escalation_baseline(&self, previous: i64, now: i64) -> Result<OrgState> {
         self.read_state(previous, Some(now))
     }
@@ -789,18 +790,22 @@ impl Store {
             None => self.query(
                 capacity.members,
                 &format!("SELECT id, email, name, role, added_at FROM members WHERE {at}"),
-                run_id,
+                [run_id],
                 member_from_row,
             )?,
-            Some(now) => self.query_where_now(
-                "SELECT p.id, p.email, p.name, p.role, p.added_at, c.role FROM members p \
-                 JOIN members c ON c.id = p.id \
-                 WHERE p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1) \
-                 AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2)",
-                (run_id, now),
-                |row| Ok(OrgRole::from(row.get_ref(5)?.as_str()?).is_admin()),
-                member_from_row,
-            )?,
+            Some(now) => {
+                let [a, b, c] = OrgRole::ADMINS.map(|role| role.as_str().to_owned());
+                self.query(
+                    0,
+                    "SELECT p.id, p.email, p.name, p.role, p.added_at FROM members c \
+                     CROSS JOIN members p ON p.id = c.id \
+                     WHERE c.role IN (?3, ?4, ?5) \
+                     AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
+                     AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1)",
+                    params![run_id, now, a, b, c],
+                    member_from_row,
+                )?
+            }
         };
         let invites = if !whole {
             Vec::new()
@@ -808,7 +813,7 @@ impl Store {
             self.query(
             capacity.invites,
             &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
-            run_id,
+            [run_id],
             |row| {
                 Ok(Invite {
                     id: row.get(0)?,
@@ -828,7 +833,7 @@ impl Store {
             self.query(
             capacity.workspaces,
             &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
-            run_id,
+            [run_id],
             |row| {
                 Ok(Workspace {
                     id: row.get(0)?,
@@ -844,18 +849,19 @@ impl Store {
             None => self.query(
                 capacity.workspace_members,
                 &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
-                run_id,
+                [run_id],
                 membership_from_row,
             )?,
-            Some(now) => self.query_where_now(
-                "SELECT p.workspace_id, p.user_id, p.workspace_role, c.workspace_role \
-                 FROM workspace_members p JOIN workspace_members c \
-                   ON c.workspace_id = p.workspace_id AND c.user_id = p.user_id \
-                 WHERE p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1) \
+            Some(now) => self.query(
+                0,
+                "SELECT p.workspace_id, p.user_id, p.workspace_role FROM workspace_members c \
+                 CROSS JOIN workspace_members p \
+                   ON p.workspace_id = c.workspace_id AND p.user_id = c.user_id \
+                 WHERE c.workspace_role = ?3 \
                  AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
-                 ORDER BY p.workspace_id, p.user_id",
-                (run_id, now),
-                |row| Ok(row.get_ref(3)?.as_str()? == WorkspaceRole::WorkspaceAdmin.as_str()),
+                 AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1) \
+                 ORDER BY c.workspace_id, c.user_id",
+                params![run_id, now, WorkspaceRole::WorkspaceAdmin.as_str()],
                 membership_from_row,
             )?,
         };
@@ -865,7 +871,7 @@ impl Store {
             self.query(
             capacity.api_keys,
             &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id, scope_type, scope_workspace_id FROM api_keys WHERE {at}"),
-            run_id,
+            [run_id],
             |row| {
                 let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
                     (Some(id), Some(kind)) => Some(Actor { id, kind }),
@@ -921,35 +927,16 @@ impl Store {
         })
     }
 
-    /// The rows of a two-run join (`?1`: the run read, `?2`: the run compared with) that `keep`
-    /// accepts, each turned into a value by `map` only once accepted.
-    fn query_where_now<T>(
-        &self,
-        sql: &str,
-        runs: (i64, i64),
-        keep: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<bool>,
-        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).ctx(self)?;
-        let mut rows = stmt.query([runs.0, runs.1]).ctx(self)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().ctx(self)? {
-            if keep(row).ctx(self)? {
-                out.push(map(row).ctx(self)?);
-            }
-        }
-        Ok(out)
-    }
-
+    /// The rows of `sql` with `params`, each made a value by `map`, in a vector of `capacity`.
     fn query<T>(
         &self,
         capacity: u64,
         sql: &str,
-        run_id: i64,
+        params: impl rusqlite::Params,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).ctx(self)?;
-        let rows = stmt.query_map([run_id], map).ctx(self)?;
+        let rows = stmt.query_map(params, map).ctx(self)?;
         // A count that is off (or absurd) only costs a reallocation.
         let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
         for row in rows {
