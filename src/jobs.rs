@@ -413,7 +413,7 @@ impl AuditInput {
         let run_id = resolve_run(store, at)?;
         let state = store.state_at(run_id)?;
         let previous = match store.latest_complete(Some(run_id))? {
-            Some(run) => Some(store.roles_at(run.id)?),
+            Some(run) => Some(store.escalation_baseline(run.id, run_id)?),
             None => None,
         };
         let former = store.former_members(run_id)?;
