@@ -710,6 +710,9 @@ async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Resul
             pruned.versions
         );
     }
+    if pruned.usage_days > 0 {
+        outln!("retention: pruned {} usage days", pruned.usage_days);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

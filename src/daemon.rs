@@ -190,6 +190,9 @@ impl Display for jobs::CycleSummary {
                 self.pruned_directory_reads
             )?;
         }
+        if self.pruned_usage_days > 0 {
+            write!(f, "; pruned {} usage days", self.pruned_usage_days)?;
+        }
         Ok(())
     }
 }

@@ -3,7 +3,10 @@
 //! It needs no key, no network and no configuration: the simulator listens on loopback, the
 //! configuration is written to `<dir>/config.toml` (a real file a user can read and reuse), and
 //! everything lands under `<dir>` (default `./orgwarden-demo/`). It calls the same job functions
-//! as the CLI and the daemon; only the base URL differs from production.
+//! as the CLI and the daemon; only the base URL differs from production. The company directory
+//! is the Okta simulator, started beside the Admin API simulator on loopback with the directory
+//! seeded from the same organization and read with an API token (`SSWS`), so a cycle shows people
+//! disabled in Okta who still have access in Claude.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,10 +17,12 @@ use chrono::Duration;
 use crate::clock::SystemClock;
 use crate::config::{Config, Environment};
 use crate::jobs::{self, JobContext};
+use crate::org::DirectoryStatus;
 use crate::output::{render, Format};
 use crate::policy::FindingStatus;
 use crate::store::{Store, WriterLock};
-use orgwarden_sim::{SimHandle, SimOptions, DEMO_ADMIN_KEY};
+use orgwarden_sim::idp::okta::{DEMO_OKTA_TOKEN, OKTA_CLAUDE_APP_ID};
+use orgwarden_sim::{OktaOptions, OktaSim, SimHandle, SimOptions, DEMO_ADMIN_KEY};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -26,7 +31,7 @@ pub struct DemoArgs {
     pub dir: PathBuf,
 }
 
-fn demo_config(dir: &Path, base_url: &str) -> String {
+fn demo_config(dir: &Path, base_url: &str, okta_url: &str) -> String {
     format!(
         r#"# Written by `orgwarden demo`; a complete configuration you can start from.
 [api]
@@ -64,21 +69,43 @@ dir = "{outbox}"
 [report]
 out_dir = "{reports}"
 
-# The company directory (an export of the simulator's seeded identity provider): people
-# disabled there but still in the organization are `directory_departed` findings.
+# The company directory: the Okta simulator, read with each audit cycle with an API token.
+# People disabled there (SUSPENDED, DEPROVISIONED, LOCKED_OUT) but still in the organization are
+# `directory_departed` findings; members it does not know are `directory_unknown`; members not
+# assigned to the Claude app are `assignment_drift`.
 [[directories]]
-name = "corp"
-type = "csv"
+name = "okta"
+type = "okta"
 domains = ["{domain}"]
-path = "{directory}"
+org_url = "{okta_url}"
+api_token_file = "{token}"
+app_id = "{app_id}"
 "#,
         domain = orgwarden_sim::MAIN_DOMAIN,
-        directory = dir.join("directory.csv").display(),
+        token = dir.join(OKTA_TOKEN_FILE).display(),
+        app_id = OKTA_CLAUDE_APP_ID,
         db = dir.join("orgwarden.db").display(),
         roster = dir.join("departed.csv").display(),
         outbox = dir.join("outbox").display(),
         reports = dir.join("reports").display(),
     )
+}
+
+/// Where the demo writes the Okta simulator's API token (a demo value, mode 0600).
+const OKTA_TOKEN_FILE: &str = "okta-token";
+
+/// Writes `secret` to a new file only its owner can read.
+fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(secret.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// A directory export (the `csv` source's format with a `status` column) of `entries`.
@@ -225,12 +252,14 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         dir.join("departed.csv"),
         format!("email,last_day\n{roster_email},{last_day}\n"),
     )?;
-    std::fs::write(
-        dir.join("directory.csv"),
-        directory_export_csv(&sim.snapshot_state().directory()),
-    )?;
+    // The identity provider: Okta, serving the directory of the same organization.
+    let okta = OktaSim::start_local(&sim, OktaOptions::default()).await?;
+    write_private(&dir.join(OKTA_TOKEN_FILE), DEMO_OKTA_TOKEN)?;
     let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, demo_config(&dir, &sim.base_url()))?;
+    std::fs::write(
+        &config_path,
+        demo_config(&dir, &sim.base_url(), &okta.base_url()),
+    )?;
     let env = Environment {
         vars: vec![("ANTHROPIC_ADMIN_KEY".to_owned(), DEMO_ADMIN_KEY.to_owned())],
     };
@@ -242,11 +271,13 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "orgwarden demo: simulated organization at {}\n",
-        sim.base_url()
+        "orgwarden demo: simulated organization at {}, its Okta directory at {}\n",
+        sim.base_url(),
+        okta.base_url()
     );
 
     let first = cycle(&mut ctx, 1).await?;
+    let departed = first.departed.clone();
     let week = a_week_passes(&sim)?;
     let second = cycle(&mut ctx, 2).await?;
 
@@ -255,6 +286,20 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         "Cycle 1: snapshot run {} ({} members, {} invites, {} API keys); {} findings, all new (first audit).",
         first.run_id, first.members, first.invites, first.keys, first.findings
     );
+    for line in &first.directories {
+        let _ = writeln!(out, "  {line}");
+    }
+    match &departed {
+        Some((email, evidence)) => {
+            let _ = writeln!(
+                out,
+                "  Disabled in Okta, still in Claude (directory_departed): {email}: {evidence}."
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  Nobody disabled in Okta is still in Claude.");
+        }
+    }
     let _ = writeln!(
         out,
         "Then a week passed: {} left, {} became an admin, invite {expiring} expired.\n",
@@ -326,6 +371,7 @@ pub async fn demo_command(args: DemoArgs) -> anyhow::Result<String> {
         "\nTry: orgwarden --config {} status   (the simulator is gone, but the history stays)",
         config_path.display()
     );
+    okta.shutdown();
     sim.shutdown();
     Ok(out)
 }
@@ -340,6 +386,10 @@ struct CycleResult {
     resolved: usize,
     plan: Vec<crate::remediate::PlannedAction>,
     files: Vec<PathBuf>,
+    /// What each directory read found, one line per source.
+    directories: Vec<String>,
+    /// A member the directory lists as disabled: (email, the finding's evidence).
+    departed: Option<(String, String)>,
 }
 
 /// One scheduled cycle, as the daemon runs it, then a report.
@@ -357,6 +407,30 @@ async fn cycle(ctx: &mut JobContext<'_>, n: u32) -> anyhow::Result<CycleResult> 
     .await?;
     let audit = &cycle.cleanup.audit.result;
     let counts = cycle.snapshot.counts;
+    let directories = jobs::directory_views(ctx.config, ctx.store, ctx.clock.now())?
+        .iter()
+        .map(|view| match &view.read {
+            Err(error) => format!("Directory {}: read failed: {error}", view.name),
+            Ok(read) => {
+                let count = |f: fn(&DirectoryStatus) -> bool| {
+                    read.listing.people.iter().filter(|p| f(&p.status)).count()
+                };
+                format!(
+                    "Directory {}: {} people, {} disabled, {} deleted; {} assigned to the Claude app.",
+                    view.name,
+                    read.listing.people.len(),
+                    count(|s| matches!(s, DirectoryStatus::Disabled(_))),
+                    count(|s| *s == DirectoryStatus::Deleted),
+                    read.listing.assigned.as_ref().map_or(0, Vec::len)
+                )
+            }
+        })
+        .collect();
+    let departed = audit
+        .findings
+        .iter()
+        .find(|f| f.rule == "directory_departed" && f.subject_kind.as_str() == "member")
+        .map(|f| (f.subject.clone(), f.evidence.clone()));
     Ok(CycleResult {
         run_id: cycle.snapshot.run_id,
         members: counts.members,
@@ -367,5 +441,7 @@ async fn cycle(ctx: &mut JobContext<'_>, n: u32) -> anyhow::Result<CycleResult> 
         resolved: audit.n_resolved,
         plan: cycle.cleanup.plan.actions,
         files: report.files,
+        directories,
+        departed,
     })
 }

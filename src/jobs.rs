@@ -78,6 +78,8 @@ pub struct CycleSummary {
     pub pruned_versions: u64,
     /// Directory reads removed by retention (`Store::prune`).
     pub pruned_directory_reads: u64,
+    /// Usage days older than retention (see `usage_ingest::usage_first_kept`).
+    pub pruned_usage_days: u64,
 }
 
 /// Takes a snapshot and applies retention.
@@ -114,10 +116,19 @@ pub async fn snapshot_job(
         progress,
     };
     let summary = snapshot::run_snapshot(client, ctx.store, options, &*ctx.clock).await?;
-    let pruned = ctx
+    let mut pruned = ctx
         .store
         .prune(ctx.config.store.keep_days, ctx.now())
         .context("applying retention")?;
+    let first_kept = crate::usage_ingest::usage_first_kept(
+        ctx.now(),
+        ctx.config.store.keep_days,
+        crate::usage_ingest::usage_days_needed(ctx.config),
+    );
+    pruned.usage_days = ctx
+        .store
+        .prune_usage(first_kept)
+        .context("applying retention to usage")?;
     Ok((summary, pruned))
 }
 
@@ -177,6 +188,7 @@ async fn audit_cycle_inner(ctx: &mut JobContext<'_>) -> anyhow::Result<CycleSumm
         pruned_runs: pruned.runs,
         pruned_versions: pruned.versions,
         pruned_directory_reads: pruned.directory_reads,
+        pruned_usage_days: pruned.usage_days,
     })
 }
 
@@ -481,7 +493,7 @@ impl AuditInput {
         let run_id = resolve_run(store, at)?;
         let state = store.state_at(run_id)?;
         let previous = match store.latest_complete(Some(run_id))? {
-            Some(run) => Some(store.roles_at(run.id)?),
+            Some(run) => Some(store.escalation_baseline(run.id, run_id)?),
             None => None,
         };
         let former = store.former_members(run_id)?;

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::admin_api::{AdminClient, ApiError};
 use crate::clock::Clock;
-use crate::config::UsageConfig;
+use crate::config::{Config, UsageConfig};
 use crate::org::OrgState;
 use crate::output::Tabular;
 use crate::policy::usage::UsageView;
@@ -101,6 +101,35 @@ pub fn plan_days(
     chunks
 }
 
+/// The fewest UTC days (today included) of usage that retention keeps: the longest
+/// `max_idle_days` of `dormant_keys` and `dormant_members` (enabled or not), so the rules always
+/// find their window covered, and `[usage] backfill_days`, so that every day [`plan_days`] may
+/// ask for is kept once fetched.
+pub fn usage_days_needed(config: &Config) -> u32 {
+    [
+        config.rules.dormant_keys.max_idle_days,
+        config.rules.dormant_members.max_idle_days,
+        config.usage.backfill_days,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+    .max(1)
+}
+
+/// The first UTC day of usage that retention keeps at `now` (pure). Usage follows the runs'
+/// `[store] keep_days`: the days before the one `keep_days` ago go, but never a day of the last
+/// `needed` days (today included, see [`usage_days_needed`]). Because `needed` covers the whole
+/// backfill window, a pruned day always lies before the window [`plan_days`] looks at, so it is
+/// never fetched again; and because it covers `max_idle_days`, the view still reaches back as
+/// far as the usage rules read.
+pub fn usage_first_kept(now: DateTime<Utc>, keep_days: u32, needed: u32) -> NaiveDate {
+    let today = now.date_naive();
+    let by_age = today - Duration::days(i64::from(keep_days));
+    let by_need = today - Duration::days(i64::from(needed.max(1)) - 1);
+    by_age.min(by_need)
+}
+
 /// Whether `day` is over (and settled) at `now`.
 pub fn day_is_complete(day: NaiveDate, now: DateTime<Utc>) -> bool {
     day.succ_opt()
@@ -117,6 +146,8 @@ pub struct IngestSummary {
     pub complete_days: u64,
     pub chunks: u64,
     pub requests: u64,
+    /// Milliseconds spent writing the chunks to the store (the rest is fetching and parsing).
+    pub store_millis: u64,
 }
 
 /// Why an ingest stopped; the chunks stored before it stay.
@@ -183,13 +214,46 @@ async fn ingest_chunks(
         config.backfill_days,
         MAX_CHUNK_DAYS,
     );
+    // Each chunk is written while the next one is being fetched, so that the store's time hides
+    // behind the server's: the write starts once the next chunk's first request is out. The
+    // chunks are still written one after another in plan order, and a chunk fetched is written
+    // before a failure of the next fetch is returned.
+    let mut fetched: Option<UsageChunk> = None;
     for chunk in plan {
-        let stored = fetch_chunk(client, chunk, clock, max_in_flight).await?;
-        store.write_usage_chunk(&stored, clock.now())?;
-        summary.chunks += 1;
-        summary.days += stored.days.len() as u64;
-        summary.complete_days += stored.days.iter().filter(|(_, c)| *c).count() as u64;
+        let fetch = fetch_chunk(client, chunk, clock, max_in_flight);
+        let next = match fetched.take() {
+            None => fetch.await,
+            Some(previous) => {
+                let write = async {
+                    tokio::task::yield_now().await;
+                    write_chunk(store, &previous, clock, summary)
+                };
+                let (next, written) = futures::join!(fetch, write);
+                written?;
+                next
+            }
+        };
+        fetched = Some(next?);
     }
+    if let Some(last) = fetched {
+        write_chunk(store, &last, clock, summary)?;
+    }
+    Ok(())
+}
+
+/// Stores one fetched chunk and counts it.
+fn write_chunk(
+    store: &mut Store,
+    chunk: &UsageChunk,
+    clock: &dyn Clock,
+    summary: &mut IngestSummary,
+) -> Result<(), IngestError> {
+    let writing = std::time::Instant::now();
+    store.write_usage_chunk(chunk, clock.now())?;
+    summary.store_millis += u64::try_from(writing.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.chunks += 1;
+    summary.days += chunk.days.len() as u64;
+    summary.complete_days += chunk.days.iter().filter(|(_, c)| *c).count() as u64;
     Ok(())
 }
 
@@ -488,6 +552,24 @@ mod tests {
 
     fn at(y: i32, m: u32, day: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, day, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn usage_retention_keeps_keep_days_but_never_fewer_than_the_needed_days() {
+        let now = at(2026, 3, 31, 10);
+        // keep_days beyond what is needed: the day keep_days ago is the first kept, as for runs.
+        assert_eq!(usage_first_kept(now, 400, 90), d("2025-02-24"));
+        // keep_days shorter than what is needed: the needed days, today included, stay.
+        assert_eq!(usage_first_kept(now, 5, 90), d("2026-01-01"));
+        assert_eq!(usage_first_kept(now, 5, 1), d("2026-03-26"));
+        assert_eq!(usage_first_kept(now, 0, 1), d("2026-03-31"));
+        // The first kept day is never inside the window plan_days covers.
+        for (keep, needed) in [(1, 90), (30, 45), (400, 10)] {
+            let first = usage_first_kept(now, keep, needed);
+            let plan = plan_days(&[], now, needed, MAX_CHUNK_DAYS);
+            let oldest = plan.iter().map(|c| c.first).min().unwrap();
+            assert!(first <= oldest, "keep {keep}, needed {needed}");
+        }
     }
 
     fn chunk(first: &str, last: &str) -> DayChunk {

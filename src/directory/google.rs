@@ -384,8 +384,9 @@ impl Client<'_> {
         let mut attempt = 0u32;
         loop {
             let failure = match request().send().await {
+                // A source that is down fails its read in seconds (see `http::CONNECT_RETRIES`).
                 Err(e) => Failure {
-                    retry: true,
+                    retry: !e.is_connect() || attempt < super::http::CONNECT_RETRIES,
                     wait: None,
                     message: describe(&e),
                 },
@@ -418,7 +419,10 @@ impl Client<'_> {
             };
             let message = format!("{call}: {}", failure.message);
             if !failure.retry || attempt >= self.options.max_retries {
-                return Err(message);
+                return Err(match attempt {
+                    0 => message,
+                    _ => format!("{message} (after {} attempts)", attempt + 1),
+                });
             }
             let wait = failure.wait.unwrap_or_else(|| self.backoff(attempt));
             if self.started.elapsed() + wait >= self.options.deadline {

@@ -43,6 +43,10 @@ pub struct ReadOptions {
     pub max_wait: Duration,
 }
 
+/// Retries of a request whose connection could not be made (0.5 + 1 + 2 s with the default
+/// backoff), however many `max_retries` allows for other failures.
+pub(crate) const CONNECT_RETRIES: u32 = 3;
+
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
@@ -204,11 +208,18 @@ impl Http {
                 .timeout(left.min(self.opts.request_timeout))
                 .send()
                 .await;
+            let mut last = last;
             let (problem, wait) = match sent {
-                Err(e) => (
-                    Failure::Other(format!("request failed: {}", describe_transport(&e))),
-                    None,
-                ),
+                Err(e) => {
+                    // A refused or unreachable connection means the source is down, not busy:
+                    // a few quick retries cover a restart, then the read fails and its rules
+                    // wait for the next read instead of holding the audit cycle for minutes.
+                    last |= e.is_connect() && attempt >= CONNECT_RETRIES;
+                    (
+                        Failure::Other(format!("request failed: {}", describe_transport(&e))),
+                        None,
+                    )
+                }
                 Ok(answer) => {
                     let status = answer.status();
                     let headers = answer.headers().clone();
@@ -257,10 +268,9 @@ impl Http {
             if last {
                 return Err(match problem {
                     Failure::Status(s, t) => Failure::Status(s, t),
-                    Failure::Other(m) => Failure::Other(format!(
-                        "{m} (after {} attempts)",
-                        self.opts.max_retries + 1
-                    )),
+                    Failure::Other(m) => {
+                        Failure::Other(format!("{m} (after {} attempts)", attempt + 1))
+                    }
                 });
             }
             let wait = wait.unwrap_or_else(|| self.backoff(attempt));

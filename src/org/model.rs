@@ -39,8 +39,12 @@ macro_rules! open_enum {
         }
 
         impl From<&str> for $name {
+            /// Allocates only for a value not known.
             fn from(text: &str) -> Self {
-                Self::from(text.to_owned())
+                match text {
+                    $($text => Self::$variant,)+
+                    _ => Self::Other(text.to_owned()),
+                }
             }
         }
 
@@ -75,8 +79,11 @@ open_enum! {
 
 impl OrgRole {
     /// Roles that count as organization administrators: the API refuses to remove them.
+    pub const ADMINS: [OrgRole; 3] = [Self::Admin, Self::Owner, Self::PrimaryOwner];
+
+    /// One of [`OrgRole::ADMINS`] (a role this version does not know never is).
     pub fn is_admin(&self) -> bool {
-        matches!(self, Self::Admin | Self::Owner | Self::PrimaryOwner)
+        Self::ADMINS.contains(self)
     }
 }
 

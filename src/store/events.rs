@@ -35,11 +35,14 @@ pub(super) fn insert(
     conn: &Connection,
     at: &DateTime<Utc>,
     kind: &str,
-    payload: serde_json::Value,
+    payload: impl serde::Serialize,
 ) -> rusqlite::Result<()> {
+    // A payload is a map of plain values: it always serialises.
+    let payload = serde_json::to_string(&payload)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     // Cached: an audit of a large organization appends tens of thousands of events.
     conn.prepare_cached("INSERT INTO events (at, type, payload) VALUES (?1, ?2, ?3)")?
-        .execute(params![ts(at), kind, payload.to_string()])?;
+        .execute(params![ts(at), kind, payload])?;
     Ok(())
 }
 

@@ -111,28 +111,19 @@ fn finding_from_row(row: &Row<'_>) -> rusqlite::Result<FindingRecord> {
 }
 
 /// Orders findings as people read them: severity (highest first), rule, subject.
-/// A finding transition's fields, named as in `audit --format json`.
-#[allow(clippy::too_many_arguments)]
-fn finding_payload(
-    rule: &str,
-    severity: &str,
-    subject_kind: &str,
-    subject_id: &str,
-    subject: &str,
-    fingerprint: &str,
-    evidence: &str,
+/// A finding transition's fields, named as in `audit --format json`: serialised straight to
+/// text (an audit of a large organization writes tens of thousands), in the order of the keys of
+/// a `serde_json::json!` object, so the stored text is the same as before.
+#[derive(serde::Serialize)]
+struct FindingPayload<'a> {
+    evidence: &'a str,
+    fingerprint: &'a str,
+    rule: &'a str,
     run_id: i64,
-) -> serde_json::Value {
-    serde_json::json!({
-        "rule": rule,
-        "severity": severity,
-        "subject_kind": subject_kind,
-        "subject_id": subject_id,
-        "subject": subject,
-        "fingerprint": fingerprint,
-        "evidence": evidence,
-        "run_id": run_id,
-    })
+    severity: &'a str,
+    subject: &'a str,
+    subject_id: &'a str,
+    subject_kind: &'a str,
 }
 
 pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
@@ -355,28 +346,29 @@ impl Store {
                 } else {
                     "guard.tripped"
                 };
-                let payload = if kind == "guard.tripped" {
-                    serde_json::json!({
+                if kind == "guard.tripped" {
+                    let payload = serde_json::json!({
                         "guard": finding.subject,
                         "reason": evidence,
                         "rule": finding.rule.as_str(),
                         "severity": finding.severity.as_str(),
                         "fingerprint": fingerprint,
                         "run_id": run_id,
-                    })
+                    });
+                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
                 } else {
-                    finding_payload(
-                        finding.rule.as_str(),
-                        finding.severity.as_str(),
-                        finding.subject_kind.as_str(),
-                        &finding.subject_id,
-                        &finding.subject,
-                        &fingerprint,
-                        &evidence,
+                    let payload = FindingPayload {
+                        rule: finding.rule.as_str(),
+                        severity: finding.severity.as_str(),
+                        subject_kind: finding.subject_kind.as_str(),
+                        subject_id: &finding.subject_id,
+                        subject: &finding.subject,
+                        fingerprint: &fingerprint,
+                        evidence: &evidence,
                         run_id,
-                    )
-                };
-                super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
+                    };
+                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
+                }
             }
             let first_seen_at = parse_ts(&first_seen).ctx(&path)?;
             findings.push(FindingRecord {
@@ -503,16 +495,16 @@ impl Store {
                 .ctx(&path)?;
             for (fingerprint, record) in &resolved {
                 resolve.execute(params![fingerprint, when]).ctx(&path)?;
-                let payload = finding_payload(
-                    &record.rule,
-                    record.severity.as_str(),
-                    record.subject_kind.as_str(),
-                    &record.subject_id,
-                    &record.subject,
+                let payload = FindingPayload {
+                    rule: &record.rule,
+                    severity: record.severity.as_str(),
+                    subject_kind: record.subject_kind.as_str(),
+                    subject_id: &record.subject_id,
+                    subject: &record.subject,
                     fingerprint,
-                    &record.evidence,
+                    evidence: &record.evidence,
                     run_id,
-                );
+                };
                 super::events::insert(&tx, &audited_at, "finding.resolved", payload).ctx(&path)?;
             }
         }
@@ -706,5 +698,35 @@ impl Store {
             .ctx(self)?;
         // Later versions overwrite earlier ones.
         rows.collect::<rusqlite::Result<HashMap<_, _>>>().ctx(self)
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::FindingPayload;
+
+    #[test]
+    fn a_finding_payload_is_stored_as_the_json_object_it_replaced() {
+        let payload = FindingPayload {
+            rule: "stale_invites",
+            severity: "low",
+            subject_kind: "invite",
+            subject_id: "invite_1",
+            subject: "Ann \"A\" <ann@example.com>\n",
+            fingerprint: "f1",
+            evidence: "pending for 9 days",
+            run_id: 7,
+        };
+        let before = serde_json::json!({
+            "rule": "stale_invites",
+            "severity": "low",
+            "subject_kind": "invite",
+            "subject_id": "invite_1",
+            "subject": "Ann \"A\" <ann@example.com>\n",
+            "fingerprint": "f1",
+            "evidence": "pending for 9 days",
+            "run_id": 7,
+        });
+        assert_eq!(serde_json::to_string(&payload).unwrap(), before.to_string());
     }
 }

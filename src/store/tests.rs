@@ -116,6 +116,113 @@ fn history_grows_with_change_not_with_time() {
 }
 
 #[test]
+fn the_escalation_baseline_holds_the_earlier_roles_of_todays_admins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let membership = |ws: &str, user: &str, role: &str| WorkspaceMember {
+        workspace_id: ws.to_owned(),
+        user_id: user.to_owned(),
+        workspace_role: role.into(),
+    };
+    let write = |members: &[User], memberships: &[WorkspaceMember]| {
+        let run = store.begin_run(wall_now()).unwrap();
+        let mut writer = store.snapshot_writer(run).unwrap();
+        writer.organization(org());
+        writer.members(members).unwrap();
+        writer.workspace_members(memberships).unwrap();
+        writer.finish(3, 0, wall_now()).unwrap();
+        run
+    };
+    let before = write(
+        &[
+            user("user_admin", "admin"),
+            user("user_promoted", "developer"),
+            user("user_plain", "user"),
+            user("user_demoted", "admin"),
+        ],
+        &[
+            membership("ws_1", "user_plain", "workspace_developer"),
+            membership("ws_1", "user_promoted", "workspace_admin"),
+            membership("ws_2", "user_plain", "workspace_admin"),
+        ],
+    );
+    let now = write(
+        &[
+            user("user_admin", "admin"),
+            user("user_promoted", "admin"),
+            user("user_plain", "user"),
+            user("user_demoted", "user"),
+            user("user_new", "owner"),
+        ],
+        &[
+            membership("ws_1", "user_plain", "workspace_admin"),
+            membership("ws_1", "user_promoted", "workspace_developer"),
+            membership("ws_2", "user_plain", "workspace_admin"),
+        ],
+    );
+    let baseline = store.escalation_baseline(before, now).unwrap();
+    let roles: Vec<(&str, &str)> = baseline
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), m.role.as_str()))
+        .collect();
+    // Administrators now, with their role then; a newcomer has no earlier version.
+    assert_eq!(
+        roles,
+        vec![("user_admin", "admin"), ("user_promoted", "developer")]
+    );
+    let memberships: Vec<(&str, &str, &str)> = baseline
+        .workspace_members
+        .iter()
+        .map(|m| {
+            (
+                m.workspace_id.as_str(),
+                m.user_id.as_str(),
+                m.workspace_role.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        memberships,
+        vec![
+            ("ws_1", "user_plain", "workspace_developer"),
+            ("ws_2", "user_plain", "workspace_admin"),
+        ]
+    );
+    assert_eq!(baseline.run_id, before);
+    assert_eq!(baseline.organization, org());
+    // The rule reads the same from it as from the whole earlier snapshot.
+    let whole = store.state_at(before).unwrap();
+    let current = store.state_at(now).unwrap();
+    let (config, _) =
+        crate::config::Config::from_toml("", &crate::config::Environment::default()).unwrap();
+    let evaluate = |previous: &OrgState| {
+        let input = crate::policy::PolicyInput {
+            state: &current,
+            previous: Some(previous),
+            former_members: &[],
+            rules: &config.rules,
+            exemptions: &config.exemptions,
+            roster: &crate::policy::Roster::NotConfigured,
+            usage: None,
+            directories: &[],
+            now: wall_now(),
+        };
+        let mut found: Vec<(String, String)> = crate::policy::evaluate(&input)
+            .findings
+            .into_iter()
+            .filter(|f| f.rule == crate::policy::PRIVILEGE_ESCALATION)
+            .map(|f| (f.subject_id, f.evidence))
+            .collect();
+        found.sort();
+        found
+    };
+    let from_baseline = evaluate(&baseline);
+    assert_eq!(from_baseline.len(), 3, "{from_baseline:?}");
+    assert_eq!(from_baseline, evaluate(&whole));
+}
+
+#[test]
 fn an_unfinished_snapshot_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
@@ -1092,4 +1199,44 @@ fn retention_keeps_the_directory_reads_the_history_needs() {
     drop(store);
     let reader = Store::open_reader(&dir.path().join("o.db")).unwrap();
     assert_eq!(reader.directory_reads(100).unwrap().len(), kept.len());
+}
+
+#[test]
+fn stored_timestamps_read_back_exactly_and_other_forms_still_parse() {
+    use chrono::Duration;
+    // Every form `ts` writes, over years, leap days, the day's edges and each microsecond digit.
+    let mut time = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap();
+    for step in 0..5_000i64 {
+        let text = ts(&time);
+        assert_eq!(parse_ts(&text).unwrap(), time, "{text}");
+        assert_eq!(parse_own_ts(&text), Some(time), "{text}");
+        time +=
+            Duration::seconds(86_399 * 3 + 7) + Duration::microseconds(step * 1_237 % 1_000_000);
+    }
+    let leap = Utc.with_ymd_and_hms(2028, 2, 29, 0, 0, 0).unwrap();
+    assert_eq!(parse_ts(&ts(&leap)).unwrap(), leap);
+    // Other RFC 3339 forms are not the fast path's, and are read all the same.
+    for (text, want) in [
+        ("2026-11-30T08:00:00Z", "2026-11-30T08:00:00.000000Z"),
+        ("2026-11-30T09:00:00.5+01:00", "2026-11-30T08:00:00.500000Z"),
+        (
+            "2026-11-30T08:00:00.123456789Z",
+            "2026-11-30T08:00:00.123456Z",
+        ),
+    ] {
+        assert_eq!(parse_own_ts(text), None, "{text}");
+        assert_eq!(ts(&parse_ts(text).unwrap()), want, "{text}");
+    }
+    // What is not a time is an error on both paths, never a panic or a wrong date.
+    for text in [
+        "2026-02-30T08:00:00.000000Z",
+        "2026-11-30T24:00:00.000000Z",
+        "2026-11-30T08:00:00.00000aZ",
+        "2026-11-30T08:00:00.000000",
+        "+026-11-30T08:00:00.000000Z",
+        "",
+    ] {
+        assert_eq!(parse_own_ts(text), None, "{text}");
+        assert!(parse_ts(text).is_err(), "{text}");
+    }
 }

@@ -306,6 +306,46 @@ impl Store {
         rows.collect::<rusqlite::Result<C>>().ctx(self)
     }
 
+    /// Retention for usage: deletes every stored day before `first_kept` with its rows (keys,
+    /// accounts, Claude Code), and the ingest attempts that finished before it except the newest
+    /// (which decides [`UsageView::failure`]), in one transaction. Which day is `first_kept` is
+    /// decided by `crate::usage_ingest::usage_first_kept`, never past a day the usage rules or the
+    /// backfill window still need. Returns the number of days removed.
+    pub fn prune_usage(&mut self, first_kept: NaiveDate) -> Result<u64> {
+        self.require_writer()?;
+        let path = self.path_text();
+        let first = day_text(first_kept);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(&path)?;
+        for table in ["usage_key_day", "usage_account_day", "claude_code_day"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&first])
+                .ctx(&path)?;
+        }
+        let days = tx
+            .execute("DELETE FROM usage_days WHERE day < ?1", [&first])
+            .ctx(&path)? as u64;
+        tx.execute(
+            "DELETE FROM usage_ingests WHERE finished_at < ?1 \
+               AND id < (SELECT max(id) FROM usage_ingests)",
+            [ts(&first_kept
+                .and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc())],
+        )
+        .ctx(&path)?;
+        tx.commit().ctx(&path)?;
+        Ok(days)
+    }
+
+    /// The number of ingest attempts recorded (for retention tests).
+    pub fn usage_ingest_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM usage_ingests", [], |row| row.get(0))
+            .ctx(self)
+    }
+
     /// Stored rows per table, for tests and the benchmark: `(key days, account days, Claude
     /// Code days)`.
     pub fn usage_row_counts(&self) -> Result<(u64, u64, u64)> {

@@ -33,6 +33,52 @@ async fn the_demo_writes_what_it_says() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    // The directory is the Okta simulator: a person disabled there and still a member is a
+    // directory_departed finding, in the output and in the report.
+    assert!(
+        out.contains("its Okta directory at http://127.0.0.1:"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Disabled in Okta, still in Claude (directory_departed): ")
+        })
+        .unwrap_or_else(|| panic!("no disabled person in:\n{out}"));
+    let (email, evidence) = line.split_once(": ").unwrap();
+    assert!(evidence.contains("still a member"), "{line}");
+    assert!(
+        ["(SUSPENDED)", "(DEPROVISIONED)", "(LOCKED_OUT)"]
+            .iter()
+            .any(|word| evidence.contains(&format!("disabled in directory okta {word}"))),
+        "{line}"
+    );
+    let findings_table = out.split("Findings by rule").nth(1).unwrap();
+    assert!(findings_table.contains("directory_departed"), "{out}");
+    let reports = dir.path().join("orgwarden-demo/reports/cycle-1");
+    let members = std::fs::read_to_string(reports.join("members.csv")).unwrap();
+    assert!(
+        members.contains(email),
+        "{email} is not a member in the report"
+    );
+    let findings = std::fs::read_to_string(reports.join("findings.csv")).unwrap();
+    assert!(
+        findings
+            .lines()
+            .any(|row| row.starts_with("directory_departed,")
+                && row.contains(",member,")
+                && row.contains(email)
+                && row.contains("directory okta")),
+        "no directory_departed row for {email} in findings.csv"
+    );
+    let config = std::fs::read_to_string(dir.path().join("orgwarden-demo/config.toml")).unwrap();
+    assert!(config.contains("type = \"okta\""), "{config}");
+    assert!(
+        !config.contains(orgwarden_sim::idp::okta::DEMO_OKTA_TOKEN),
+        "{config}"
+    );
+
     // Every path it lists exists, under ./orgwarden-demo/.
     let base = dir.path().join("orgwarden-demo").canonicalize().unwrap();
     let listed: Vec<&str> = out

@@ -2,7 +2,7 @@
 //! audit cycle, stored with history, and the directory rules' findings checked against what
 //! `SimState::directory()` says of every member and invite.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::Duration;
@@ -22,74 +22,19 @@ fn directory_config(path: &Path) -> String {
     )
 }
 
-/// (rule, subject id) of the directory rules' findings of the cycle.
-fn directory_findings(summary: &orgwarden::jobs::CycleSummary) -> BTreeSet<(String, String)> {
-    summary
-        .cleanup
-        .audit
-        .result
-        .findings
-        .iter()
-        .filter(|f| f.rule.starts_with("directory_"))
-        .filter(|f| matches!(f.subject_kind.as_str(), "member" | "invite"))
-        .map(|f| (f.rule.clone(), f.subject_id.clone()))
-        .collect()
-}
-
 #[tokio::test]
 async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("directory.csv");
-    // Enough people for every kind the seeded directory has (a shadow account is 2 in 100).
-    let options = orgwarden_sim::SimOptions {
-        sizes: orgwarden_sim::SeedSizes {
-            members: 300,
-            invites: 60,
-            ..orgwarden_sim::SeedSizes::default()
-        },
-        ..orgwarden_sim::SimOptions::default()
-    };
-    let mut app = TestApp::with_options(options, &directory_config(&export)).await;
-    let entries = app.sim.snapshot_state().directory();
-    write_export(&export, &entries);
-    let summary = app.cycle().await;
-
-    let by_address: HashMap<String, &DirectoryEntry> = entries
-        .iter()
-        .flat_map(|e| {
-            std::iter::once(&e.email)
-                .chain(&e.aliases)
-                .map(move |a| (a.clone(), e))
-        })
-        .collect();
-    let state = app.store.state_at(summary.cleanup.audit.run_id).unwrap();
-    let mut want = BTreeSet::new();
-    let mut judge = |email: &str, id: &str| {
-        let email = email.to_lowercase();
-        if !email.ends_with(&format!("@{MAIN_DOMAIN}")) {
-            return;
-        }
-        match by_address.get(&email) {
-            None => want.insert(("directory_unknown".to_owned(), id.to_owned())),
-            Some(e) if !e.state.is_active() => {
-                want.insert(("directory_departed".to_owned(), id.to_owned()))
-            }
-            Some(_) => false,
-        };
-    };
-    for member in &state.members {
-        judge(&member.email, &member.id);
-    }
-    for invite in state
-        .invites
-        .iter()
-        .filter(|i| i.status == orgwarden::org::InviteStatus::Pending)
-    {
-        judge(&invite.email, &invite.id);
-    }
-    assert!(want.iter().any(|(rule, _)| rule == "directory_departed"));
-    assert!(want.iter().any(|(rule, _)| rule == "directory_unknown"));
-    assert_eq!(directory_findings(&summary), want);
+    let mut app = crate::reconcile::directory_app("").await;
+    write_export(&export, &app.sim.snapshot_state().directory());
+    // Members, invites, explicit workspace memberships and keys, as for every other source.
+    let summary = crate::reconcile::audit_through(
+        &mut app,
+        &directory_config(&export),
+        crate::reconcile::Source::CsvExport,
+    )
+    .await;
     let evaluated = |rule: &str| {
         summary
             .cleanup
@@ -99,7 +44,6 @@ async fn the_audit_lists_exactly_the_people_disabled_or_unknown_in_the_directory
             .find(|o| o.rule.as_str() == rule)
             .map(|o| o.status.as_str())
     };
-    assert_eq!(evaluated("directory_departed"), Some("evaluated"));
     assert_eq!(evaluated("assignment_drift"), Some("evaluated"));
 }
 
@@ -110,32 +54,12 @@ async fn a_failing_source_leaves_its_rules_not_evaluated_and_keeps_its_findings(
     let mut app = TestApp::new(&directory_config(&export)).await;
     write_export(&export, &app.sim.snapshot_state().directory());
     let first = app.cycle().await;
-    let before = directory_findings(&first);
+    let before = crate::reconcile::directory_findings(&first);
     assert!(!before.is_empty());
 
+    // Nothing is resolved: "nobody left" is never concluded from a source that is down.
     std::fs::remove_file(&export).unwrap();
-    app.advance(Duration::hours(1));
-    let second = app.cycle().await;
-    let outcome = second
-        .cleanup
-        .audit
-        .rules
-        .iter()
-        .find(|o| o.rule.as_str() == "directory_departed")
-        .unwrap();
-    assert_eq!(outcome.status.as_str(), "not_evaluated");
-    assert!(outcome.status.reason().unwrap().contains("directory corp"));
-    // Nothing was resolved: "nobody left" is never concluded from a source that is down.
-    let still_active: BTreeSet<(String, String)> = app
-        .store
-        .findings(true)
-        .unwrap()
-        .into_iter()
-        .filter(|f| f.rule.starts_with("directory_"))
-        .filter(|f| matches!(f.subject_kind.as_str(), "member" | "invite"))
-        .map(|f| (f.rule, f.subject_id))
-        .collect();
-    assert_eq!(still_active, before);
+    crate::reconcile::assert_down_resolves_nothing(&mut app, &before, "corp").await;
 }
 
 #[tokio::test]

@@ -207,6 +207,13 @@ async fn a_source_that_is_down_or_keeps_failing_is_an_error() {
     let error = read_with("gw", &down, &quick(100)).await.unwrap_err();
     assert!(error.message.contains("users.list"), "{error}");
     assert!(error.message.contains("could not connect"), "{error}");
+    // However many retries a source that answers may have, a refused connection gets three.
+    let patient = ReadOptions {
+        max_retries: 50,
+        ..quick(100)
+    };
+    let error = read_with("gw", &down, &patient).await.unwrap_err();
+    assert!(error.message.contains("after 4 attempts"), "{error}");
 
     // Every page fails after the first: no partial listing.
     sim.google_set_faults(Faults {

@@ -23,6 +23,19 @@ pub async fn sim_with(options: SimOptions) -> SimHandle {
         .expect("simulator starts")
 }
 
+/// A seed large enough for every kind of person the seeded directory has (a shadow account is
+/// 2 in 100 people, a deleted one 1 in 100), and keys and invites of them.
+pub fn directory_seed() -> SimOptions {
+    SimOptions {
+        sizes: SeedSizes {
+            members: 300,
+            invites: 60,
+            ..SeedSizes::default()
+        },
+        ..SimOptions::default()
+    }
+}
+
 pub fn small() -> SeedSizes {
     SeedSizes::default()
 }

@@ -304,6 +304,17 @@ async fn a_source_that_is_down_is_an_error() {
         .await
         .expect_err("down");
     assert!(err.message.contains("request failed"), "{err}");
+    assert!(err.message.contains("after 3 attempts"), "{err}");
+    // A refused connection is retried a few times only, whatever max_retries allows for a
+    // source that answers: the audit cycle does not wait minutes for a source that is down.
+    let patient = ReadOptions {
+        max_retries: 50,
+        ..fast()
+    };
+    let err = okta::read_with("okta", &settings, &patient)
+        .await
+        .expect_err("down");
+    assert!(err.message.contains("after 4 attempts"), "{err}");
     let entra = EntraSettings {
         tenant_id: DEMO_TENANT_ID.into(),
         client_id: DEMO_GRAPH_CLIENT_ID.into(),

@@ -221,3 +221,186 @@ async fn disabled_usage_fetches_nothing() {
     assert_eq!(days(&app.store).len(), 40);
     assert!(app.status().usage.is_some_and(|u| u.last_error.is_none()));
 }
+
+/// A configuration with only the settings usage retention reads.
+fn retention_config(text: &str) -> orgwarden::config::Config {
+    let env = orgwarden::config::Environment {
+        vars: vec![(
+            "ANTHROPIC_ADMIN_KEY".into(),
+            orgwarden_sim::DEMO_ADMIN_KEY.into(),
+        )],
+    };
+    orgwarden::config::Config::from_toml(text, &env)
+        .expect("valid configuration")
+        .0
+}
+
+/// A chunk of `days` with one row of each kind per day.
+fn synthetic_chunk(days: &[(NaiveDate, bool)]) -> orgwarden::store::UsageChunk {
+    use orgwarden::store::{AccountDay, CodeActor, CodeDay, KeyDay, UsageChunk};
+    UsageChunk {
+        days: days.to_vec(),
+        keys: days
+            .iter()
+            .map(|(day, _)| KeyDay {
+                api_key_id: "apikey_01".into(),
+                day: *day,
+                account_id: Some("user_01".into()),
+                input_tokens: 10,
+                output_tokens: 2,
+                web_search_requests: 0,
+            })
+            .collect(),
+        accounts: days
+            .iter()
+            .map(|(day, _)| AccountDay {
+                account_id: "user_01".into(),
+                day: *day,
+                input_tokens: 10,
+                output_tokens: 2,
+            })
+            .collect(),
+        claude_code: days
+            .iter()
+            .map(|(day, _)| CodeDay {
+                actor: CodeActor::User("jane@example.com".into()),
+                day: *day,
+                sessions: 1,
+                lines_added: 3,
+                lines_removed: 1,
+                commits: 0,
+                pull_requests: 0,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn retention_drops_old_usage_days_keeps_the_needed_ones_and_never_refetches_them() {
+    use orgwarden::usage_ingest::{plan_days, usage_days_needed, usage_first_kept};
+    let now = TestApp::start();
+    let today = now.date_naive();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orgwarden.db");
+    let mut store = Store::open_writer(&path, "test", now).unwrap();
+    // 120 days stored, today not complete, and an ingest attempt on each of three days.
+    let stored: Vec<(NaiveDate, bool)> = (0..120)
+        .rev()
+        .map(|ago| (today - Span::days(ago), ago > 0))
+        .collect();
+    store
+        .write_usage_chunk(&synthetic_chunk(&stored), now)
+        .unwrap();
+    for ago in [100, 50, 10] {
+        let at = now - Span::days(ago);
+        store
+            .record_usage_ingest(&orgwarden::store::IngestRecord {
+                started_at: at,
+                finished_at: at,
+                days: 1,
+                requests: 2,
+                error: None,
+            })
+            .unwrap();
+    }
+    let rows_before = store.usage_rows_by_day().unwrap();
+
+    // `[store] keep_days = 5`, but the rules read 30 and 20 days and the backfill is 10: the
+    // last 30 days stay.
+    let config = retention_config(
+        "[store]\nkeep_days = 5\n[usage]\nbackfill_days = 10\n\
+         [rules.dormant_keys]\nmax_idle_days = 30\n[rules.dormant_members]\nmax_idle_days = 20\n",
+    );
+    let needed = usage_days_needed(&config);
+    assert_eq!(needed, 30);
+    // A long retention keeps everything.
+    assert_eq!(
+        store
+            .prune_usage(usage_first_kept(now, 400, needed))
+            .unwrap(),
+        0
+    );
+    let first_kept = usage_first_kept(now, config.store.keep_days, needed);
+    assert_eq!(first_kept, today - Span::days(29));
+    assert_eq!(store.prune_usage(first_kept).unwrap(), 90);
+    drop(store);
+
+    // In the file, read by another connection: the old days and their rows are gone, the
+    // needed ones untouched.
+    let mut store = Store::open_writer(&path, "test", now).unwrap();
+    let days = days(&store);
+    assert_eq!(days.len(), 30);
+    assert_eq!(days.first(), Some(&(first_kept, true)));
+    assert_eq!(days.last(), Some(&(today, false)));
+    let rows = store.usage_rows_by_day().unwrap();
+    let mut kept_before = rows_before.clone();
+    kept_before.retain(|day, _| *day >= first_kept);
+    assert_eq!(rows, kept_before);
+    assert_eq!(rows.len(), 30);
+    assert_eq!(store.usage_row_counts().unwrap(), (30, 30, 30));
+    // The attempts before the first kept day go; the newest always stays (it decides the
+    // view's failure).
+    assert_eq!(store.usage_ingest_count().unwrap(), 1);
+    // The rules still find their 30 days covered.
+    let view = store.usage_view().unwrap().unwrap();
+    assert_eq!(view.covered_from, Some(first_kept));
+    assert_eq!(view.failure, None);
+
+    // The ingest's plan asks only for today, never for a pruned day, whether the backfill is
+    // the configured 10 days or as long as what was kept.
+    for backfill in [10, needed] {
+        let plan = plan_days(&store.usage_days().unwrap(), now, backfill, 31);
+        let asked: Vec<NaiveDate> = plan.iter().flat_map(|c| c.days()).collect();
+        assert_eq!(asked, vec![today], "backfill {backfill}");
+    }
+    // Days later, the same: retention moves on with the clock, and the plan only asks for the
+    // days since.
+    let later = now + Span::days(3);
+    let first_kept = usage_first_kept(later, config.store.keep_days, needed);
+    assert_eq!(store.prune_usage(first_kept).unwrap(), 3);
+    let plan = plan_days(&store.usage_days().unwrap(), later, 10, 31);
+    let mut asked: Vec<NaiveDate> = plan.iter().flat_map(|c| c.days()).collect();
+    asked.sort();
+    let since: Vec<NaiveDate> = today.iter_days().take(4).collect();
+    assert_eq!(asked, since);
+    assert_eq!(since.last(), Some(&later.date_naive()));
+}
+
+#[tokio::test]
+async fn the_audit_cycle_prunes_old_usage_days_and_fetches_only_new_ones() {
+    let mut app = TestApp::new(
+        "[usage]\nbackfill_days = 40\n[rules.dormant_keys]\nmax_idle_days = 30\n\
+         [rules.dormant_members]\nmax_idle_days = 20\n",
+    )
+    .await;
+    app.config.store.keep_days = 5;
+    let first = app.cycle().await;
+    assert_eq!(first.pruned_usage_days, 0);
+    assert_eq!(days(&app.store).len(), 40);
+
+    // Ten days on: the ten oldest days go (40 are needed: the backfill), the ten new ones and
+    // the unfinished day of the last run are fetched, nothing older.
+    app.advance(Span::days(10));
+    let second = app.cycle().await;
+    assert_eq!(second.pruned_usage_days, 10);
+    let ingest = app.store.last_usage_ingest().unwrap().unwrap();
+    assert_eq!((ingest.days, ingest.error), (11, None));
+    let stored = days(&app.store);
+    assert_eq!(stored.len(), 40);
+    assert_eq!(
+        stored.first().map(|d| d.0),
+        Some(today(&app) - Span::days(39))
+    );
+    for pair in stored.windows(2) {
+        assert_eq!(pair[0].0.succ_opt(), Some(pair[1].0), "a gap in {stored:?}");
+    }
+    // What stays is what a fresh ingest of the window stores: nothing older, nothing lost.
+    assert_eq!(
+        app.store.usage_rows_by_day().unwrap(),
+        reference_rows(&app).await
+    );
+    // Again the same day: nothing to prune, only today fetched.
+    let third = app.cycle().await;
+    assert_eq!(third.pruned_usage_days, 0);
+    assert_eq!(app.store.last_usage_ingest().unwrap().unwrap().days, 1);
+}

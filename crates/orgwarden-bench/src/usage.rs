@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 
 use orgwarden::admin_api::AdminClient;
@@ -25,6 +26,8 @@ pub(crate) struct UsageFigures {
     /// The same pages fetched and decoded, nothing aggregated or stored.
     pub(crate) fetch_only_secs: f64,
     pub(crate) ingest_over_fetch: f64,
+    /// Of `ingest_secs`, the time spent writing the chunks to SQLite.
+    pub(crate) ingest_store_secs: f64,
     pub(crate) key_day_rows: u64,
     pub(crate) account_day_rows: u64,
     pub(crate) claude_code_day_rows: u64,
@@ -68,16 +71,24 @@ pub(crate) async fn bench_usage(
                 None => break,
             }
         }
-        for day in chunk.days() {
-            let mut page: Option<String> = None;
-            loop {
-                let answer = client.claude_code_page(day, 1000, page.as_deref()).await?;
-                match answer.next_page.filter(|_| answer.has_more) {
-                    Some(next) => page = Some(next),
-                    None => break,
+        // The Claude Code days with the ingest's concurrency (`max_in_flight` days at a time),
+        // so that the bound and the ingest send the same requests on the same schedule.
+        let days: Vec<_> = chunk.days().collect();
+        let fetched: Vec<anyhow::Result<()>> = futures::stream::iter(days)
+            .map(|day| async move {
+                let mut page: Option<String> = None;
+                loop {
+                    let answer = client.claude_code_page(day, 1000, page.as_deref()).await?;
+                    match answer.next_page.filter(|_| answer.has_more) {
+                        Some(next) => page = Some(next),
+                        None => return Ok::<(), anyhow::Error>(()),
+                    }
                 }
-            }
-        }
+            })
+            .buffered(max_in_flight.max(1))
+            .collect()
+            .await;
+        fetched.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     }
     let fetch_only_secs = started.elapsed().as_secs_f64();
     eprintln!("usage fetch only: {fetch_only_secs:.2}s");
@@ -104,6 +115,7 @@ pub(crate) async fn bench_usage(
         ingest_requests: backfill.requests,
         fetch_only_secs,
         ingest_over_fetch: ingest_secs / fetch_only_secs,
+        ingest_store_secs: backfill.store_millis as f64 / 1000.0,
         key_day_rows,
         account_day_rows,
         claude_code_day_rows,

@@ -15,12 +15,13 @@
 //!   - otherwise active under the same address;
 //!   - of the active members, `20..23` are not assigned to the Claude application (the others
 //!     are); invites are never assigned.
-//! - former members on the main domain: deprovisioned;
+//! - former members on the main domain: deprovisioned when they were removed (to the second);
 //! - one directory-only person (active, unassigned) per ten members: `dir.only.N@example.com`.
 //!
-//! Status change times are `now` minus `h` days (at least one), so "since when" is stable too.
+//! Status change times are `now` minus `h` days (at least one), so "since when" is stable too;
+//! a former member's is their removal.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::seed::MAIN_DOMAIN;
@@ -162,10 +163,9 @@ impl SimState {
         }
         for former in &self.former_members {
             if on_main_domain(&former.email) {
-                add(
-                    entry(&former.email, DirectoryState::Deprovisioned, false, now),
-                    &mut out,
-                );
+                let mut e = entry(&former.email, DirectoryState::Deprovisioned, false, now);
+                e.state_changed = former.removed_at.min(now).trunc_subsecs(0);
+                add(e, &mut out);
             }
         }
         for n in 0..members / 10 {

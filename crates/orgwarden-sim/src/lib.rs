@@ -61,6 +61,7 @@ pub use idp::okta::{OktaOptions, OktaSim};
 pub use idp::IdpServer;
 pub use seed::{MAIN_DOMAIN, ORGANIZATION_NAME, SECOND_DOMAIN};
 pub use state::SimState;
+pub use usage::{MemberUsage, UsageTruth};
 
 use faults::{FaultState, RateLimiter};
 use server::{lock, Shared};

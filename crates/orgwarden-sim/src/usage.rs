@@ -733,3 +733,96 @@ pub(crate) fn claude_code(s: &SimState, seed: u64, q: &Params) -> Result<Body, A
         next_page: has_more.then(|| token(seed, kind, next as i64)),
     })
 }
+
+/// One member's last days of activity, as the usage reports show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberUsage {
+    /// The last UTC day with messages usage attributed to the member's account (through the keys
+    /// whose `account_id` the report gives as theirs), if any.
+    pub last_api: Option<NaiveDate>,
+    /// The last UTC day the member appears in the Claude Code report, if any.
+    pub last_claude_code: Option<NaiveDate>,
+}
+
+/// What the two usage reports say up to a time, worked out from the same model that serves them:
+/// the ground truth a test compares orgwarden's findings with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageTruth {
+    /// Every API key: the last UTC day it has messages usage before `now`, `None` if it never had.
+    pub key_last_used: BTreeMap<String, Option<NaiveDate>>,
+    /// Every current member, by user id.
+    pub members: BTreeMap<String, MemberUsage>,
+}
+
+fn day_date(day: i64) -> NaiveDate {
+    at(day * DAY).date_naive()
+}
+
+/// The last day (a day number) on which `p` has a burst before `now`, walking back from the
+/// newest possible day through the same [`events`] the messages report adds up.
+fn last_event_day(p: &KeyProfile<'_>, now: i64) -> Option<i64> {
+    let end = now.min(p.until);
+    if p.day_p == 0.0 || end <= p.from {
+        return None;
+    }
+    let first = p.from.div_euclid(DAY);
+    let mut day = (end - 1).div_euclid(DAY);
+    while day >= first {
+        let mut used = false;
+        events(p, day * DAY, ((day + 1) * DAY).min(now), |_| used = true);
+        if used {
+            return Some(day);
+        }
+        day -= 1;
+    }
+    None
+}
+
+/// The last day (a day number) a Claude Code actor is active before `now`, through the same
+/// [`cc_active`] the Claude Code report asks.
+fn last_cc_day(p: (u64, i64, i64, f64), now: i64) -> Option<i64> {
+    let (_, from, until, _) = p;
+    let end = now.min(until);
+    if end <= from {
+        return None;
+    }
+    let first = from.div_euclid(DAY);
+    (first..=(end - 1).div_euclid(DAY))
+        .rev()
+        .find(|&day| cc_active(p, day, now).is_some())
+}
+
+impl SimState {
+    /// The usage the reports serve up to `now` (seed `seed`): each key's last day of use and each
+    /// current member's last API and Claude Code days. Nothing is stored; this walks the same
+    /// profiles and hashes as `GET /v1/organizations/usage_report/messages` (grouped by
+    /// `api_key_id` or `account_id`) and `…/claude_code`.
+    pub fn usage_truth(&self, seed: u64, now: DateTime<Utc>) -> UsageTruth {
+        let now = now.timestamp();
+        let mut truth = UsageTruth::default();
+        let mut by_account: BTreeMap<&str, i64> = BTreeMap::new();
+        for k in self.api_keys.iter() {
+            let p = key_profile(self, seed, k);
+            let last = last_event_day(&p, now);
+            if let (Some(account), Some(day)) = (p.account_id, last) {
+                let latest = by_account.entry(account).or_insert(day);
+                *latest = (*latest).max(day);
+            }
+            truth.key_last_used.insert(k.id.clone(), last.map(day_date));
+        }
+        for u in self.users.iter() {
+            let last_claude_code =
+                cc_profile(seed, &u.id, &u.role, u.added_at.timestamp(), i64::MAX)
+                    .and_then(|p| last_cc_day(p, now))
+                    .map(day_date);
+            truth.members.insert(
+                u.id.clone(),
+                MemberUsage {
+                    last_api: by_account.get(u.id.as_str()).copied().map(day_date),
+                    last_claude_code,
+                },
+            );
+        }
+        truth
+    }
+}
