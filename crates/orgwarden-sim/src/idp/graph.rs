@@ -101,6 +101,49 @@ struct GraphShared {
     opts: GraphOptions,
     base_url: String,
     limiter: Mutex<RateLimiter>,
+    /// The lists' ids sorted once per directory value, so that a page is a binary search and
+    /// not a sort of the whole directory (the directory itself is cached per state change).
+    sorted: Mutex<Option<Arc<Sorted>>>,
+}
+
+/// A directory value with its three lists as `(id, index in the directory)`, sorted by id.
+struct Sorted {
+    directory: Arc<Vec<DirectoryEntry>>,
+    users: Vec<(String, usize)>,
+    deleted: Vec<(String, usize)>,
+    assigned: Vec<(String, usize)>,
+}
+
+impl GraphShared {
+    /// The current directory's sorted lists, built again only when the directory changed.
+    fn sorted(&self) -> Arc<Sorted> {
+        let directory = self.core.directory();
+        let mut cache = lock(&self.sorted);
+        if let Some(sorted) = &*cache {
+            if Arc::ptr_eq(&sorted.directory, &directory) {
+                return Arc::clone(sorted);
+            }
+        }
+        let list = |keep: &dyn Fn(&DirectoryEntry) -> bool,
+                    id: &dyn Fn(&DirectoryEntry) -> String| {
+            let mut items: Vec<(String, usize)> = directory
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| keep(e))
+                .map(|(i, e)| (id(e), i))
+                .collect();
+            items.sort_unstable();
+            items
+        };
+        let sorted = Arc::new(Sorted {
+            users: list(&|e| e.state != DirectoryState::Deleted, &object_id),
+            deleted: list(&|e| e.state == DirectoryState::Deleted, &object_id),
+            assigned: list(&|e| e.assigned, &assignment_id),
+            directory,
+        });
+        *cache = Some(Arc::clone(&sorted));
+        sorted
+    }
 }
 
 /// A running Microsoft Graph simulator; dereferences to its [`IdpServer`].
@@ -128,6 +171,7 @@ impl GraphSim {
             core: core.clone(),
             base_url: format!("http://{}", listener.local_addr()?),
             limiter: Mutex::new(RateLimiter::new(opts.rps)),
+            sorted: Mutex::new(None),
             opts,
         });
         let app = Router::new()
@@ -317,6 +361,12 @@ fn object_id(e: &DirectoryEntry) -> String {
     guid(0x6A7B, n)
 }
 
+/// The id of a person's assignment to the Claude application.
+fn assignment_id(e: &DirectoryEntry) -> String {
+    let n = u64::from_str_radix(e.id.trim_start_matches('u'), 16).unwrap_or(0);
+    guid(0xA551, n)
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -355,16 +405,16 @@ fn select(mut object: Map<String, Value>, selected: &[String]) -> Value {
     Value::Object(object)
 }
 
-/// A `$top`, `$skiptoken` page of `(id, entry)` sorted by id, with `@odata.nextLink`; only the
+/// A `$top`, `$skiptoken` page of `(id, index)` sorted by id, with `@odata.nextLink`; only the
 /// page's entries are rendered to JSON (`render`), so a page of a 100k-person directory costs a
-/// sort, not 100k objects.
-fn page<T>(
+/// binary search, not 100k objects.
+fn page(
     sh: &GraphShared,
-    mut items: Vec<(String, T)>,
+    items: &[(String, usize)],
     query: Option<&str>,
     path: &str,
     context: &str,
-    render: impl Fn(&T) -> Value,
+    render: impl Fn(usize) -> Value,
 ) -> Response {
     let params = form(query.unwrap_or(""));
     let top = match params.get("$top").map(|t| t.parse::<usize>()) {
@@ -383,13 +433,12 @@ fn page<T>(
             );
         }
     };
-    items.sort_by(|a, b| a.0.cmp(&b.0));
     let start = match params.get("$skiptoken") {
         Some(after) => items.partition_point(|(id, _)| id.as_str() <= after.as_str()),
         None => 0,
     };
     let rest = &items[start..];
-    let shown: Vec<Value> = rest.iter().take(top).map(|(_, v)| render(v)).collect();
+    let shown: Vec<Value> = rest.iter().take(top).map(|(_, i)| render(*i)).collect();
     let base = &sh.base_url;
     let mut body = json!({
         "@odata.context": format!("{base}/v1.0/$metadata#{context}"),
@@ -419,14 +468,14 @@ fn selected(query: Option<&str>) -> Vec<String> {
 
 fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Response {
     let chosen = selected(query);
-    let directory = sh.core.directory();
-    let items = directory
-        .iter()
-        .filter(|e| (e.state == DirectoryState::Deleted) == deleted)
-        .map(|e| (object_id(e), e))
-        .collect();
-    page(sh, items, query, path, "users", |e| {
-        select(user_json(e), &chosen)
+    let sorted = sh.sorted();
+    let items = if deleted {
+        &sorted.deleted
+    } else {
+        &sorted.users
+    };
+    page(sh, items, query, path, "users", |i| {
+        select(user_json(&sorted.directory[i]), &chosen)
     })
 }
 
@@ -456,21 +505,13 @@ async fn list_assignments(
             &sh.core,
         );
     }
-    let directory = sh.core.directory();
-    let items = directory
-        .iter()
-        .filter(|e| e.assigned)
-        .map(|e| {
-            let n = u64::from_str_radix(e.id.trim_start_matches('u'), 16).unwrap_or(0);
-            (guid(0xA551, n), e)
-        })
-        .collect();
+    let sorted = sh.sorted();
     let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
-    let render = |e: &&DirectoryEntry| {
+    let render = |i: usize| {
+        let e = &sorted.directory[i];
         let principal = object_id(e);
-        let n = u64::from_str_radix(e.id.trim_start_matches('u'), 16).unwrap_or(0);
         json!({
-                "id": guid(0xA551, n),
+                "id": assignment_id(e),
                 "deletedDateTime": null,
                 "appRoleId": "00000000-0000-0000-0000-000000000000",
                 "createdDateTime": ts(e.state_changed),
@@ -483,7 +524,7 @@ async fn list_assignments(
     };
     page(
         &sh,
-        items,
+        &sorted.assigned,
         query.as_deref(),
         &path,
         &format!("servicePrincipals('{id}')/appRoleAssignedTo"),
