@@ -37,13 +37,43 @@ pub(super) fn insert(
     kind: &str,
     payload: impl serde::Serialize,
 ) -> rusqlite::Result<()> {
-    // A payload is a map of plain values: it always serialises.
-    let payload = serde_json::to_string(&payload)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    // Cached: an audit of a large organization appends tens of thousands of events.
-    conn.prepare_cached("INSERT INTO events (at, type, payload) VALUES (?1, ?2, ?3)")?
-        .execute(params![ts(at), kind, payload])?;
-    Ok(())
+    EventWriter::new(conn, at)?.write(kind, payload)
+}
+
+/// Appends events that share one time through one prepared statement, the time written once
+/// and each payload serialised into the same buffer: an audit of a large organization appends
+/// tens of thousands.
+pub(super) struct EventWriter<'c> {
+    statement: rusqlite::CachedStatement<'c>,
+    at: String,
+    buffer: Vec<u8>,
+}
+
+impl<'c> EventWriter<'c> {
+    pub(super) fn new(conn: &'c Connection, at: &DateTime<Utc>) -> rusqlite::Result<Self> {
+        Ok(EventWriter {
+            statement: conn
+                .prepare_cached("INSERT INTO events (at, type, payload) VALUES (?1, ?2, ?3)")?,
+            at: ts(at),
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Appends one event; its payload is a map of plain values and always serialises.
+    pub(super) fn write(
+        &mut self,
+        kind: &str,
+        payload: impl serde::Serialize,
+    ) -> rusqlite::Result<()> {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            rusqlite::Error::ToSqlConversionFailure(e)
+        };
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, &payload).map_err(|e| failed(e.into()))?;
+        let text = std::str::from_utf8(&self.buffer).map_err(|e| failed(e.into()))?;
+        self.statement.execute(params![self.at, kind, text])?;
+        Ok(())
+    }
 }
 
 /// Appends the event of action `id` as it now stands (`action.<status>`), with the rule of the

@@ -291,6 +291,7 @@ impl Store {
             }
         }
 
+        let mut events = super::events::EventWriter::new(&tx, &audited_at).ctx(&path)?;
         let mut seen = HashSet::with_capacity(evaluation.findings.len());
         let mut findings = Vec::with_capacity(evaluation.findings.len());
         // What to write, upserted in fingerprint order below.
@@ -355,7 +356,7 @@ impl Store {
                         "fingerprint": fingerprint,
                         "run_id": run_id,
                     });
-                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
+                    events.write(kind, payload).ctx(&path)?;
                 } else {
                     let payload = FindingPayload {
                         rule: finding.rule.as_str(),
@@ -367,7 +368,7 @@ impl Store {
                         evidence: &evidence,
                         run_id,
                     };
-                    super::events::insert(&tx, &audited_at, kind, payload).ctx(&path)?;
+                    events.write(kind, payload).ctx(&path)?;
                 }
             }
             let first_seen_at = parse_ts(&first_seen).ctx(&path)?;
@@ -505,7 +506,7 @@ impl Store {
                     evidence: &record.evidence,
                     run_id,
                 };
-                super::events::insert(&tx, &audited_at, "finding.resolved", payload).ctx(&path)?;
+                events.write("finding.resolved", payload).ctx(&path)?;
             }
         }
         let n_resolved = resolved.len();
@@ -534,8 +535,9 @@ impl Store {
                 "new": n_new,
                 "resolved": n_resolved,
             });
-            super::events::insert(&tx, &audited_at, "run.finished", payload).ctx(&path)?;
+            events.write("run.finished", payload).ctx(&path)?;
         }
+        drop(events);
         if store {
             tx.commit().ctx(&path)?;
         }
