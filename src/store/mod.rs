@@ -267,6 +267,63 @@ fn opt_ts_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<Dat
         .transpose()
 }
 
+/// The columns [`key_from_row`] reads, in its order.
+const KEY_COLUMNS: &str = "id, name, workspace_id, created_at, created_by_id, created_by_type, \
+    partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id, \
+    scope_type, scope_workspace_id";
+
+/// An API key from the columns [`KEY_COLUMNS`].
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    let created_by = match (
+        row.get::<_, Option<String>>(4)?,
+        row.get::<_, Option<String>>(5)?,
+    ) {
+        (Some(id), Some(kind)) => Some(Actor { id, kind }),
+        _ => None,
+    };
+    let principal = row.get::<_, Option<String>>(9)?.map(|kind| Principal {
+        kind,
+        user_id: row.get(10).ok().flatten(),
+        service_account_id: row.get(11).ok().flatten(),
+    });
+    let scope = row.get::<_, Option<String>>(12)?.map(|kind| KeyScope {
+        kind,
+        workspace_id: row.get(13).ok().flatten(),
+    });
+    Ok(ApiKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        workspace_id: row.get(2)?,
+        created_at: ts_at(row, 3)?,
+        created_by,
+        partial_key_hint: row.get(6)?,
+        status: text_at(row, 7)?.into(),
+        expires_at: opt_ts_at(row, 8)?,
+        principal,
+        scope,
+    })
+}
+
+/// The rows of `sql` with `params` on `conn`, each made a value by `map`, in a vector of
+/// `capacity`; errors name `db`.
+fn query_rows<T>(
+    conn: &Connection,
+    db: &impl Database,
+    capacity: u64,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).ctx(db)?;
+    let rows = stmt.query_map(params, map).ctx(db)?;
+    // A count that is off (or absurd) only costs a reallocation.
+    let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
+    for row in rows {
+        out.push(row.ctx(db)?);
+    }
+    Ok(out)
+}
+
 /// A member from the columns `id, email, name, role, added_at`.
 fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -792,121 +849,126 @@ impl Store {
         // Each list is collected into a vector of its final size, counted when it was written.
         let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
-        let members = match baseline_for {
-            None => self.query(
-                capacity.members,
-                &format!("SELECT id, email, name, role, added_at FROM members WHERE {at}"),
-                [run_id],
-                member_from_row,
-            )?,
-            Some(now) => {
-                let [a, b, c] = OrgRole::ADMINS.map(|role| role.as_str().to_owned());
-                self.query(
-                    0,
-                    "SELECT p.id, p.email, p.name, p.role, p.added_at FROM members c \
-                     CROSS JOIN members p ON p.id = c.id \
-                     WHERE c.role IN (?3, ?4, ?5) \
-                     AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
-                     AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1)",
-                    params![run_id, now, a, b, c],
-                    member_from_row,
+        // The keys, the longest list, are read on a second (read-only) connection in another
+        // thread while this one reads the rest: two cores read a large snapshot in little more
+        // than the keys' time. Not for an in-memory preview (its rows are not in the file), nor
+        // when the file cannot be opened a second time (then the keys are read here after the
+        // rest).
+        let keys_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {at}");
+        let side = match whole && !self.scratch {
+            true => connect(&self.path, true).ok(),
+            false => None,
+        };
+        let path = self.path_text();
+        let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
+            |scope| -> Result<_> {
+                let keys = side.map(|conn| {
+                    let (sql, path) = (&keys_sql, &path);
+                    scope.spawn(move || {
+                        query_rows(&conn, path, capacity.api_keys, sql, [run_id], key_from_row)
+                    })
+                });
+                let rest = (|| -> Result<_> {
+                    let members = match baseline_for {
+                        None => self.query(
+                            capacity.members,
+                            &format!(
+                                "SELECT id, email, name, role, added_at FROM members WHERE {at}"
+                            ),
+                            [run_id],
+                            member_from_row,
+                        )?,
+                        Some(now) => {
+                            let [a, b, c] = OrgRole::ADMINS.map(|role| role.as_str().to_owned());
+                            self.query(
+                                0,
+                                "SELECT p.id, p.email, p.name, p.role, p.added_at FROM members c \
+                             CROSS JOIN members p ON p.id = c.id \
+                             WHERE c.role IN (?3, ?4, ?5) \
+                             AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
+                             AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1)",
+                                params![run_id, now, a, b, c],
+                                member_from_row,
+                            )?
+                        }
+                    };
+                    let invites = if !whole {
+                        Vec::new()
+                    } else {
+                        self.query(
+                    capacity.invites,
+                    &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
+                    [run_id],
+                    |row| {
+                        Ok(Invite {
+                            id: row.get(0)?,
+                            email: row.get(1)?,
+                            role: text_at(row, 2)?.into(),
+                            status: text_at(row, 3)?.into(),
+                            invited_at: ts_at(row, 4)?,
+                            expires_at: ts_at(row, 5)?,
+                            accepted_at: opt_ts_at(row, 6)?,
+                        })
+                    },
                 )?
-            }
-        };
-        let invites = if !whole {
-            Vec::new()
-        } else {
-            self.query(
-            capacity.invites,
-            &format!("SELECT id, email, role, status, invited_at, expires_at, accepted_at FROM invites WHERE {at}"),
-            [run_id],
-            |row| {
-                Ok(Invite {
-                    id: row.get(0)?,
-                    email: row.get(1)?,
-                    role: text_at(row, 2)?.into(),
-                    status: text_at(row, 3)?.into(),
-                    invited_at: ts_at(row, 4)?,
-                    expires_at: ts_at(row, 5)?,
-                    accepted_at: opt_ts_at(row, 6)?,
-                })
-            },
-        )?
-        };
-        let workspaces = if !whole {
-            Vec::new()
-        } else {
-            self.query(
-            capacity.workspaces,
-            &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
-            [run_id],
-            |row| {
-                Ok(Workspace {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    display_color: row.get(2)?,
-                    created_at: ts_at(row, 3)?,
-                    archived_at: opt_ts_at(row, 4)?,
-                })
-            },
-        )?
-        };
-        let workspace_members = match baseline_for {
-            None => self.query(
-                capacity.workspace_members,
-                &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
-                [run_id],
-                membership_from_row,
-            )?,
-            Some(now) => self.query(
-                0,
-                "SELECT p.workspace_id, p.user_id, p.workspace_role FROM workspace_members c \
-                 CROSS JOIN workspace_members p \
-                   ON p.workspace_id = c.workspace_id AND p.user_id = c.user_id \
-                 WHERE c.workspace_role = ?3 \
-                 AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
-                 AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1) \
-                 ORDER BY c.workspace_id, c.user_id",
-                params![run_id, now, WorkspaceRole::WorkspaceAdmin.as_str()],
-                membership_from_row,
-            )?,
-        };
-        let api_keys = if !whole {
-            Vec::new()
-        } else {
-            self.query(
-            capacity.api_keys,
-            &format!("SELECT id, name, workspace_id, created_at, created_by_id, created_by_type, partial_key_hint, status, expires_at, principal_type, principal_user_id, principal_sa_id, scope_type, scope_workspace_id FROM api_keys WHERE {at}"),
-            [run_id],
-            |row| {
-                let created_by = match (row.get::<_, Option<String>>(4)?, row.get::<_, Option<String>>(5)?) {
-                    (Some(id), Some(kind)) => Some(Actor { id, kind }),
-                    _ => None,
+                    };
+                    let workspaces = if !whole {
+                        Vec::new()
+                    } else {
+                        self.query(
+                    capacity.workspaces,
+                    &format!("SELECT id, name, display_color, created_at, archived_at FROM workspaces WHERE {at}"),
+                    [run_id],
+                    |row| {
+                        Ok(Workspace {
+                            id: row.get(0)?,
+                            name: row.get(1)?,
+                            display_color: row.get(2)?,
+                            created_at: ts_at(row, 3)?,
+                            archived_at: opt_ts_at(row, 4)?,
+                        })
+                    },
+                )?
+                    };
+                    let workspace_members = match baseline_for {
+                    None => self.query(
+                        capacity.workspace_members,
+                        &format!("SELECT workspace_id, user_id, workspace_role FROM workspace_members WHERE {at} ORDER BY workspace_id, user_id"),
+                        [run_id],
+                        membership_from_row,
+                    )?,
+                    Some(now) => self.query(
+                        0,
+                        "SELECT p.workspace_id, p.user_id, p.workspace_role FROM workspace_members c \
+                         CROSS JOIN workspace_members p \
+                           ON p.workspace_id = c.workspace_id AND p.user_id = c.user_id \
+                         WHERE c.workspace_role = ?3 \
+                         AND c.valid_from <= ?2 AND (c.valid_to IS NULL OR c.valid_to > ?2) \
+                         AND p.valid_from <= ?1 AND (p.valid_to IS NULL OR p.valid_to > ?1) \
+                         ORDER BY c.workspace_id, c.user_id",
+                        params![run_id, now, WorkspaceRole::WorkspaceAdmin.as_str()],
+                        membership_from_row,
+                    )?,
                 };
-                let principal = row.get::<_, Option<String>>(9)?.map(|kind| Principal {
-                    kind,
-                    user_id: row.get(10).ok().flatten(),
-                    service_account_id: row.get(11).ok().flatten(),
-                });
-                let scope = row.get::<_, Option<String>>(12)?.map(|kind| KeyScope {
-                    kind,
-                    workspace_id: row.get(13).ok().flatten(),
-                });
-                Ok(ApiKey {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    workspace_id: row.get(2)?,
-                    created_at: ts_at(row, 3)?,
-                    created_by,
-                    partial_key_hint: row.get(6)?,
-                    status: text_at(row, 7)?.into(),
-                    expires_at: opt_ts_at(row, 8)?,
-                    principal,
-                    scope,
-                })
+                    Ok((members, invites, workspaces, workspace_members))
+                })();
+                let api_keys = match keys {
+                    Some(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(StoreError::Other {
+                            path: path.clone(),
+                            message: "reading the API keys failed (the reading thread panicked)"
+                                .to_owned(),
+                        })
+                    })?,
+                    None if whole => {
+                        self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?
+                    }
+                    None => Vec::new(),
+                };
+                let (members, invites, workspaces, workspace_members) = rest?;
+                Ok((members, invites, workspaces, workspace_members, api_keys))
             },
-        )?
-        };
+        )?;
         let mut members = members;
         let mut invites = invites;
         let mut workspaces = workspaces;
@@ -941,14 +1003,7 @@ impl Store {
         params: impl rusqlite::Params,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).ctx(self)?;
-        let rows = stmt.query_map(params, map).ctx(self)?;
-        // A count that is off (or absurd) only costs a reallocation.
-        let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0).min(1 << 24));
-        for row in rows {
-            out.push(row.ctx(self)?);
-        }
-        Ok(out)
+        query_rows(&self.conn, self, capacity, sql, params, map)
     }
 
     // ---- Retention ---------------------------------------------------------------------------
