@@ -77,9 +77,7 @@ impl ReportKind {
     }
 }
 
-/// How many columns `FINDING_COLUMNS` names (the index of anything selected after them).
-const FINDING_COLUMN_COUNT: usize = 12;
-
+/// The columns `finding_from_row` reads, in its order.
 const FINDING_COLUMNS: &str =
     "rule, severity, subject_kind, subject_id, subject, evidence, action, \
     status, first_seen, last_seen, resolved_at, controls";
@@ -138,6 +136,7 @@ pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
 
 /// A tracked finding's row as an audit needs it to carry the lifecycle on.
 struct Tracked {
+    rule: String,
     status: String,
     first_seen: String,
     first_run: i64,
@@ -274,13 +273,14 @@ impl Store {
         {
             let mut stmt = tx
                 .prepare(
-                    "SELECT fingerprint, status, first_seen, first_run, last_run, consecutive \
-                     FROM findings WHERE status != 'resolved'",
+                    "SELECT fingerprint, status, first_seen, first_run, last_run, consecutive, \
+                       rule FROM findings WHERE status != 'resolved'",
                 )
                 .ctx(&path)?;
             let mut rows = stmt.query([]).ctx(&path)?;
             while let Some(row) = rows.next().ctx(&path)? {
                 let tracked_row = Tracked {
+                    rule: row.get(6).ctx(&path)?,
                     status: row.get(1).ctx(&path)?,
                     first_seen: row.get(2).ctx(&path)?,
                     first_run: row.get(3).ctx(&path)?,
@@ -396,7 +396,23 @@ impl Store {
                 consecutive,
             });
         }
-        drop(tracked);
+        // Resolve what this evaluation no longer shows, for the rules that ran (or were turned
+        // off): the tracked findings it did not see, in the order of the status index (status,
+        // rule, fingerprint) as a scan would list them. Only those are read whole below.
+        let settled: Vec<&str> = evaluation
+            .rules
+            .iter()
+            .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
+            .map(|o| o.rule.as_str())
+            .collect();
+        let mut gone: Vec<(String, String, String)> = tracked
+            .into_iter()
+            .filter(|(fingerprint, row)| {
+                !seen.contains(fingerprint) && settled.contains(&row.rule.as_str())
+            })
+            .map(|(fingerprint, row)| (row.status, row.rule, fingerprint))
+            .collect();
+        gone.sort_unstable();
 
         // In key order, each upsert lands beside the last one in the B-tree instead of anywhere.
         rows.sort_unstable_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
@@ -452,36 +468,17 @@ impl Store {
         }
         drop(rows);
 
-        // Resolve what this evaluation no longer shows, for the rules that ran (or were turned off).
-        let settled: Vec<&str> = evaluation
-            .rules
-            .iter()
-            .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
-            .map(|o| o.rule.as_str())
-            .collect();
-        let mut resolved = Vec::new();
-        {
-            let mut live = tx
+        let mut resolved = Vec::with_capacity(gone.len());
+        if !gone.is_empty() {
+            let mut whole = tx
                 .prepare(&format!(
-                    "SELECT {FINDING_COLUMNS}, fingerprint FROM findings WHERE status != 'resolved'"
+                    "SELECT {FINDING_COLUMNS} FROM findings WHERE fingerprint = ?1"
                 ))
                 .ctx(&path)?;
-            let mut rows = live.query([]).ctx(&path)?;
-            while let Some(row) = rows.next().ctx(&path)? {
-                // Only a finding this evaluation no longer shows is read whole.
-                let fingerprint = row
-                    .get_ref(FINDING_COLUMN_COUNT)
-                    .and_then(|v| Ok(v.as_str()?))
+            for (_, _, fingerprint) in gone {
+                let mut record = whole
+                    .query_row([&fingerprint], finding_from_row)
                     .ctx(&path)?;
-                if seen.contains(fingerprint) {
-                    continue;
-                }
-                let rule = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).ctx(&path)?;
-                if !settled.contains(&rule) {
-                    continue;
-                }
-                let fingerprint = fingerprint.to_owned();
-                let mut record = finding_from_row(row).ctx(&path)?;
                 record.status = FindingStatus::Resolved;
                 record.resolved_at = Some(taken_at);
                 resolved.push((fingerprint, record));
