@@ -25,10 +25,13 @@ use super::DirectoryError;
 use crate::config::EntraSettings;
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
 
-const SELECT: &str =
+/// The user properties each page asks for (`$select`).
+pub const SELECT: &str =
     "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
-const TOP: &str = "999";
-const SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The page size asked for (`$top`, Graph's largest for users).
+pub const TOP: &str = "999";
+/// The client-credentials scope.
+pub const SCOPE: &str = "https://graph.microsoft.com/.default";
 
 #[derive(Deserialize)]
 struct Page<T> {
