@@ -489,53 +489,83 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
             .map_or(true, |read| read.listing.assigned.is_some())
     });
 
+    // The two costliest rules run on a second thread while this one runs the rest (the rules
+    // are pure and share only read-only input); the outcomes keep the order below.
+    let (side, here) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| {
+            [
+                run(DEPARTED_DOMAINS, r.departed_domains.enabled, || {
+                    Ok(rules::departed_domains(&ctx))
+                }),
+                run(ORPHANED_KEYS, r.orphaned_keys.enabled, || {
+                    Ok(rules::orphaned_keys(&ctx))
+                }),
+            ]
+        });
+        let here = [
+            run(STALE_INVITES, r.stale_invites.enabled, || {
+                Ok(rules::stale_invites(&ctx))
+            }),
+            run(OFFBOARDING_ROSTER, r.offboarding_roster.enabled, roster),
+            run(UNATTRIBUTED_KEYS, r.orphaned_keys.enabled, || {
+                Ok(rules::unattributed_keys(&ctx))
+            }),
+            run(EXCESS_ADMINS, r.excess_admins.enabled, || {
+                Ok(rules::excess_admins(&ctx))
+            }),
+            run(
+                PRIVILEGE_ESCALATION,
+                r.privilege_escalation.enabled,
+                escalation,
+            ),
+            run(DORMANT_KEYS, r.dormant_keys.enabled, || {
+                let idle = r.dormant_keys.max_idle_days;
+                let view = usage(idle, "rules.dormant_keys.max_idle_days")?;
+                Ok(rules::dormant_keys(&ctx, view))
+            }),
+            run(DORMANT_MEMBERS, r.dormant_members.enabled, || {
+                let idle = r.dormant_members.max_idle_days;
+                let view = usage(idle, "rules.dormant_members.max_idle_days")?;
+                Ok(rules::dormant_members(&ctx, view))
+            }),
+            run(KEY_HYGIENE, r.key_hygiene.enabled, || {
+                Ok(rules::key_hygiene(&ctx))
+            }),
+            run_partial(DIRECTORY_DEPARTED, r.directory_departed.enabled, || {
+                directory_rule(&|| rules::directory_departed(&ctx, &dirs))
+            }),
+            run_partial(DIRECTORY_UNKNOWN, r.directory_unknown.enabled, || {
+                directory_rule(&|| rules::directory_unknown(&ctx, &dirs))
+            }),
+            run_partial(ASSIGNMENT_DRIFT, r.assignment_drift.enabled, || {
+                if !input.directories.is_empty() && !any_assignments {
+                    return (Vec::new(), Some(ASSIGNMENTS_NOT_CONFIGURED.to_owned()));
+                }
+                directory_rule(&|| rules::assignment_drift(&ctx, &dirs))
+            }),
+        ];
+        let side = side
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (side, here)
+    });
+    let [departed, orphaned] = side;
+    let [stale, roster, unattributed, excess, escalation, dormant_keys, dormant_members, hygiene, dir_departed, dir_unknown, drift] =
+        here;
     let runs = [
-        run(STALE_INVITES, r.stale_invites.enabled, || {
-            Ok(rules::stale_invites(&ctx))
-        }),
-        run(DEPARTED_DOMAINS, r.departed_domains.enabled, || {
-            Ok(rules::departed_domains(&ctx))
-        }),
-        run(OFFBOARDING_ROSTER, r.offboarding_roster.enabled, roster),
-        run(ORPHANED_KEYS, r.orphaned_keys.enabled, || {
-            Ok(rules::orphaned_keys(&ctx))
-        }),
-        run(UNATTRIBUTED_KEYS, r.orphaned_keys.enabled, || {
-            Ok(rules::unattributed_keys(&ctx))
-        }),
-        run(EXCESS_ADMINS, r.excess_admins.enabled, || {
-            Ok(rules::excess_admins(&ctx))
-        }),
-        run(
-            PRIVILEGE_ESCALATION,
-            r.privilege_escalation.enabled,
-            escalation,
-        ),
-        run(DORMANT_KEYS, r.dormant_keys.enabled, || {
-            let idle = r.dormant_keys.max_idle_days;
-            let view = usage(idle, "rules.dormant_keys.max_idle_days")?;
-            Ok(rules::dormant_keys(&ctx, view))
-        }),
-        run(DORMANT_MEMBERS, r.dormant_members.enabled, || {
-            let idle = r.dormant_members.max_idle_days;
-            let view = usage(idle, "rules.dormant_members.max_idle_days")?;
-            Ok(rules::dormant_members(&ctx, view))
-        }),
-        run(KEY_HYGIENE, r.key_hygiene.enabled, || {
-            Ok(rules::key_hygiene(&ctx))
-        }),
-        run_partial(DIRECTORY_DEPARTED, r.directory_departed.enabled, || {
-            directory_rule(&|| rules::directory_departed(&ctx, &dirs))
-        }),
-        run_partial(DIRECTORY_UNKNOWN, r.directory_unknown.enabled, || {
-            directory_rule(&|| rules::directory_unknown(&ctx, &dirs))
-        }),
-        run_partial(ASSIGNMENT_DRIFT, r.assignment_drift.enabled, || {
-            if !input.directories.is_empty() && !any_assignments {
-                return (Vec::new(), Some(ASSIGNMENTS_NOT_CONFIGURED.to_owned()));
-            }
-            directory_rule(&|| rules::assignment_drift(&ctx, &dirs))
-        }),
+        stale,
+        departed,
+        roster,
+        orphaned,
+        unattributed,
+        excess,
+        escalation,
+        dormant_keys,
+        dormant_members,
+        hygiene,
+        dir_departed,
+        dir_unknown,
+        drift,
     ];
 
     let mut findings = Vec::new();

@@ -3386,3 +3386,20 @@ fn a_failed_source_leaves_its_rules_not_evaluated_and_the_others_report() {
         RuleStatus::NotEvaluated(DIRECTORIES_NOT_CONFIGURED.into())
     );
 }
+
+#[test]
+fn outcomes_come_one_per_rule_in_the_order_of_rule_ids_whichever_thread_ran_them() {
+    let evaluation = Case::new(state()).eval();
+    let order: Vec<RuleId> = evaluation.rules.iter().map(|o| o.rule).collect();
+    let expected: Vec<RuleId> = RuleId::ALL
+        .into_iter()
+        .filter(|r| *r != RuleId::RemediationGuard)
+        .collect();
+    assert_eq!(order, expected);
+    // Findings come in reading order, the same on every run.
+    assert_eq!(
+        evaluation.findings,
+        Case::new(state()).eval().findings,
+        "evaluation is deterministic"
+    );
+}
