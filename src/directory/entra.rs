@@ -172,28 +172,15 @@ impl Reader<'_> {
 
     /// One authenticated GET; a 401 drops the cached token and fetches a new one once.
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DirectoryError> {
-        let mut renewed = false;
-        loop {
-            let auth = http::auth_header(&self.token().await?, "Bearer");
-            let answer = self
-                .http
-                .json::<T>(|| {
-                    self.http
-                        .client()
-                        .get(url.clone())
-                        .header("accept", "application/json")
-                        .header("authorization", auth.clone())
-                })
-                .await;
-            match answer {
-                Ok((value, _)) => return Ok(value),
-                Err(Failure::Status(StatusCode::UNAUTHORIZED, _)) if !renewed => {
-                    http::forget_token(&self.token_key());
-                    renewed = true;
-                }
-                Err(f) => return Err(self.describe(url.path(), f)),
-            }
-        }
+        let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
+        let key = self.token_key();
+        let (value, _) = self
+            .http
+            .get_json(url, authorization, Some(&key), |what, f| {
+                self.describe(what, f)
+            })
+            .await?;
+        Ok(value)
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {

@@ -286,6 +286,44 @@ impl Http {
     }
 }
 
+impl Http {
+    /// One authenticated GET of JSON, as [`Http::json`]: `authorization` gives the header for
+    /// each attempt; a 401 drops the cached token `renewable` names (an OAuth source's) and
+    /// tries once more with a new one. A failure is described by `describe` (what was read, why).
+    pub(crate) async fn get_json<T, Fut>(
+        &self,
+        url: &Url,
+        authorization: impl Fn() -> Fut,
+        renewable: Option<&str>,
+        describe: impl Fn(&str, Failure) -> DirectoryError,
+    ) -> Result<(T, HeaderMap), DirectoryError>
+    where
+        T: DeserializeOwned,
+        Fut: std::future::Future<Output = Result<HeaderValue, DirectoryError>>,
+    {
+        let mut renewed = false;
+        loop {
+            let auth = authorization().await?;
+            let answer = self
+                .json::<T>(|| {
+                    self.client()
+                        .get(url.clone())
+                        .header("accept", "application/json")
+                        .header("authorization", auth.clone())
+                })
+                .await;
+            match (answer, renewable) {
+                (Ok(ok), _) => return Ok(ok),
+                (Err(Failure::Status(StatusCode::UNAUTHORIZED, _)), Some(key)) if !renewed => {
+                    forget_token(key);
+                    renewed = true;
+                }
+                (Err(f), _) => return Err(describe(url.path(), f)),
+            }
+        }
+    }
+}
+
 fn describe_transport(e: &reqwest::Error) -> String {
     // reqwest's Display names the URL, which never holds a credential here (tokens and keys
     // travel in headers and bodies only).

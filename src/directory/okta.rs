@@ -188,30 +188,16 @@ impl Reader<'_> {
         &self,
         url: &Url,
     ) -> Result<(T, HeaderMap), DirectoryError> {
-        let mut renewed = false;
-        loop {
-            let auth = self.authorization().await?;
-            let answer = self
-                .http
-                .json::<T>(|| {
-                    self.http
-                        .client()
-                        .get(url.clone())
-                        .header("accept", "application/json")
-                        .header("authorization", auth.clone())
-                })
-                .await;
-            match answer {
-                Ok(ok) => return Ok(ok),
-                Err(Failure::Status(StatusCode::UNAUTHORIZED, _))
-                    if !renewed && matches!(self.settings.auth, OktaAuth::PrivateKeyJwt { .. }) =>
-                {
-                    http::forget_token(&self.token_key());
-                    renewed = true;
-                }
-                Err(f) => return Err(self.describe(url.path(), f)),
-            }
-        }
+        let key =
+            matches!(self.settings.auth, OktaAuth::PrivateKeyJwt { .. }).then(|| self.token_key());
+        self.http
+            .get_json(
+                url,
+                || self.authorization(),
+                key.as_deref(),
+                |what, f| self.describe(what, f),
+            )
+            .await
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {
