@@ -336,19 +336,24 @@ async fn a_source_that_is_down_is_an_error() {
     assert!(err.message.contains("https"), "{err}");
 }
 
+/// The Graph simulator's directory read with the demo secret and [`fast`] options.
+async fn entra_listing(graph: &GraphSim) -> DirectoryListing {
+    entra::read_with(
+        "entra",
+        &entra_settings(graph, DEMO_GRAPH_CLIENT_SECRET),
+        &fast(),
+    )
+    .await
+    .expect("read")
+}
+
 #[tokio::test]
 async fn entra_lists_the_seeded_directory_with_deleted_users_and_assignments() {
     let h = sim().await;
     let graph = GraphSim::start_local(&h, GraphOptions::default())
         .await
         .unwrap();
-    let listing = entra::read_with(
-        "entra",
-        &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET),
-        &fast(),
-    )
-    .await
-    .expect("read");
+    let listing = entra_listing(&graph).await;
     let dir = h.snapshot_state().directory();
     assert!(dir.iter().any(|e| e.state == DirectoryState::Deleted));
     assert_eq!(normal(listing), entra_expected(&dir));
@@ -366,13 +371,7 @@ async fn entra_rides_out_429s_with_retry_after() {
     )
     .await
     .unwrap();
-    let listing = entra::read_with(
-        "entra",
-        &entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET),
-        &fast(),
-    )
-    .await
-    .expect("read");
+    let listing = entra_listing(&graph).await;
     assert_eq!(
         normal(listing),
         entra_expected(&h.snapshot_state().directory())
