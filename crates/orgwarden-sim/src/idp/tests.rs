@@ -32,13 +32,7 @@ struct Got {
     body: Value,
 }
 
-async fn get(url: &str, auth: &str) -> Got {
-    let r = reqwest::Client::new()
-        .get(url)
-        .header("authorization", auth)
-        .send()
-        .await
-        .expect("request");
+async fn got(r: reqwest::Response) -> Got {
     Got {
         status: r.status(),
         headers: r.headers().clone(),
@@ -46,18 +40,16 @@ async fn get(url: &str, auth: &str) -> Got {
     }
 }
 
+async fn get(url: &str, auth: &str) -> Got {
+    let request = reqwest::Client::new()
+        .get(url)
+        .header("authorization", auth);
+    got(request.send().await.expect("request")).await
+}
+
 async fn post_form(url: &str, form: &[(&str, &str)]) -> Got {
-    let r = reqwest::Client::new()
-        .post(url)
-        .form(form)
-        .send()
-        .await
-        .expect("request");
-    Got {
-        status: r.status(),
-        headers: r.headers().clone(),
-        body: r.json().await.unwrap_or(Value::Null),
-    }
+    let request = reqwest::Client::new().post(url).form(form);
+    got(request.send().await.expect("request")).await
 }
 
 fn next(headers: &reqwest::header::HeaderMap) -> Option<String> {
