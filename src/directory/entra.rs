@@ -11,13 +11,18 @@
 //! (else `userPrincipalName`); aliases are `proxyAddresses` (`smtp:` stripped), `otherMails` and
 //! the UPN. Graph gives no time for a change of `accountEnabled`, so `status_since` is empty there.
 //! A 429 or 503 is retried after its `Retry-After`.
+//!
+//! Each page is deserialized into structs that borrow its body's strings and turned into people
+//! at once, so a 100k-person read copies each kept string once (lower-cased) and allocates
+//! nothing for the properties it drops.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use super::http::{self, clip, Failure, Http, ReadOptions, TokenAnswer};
@@ -33,25 +38,60 @@ pub const TOP: &str = "999";
 /// The client-credentials scope.
 pub const SCOPE: &str = "https://graph.microsoft.com/.default";
 
+/// A JSON string borrowed from the page's body, or owned when it had escapes to undo.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a Graph collection: its items and the link to the next page.
 #[derive(Deserialize)]
-struct Page<T> {
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+struct Page<'a, T> {
     value: Vec<T>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
+    #[serde(rename = "@odata.nextLink", default, borrow)]
+    next_link: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct User {
-    id: String,
-    #[serde(default)]
-    mail: Option<String>,
-    #[serde(default)]
-    user_principal_name: Option<String>,
-    #[serde(default)]
-    proxy_addresses: Vec<String>,
-    #[serde(default)]
-    other_mails: Vec<String>,
+struct User<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(default, borrow)]
+    mail: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    user_principal_name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    proxy_addresses: Option<Vec<Text<'a>>>,
+    #[serde(default, borrow)]
+    other_mails: Option<Vec<Text<'a>>>,
     #[serde(default)]
     account_enabled: Option<bool>,
     #[serde(default)]
@@ -60,11 +100,11 @@ struct User {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Assignment {
-    #[serde(default)]
-    principal_id: Option<String>,
-    #[serde(default)]
-    principal_type: Option<String>,
+struct Assignment<'a> {
+    #[serde(default, borrow)]
+    principal_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    principal_type: Option<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,8 +152,6 @@ struct Reader<'a> {
 impl Reader<'_> {
     async fn read(&self) -> Result<DirectoryListing, DirectoryError> {
         let mut people = Vec::new();
-        let mut email_of = HashMap::new();
-        let mut seen = HashSet::new();
         for path in [
             "/v1.0/users",
             "/v1.0/directory/deletedItems/microsoft.graph.user",
@@ -122,14 +160,14 @@ impl Reader<'_> {
             url.query_pairs_mut()
                 .append_pair("$select", SELECT)
                 .append_pair("$top", TOP);
-            for user in self.all_pages::<User>(url).await? {
-                if !seen.insert(user.id.clone()) {
-                    continue;
-                }
-                if let Some(p) = person(user) {
-                    email_of.insert(p.id.clone(), p.email.clone());
-                    people.push(p);
-                }
+            people.extend(self.all_pages(url, user_page).await?);
+        }
+        // A person listed twice (deleted between the two lists) is kept where first seen.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(people.len());
+        let mut repeated = Vec::new();
+        for (i, p) in people.iter().enumerate() {
+            if *first.entry(p.id.as_str()).or_insert(i) != i {
+                repeated.push(i);
             }
         }
         let assigned = match &self.settings.service_principal_id {
@@ -138,18 +176,18 @@ impl Reader<'_> {
                 let mut url =
                     self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
                 url.query_pairs_mut().append_pair("$top", TOP);
-                let mut emails: Vec<String> = self
-                    .all_pages::<Assignment>(url)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.principal_type.as_deref() == Some("User"))
-                    .filter_map(|a| email_of.get(a.principal_id.as_deref()?).cloned())
-                    .collect();
-                emails.sort();
+                let mut emails = self
+                    .all_pages(url, |body| assignment_page(body, &first, &people))
+                    .await?;
+                emails.sort_unstable();
                 emails.dedup();
                 Some(emails)
             }
         };
+        drop(first);
+        for i in repeated.into_iter().rev() {
+            people.remove(i);
+        }
         Ok(DirectoryListing { people, assigned })
     }
 
@@ -158,29 +196,30 @@ impl Reader<'_> {
             .map_err(|e| self.http.error(format!("invalid URL: {e}")))
     }
 
-    /// Every page from `first`, following `@odata.nextLink`.
-    async fn all_pages<T: serde::de::DeserializeOwned>(
+    /// Every page from `first`, following `@odata.nextLink`; `parse` turns a page's body into
+    /// what the read keeps of its items, and its next link.
+    async fn all_pages<R>(
         &self,
         first: Url,
-    ) -> Result<Vec<T>, DirectoryError> {
+        parse: impl Fn(&[u8]) -> serde_json::Result<(Vec<R>, Option<String>)>,
+    ) -> Result<Vec<R>, DirectoryError> {
+        let parse = &parse;
         http::all_pages(&self.http, first, |url| async move {
-            let page = self.get::<Page<T>>(&url).await?;
-            Ok((page.value, page.next_link))
+            let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
+            let key = self.token_key();
+            let (page, _) = self
+                .http
+                .get_parsed(
+                    &url,
+                    authorization,
+                    Some(&key),
+                    |what, f| self.describe(what, f),
+                    parse,
+                )
+                .await?;
+            Ok(page)
         })
         .await
-    }
-
-    /// One authenticated GET; a 401 drops the cached token and fetches a new one once.
-    async fn get<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DirectoryError> {
-        let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
-        let key = self.token_key();
-        let (value, _) = self
-            .http
-            .get_json(url, authorization, Some(&key), |what, f| {
-                self.describe(what, f)
-            })
-            .await?;
-        Ok(value)
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {
@@ -249,25 +288,75 @@ impl Reader<'_> {
     }
 }
 
-fn person(user: User) -> Option<DirectoryPerson> {
-    let lower = |s: &str| Some(s.trim().to_lowercase()).filter(|v| v.contains('@'));
-    let upn = user.user_principal_name.as_deref().and_then(lower);
+/// A page of users as the people it lists, and its next link.
+fn user_page(body: &[u8]) -> serde_json::Result<(Vec<DirectoryPerson>, Option<String>)> {
+    let page: Page<'_, User<'_>> = serde_json::from_slice(body)?;
+    let people = page.value.into_iter().filter_map(person).collect();
+    Ok((people, page.next_link.map(|l| l.0.into_owned())))
+}
+
+/// A page of app-role assignments as the emails of the users it assigns, found by object id
+/// (`first`: a person's index in `people`), and its next link.
+fn assignment_page(
+    body: &[u8],
+    first: &HashMap<&str, usize>,
+    people: &[DirectoryPerson],
+) -> serde_json::Result<(Vec<String>, Option<String>)> {
+    let page: Page<'_, Assignment<'_>> = serde_json::from_slice(body)?;
+    let emails = page
+        .value
+        .iter()
+        .filter(|a| a.principal_type.as_deref() == Some("User"))
+        .filter_map(|a| first.get(a.principal_id.as_deref()?))
+        .map(|&i| people[i].email.clone())
+        .collect();
+    Ok((emails, page.next_link.map(|l| l.0.into_owned())))
+}
+
+/// `s` trimmed and lower-cased, when it looks like an address.
+fn lower(s: &str) -> Option<String> {
+    let s = s.trim();
+    s.contains('@').then(|| {
+        if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_lowercase()
+        }
+    })
+}
+
+/// Whether `raw`, trimmed and lower-cased, is `lowered` (without lower-casing a copy when ASCII).
+fn same_address(raw: &str, lowered: &str) -> bool {
+    let raw = raw.trim();
+    if raw.is_ascii() {
+        raw.eq_ignore_ascii_case(lowered)
+    } else {
+        raw.to_lowercase() == lowered
+    }
+}
+
+fn person(user: User<'_>) -> Option<DirectoryPerson> {
+    let upn = user
+        .user_principal_name
+        .as_deref()
+        .filter(|u| u.contains('@'));
     let email = user
         .mail
         .as_deref()
         .and_then(lower)
-        .or_else(|| upn.clone())?;
-    let proxies = user.proxy_addresses.iter().filter_map(|p| {
+        .or_else(|| upn.and_then(lower))?;
+    let proxies = user.proxy_addresses.iter().flatten().filter_map(|p| {
         let (kind, address) = p.split_once(':')?;
-        kind.eq_ignore_ascii_case("smtp").then(|| lower(address))?
+        kind.eq_ignore_ascii_case("smtp").then_some(address)
     });
-    let others = user.other_mails.iter().filter_map(|m| lower(m));
+    let others = user.other_mails.iter().flatten().map(|m| &**m);
     let mut aliases: Vec<String> = proxies
         .chain(others)
         .chain(upn)
-        .filter(|a| *a != email)
+        .filter(|a| a.contains('@') && !same_address(a, &email))
+        .filter_map(lower)
         .collect();
-    aliases.sort();
+    aliases.sort_unstable();
     aliases.dedup();
     let (status, status_since) = match (user.deleted_date_time, user.account_enabled) {
         (Some(at), _) => (DirectoryStatus::Deleted, Some(at)),
@@ -278,7 +367,7 @@ fn person(user: User) -> Option<DirectoryPerson> {
         (None, _) => (DirectoryStatus::Active, None),
     };
     Some(DirectoryPerson {
-        id: user.id,
+        id: user.id.0.into_owned(),
         email,
         aliases,
         status,

@@ -194,6 +194,19 @@ impl Http {
         &self,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<(T, HeaderMap), Failure> {
+        self.fetch(build, |bytes| serde_json::from_slice::<T>(bytes))
+            .await
+    }
+
+    /// [`Http::json`] with the 2xx body decoded by `parse`, which may borrow from the body (a
+    /// page deserialized into borrowed structs and turned into what the caller keeps, without an
+    /// owned copy of every string first). A body `parse` refuses is retried like one that is not
+    /// JSON.
+    pub(crate) async fn fetch<R, E: std::fmt::Display>(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+        parse: impl Fn(&[u8]) -> Result<R, E>,
+    ) -> Result<(R, HeaderMap), Failure> {
         let mut attempt = 0u32;
         loop {
             let last = attempt >= self.opts.max_retries;
@@ -232,22 +245,18 @@ impl Http {
                             )),
                             None,
                         ),
-                        Ok(bytes) if status.is_success() => {
-                            match serde_json::from_slice::<T>(&bytes) {
-                                Ok(value) => {
-                                    if let Some(wait) = self.hinted_wait(&headers, true) {
-                                        self.wait(wait, "the rate-limit window to reset").await?;
-                                    }
-                                    return Ok((value, headers));
+                        Ok(bytes) if status.is_success() => match parse(&bytes) {
+                            Ok(value) => {
+                                if let Some(wait) = self.hinted_wait(&headers, true) {
+                                    self.wait(wait, "the rate-limit window to reset").await?;
                                 }
-                                Err(e) => (
-                                    Failure::Other(format!(
-                                        "the answer is not the expected JSON: {e}"
-                                    )),
-                                    None,
-                                ),
+                                return Ok((value, headers));
                             }
-                        }
+                            Err(e) => (
+                                Failure::Other(format!("the answer is not the expected JSON: {e}")),
+                                None,
+                            ),
+                        },
                         Ok(bytes) => {
                             let text = String::from_utf8_lossy(&bytes).into_owned();
                             let retryable =
@@ -301,16 +310,38 @@ impl Http {
         T: DeserializeOwned,
         Fut: std::future::Future<Output = Result<HeaderValue, DirectoryError>>,
     {
+        self.get_parsed(url, authorization, renewable, describe, |bytes| {
+            serde_json::from_slice::<T>(bytes)
+        })
+        .await
+    }
+
+    /// [`Http::get_json`] with the body decoded by `parse`, as [`Http::fetch`].
+    pub(crate) async fn get_parsed<R, E, Fut>(
+        &self,
+        url: &Url,
+        authorization: impl Fn() -> Fut,
+        renewable: Option<&str>,
+        describe: impl Fn(&str, Failure) -> DirectoryError,
+        parse: impl Fn(&[u8]) -> Result<R, E>,
+    ) -> Result<(R, HeaderMap), DirectoryError>
+    where
+        E: std::fmt::Display,
+        Fut: std::future::Future<Output = Result<HeaderValue, DirectoryError>>,
+    {
         let mut renewed = false;
         loop {
             let auth = authorization().await?;
             let answer = self
-                .json::<T>(|| {
-                    self.client()
-                        .get(url.clone())
-                        .header("accept", "application/json")
-                        .header("authorization", auth.clone())
-                })
+                .fetch(
+                    || {
+                        self.client()
+                            .get(url.clone())
+                            .header("accept", "application/json")
+                            .header("authorization", auth.clone())
+                    },
+                    &parse,
+                )
                 .await;
             match (answer, renewable) {
                 (Ok(ok), _) => return Ok(ok),
