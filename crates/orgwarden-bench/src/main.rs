@@ -353,7 +353,7 @@ async fn snapshot_child(config: &Path) -> anyhow::Result<ChildRun> {
 /// `utime + stime` of a `/proc/<pid>/stat` line, in seconds (fields 14 and 15, in clock ticks
 /// of USER_HZ, which Linux fixes at 100 for user space). The command name (field 2) may hold
 /// spaces, so fields are counted after its closing parenthesis.
-fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
+pub(crate) fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
     let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
