@@ -201,11 +201,13 @@ def baseline(binary, api):
 
 def rate_limit_storm(binary, api):
     case = Case(binary, api.url)
-    # The case: a server that allows 3 requests a second (orgwarden asks with 4 in
-    # flight and no fixed pacing), two snapshots in a row, after a 3 s burst of 529s.
+    # The case (a server allowing 3 requests a second, orgwarden asking with 4 in flight
+    # and no fixed pacing), after a 3 s burst of 529s; then a server allowing only one a second,
+    # so that calls queue behind each other's pauses for longer than max_retries would allow.
     api.faults(rate_limit_rps=3, overloaded_secs=3)
     before = api.stats()
     case.run("snapshot", expect=0, timeout=180)
+    api.faults(rate_limit_rps=1)
     case.run("snapshot", expect=0, timeout=180)
     after = api.stats()
     case.check(after["429"] > before["429"] and after["529"] > before["529"],
