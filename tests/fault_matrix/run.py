@@ -442,10 +442,49 @@ def demo_dir_not_empty(binary, api):
     return case
 
 
+def never_firing_cron(binary, api):
+    case = Case(binary, api.url, extra='[schedule]\naudit = "0 0 0 30 2 *"\n')
+    proc = case.run("check-config", expect=78)
+    case.check("schedule.audit" in proc.stdout + proc.stderr,
+               f"the error does not name schedule.audit: {(proc.stdout + proc.stderr)[-300:]}")
+    return case
+
+
+def missing_key(binary, api):
+    case = Case(binary, api.url)
+    for args in (["snapshot"], ["check-config"], ["check-config", "--online"]):
+        case.run(*args, env={"ANTHROPIC_ADMIN_KEY": ""}, expect=78)
+    return case
+
+
+def readers_beside_the_daemon(binary, api):
+    case = Case(binary, api.url, extra='[schedule]\naudit = "0 0 0 1 1 *"\nrun_on_start = false\n')
+    api.faults()
+    case.run("snapshot", expect=0)
+    env = dict(os.environ, ANTHROPIC_ADMIN_KEY=ADMIN_KEY, NO_COLOR="1")
+    daemon = subprocess.Popen([str(binary), "--config", str(case.config), "run"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        time.sleep(2)
+        status = case.run("status").stdout
+        case.check("running" in status.lower(), f"status does not say the daemon runs: {status[-300:]}")
+        case.run("audit", "--no-record", expect=0)
+        case.run("cleanup", expect=0)
+        case.run("report", "--out", str(case.dir / "preview"), expect=0)
+        proc = case.run("audit")
+        case.check(proc.returncode != 0 and "daemon" in proc.stderr,
+                   f"a writer beside the daemon is not told about the daemon: {proc.stderr[-300:]}")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    return case
+
+
 SCENARIOS = [
     baseline, rate_limit_storm, broken_bodies, multibyte_error_body, revoked_key, hostile_strings,
     sigkill_mid_snapshot, other_org, black_hole, secret_in_broken_config, sighup_broken_config,
-    corrupt_database, read_only_database, smtp_down, demo_dir_not_empty,
+    corrupt_database, read_only_database, smtp_down, demo_dir_not_empty, never_firing_cron,
+    missing_key, readers_beside_the_daemon,
 ]
 
 
