@@ -455,6 +455,7 @@ def missing_key(binary, api):
     case = Case(binary, api.url)
     for args in (["snapshot"], ["check-config"], ["check-config", "--online"]):
         case.run(*args, env={"ANTHROPIC_ADMIN_KEY": ""}, expect=78)
+    case.check(not case.db.exists(), "a snapshot without a key created a database")
     return case
 
 
