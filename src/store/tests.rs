@@ -68,6 +68,53 @@ fn version_rows(store: &Store) -> i64 {
         .unwrap()
 }
 
+/// The first snapshot inserts without comparing (nothing is current yet); a key listed twice
+/// still counts once with its first listing standing, there and in a later run where one table
+/// is still empty while another already has history.
+#[test]
+fn an_object_listed_twice_counts_once_in_a_first_snapshot_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("twice.db"), "test", wall_now()).unwrap();
+    let mut again = user("user_a", "developer");
+    again.name = "listed again".to_owned();
+    let run1 = store.begin_run(wall_now()).unwrap();
+    let mut writer = store.snapshot_writer(run1).unwrap();
+    writer.organization(org());
+    writer
+        .members(&[user("user_a", "user"), user("user_b", "user")])
+        .unwrap();
+    writer.members(std::slice::from_ref(&again)).unwrap();
+    let counts = writer.finish(2, 0, wall_now()).unwrap();
+    assert_eq!((counts.members, counts.api_keys), (2, 0));
+    let state = store.state_at(run1).unwrap();
+    let a = state.members.iter().find(|m| m.id == "user_a").unwrap();
+    assert_eq!((a.name.as_str(), a.role.as_str()), ("user_a", "user"));
+
+    // Members now have history (compared), keys none yet (fresh): both kinds of table.
+    let rows = version_rows(&store);
+    let run2 = store.begin_run(wall_now()).unwrap();
+    let mut writer = store.snapshot_writer(run2).unwrap();
+    writer.organization(org());
+    writer
+        .members(&[
+            user("user_a", "user"),
+            again.clone(),
+            user("user_b", "user"),
+        ])
+        .unwrap();
+    writer
+        .api_keys(&[key("apikey_1", "active"), key("apikey_1", "inactive")])
+        .unwrap();
+    let counts = writer.finish(2, 0, wall_now()).unwrap();
+    assert_eq!((counts.members, counts.api_keys), (2, 1));
+    // Unchanged members add no version; the key adds one, its first listing.
+    assert_eq!(version_rows(&store), rows + 1);
+    let state = store.state_at(run2).unwrap();
+    assert_eq!(state.members.len(), 2);
+    assert_eq!(state.api_keys.len(), 1);
+    assert_eq!(state.api_keys[0].status.as_str(), "active");
+}
+
 #[test]
 fn history_grows_with_change_not_with_time() {
     let dir = tempfile::tempdir().unwrap();
