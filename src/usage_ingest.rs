@@ -248,7 +248,7 @@ async fn ingest_chunk(
     drop(messages.keys);
     drop(messages.accounts);
 
-    let code_days = claude_code.join().await?;
+    let code_days = claude_code.join().await??;
     let now = clock.now();
     // A past day the report had no bucket for is stored incomplete, so it is asked again.
     let marks: Vec<(NaiveDate, bool)> = days

@@ -410,7 +410,7 @@ impl UsageChunkWrite<'_> {
             let day = days.entry(k.day).or_insert_with(|| day_text(k.day));
             stmt.execute(params![
                 k.api_key_id,
-                day,
+                &*day,
                 k.account_id,
                 int(k.input_tokens),
                 int(k.output_tokens),
@@ -437,7 +437,7 @@ impl UsageChunkWrite<'_> {
             .ctx(&self.path)?;
         for (key, day) in last {
             let day = self.days.entry(*day).or_insert_with(|| day_text(*day));
-            stmt.execute(params![key, day]).ctx(&self.path)?;
+            stmt.execute(params![key, &*day]).ctx(&self.path)?;
         }
         Ok(())
     }
@@ -497,7 +497,7 @@ impl UsageChunkWrite<'_> {
             let day = days.entry(a.day).or_insert_with(|| day_text(a.day));
             stmt.execute(params![
                 a.account_id,
-                day,
+                &*day,
                 int(a.input_tokens),
                 int(a.output_tokens)
             ])
@@ -528,7 +528,7 @@ impl UsageChunkWrite<'_> {
             stmt.execute(params![
                 kind,
                 actor,
-                day,
+                &*day,
                 int(c.sessions),
                 int(c.lines_added),
                 int(c.lines_removed),
