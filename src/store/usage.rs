@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
 
 use super::{ts, Context as _, Result, Store};
 use crate::policy::usage::UsageView;
@@ -97,6 +97,25 @@ fn parse_day(text: &str) -> rusqlite::Result<NaiveDate> {
 }
 
 /// Clamps a count to SQLite's integer range.
+/// Rows a multi-row `INSERT` of usage writes at once (the last one of a page may hold fewer).
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// `insert VALUES (?1, …, ?columns), (…), …` for `rows` rows.
+fn values_sql(insert: &str, rows: usize, columns: usize) -> String {
+    let mut sql = format!("{insert} VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("?{}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -394,31 +413,40 @@ impl UsageChunkWrite<'_> {
         Ok(())
     }
 
-    /// Adds API key days (a row already written for the same key and day is replaced).
+    /// Adds API key days (a row already written for the same key and day is replaced), up to
+    /// [`ROWS_PER_STATEMENT`] rows to a statement: a backfill writes millions, and one statement
+    /// per row costs more than the row itself (binding, a cursor, a B-tree descent each).
     pub fn key_days(&mut self, rows: &[KeyDay]) -> Result<()> {
         let mut days = std::mem::take(&mut self.days);
-        let mut stmt = self
-            .store
-            .conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, \
-                   input_tokens, output_tokens, web_search_requests) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .ctx(&self.path)?;
-        for k in rows {
-            let day = days.entry(k.day).or_insert_with(|| day_text(k.day));
-            stmt.execute(params![
-                k.api_key_id,
-                &*day,
-                k.account_id,
-                int(k.input_tokens),
-                int(k.output_tokens),
-                int(k.web_search_requests)
-            ])
-            .ctx(&self.path)?;
+        for batch in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut stmt = self
+                .store
+                .conn
+                .prepare_cached(&values_sql(
+                    "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, \
+                       input_tokens, output_tokens, web_search_requests)",
+                    batch.len(),
+                    6,
+                ))
+                .ctx(&self.path)?;
+            let mut at = 1;
+            for k in batch {
+                let day = days.entry(k.day).or_insert_with(|| day_text(k.day));
+                let values: [&dyn ToSql; 6] = [
+                    &k.api_key_id,
+                    &*day,
+                    &k.account_id,
+                    &int(k.input_tokens),
+                    &int(k.output_tokens),
+                    &int(k.web_search_requests),
+                ];
+                for value in values {
+                    stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
+                    at += 1;
+                }
+            }
+            stmt.raw_execute().ctx(&self.path)?;
         }
-        drop(stmt);
         self.days = days;
         self.counts.0 += rows.len();
         let last = newest_days(rows.iter().map(|k| (k.api_key_id.as_str(), k.day)));
@@ -482,28 +510,37 @@ impl UsageChunkWrite<'_> {
         Ok(())
     }
 
-    /// Adds account days (a row already written for the same account and day is replaced).
+    /// Adds account days (a row already written for the same account and day is replaced), as
+    /// many to a statement as [`UsageChunkWrite::key_days`].
     pub fn account_days(&mut self, rows: &[AccountDay]) -> Result<()> {
         let mut days = std::mem::take(&mut self.days);
-        let mut stmt = self
-            .store
-            .conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
-                   output_tokens) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .ctx(&self.path)?;
-        for a in rows {
-            let day = days.entry(a.day).or_insert_with(|| day_text(a.day));
-            stmt.execute(params![
-                a.account_id,
-                &*day,
-                int(a.input_tokens),
-                int(a.output_tokens)
-            ])
-            .ctx(&self.path)?;
+        for batch in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut stmt = self
+                .store
+                .conn
+                .prepare_cached(&values_sql(
+                    "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
+                       output_tokens)",
+                    batch.len(),
+                    4,
+                ))
+                .ctx(&self.path)?;
+            let mut at = 1;
+            for a in batch {
+                let day = days.entry(a.day).or_insert_with(|| day_text(a.day));
+                let values: [&dyn ToSql; 4] = [
+                    &a.account_id,
+                    &*day,
+                    &int(a.input_tokens),
+                    &int(a.output_tokens),
+                ];
+                for value in values {
+                    stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
+                    at += 1;
+                }
+            }
+            stmt.raw_execute().ctx(&self.path)?;
         }
-        drop(stmt);
         self.days = days;
         self.counts.1 += rows.len();
         let last = newest_days(rows.iter().map(|a| (a.account_id.as_str(), a.day)));
@@ -610,6 +647,18 @@ mod tests {
 
     fn d(n: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, n).unwrap()
+    }
+
+    #[test]
+    fn values_sql_numbers_every_row_s_parameters() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a)", 1, 1),
+            "INSERT INTO t (a) VALUES (?1)"
+        );
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", 3, 2),
+            "INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4), (?5, ?6)"
+        );
     }
 
     #[test]
