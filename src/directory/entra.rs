@@ -380,7 +380,8 @@ mod tests {
     use super::*;
 
     fn user(v: serde_json::Value) -> DirectoryPerson {
-        person(serde_json::from_value(v).unwrap()).unwrap()
+        let text = v.to_string();
+        person(serde_json::from_str(&text).unwrap()).unwrap()
     }
 
     #[test]
@@ -414,5 +415,27 @@ mod tests {
         let a =
             user(serde_json::json!({"id": "3", "mail": "a@example.com", "accountEnabled": true}));
         assert_eq!((a.status, a.aliases.len()), (DirectoryStatus::Active, 0));
+    }
+
+    #[test]
+    fn a_page_is_read_from_borrowed_and_escaped_strings_alike() {
+        // An escaped string cannot be borrowed from the body; a null list is an empty one.
+        let body = br#"{"@odata.nextLink":"https://graph.example/v1.0/users?$skiptoken=a\u0026b",
+            "value":[
+              {"id":"1","mail":"Ann\u0040Example.com","userPrincipalName":"ann@example.com",
+               "proxyAddresses":null,"otherMails":["a.b@example.com"],"accountEnabled":true},
+              {"id":"2","mail":null,"userPrincipalName":"no-address"}
+            ]}"#;
+        let (people, next) = user_page(body).unwrap();
+        assert_eq!(
+            next.as_deref(),
+            Some("https://graph.example/v1.0/users?$skiptoken=a&b")
+        );
+        assert_eq!(people.len(), 1, "a user without an address is left out");
+        assert_eq!(
+            (people[0].email.as_str(), people[0].aliases.clone()),
+            ("ann@example.com", vec!["a.b@example.com".to_string()])
+        );
+        assert!(user_page(br#"{"value":[{"mail":"x@example.com"}]}"#).is_err());
     }
 }
