@@ -371,39 +371,66 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn user_json(e: &DirectoryEntry) -> Map<String, Value> {
-    let mut proxies = vec![format!("SMTP:{}", e.email)];
-    proxies.extend(e.aliases.iter().map(|a| format!("smtp:{a}")));
-    let deleted = (e.state == DirectoryState::Deleted).then(|| ts(e.state_changed));
-    let value = json!({
-        "id": object_id(e),
-        "businessPhones": [],
-        "displayName": format!("{} {}", e.given_name, e.family_name).trim(),
-        "givenName": e.given_name,
-        "surname": e.family_name,
-        "jobTitle": null,
-        "mail": e.email,
-        "mobilePhone": null,
-        "officeLocation": null,
-        "preferredLanguage": null,
-        "userPrincipalName": e.aliases.first().unwrap_or(&e.email),
-        "proxyAddresses": proxies,
-        "otherMails": [],
-        "accountEnabled": e.state.is_active(),
-        "deletedDateTime": deleted,
-        "createdDateTime": ts(e.state_changed - chrono::Duration::days(400)),
-    });
-    match value {
-        Value::Object(m) => m,
-        _ => Map::new(),
+/// A user's properties, only those asked for (`properties`, from [`chosen_properties`]): a
+/// page of 999 users renders a few fields each, not every property to throw most away.
+fn user_json(e: &DirectoryEntry, properties: &[&'static str]) -> Value {
+    let mut object = Map::new();
+    for &name in properties {
+        let value = match name {
+            "id" => json!(object_id(e)),
+            "businessPhones" | "otherMails" => json!([]),
+            "displayName" => json!(format!("{} {}", e.given_name, e.family_name).trim()),
+            "givenName" => json!(e.given_name),
+            "surname" => json!(e.family_name),
+            "mail" => json!(e.email),
+            "userPrincipalName" => json!(e.aliases.first().unwrap_or(&e.email)),
+            "proxyAddresses" => {
+                let mut proxies = vec![format!("SMTP:{}", e.email)];
+                proxies.extend(e.aliases.iter().map(|a| format!("smtp:{a}")));
+                json!(proxies)
+            }
+            "accountEnabled" => json!(e.state.is_active()),
+            "deletedDateTime" => {
+                json!((e.state == DirectoryState::Deleted).then(|| ts(e.state_changed)))
+            }
+            "createdDateTime" => json!(ts(e.state_changed - chrono::Duration::days(400))),
+            // jobTitle, mobilePhone, officeLocation, preferredLanguage: not set.
+            _ => Value::Null,
+        };
+        object.insert(name.to_owned(), value);
     }
-}
-
-/// Keeps the selected properties (Graph's default set without `$select`).
-fn select(mut object: Map<String, Value>, selected: &[String]) -> Value {
-    object.retain(|k, _| selected.iter().any(|s| s.eq_ignore_ascii_case(k)));
     Value::Object(object)
 }
+
+/// The properties of a simulated user that `$select` names (case-insensitive, in Graph's
+/// spelling); one it does not know is left out, as Graph leaves out what a user lacks.
+fn chosen_properties(selected: &[String]) -> Vec<&'static str> {
+    USER_PROPERTIES
+        .iter()
+        .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(p)))
+        .copied()
+        .collect()
+}
+
+/// The properties of a simulated user, in Graph's spelling.
+const USER_PROPERTIES: [&str; 16] = [
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "userPrincipalName",
+    "proxyAddresses",
+    "otherMails",
+    "accountEnabled",
+    "deletedDateTime",
+    "createdDateTime",
+];
 
 /// A `$top`, `$skiptoken` page of `(id, index)` sorted by id, with `@odata.nextLink`; only the
 /// page's entries are rendered to JSON (`render`), so a page of a 100k-person directory costs a
@@ -467,7 +494,7 @@ fn selected(query: Option<&str>) -> Vec<String> {
 }
 
 fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Response {
-    let chosen = selected(query);
+    let chosen = chosen_properties(&selected(query));
     let sorted = sh.sorted();
     let items = if deleted {
         &sorted.deleted
@@ -475,7 +502,7 @@ fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Re
         &sorted.users
     };
     page(sh, items, query, path, "users", |i| {
-        select(user_json(&sorted.directory[i]), &chosen)
+        user_json(&sorted.directory[i], &chosen)
     })
 }
 
