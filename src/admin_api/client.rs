@@ -497,7 +497,7 @@ impl AdminClient {
                     }
                 }
             };
-            let (retryable, wait, error) = match failure {
+            let (retryable, wait, error, rate_limited) = match failure {
                 Failure::Transport(reason) => (
                     idempotent,
                     None,
@@ -505,6 +505,7 @@ impl AdminClient {
                         call: call.clone(),
                         reason,
                     },
+                    false,
                 ),
                 // A 2xx body that is not the expected JSON (cut short by a proxy, an HTML error
                 // page) is as transient as a 5xx: a read is simply asked again.
@@ -516,6 +517,7 @@ impl AdminClient {
                         reason,
                         request_id,
                     },
+                    false,
                 ),
                 Failure::Status {
                     status,
@@ -541,10 +543,14 @@ impl AdminClient {
                             .gate
                             .on_throttle(started, pause.min(options.total_deadline));
                     }
-                    (retryable, wait, error)
+                    (retryable, wait, error, status == 429)
                 }
             };
-            if !retryable || attempt >= options.max_retries {
+            // A 429 is the server saying "later", not a failure: it is asked again for as long as
+            // the call's deadline allows, however many retries `max_retries` allows for failures
+            // (a server limiting to one request a second otherwise fails a snapshot whose calls
+            // queue behind each other's pauses).
+            if !retryable || (attempt >= options.max_retries && !rate_limited) {
                 return Err(error);
             }
             let wait = wait.unwrap_or_else(|| backoff(options, attempt));

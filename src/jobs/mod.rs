@@ -71,11 +71,11 @@ impl<'a> JobContext<'a> {
         self.clock.now()
     }
 
-    /// The API client, or why there is none.
+    /// The API client, or why there is none (a [`ClientConfigError`] the CLI exits 78 for).
     pub fn client(&self) -> anyhow::Result<&AdminClient> {
         self.client
             .as_ref()
-            .map_err(|error| anyhow::anyhow!("{error}"))
+            .map_err(|error| anyhow::Error::new(error.clone()))
     }
 }
 

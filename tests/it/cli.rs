@@ -75,11 +75,19 @@ async fn the_admin_key_is_read_from_the_credentials_directory() {
 async fn a_missing_admin_key_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "https://api.anthropic.com", "");
-    let mut command = orgwarden(&config, &["check-config"]);
-    command.env_remove("ANTHROPIC_ADMIN_KEY");
-    let (code, _, err) = run(command).await;
-    assert_eq!(code, 78);
-    assert!(err.contains("api.admin_key"), "{err}");
+    // The same exit code from every command that needs the key (the fault matrix found
+    // `snapshot` exiting 1 where `check-config` exits 78).
+    for args in [
+        &["check-config"][..],
+        &["snapshot"][..],
+        &["usage", "--fetch"][..],
+    ] {
+        let mut command = orgwarden(&config, args);
+        command.env_remove("ANTHROPIC_ADMIN_KEY");
+        let (code, _, err) = run(command).await;
+        assert_eq!(code, 78, "{args:?}: {err}");
+        assert!(err.contains("api.admin_key"), "{args:?}: {err}");
+    }
 }
 
 #[tokio::test]

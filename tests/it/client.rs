@@ -230,6 +230,38 @@ async fn rate_limit_429_is_retried_after_retry_after() {
     );
 }
 
+/// A server limiting to a few requests a second answers 429 to most of a burst: each call waits
+/// its turn for as long as its deadline allows, even with no retries left for failures.
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_whatever_max_retries_allows() {
+    let sim = sim_with(SimOptions {
+        rps: Some(3),
+        ..SimOptions::default()
+    })
+    .await;
+    let mut options =
+        orgwarden::admin_api::ClientOptions::new(sim.base_url().parse().expect("base url"));
+    options.max_retries = 0;
+    options.max_in_flight = 4;
+    options.total_deadline = Duration::from_secs(30);
+    let client = orgwarden::admin_api::AdminClient::new(
+        options,
+        orgwarden_sim::DEMO_ADMIN_KEY.to_owned().into(),
+    )
+    .unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let client = client.clone();
+        calls.spawn(async move { client.organization().await });
+    }
+    while let Some(call) = calls.join_next().await {
+        call.unwrap().unwrap();
+    }
+    // Ten calls against three tokens: some were turned away and asked again although no retry
+    // was allowed for failures (the first 429 pauses every call, so only a few meet one).
+    assert!(client.stats().retries >= 1, "{:?}", client.stats());
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_then_surfaced() {
     let sim = sim(small()).await;

@@ -128,6 +128,12 @@ struct Figures {
     sequential_fetch_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sequential_over_snapshot: Option<f64>,
+    /// The plain sequential script issue 13 measured against (`sequential_client.py`: Python,
+    /// one request at a time, every object parsed and stored in SQLite), where python3 runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    python_sequential_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    python_sequential_over_snapshot: Option<f64>,
     requests: u64,
     peak_rss_bytes: u64,
     db_bytes: u64,
@@ -227,6 +233,11 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("sequential fetch: {secs:.2}s");
         Some(secs)
     };
+    let python_sequential_secs = if args.no_sequential {
+        None
+    } else {
+        python_sequential(&sim.base_url().to_string(), dir.path())?
+    };
 
     let served_before = sim.requests_served();
     let first = snapshot_child(&config).await?;
@@ -264,6 +275,8 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         snapshot_over_fetch: snapshot_secs / fetch_only_secs,
         sequential_fetch_secs,
         sequential_over_snapshot: sequential_fetch_secs.map(|s| s / snapshot_secs),
+        python_sequential_secs,
+        python_sequential_over_snapshot: python_sequential_secs.map(|s| s / snapshot_secs),
         requests,
         peak_rss_bytes,
         db_bytes,
@@ -428,4 +441,37 @@ fn change_one_percent(sim: &SimHandle) {
             state.add_invite(&format!("new-hire-{idx}@example.com"), "user", now);
         }
     });
+}
+
+/// Runs `sequential_client.py` (embedded in this binary) against the simulator and times it;
+/// `None` where python3 cannot be started.
+fn python_sequential(base_url: &str, dir: &Path) -> anyhow::Result<Option<f64>> {
+    let script = dir.join("sequential_client.py");
+    std::fs::write(&script, include_str!("../sequential_client.py"))?;
+    let db = dir.join("sequential_client.db");
+    let started = Instant::now();
+    let output = match Command::new("python3")
+        .arg(&script)
+        .arg(base_url.trim_end_matches('/'))
+        .arg(DEMO_ADMIN_KEY)
+        .arg(&db)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) => {
+            eprintln!("python sequential client skipped: python3: {error}");
+            return Ok(None);
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        output.status.success(),
+        "sequential_client.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "python sequential client: {secs:.2}s ({})",
+        String::from_utf8_lossy(&output.stdout).trim()
+    );
+    Ok(Some(secs))
 }
