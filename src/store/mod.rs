@@ -1095,6 +1095,61 @@ impl Store {
             .ctx(self)
     }
 
+    /// Commits `tx` without checkpointing the WAL on this thread: call
+    /// [`Store::checkpoint_apart`] right after, whatever the commit's outcome. For the
+    /// transactions that write tens of megabytes (an audit of a large organization), whose
+    /// commit would otherwise copy all of them into the database file before the job could go
+    /// on. Durability is unchanged: the commit is the same commit (`synchronous = NORMAL`),
+    /// only the copy into the main file moves.
+    pub(super) fn commit_without_checkpoint(
+        tx: rusqlite::Transaction<'_>,
+        path: &String,
+    ) -> Result<()> {
+        tx.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .ctx(path)?;
+        tx.commit().ctx(path)
+    }
+
+    /// After [`Store::commit_without_checkpoint`]: turns this connection's automatic
+    /// checkpoint back on and, when the commit went through, checkpoints the WAL (`PASSIVE`)
+    /// on a connection of its own in another thread. The WAL stays bounded as before: the next
+    /// commit here checkpoints if the background one could not, and closing the last
+    /// connection checkpoints too. An in-memory preview has no WAL to checkpoint.
+    pub(super) fn checkpoint_apart(&self, committed: Result<()>, path: &String) -> Result<()> {
+        let restored = self
+            .conn
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"
+            ))
+            .ctx(path);
+        committed?;
+        restored?;
+        if self.scratch {
+            return Ok(());
+        }
+        let file = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("orgwarden-checkpoint".to_owned())
+            .spawn(move || {
+                use rusqlite::OpenFlags;
+                // Never creates the file: one removed meanwhile has nothing to checkpoint.
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let checkpointed = Connection::open_with_flags(&file, flags).and_then(|conn| {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                });
+                if let Err(error) = checkpointed {
+                    tracing::debug!("background WAL checkpoint not done: {error}");
+                }
+            });
+        if spawned.is_err() {
+            // No thread: checkpoint here, as the commit would have.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .ctx(path)?;
+        }
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check`, `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String> {
         self.conn
@@ -1214,6 +1269,10 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
         detail: format!("quick_check: {}", rows.join("; ")),
     })
 }
+
+/// SQLite's default `wal_autocheckpoint`: a commit that leaves the WAL longer than this many
+/// pages checkpoints it.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 
 /// The pragmas every writing connection needs (set in code, not in migrations).
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
