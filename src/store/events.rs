@@ -92,6 +92,8 @@ pub(super) struct EventBatch<'c> {
     /// The pending payloads, serialised one after the other; `ends` marks where each ends.
     payloads: Vec<u8>,
     ends: Vec<usize>,
+    /// The statement of a whole batch, prepared at its first use.
+    full: Option<rusqlite::Statement<'c>>,
 }
 
 impl<'c> EventBatch<'c> {
@@ -102,6 +104,7 @@ impl<'c> EventBatch<'c> {
             kinds: Vec::with_capacity(EVENTS_PER_STATEMENT),
             payloads: Vec::new(),
             ends: Vec::with_capacity(EVENTS_PER_STATEMENT),
+            full: None,
         }
     }
 
@@ -132,12 +135,24 @@ impl<'c> EventBatch<'c> {
         if n == 0 {
             return Ok(());
         }
-        let mut sql = String::from("INSERT INTO events (at, type, payload) VALUES ");
-        for i in 0..n {
-            let sep = if i == 0 { "" } else { ", " };
-            sql.push_str(&format!("{sep}(?1, ?{}, ?{})", 2 + 2 * i, 3 + 2 * i));
-        }
-        let mut statement = self.conn.prepare_cached(&sql)?;
+        let sql = || {
+            let mut sql = String::from("INSERT INTO events (at, type, payload) VALUES ");
+            for i in 0..n {
+                let sep = if i == 0 { "" } else { ", " };
+                sql.push_str(&format!("{sep}(?1, ?{}, ?{})", 2 + 2 * i, 3 + 2 * i));
+            }
+            sql
+        };
+        let mut tail;
+        let statement = if n == EVENTS_PER_STATEMENT {
+            match &mut self.full {
+                Some(statement) => statement,
+                full => full.insert(self.conn.prepare(&sql())?),
+            }
+        } else {
+            tail = self.conn.prepare(&sql())?;
+            &mut tail
+        };
         statement.raw_bind_parameter(1, &self.at)?;
         let mut start = 0;
         for (i, (kind, end)) in self.kinds.iter().zip(&self.ends).enumerate() {

@@ -477,8 +477,18 @@ impl Store {
                     });
             }
             // Many rows to a statement: one statement per row costs more than its row.
+            let mut full = None;
             for chunk in rows.chunks(UPSERTS_PER_STATEMENT) {
-                let mut put = tx.prepare_cached(&upsert_sql(chunk.len())).ctx(&path)?;
+                let mut tail;
+                let put = if chunk.len() == UPSERTS_PER_STATEMENT {
+                    match &mut full {
+                        Some(put) => put,
+                        full => full.insert(tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?),
+                    }
+                } else {
+                    tail = tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?;
+                    &mut tail
+                };
                 put.raw_bind_parameter(1, &when).ctx(&path)?;
                 put.raw_bind_parameter(2, run_id).ctx(&path)?;
                 for (i, row) in chunk.iter().enumerate() {
