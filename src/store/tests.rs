@@ -1279,6 +1279,13 @@ fn an_audit_larger_than_one_statement_stores_every_finding_and_event_in_order() 
         .record_audit(r1, t(1), &findings(&|_| true), t(1))
         .unwrap();
     assert_eq!((first.n_new, first.n_resolved), (203, 0));
+    // The audit committed without checkpointing; the automatic checkpoint is back on for the
+    // next commit, so the WAL cannot grow without bound.
+    let autocheckpoint: i64 = store
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(autocheckpoint, 1000);
     let mut expected: Vec<(String, String)> = ids
         .iter()
         .map(|id| ("finding.new".to_owned(), id.clone()))
