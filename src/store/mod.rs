@@ -194,6 +194,17 @@ pub struct Store {
     writer_gone: bool,
     /// A private in-memory copy ([`Store::open_preview`]): writable, but nothing reaches the file.
     scratch: bool,
+    /// The WAL checkpoint [`Store::checkpoint_apart`] started, joined before the next one and
+    /// when the store closes (so that a one-shot command does not exit in the middle of it).
+    checkpointing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(thread) = self.checkpointing.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -387,6 +398,7 @@ impl Store {
             lock: Some(lock),
             writer_gone: false,
             scratch: false,
+            checkpointing: None,
         };
         store.migrate()?;
         let Some(now) = now else {
@@ -445,6 +457,7 @@ impl Store {
             lock: None,
             writer_gone,
             scratch: false,
+            checkpointing: None,
         };
         let version = store.user_version()?;
         if version > SCHEMA_VERSION {
@@ -499,6 +512,7 @@ impl Store {
             lock: None,
             writer_gone: reader.writer_gone,
             scratch: true,
+            checkpointing: None,
         })
     }
 
@@ -1114,8 +1128,11 @@ impl Store {
     /// checkpoint back on and, when the commit went through, checkpoints the WAL (`PASSIVE`)
     /// on a connection of its own in another thread. The WAL stays bounded as before: the next
     /// commit here checkpoints if the background one could not, and closing the last
-    /// connection checkpoints too. An in-memory preview has no WAL to checkpoint.
-    pub(super) fn checkpoint_apart(&self, committed: Result<()>, path: &String) -> Result<()> {
+    /// connection checkpoints too. The thread is joined before the next such checkpoint and
+    /// when the store is dropped: a one-shot command (`orgwarden audit`) waits for it as it
+    /// closes, after its job, rather than exit in the middle of it and leave the WAL full. An
+    /// in-memory preview has no WAL to checkpoint.
+    pub(super) fn checkpoint_apart(&mut self, committed: Result<()>, path: &String) -> Result<()> {
         let restored = self
             .conn
             .execute_batch(&format!(
@@ -1126,6 +1143,9 @@ impl Store {
         restored?;
         if self.scratch {
             return Ok(());
+        }
+        if let Some(previous) = self.checkpointing.take() {
+            let _ = previous.join();
         }
         let file = self.path.clone();
         let spawned = std::thread::Builder::new()
@@ -1141,11 +1161,13 @@ impl Store {
                     tracing::debug!("background WAL checkpoint not done: {error}");
                 }
             });
-        if spawned.is_err() {
+        match spawned {
+            Ok(thread) => self.checkpointing = Some(thread),
             // No thread: checkpoint here, as the commit would have.
-            self.conn
+            Err(_) => self
+                .conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .ctx(path)?;
+                .ctx(path)?,
         }
         Ok(())
     }
