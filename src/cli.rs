@@ -684,6 +684,11 @@ fn textfile(ctx: &JobContext<'_>) {
 }
 
 async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
+    // Before the database is opened: without a key there is nothing to record, not even a new
+    // empty database.
+    if config.api.admin_key.is_none() {
+        return Err(MissingAdminKey.into());
+    }
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
     ctx.accept_new_org = accept_new_org;

@@ -5,7 +5,8 @@
 //! consecutive days, newest first, so the stored days always end in an unbroken run up to today
 //! even when a backfill is cut short. [`ingest_usage`] fetches each chunk (one messages report
 //! page per 31 days, grouped by `api_key_id` and `account_id`, and the Claude Code report for
-//! each of its days) and stores it in one transaction with its days; a day is complete once it
+//! each of its days) and stores it in one transaction with its days, the messages rows written
+//! into that transaction while the Claude Code days are still being fetched; a day is complete once it
 //! was over (by [`SETTLE`]) when fetched, so the current day is refetched until then. A failed
 //! fetch stops the ingest, keeps the chunks already stored and records the failure, which the
 //! usage rules then read as `not_evaluated`.
@@ -24,9 +25,7 @@ use crate::config::{Config, UsageConfig};
 use crate::org::OrgState;
 use crate::output::Tabular;
 use crate::policy::usage::UsageView;
-use crate::store::{
-    AccountDay, CodeActor, CodeDay, IngestRecord, KeyDay, Store, StoredDay, UsageChunk,
-};
+use crate::store::{AccountDay, CodeActor, CodeDay, IngestRecord, KeyDay, Store, StoredDay};
 
 /// The most days one messages report page holds (`limit` for `bucket_width = 1d`), and so the
 /// most days stored in one transaction.
@@ -214,47 +213,75 @@ async fn ingest_chunks(
         config.backfill_days,
         MAX_CHUNK_DAYS,
     );
-    // Each chunk is written while the next one is being fetched, so that the store's time hides
-    // behind the server's: the write starts once the next chunk's first request is out. The
-    // chunks are still written one after another in plan order, and a chunk fetched is written
-    // before a failure of the next fetch is returned.
-    let mut fetched: Option<UsageChunk> = None;
     for chunk in plan {
-        let fetch = fetch_chunk(client, chunk, clock, max_in_flight);
-        let next = match fetched.take() {
-            None => fetch.await,
-            Some(previous) => {
-                let write = async {
-                    tokio::task::yield_now().await;
-                    write_chunk(store, &previous, clock, summary)
-                };
-                let (next, written) = futures::join!(fetch, write);
-                written?;
-                next
-            }
-        };
-        fetched = Some(next?);
-    }
-    if let Some(last) = fetched {
-        write_chunk(store, &last, clock, summary)?;
+        ingest_chunk(client, store, chunk, clock, max_in_flight, summary).await?;
     }
     Ok(())
 }
 
-/// Stores one fetched chunk and counts it.
-fn write_chunk(
+/// Fetches and stores one chunk, in one transaction: the messages report first, then, while
+/// the Claude Code days are fetched on a task of their own, its key and account rows are
+/// written into the chunk's open transaction, so that most of the store's time hides behind the
+/// server's; the Claude Code rows and the days follow and the transaction commits. A failed
+/// fetch (or a cancelled ingest) rolls the chunk back.
+async fn ingest_chunk(
+    client: &AdminClient,
     store: &mut Store,
-    chunk: &UsageChunk,
+    chunk: DayChunk,
     clock: &dyn Clock,
+    max_in_flight: usize,
     summary: &mut IngestSummary,
 ) -> Result<(), IngestError> {
+    let messages = fetch_messages(client, chunk).await?;
+    let days: Vec<NaiveDate> = chunk.days().collect();
+    let claude_code = AbortOnDrop(tokio::spawn(claude_code_days(
+        client.clone(),
+        days.clone(),
+        max_in_flight,
+    )));
+
     let writing = std::time::Instant::now();
-    store.write_usage_chunk(chunk, clock.now())?;
-    summary.store_millis += u64::try_from(writing.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut write = store.begin_usage_chunk(&days)?;
+    write.key_days(&messages.keys)?;
+    write.account_days(&messages.accounts)?;
+    let mut store_time = writing.elapsed();
+    drop(messages.keys);
+    drop(messages.accounts);
+
+    let code_days = claude_code.join().await??;
+    let now = clock.now();
+    // A past day the report had no bucket for is stored incomplete, so it is asked again.
+    let marks: Vec<(NaiveDate, bool)> = days
+        .iter()
+        .map(|d| (*d, messages.buckets.contains(d) && day_is_complete(*d, now)))
+        .collect();
+    let writing = std::time::Instant::now();
+    write.code_days(&code_days)?;
+    write.commit(&marks, now)?;
+    store_time += writing.elapsed();
+
+    summary.store_millis += u64::try_from(store_time.as_millis()).unwrap_or(u64::MAX);
     summary.chunks += 1;
-    summary.days += chunk.days.len() as u64;
-    summary.complete_days += chunk.days.iter().filter(|(_, c)| *c).count() as u64;
+    summary.days += marks.len() as u64;
+    summary.complete_days += marks.iter().filter(|(_, c)| *c).count() as u64;
     Ok(())
+}
+
+/// A spawned task, aborted when dropped (an ingest cancelled or failed leaves nothing running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, IngestError> {
+        (&mut self.0)
+            .await
+            .map_err(|error| IngestError::Report(format!("the Claude Code fetch stopped: {error}")))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The start of a UTC day.
@@ -279,16 +306,21 @@ fn next_token(
     Ok(Some(token))
 }
 
-/// Fetches one chunk's messages usage and Claude Code activity.
-async fn fetch_chunk(
-    client: &AdminClient,
-    chunk: DayChunk,
-    clock: &dyn Clock,
-    max_in_flight: usize,
-) -> Result<UsageChunk, IngestError> {
-    let mut keys: BTreeMap<(String, NaiveDate), KeyDay> = BTreeMap::new();
-    let mut accounts: BTreeMap<(String, NaiveDate), AccountDay> = BTreeMap::new();
-    let mut buckets_seen: HashSet<NaiveDate> = HashSet::new();
+/// A chunk's messages report, summed per key and day and per account and day.
+struct Messages {
+    /// By day, then key: the table's order, so that each row is appended to its day.
+    keys: Vec<KeyDay>,
+    /// By day, then account.
+    accounts: Vec<AccountDay>,
+    /// The days the report had a bucket for.
+    buckets: HashSet<NaiveDate>,
+}
+
+/// Fetches one chunk's messages usage.
+async fn fetch_messages(client: &AdminClient, chunk: DayChunk) -> Result<Messages, IngestError> {
+    let mut keys: Vec<KeyDay> = Vec::new();
+    let mut accounts: Vec<AccountDay> = Vec::new();
+    let mut buckets: HashSet<NaiveDate> = HashSet::new();
     let end = midnight(chunk.last) + Duration::days(1);
     let mut page: Option<String> = None;
     let mut seen = HashSet::new();
@@ -301,7 +333,7 @@ async fn fetch_chunk(
                 page.as_deref(),
             )
             .await?;
-        for bucket in &answer.data {
+        for bucket in answer.data {
             let day = DateTime::parse_from_rfc3339(&bucket.starting_at)
                 .map_err(|_| {
                     IngestError::Report(format!(
@@ -314,38 +346,30 @@ async fn fetch_chunk(
             if day < chunk.first || day > chunk.last {
                 continue;
             }
-            buckets_seen.insert(day);
-            for item in &bucket.results {
+            buckets.insert(day);
+            for item in bucket.results {
                 let (input, output) = (item.input_tokens(), item.output_tokens());
                 let web = item.web_search_requests();
                 if input == 0 && output == 0 && web == 0 {
                     continue;
                 }
-                if let Some(key) = &item.api_key_id {
-                    let row = keys.entry((key.clone(), day)).or_insert_with(|| KeyDay {
-                        api_key_id: key.clone(),
-                        day,
-                        account_id: item.account_id.clone(),
-                        input_tokens: 0,
-                        output_tokens: 0,
-                        web_search_requests: 0,
-                    });
-                    row.input_tokens = row.input_tokens.saturating_add(input);
-                    row.output_tokens = row.output_tokens.saturating_add(output);
-                    row.web_search_requests = row.web_search_requests.saturating_add(web);
-                }
                 if let Some(account) = &item.account_id {
-                    let row =
-                        accounts
-                            .entry((account.clone(), day))
-                            .or_insert_with(|| AccountDay {
-                                account_id: account.clone(),
-                                day,
-                                input_tokens: 0,
-                                output_tokens: 0,
-                            });
-                    row.input_tokens = row.input_tokens.saturating_add(input);
-                    row.output_tokens = row.output_tokens.saturating_add(output);
+                    accounts.push(AccountDay {
+                        account_id: account.clone(),
+                        day,
+                        input_tokens: input,
+                        output_tokens: output,
+                    });
+                }
+                if let Some(key) = item.api_key_id {
+                    keys.push(KeyDay {
+                        api_key_id: key,
+                        day,
+                        account_id: item.account_id,
+                        input_tokens: input,
+                        output_tokens: output,
+                        web_search_requests: web,
+                    });
                 }
             }
         }
@@ -354,28 +378,52 @@ async fn fetch_chunk(
             None => break,
         }
     }
+    // One row per key and day, and per account and day: the report has one result per
+    // combination of key and account, so a key or an account may come more than once a day.
+    // A stable sort keeps the first result's account for a key; the order is the tables'.
+    keys.sort_by(|a, b| (a.day, &a.api_key_id).cmp(&(b.day, &b.api_key_id)));
+    keys.dedup_by(|next, kept| {
+        let same = next.api_key_id == kept.api_key_id && next.day == kept.day;
+        if same {
+            kept.input_tokens = kept.input_tokens.saturating_add(next.input_tokens);
+            kept.output_tokens = kept.output_tokens.saturating_add(next.output_tokens);
+            kept.web_search_requests = kept
+                .web_search_requests
+                .saturating_add(next.web_search_requests);
+        }
+        same
+    });
+    accounts.sort_by(|a, b| (a.day, &a.account_id).cmp(&(b.day, &b.account_id)));
+    accounts.dedup_by(|next, kept| {
+        let same = next.account_id == kept.account_id && next.day == kept.day;
+        if same {
+            kept.input_tokens = kept.input_tokens.saturating_add(next.input_tokens);
+            kept.output_tokens = kept.output_tokens.saturating_add(next.output_tokens);
+        }
+        same
+    });
+    Ok(Messages {
+        keys,
+        accounts,
+        buckets,
+    })
+}
 
-    let days: Vec<NaiveDate> = chunk.days().collect();
-    let per_day = futures::stream::iter(days.iter().copied())
-        .map(|day| claude_code_day(client, day))
+/// The Claude Code report of each of `days`, `max_in_flight` days at a time.
+async fn claude_code_days(
+    client: AdminClient,
+    days: Vec<NaiveDate>,
+    max_in_flight: usize,
+) -> Result<Vec<CodeDay>, IngestError> {
+    let per_day = futures::stream::iter(days)
+        .map(|day| claude_code_day(&client, day))
         .buffered(max_in_flight.max(1));
     let code_days: Vec<Result<Vec<CodeDay>, IngestError>> = per_day.collect().await;
     let mut claude_code = Vec::new();
     for rows in code_days {
         claude_code.extend(rows?);
     }
-
-    let now = clock.now();
-    Ok(UsageChunk {
-        // A past day the report had no bucket for is stored incomplete, so it is asked again.
-        days: days
-            .iter()
-            .map(|d| (*d, buckets_seen.contains(d) && day_is_complete(*d, now)))
-            .collect(),
-        keys: keys.into_values().collect(),
-        accounts: accounts.into_values().collect(),
-        claude_code,
-    })
+    Ok(claude_code)
 }
 
 /// Every page of the Claude Code report of one day, summed per actor.
@@ -390,18 +438,18 @@ async fn claude_code_day(
         let answer = client
             .claude_code_page(day, CLAUDE_CODE_PAGE, page.as_deref())
             .await?;
-        for item in &answer.data {
-            let actor = match &item.actor {
+        for item in answer.data {
+            let actor = match item.actor {
                 Some(a) if a.kind == "user_actor" => a
                     .email_address
                     .as_deref()
                     .map(|e| CodeActor::User(e.trim().to_lowercase())),
-                Some(a) if a.kind == "api_actor" => a.api_key_name.clone().map(CodeActor::ApiKey),
+                Some(a) if a.kind == "api_actor" => a.api_key_name.map(CodeActor::ApiKey),
                 // An actor type this orgwarden does not know is skipped, not a failure.
                 _ => None,
             };
             let Some(actor) = actor else { continue };
-            let metrics = item.core_metrics.clone().unwrap_or_default();
+            let metrics = item.core_metrics.unwrap_or_default();
             let lines = metrics.lines_of_code.unwrap_or_default();
             let row = rows.entry(actor.clone()).or_insert_with(|| CodeDay {
                 actor,

@@ -42,6 +42,7 @@ pub use outbox::{
 pub use snapshot_writer::SnapshotWriter;
 pub use usage::{
     covered_range, AccountDay, CodeActor, CodeDay, IngestRecord, KeyDay, StoredDay, UsageChunk,
+    UsageChunkWrite,
 };
 
 use crate::org::OrgState;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/011_usage.sql"),
     include_str!("sql/012_key_scope.sql"),
     include_str!("sql/013_directories.sql"),
+    include_str!("sql/014_usage_by_day.sql"),
 ];
 
 /// The schema version this build writes.

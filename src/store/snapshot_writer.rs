@@ -123,6 +123,22 @@ impl Table {
         )
     }
 
+    /// The insert of a table that held no current version when the run began: nothing to compare
+    /// with, and a key listed twice in the run meets its own first row (same key, same
+    /// `valid_from`) and is ignored.
+    fn insert_fresh(&self) -> String {
+        self.insert()
+            .replacen("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+    }
+
+    /// Whether the table holds any current version (served by the `*_current` partial index).
+    fn any_current(&self) -> String {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM main.{} WHERE valid_to IS NULL)",
+            self.name
+        )
+    }
+
     /// The keys this run has seen, in a temporary table of this connection.
     fn create_seen(&self) -> String {
         let columns: Vec<String> = self
@@ -187,18 +203,22 @@ pub struct SnapshotWriter {
     organization: Option<Organization>,
     /// Distinct objects seen per table, in `TABLES` order.
     seen: [u64; 5],
+    /// Per table, in `TABLES` order: it held no current version when the run began (the first
+    /// snapshot), so its rows are inserted without comparing or tracking what was seen.
+    fresh: [bool; 5],
     /// Ids of the `admin`/`primary_owner` members seen, for the plausibility mark.
     admins: HashSet<String>,
 }
 
 impl SnapshotWriter {
     pub(super) fn begin(conn: Connection, path: String, run_id: i64) -> Result<SnapshotWriter> {
-        let writer = SnapshotWriter {
+        let mut writer = SnapshotWriter {
             conn,
             path,
             run_id,
             organization: None,
             seen: [0; 5],
+            fresh: [false; 5],
             admins: HashSet::new(),
         };
         // A snapshot's transaction can dirty tens of megabytes; a larger page cache keeps SQLite
@@ -223,6 +243,13 @@ impl SnapshotWriter {
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| writer.err(e))?;
+        for (idx, table) in TABLES.iter().enumerate() {
+            let any: bool = writer
+                .conn
+                .query_row(&table.any_current(), [], |row| row.get(0))
+                .map_err(|e| writer.err(e))?;
+            writer.fresh[idx] = !any;
+        }
         Ok(writer)
     }
 
@@ -242,6 +269,22 @@ impl SnapshotWriter {
             path: self.path.clone(),
             source,
         };
+        if self.fresh[table_idx] {
+            let mut insert = self
+                .conn
+                .prepare_cached(&table.insert_fresh())
+                .map_err(sql_err)?;
+            let mut n_seen = 0;
+            for row in rows {
+                let mut values: Vec<&dyn ToSql> = Vec::with_capacity(row.len() + 1);
+                values.push(&run_id);
+                values.extend(row.iter().map(|v| v as &dyn ToSql));
+                n_seen += insert.execute(values.as_slice()).map_err(sql_err)? as u64;
+            }
+            drop(insert);
+            self.seen[table_idx] += n_seen;
+            return Ok(());
+        }
         let mut mark = self
             .conn
             .prepare_cached(&table.mark_seen())
@@ -422,8 +465,12 @@ impl SnapshotWriter {
             workspace_members: self.seen[3],
             api_keys: self.seen[4],
         };
-        // What was current and never seen in this run has vanished.
-        for table in TABLES {
+        // What was current and never seen in this run has vanished (a fresh table had nothing
+        // current).
+        for (table, fresh) in TABLES.iter().zip(self.fresh) {
+            if fresh {
+                continue;
+            }
             self.conn
                 .execute(&table.close_unseen(), [self.run_id])
                 .map_err(|e| self.err(e))?;

@@ -1,4 +1,6 @@
+use chrono::NaiveDate;
 use chrono::TimeZone;
+use std::collections::BTreeMap;
 
 use super::*;
 use crate::org::*;
@@ -66,6 +68,53 @@ fn version_rows(store: &Store) -> i64 {
             |r| r.get(0),
         )
         .unwrap()
+}
+
+/// The first snapshot inserts without comparing (nothing is current yet); a key listed twice
+/// still counts once with its first listing standing, there and in a later run where one table
+/// is still empty while another already has history.
+#[test]
+fn an_object_listed_twice_counts_once_in_a_first_snapshot_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("twice.db"), "test", wall_now()).unwrap();
+    let mut again = user("user_a", "developer");
+    again.name = "listed again".to_owned();
+    let run1 = store.begin_run(wall_now()).unwrap();
+    let mut writer = store.snapshot_writer(run1).unwrap();
+    writer.organization(org());
+    writer
+        .members(&[user("user_a", "user"), user("user_b", "user")])
+        .unwrap();
+    writer.members(std::slice::from_ref(&again)).unwrap();
+    let counts = writer.finish(2, 0, wall_now()).unwrap();
+    assert_eq!((counts.members, counts.api_keys), (2, 0));
+    let state = store.state_at(run1).unwrap();
+    let a = state.members.iter().find(|m| m.id == "user_a").unwrap();
+    assert_eq!((a.name.as_str(), a.role.as_str()), ("user_a", "user"));
+
+    // Members now have history (compared), keys none yet (fresh): both kinds of table.
+    let rows = version_rows(&store);
+    let run2 = store.begin_run(wall_now()).unwrap();
+    let mut writer = store.snapshot_writer(run2).unwrap();
+    writer.organization(org());
+    writer
+        .members(&[
+            user("user_a", "user"),
+            again.clone(),
+            user("user_b", "user"),
+        ])
+        .unwrap();
+    writer
+        .api_keys(&[key("apikey_1", "active"), key("apikey_1", "inactive")])
+        .unwrap();
+    let counts = writer.finish(2, 0, wall_now()).unwrap();
+    assert_eq!((counts.members, counts.api_keys), (2, 1));
+    // Unchanged members add no version; the key adds one, its first listing.
+    assert_eq!(version_rows(&store), rows + 1);
+    let state = store.state_at(run2).unwrap();
+    assert_eq!(state.members.len(), 2);
+    assert_eq!(state.api_keys.len(), 1);
+    assert_eq!(state.api_keys[0].status.as_str(), "active");
 }
 
 #[test]
@@ -1334,4 +1383,193 @@ fn an_audit_larger_than_one_statement_stores_every_finding_and_event_in_order() 
         gone.iter().map(|id| (id.clone(), New)).collect::<Vec<_>>()
     );
     assert_eq!(store.findings(true).unwrap().len(), 203);
+}
+
+/// The last day of each key and account as the rows say (a full scan), to compare with the
+/// `usage_*_last` rows the store keeps.
+fn usage_last_by_scan(store: &Store) -> (BTreeMap<String, NaiveDate>, BTreeMap<String, NaiveDate>) {
+    let scan = |sql: &str| -> BTreeMap<String, NaiveDate> {
+        let mut stmt = store.conn.prepare(sql).unwrap();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .unwrap();
+        rows.map(|r| {
+            let (id, day) = r.unwrap();
+            (id, NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap())
+        })
+        .collect()
+    };
+    (
+        scan("SELECT api_key_id, max(day) FROM usage_key_day GROUP BY api_key_id"),
+        scan("SELECT account_id, max(day) FROM usage_account_day GROUP BY account_id"),
+    )
+}
+
+fn usage_last_kept(store: &Store) -> (BTreeMap<String, NaiveDate>, BTreeMap<String, NaiveDate>) {
+    let view = store.usage_view().unwrap().expect("a view");
+    (
+        view.key_last_used.into_iter().collect(),
+        view.account_last_api.into_iter().collect(),
+    )
+}
+
+fn usage_day(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, n).unwrap()
+}
+
+/// A chunk of `days` with the given `(key, account, day)` uses.
+fn usage_chunk(days: &[u32], uses: &[(&str, &str, u32)]) -> UsageChunk {
+    UsageChunk {
+        days: days.iter().map(|d| (usage_day(*d), true)).collect(),
+        keys: uses
+            .iter()
+            .map(|(key, account, day)| KeyDay {
+                api_key_id: (*key).to_owned(),
+                day: usage_day(*day),
+                account_id: Some((*account).to_owned()),
+                input_tokens: 10,
+                output_tokens: 1,
+                web_search_requests: 0,
+            })
+            .collect(),
+        accounts: uses
+            .iter()
+            .map(|(_, account, day)| AccountDay {
+                account_id: (*account).to_owned(),
+                day: usage_day(*day),
+                input_tokens: 10,
+                output_tokens: 1,
+            })
+            .collect(),
+        claude_code: Vec::new(),
+    }
+}
+
+#[test]
+fn the_last_day_of_each_key_and_account_follows_the_rows_written_replaced_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let check = |store: &Store| {
+        let kept = usage_last_kept(store);
+        assert_eq!(kept, usage_last_by_scan(store));
+        kept
+    };
+    // Newest days first, as a backfill writes them.
+    store
+        .write_usage_chunk(
+            &usage_chunk(
+                &[4, 5, 6],
+                &[("k1", "a1", 6), ("k2", "a2", 4), ("k1", "a1", 4)],
+            ),
+            t(7),
+        )
+        .unwrap();
+    store
+        .write_usage_chunk(
+            &usage_chunk(
+                &[1, 2, 3],
+                &[("k1", "a1", 1), ("k2", "a2", 3), ("k3", "a1", 2)],
+            ),
+            t(7),
+        )
+        .unwrap();
+    let (keys, accounts) = check(&store);
+    assert_eq!(keys["k1"], usage_day(6));
+    assert_eq!(keys["k2"], usage_day(4));
+    assert_eq!(keys["k3"], usage_day(2));
+    assert_eq!(accounts["a1"], usage_day(6));
+
+    // Day 6 fetched again without k1 (and day 4 without k2): their last days fall back to
+    // older rows, from this chunk or from before it.
+    store
+        .write_usage_chunk(&usage_chunk(&[4, 5, 6], &[("k1", "a1", 5)]), t(7))
+        .unwrap();
+    let (keys, accounts) = check(&store);
+    assert_eq!(keys["k1"], usage_day(5));
+    assert_eq!(keys["k2"], usage_day(3));
+    assert_eq!(accounts["a2"], usage_day(3));
+
+    // A chunk that fails before its commit changes nothing.
+    {
+        let mut write = store.begin_usage_chunk(&[usage_day(5)]).unwrap();
+        write
+            .key_days(&usage_chunk(&[5], &[("k9", "a9", 5)]).keys)
+            .unwrap();
+    }
+    let (keys, _) = check(&store);
+    assert_eq!(keys["k1"], usage_day(5));
+    assert!(!keys.contains_key("k9"));
+
+    // Pruning the days before the 3rd: k3 (last used on the 2nd) has no day left.
+    store.prune_usage(usage_day(3)).unwrap();
+    let (keys, accounts) = check(&store);
+    assert!(!keys.contains_key("k3"));
+    assert_eq!(keys.len(), 2);
+    assert_eq!(accounts.len(), 2);
+}
+
+#[test]
+fn a_schema_13_database_upgrades_with_its_usage_rows_and_last_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        let conn = open_connection(&old).unwrap();
+        for step in &MIGRATIONS[..13] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 13;").unwrap();
+        for (key, account, day) in [
+            ("k1", "a1", "2026-03-01"),
+            ("k1", "a1", "2026-03-03"),
+            ("k2", "a2", "2026-03-02"),
+        ] {
+            conn.execute(
+                "INSERT INTO usage_key_day (api_key_id, day, account_id, input_tokens, \
+                 output_tokens, web_search_requests) VALUES (?1, ?2, ?3, 5, 6, 7)",
+                rusqlite::params![key, day, account],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO usage_account_day (account_id, day, input_tokens, output_tokens) \
+                 VALUES (?1, ?2, 5, 6)",
+                rusqlite::params![account, day],
+            )
+            .unwrap();
+        }
+        for day in ["2026-03-01", "2026-03-02", "2026-03-03"] {
+            conn.execute(
+                "INSERT INTO usage_days (day, complete, fetched_at) VALUES (?1, 1, ?2)",
+                rusqlite::params![day, ts(&t(4))],
+            )
+            .unwrap();
+        }
+    }
+    let upgraded = Store::open_writer(&old, "test", wall_now()).unwrap();
+    assert_eq!(upgraded.user_version().unwrap(), SCHEMA_VERSION);
+    let fresh = Store::open_writer(&dir.path().join("fresh.db"), "test", wall_now()).unwrap();
+    assert_eq!(
+        upgraded.schema_dump().unwrap(),
+        fresh.schema_dump().unwrap()
+    );
+    assert_eq!(upgraded.usage_row_counts().unwrap(), (3, 3, 0));
+    let tokens: (i64, i64, i64, Option<String>) = upgraded
+        .conn
+        .query_row(
+            "SELECT input_tokens, output_tokens, web_search_requests, account_id \
+             FROM usage_key_day WHERE api_key_id = 'k1' AND day = '2026-03-03'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(tokens, (5, 6, 7, Some("a1".to_owned())));
+    let (keys, accounts) = usage_last_kept(&upgraded);
+    assert_eq!(
+        (keys.clone(), accounts.clone()),
+        usage_last_by_scan(&upgraded)
+    );
+    assert_eq!(keys["k1"], usage_day(3));
+    assert_eq!(accounts["a2"], usage_day(2));
+    assert_eq!(upgraded.integrity_check().unwrap(), "ok");
 }

@@ -5,10 +5,10 @@
 //! reports into [`UsageChunk`]s. A chunk is written in one transaction: its days' rows are
 //! replaced and the days recorded, so a killed ingest leaves whole days or nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
 
 use super::{ts, Context as _, Result, Store};
 use crate::policy::usage::UsageView;
@@ -97,6 +97,25 @@ fn parse_day(text: &str) -> rusqlite::Result<NaiveDate> {
 }
 
 /// Clamps a count to SQLite's integer range.
+/// Rows a multi-row `INSERT` of usage writes at once (the last one of a page may hold fewer).
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// `insert VALUES (?1, …, ?columns), (…), …` for `rows` rows.
+fn values_sql(insert: &str, rows: usize, columns: usize) -> String {
+    let mut sql = format!("{insert} VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("?{}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -120,104 +139,37 @@ impl Store {
     }
 
     /// Stores a chunk: replaces its days' rows and records its days, in one transaction, with a
-    /// `usage.ingested` event naming the days.
+    /// `usage.ingested` event naming the days (see [`Store::begin_usage_chunk`], which lets the
+    /// rows arrive in parts).
     pub fn write_usage_chunk(&mut self, chunk: &UsageChunk, now: DateTime<Utc>) -> Result<()> {
+        let days: Vec<NaiveDate> = chunk.days.iter().map(|(day, _)| *day).collect();
+        let mut write = self.begin_usage_chunk(&days)?;
+        write.key_days(&chunk.keys)?;
+        write.account_days(&chunk.accounts)?;
+        write.code_days(&chunk.claude_code)?;
+        write.commit(&chunk.days, now)
+    }
+
+    /// Starts storing a chunk of `days`: opens its transaction (`BEGIN IMMEDIATE`) and deletes
+    /// the rows those days held. The rows are then added in parts and
+    /// [`UsageChunkWrite::commit`] records the days; until then nothing is visible, and the
+    /// write dropped without a commit rolls everything back, so a chunk is stored whole or not
+    /// at all.
+    pub fn begin_usage_chunk(&mut self, days: &[NaiveDate]) -> Result<UsageChunkWrite<'_>> {
         self.require_writer()?;
         let path = self.path_text();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&path)?;
-        {
-            let mut clear = Vec::new();
-            for table in ["usage_key_day", "usage_account_day", "claude_code_day"] {
-                clear.push(
-                    tx.prepare_cached(&format!("DELETE FROM {table} WHERE day = ?1"))
-                        .ctx(&path)?,
-                );
-            }
-            let mut mark = tx
-                .prepare_cached(
-                    "INSERT INTO usage_days (day, complete, fetched_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (day) DO UPDATE SET complete = excluded.complete, \
-                       fetched_at = excluded.fetched_at",
-                )
-                .ctx(&path)?;
-            for (day, complete) in &chunk.days {
-                let day = day_text(*day);
-                for stmt in &mut clear {
-                    stmt.execute(params![day]).ctx(&path)?;
-                }
-                mark.execute(params![day, complete, ts(&now)]).ctx(&path)?;
-            }
-            let mut key = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, \
-                       input_tokens, output_tokens, web_search_requests) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .ctx(&path)?;
-            for k in &chunk.keys {
-                key.execute(params![
-                    k.api_key_id,
-                    day_text(k.day),
-                    k.account_id,
-                    int(k.input_tokens),
-                    int(k.output_tokens),
-                    int(k.web_search_requests)
-                ])
-                .ctx(&path)?;
-            }
-            let mut account = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
-                       output_tokens) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .ctx(&path)?;
-            for a in &chunk.accounts {
-                account
-                    .execute(params![
-                        a.account_id,
-                        day_text(a.day),
-                        int(a.input_tokens),
-                        int(a.output_tokens)
-                    ])
-                    .ctx(&path)?;
-            }
-            let mut code = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO claude_code_day (actor_type, actor, day, sessions, \
-                       lines_added, lines_removed, commits, pull_requests) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .ctx(&path)?;
-            for c in &chunk.claude_code {
-                let (kind, actor) = c.actor.parts();
-                code.execute(params![
-                    kind,
-                    actor,
-                    day_text(c.day),
-                    int(c.sessions),
-                    int(c.lines_added),
-                    int(c.lines_removed),
-                    int(c.commits),
-                    int(c.pull_requests)
-                ])
-                .ctx(&path)?;
-            }
-        }
-        let days: Vec<String> = chunk.days.iter().map(|(d, _)| day_text(*d)).collect();
-        let complete = chunk.days.iter().filter(|(_, c)| *c).count();
-        let payload = serde_json::json!({
-            "days": days,
-            "complete_days": complete,
-            "keys": chunk.keys.len(),
-            "accounts": chunk.accounts.len(),
-            "claude_code": chunk.claude_code.len(),
-        });
-        super::events::insert(&tx, &now, "usage.ingested", payload).ctx(&path)?;
-        tx.commit().ctx(&path)?;
-        Ok(())
+        self.conn.execute_batch("BEGIN IMMEDIATE").ctx(&path)?;
+        let mut write = UsageChunkWrite {
+            store: self,
+            path,
+            days: BTreeMap::new(),
+            counts: (0, 0, 0),
+            lost: (Vec::new(), Vec::new()),
+            open: true,
+        };
+        // On an error here the write is dropped, and rolled back.
+        write.clear(days)?;
+        Ok(write)
     }
 
     /// Records the outcome of one ingest attempt (a failure is logged to `usage.failed` too).
@@ -266,7 +218,8 @@ impl Store {
             .ctx(self)
     }
 
-    /// The usage the rules read: last-use dates (one `MAX(day) … GROUP BY` per table), the days
+    /// The usage the rules read: last-use dates (kept per key and per account in
+    /// `usage_key_last` and `usage_account_last`, one `MAX(day) … GROUP BY` for Claude Code), the days
     /// covered (the unbroken run of stored days ending at the newest), and the last attempt's
     /// failure. `None` when no ingest was ever attempted (nor any day stored).
     pub fn usage_view(&self) -> Result<Option<UsageView>> {
@@ -281,11 +234,8 @@ impl Store {
             covered_from,
             covered_to,
             failure,
-            key_last_used: self
-                .last_days("SELECT api_key_id, max(day) FROM usage_key_day GROUP BY api_key_id")?,
-            account_last_api: self.last_days(
-                "SELECT account_id, max(day) FROM usage_account_day GROUP BY account_id",
-            )?,
+            key_last_used: self.last_days("SELECT api_key_id, day FROM usage_key_last")?,
+            account_last_api: self.last_days("SELECT account_id, day FROM usage_account_last")?,
             claude_code_last_active: self.last_days(
                 "SELECT actor, max(day) FROM claude_code_day WHERE actor_type = 'user' \
                  GROUP BY actor",
@@ -319,7 +269,14 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(&path)?;
-        for table in ["usage_key_day", "usage_account_day", "claude_code_day"] {
+        // A key or account whose last day goes has no day left (`usage_*_last`).
+        for table in [
+            "usage_key_day",
+            "usage_account_day",
+            "claude_code_day",
+            "usage_key_last",
+            "usage_account_last",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE day < ?1"), [&first])
                 .ctx(&path)?;
         }
@@ -390,6 +347,283 @@ impl Store {
     }
 }
 
+/// The newest day of each id.
+fn newest_days<'r>(
+    rows: impl Iterator<Item = (&'r str, NaiveDate)>,
+) -> HashMap<&'r str, NaiveDate> {
+    let mut last: HashMap<&str, NaiveDate> = HashMap::new();
+    for (id, day) in rows {
+        let newest = last.entry(id).or_insert(day);
+        if day > *newest {
+            *newest = day;
+        }
+    }
+    last
+}
+
+/// A chunk being stored: an open transaction on the writer, see [`Store::begin_usage_chunk`].
+pub struct UsageChunkWrite<'s> {
+    store: &'s mut Store,
+    path: String,
+    /// Each day's text, formatted once.
+    days: BTreeMap<NaiveDate, String>,
+    /// Rows written: (key days, account days, Claude Code days).
+    counts: (usize, usize, usize),
+    /// The keys and accounts whose last day was one of the chunk's: their `usage_*_last` rows
+    /// were removed with the days' rows, and are put back by the rows written or, failing
+    /// that, from the older days at the commit.
+    lost: (Vec<String>, Vec<String>),
+    /// Until committed: dropping the write rolls the transaction back.
+    open: bool,
+}
+
+impl UsageChunkWrite<'_> {
+    fn clear(&mut self, days: &[NaiveDate]) -> Result<()> {
+        let conn = &self.store.conn;
+        // One pass over each (small) `usage_*_last` table for all the days.
+        let texts: Vec<String> = days.iter().map(|d| day_text(*d)).collect();
+        let list = serde_json::to_string(&texts).unwrap_or_default();
+        for (table, id, lost) in [
+            ("usage_key_last", "api_key_id", &mut self.lost.0),
+            ("usage_account_last", "account_id", &mut self.lost.1),
+        ] {
+            let days_in = "day IN (SELECT value FROM json_each(?1))";
+            let mut select = conn
+                .prepare_cached(&format!("SELECT {id} FROM {table} WHERE {days_in}"))
+                .ctx(&self.path)?;
+            let ids = select
+                .query_map([&list], |row| row.get::<_, String>(0))
+                .ctx(&self.path)?;
+            for id in ids {
+                lost.push(id.ctx(&self.path)?);
+            }
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE {days_in}"))
+                .ctx(&self.path)?
+                .execute([&list])
+                .ctx(&self.path)?;
+        }
+        for table in ["usage_key_day", "usage_account_day", "claude_code_day"] {
+            let mut stmt = conn
+                .prepare_cached(&format!("DELETE FROM {table} WHERE day = ?1"))
+                .ctx(&self.path)?;
+            for day in days {
+                stmt.execute(params![day_text(*day)]).ctx(&self.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds API key days (a row already written for the same key and day is replaced), up to
+    /// [`ROWS_PER_STATEMENT`] rows to a statement: a backfill writes millions, and one statement
+    /// per row costs more than the row itself (binding, a cursor, a B-tree descent each).
+    pub fn key_days(&mut self, rows: &[KeyDay]) -> Result<()> {
+        let mut days = std::mem::take(&mut self.days);
+        for batch in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut stmt = self
+                .store
+                .conn
+                .prepare_cached(&values_sql(
+                    "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, \
+                       input_tokens, output_tokens, web_search_requests)",
+                    batch.len(),
+                    6,
+                ))
+                .ctx(&self.path)?;
+            let mut at = 1;
+            for k in batch {
+                let day = days.entry(k.day).or_insert_with(|| day_text(k.day));
+                let values: [&dyn ToSql; 6] = [
+                    &k.api_key_id,
+                    &*day,
+                    &k.account_id,
+                    &int(k.input_tokens),
+                    &int(k.output_tokens),
+                    &int(k.web_search_requests),
+                ];
+                for value in values {
+                    stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
+                    at += 1;
+                }
+            }
+            stmt.raw_execute().ctx(&self.path)?;
+        }
+        self.days = days;
+        self.counts.0 += rows.len();
+        let last = newest_days(rows.iter().map(|k| (k.api_key_id.as_str(), k.day)));
+        self.raise_last("usage_key_last", "api_key_id", &last)
+    }
+
+    /// Raises the `usage_*_last` rows to the newest days just written.
+    fn raise_last(&mut self, table: &str, id: &str, last: &HashMap<&str, NaiveDate>) -> Result<()> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached(&format!(
+                "INSERT INTO {table} ({id}, day) VALUES (?1, ?2) \
+                 ON CONFLICT ({id}) DO UPDATE SET day = max(day, excluded.day)"
+            ))
+            .ctx(&self.path)?;
+        for (key, day) in last {
+            let day = self.days.entry(*day).or_insert_with(|| day_text(*day));
+            stmt.execute(params![key, &*day]).ctx(&self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Puts back the `usage_*_last` rows of the keys and accounts whose last day was replaced
+    /// without usage on it, from their older days (one scan of the rows, only for a day whose
+    /// usage went away when it was fetched again: not expected of the API, but kept exact).
+    fn restore_lost(&mut self) -> Result<()> {
+        let lost = std::mem::take(&mut self.lost);
+        for (table, rows, id, ids) in [
+            ("usage_key_last", "usage_key_day", "api_key_id", lost.0),
+            (
+                "usage_account_last",
+                "usage_account_day",
+                "account_id",
+                lost.1,
+            ),
+        ] {
+            let conn = &self.store.conn;
+            let mut present = conn
+                .prepare_cached(&format!("SELECT 1 FROM {table} WHERE {id} = ?1"))
+                .ctx(&self.path)?;
+            let mut missing = Vec::new();
+            for key in ids {
+                if !present.exists([&key]).ctx(&self.path)? {
+                    missing.push(key);
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let list = serde_json::to_string(&missing).unwrap_or_default();
+            conn.execute(
+                &format!(
+                    "INSERT INTO {table} ({id}, day) SELECT {id}, max(day) FROM {rows} \
+                     WHERE {id} IN (SELECT value FROM json_each(?1)) GROUP BY {id}"
+                ),
+                [&list],
+            )
+            .ctx(&self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Adds account days (a row already written for the same account and day is replaced), as
+    /// many to a statement as [`UsageChunkWrite::key_days`].
+    pub fn account_days(&mut self, rows: &[AccountDay]) -> Result<()> {
+        let mut days = std::mem::take(&mut self.days);
+        for batch in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut stmt = self
+                .store
+                .conn
+                .prepare_cached(&values_sql(
+                    "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
+                       output_tokens)",
+                    batch.len(),
+                    4,
+                ))
+                .ctx(&self.path)?;
+            let mut at = 1;
+            for a in batch {
+                let day = days.entry(a.day).or_insert_with(|| day_text(a.day));
+                let values: [&dyn ToSql; 4] = [
+                    &a.account_id,
+                    &*day,
+                    &int(a.input_tokens),
+                    &int(a.output_tokens),
+                ];
+                for value in values {
+                    stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
+                    at += 1;
+                }
+            }
+            stmt.raw_execute().ctx(&self.path)?;
+        }
+        self.days = days;
+        self.counts.1 += rows.len();
+        let last = newest_days(rows.iter().map(|a| (a.account_id.as_str(), a.day)));
+        self.raise_last("usage_account_last", "account_id", &last)
+    }
+
+    /// Adds Claude Code days (a row already written for the same actor and day is replaced).
+    pub fn code_days(&mut self, rows: &[CodeDay]) -> Result<()> {
+        let mut days = std::mem::take(&mut self.days);
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO claude_code_day (actor_type, actor, day, sessions, \
+                   lines_added, lines_removed, commits, pull_requests) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .ctx(&self.path)?;
+        for c in rows {
+            let (kind, actor) = c.actor.parts();
+            let day = days.entry(c.day).or_insert_with(|| day_text(c.day));
+            stmt.execute(params![
+                kind,
+                actor,
+                &*day,
+                int(c.sessions),
+                int(c.lines_added),
+                int(c.lines_removed),
+                int(c.commits),
+                int(c.pull_requests)
+            ])
+            .ctx(&self.path)?;
+        }
+        drop(stmt);
+        self.days = days;
+        self.counts.2 += rows.len();
+        Ok(())
+    }
+
+    /// Records the chunk's days (`(day, complete)`), appends its `usage.ingested` event and
+    /// commits.
+    pub fn commit(mut self, days: &[(NaiveDate, bool)], now: DateTime<Utc>) -> Result<()> {
+        self.restore_lost()?;
+        let at = ts(&now);
+        {
+            let mut mark = self
+                .store
+                .conn
+                .prepare_cached(
+                    "INSERT INTO usage_days (day, complete, fetched_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (day) DO UPDATE SET complete = excluded.complete, \
+                       fetched_at = excluded.fetched_at",
+                )
+                .ctx(&self.path)?;
+            for (day, complete) in days {
+                mark.execute(params![day_text(*day), complete, at])
+                    .ctx(&self.path)?;
+            }
+        }
+        let texts: Vec<String> = days.iter().map(|(d, _)| day_text(*d)).collect();
+        let payload = serde_json::json!({
+            "days": texts,
+            "complete_days": days.iter().filter(|(_, c)| *c).count(),
+            "keys": self.counts.0,
+            "accounts": self.counts.1,
+            "claude_code": self.counts.2,
+        });
+        super::events::insert(&self.store.conn, &now, "usage.ingested", payload).ctx(&self.path)?;
+        self.store.conn.execute_batch("COMMIT").ctx(&self.path)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for UsageChunkWrite<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.store.conn.is_autocommit() {
+            // Nothing to report to: the error that left the chunk unfinished is being returned.
+            let _ = self.store.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// The unbroken run of stored days that ends at the newest one: `(first, last)`. Usage before a
 /// gap is kept but not claimed as covered, so "not used since" never spans a day not fetched.
 pub fn covered_range(days: &[StoredDay]) -> (Option<NaiveDate>, Option<NaiveDate>) {
@@ -413,6 +647,18 @@ mod tests {
 
     fn d(n: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, n).unwrap()
+    }
+
+    #[test]
+    fn values_sql_numbers_every_row_s_parameters() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a)", 1, 1),
+            "INSERT INTO t (a) VALUES (?1)"
+        );
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", 3, 2),
+            "INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4), (?5, ?6)"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -454,6 +455,7 @@ def missing_key(binary, api):
     case = Case(binary, api.url)
     for args in (["snapshot"], ["check-config"], ["check-config", "--online"]):
         case.run(*args, env={"ANTHROPIC_ADMIN_KEY": ""}, expect=78)
+    case.check(not case.db.exists(), "a snapshot without a key created a database")
     return case
 
 
@@ -480,11 +482,73 @@ def readers_beside_the_daemon(binary, api):
     return case
 
 
+def terminal_hygiene(binary, api):
+    """On a terminal (a pty here): hostile names lose their bidi overrides and control
+    characters, colour only without NO_COLOR; into a file: no colour codes at all."""
+    import pty
+    case = Case(binary, api.hostile_url)
+    api.hostile.faults()
+    case.run("snapshot", expect=0)
+    case.run("audit", expect=0)
+    env = dict(os.environ, ANTHROPIC_ADMIN_KEY=ADMIN_KEY, TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+
+    def on_terminal(args, extra_env):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([str(binary), "--config", str(case.config), *args],
+                                stdout=follower, stderr=follower, env=dict(env, **extra_env))
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        code = proc.wait(timeout=60)
+        text = b"".join(chunks).decode("utf-8", "replace")
+        case.observe(f"{' '.join(args)} on a terminal", code, text)
+        return text
+
+    for args in (["show", "members"], ["show", "workspaces"], ["audit", "--no-record"]):
+        text = on_terminal(args, {})
+        if args == ["show", "members"]:
+            case.check("Mallory" in text, "the hostile names are not shown (the checks prove nothing)")
+        case.check("\u202e" not in text, f"`{' '.join(args)}` passed a bidi override to the terminal")
+        case.check("\x1b[31m" not in text and "\x1b[2J" not in text,
+                   f"`{' '.join(args)}` passed a name's escape sequence to the terminal")
+        for line in text.splitlines():
+            case.check(not line.startswith("ERROR forged"),
+                       f"a member's name forged a line on the terminal (`{' '.join(args)}`)")
+    # Colour is in the log lines (stderr): a snapshot logs what it read.
+    # (A progress display may move the cursor on a terminal; colour is SGR: ESC [ ... m.)
+    colour = re.compile(r"\x1b\[[0-9;]*m")
+    # On a terminal a snapshot shows progress, not log lines: broken bodies make it log retries.
+    api.hostile.faults(broken_bodies=True)
+    text = on_terminal(["snapshot"], {})
+    case.check(colour.search(text), "no colour on a terminal without NO_COLOR "
+                                    "(so the NO_COLOR check below would prove nothing)")
+    api.hostile.faults(broken_bodies=True)
+    text = on_terminal(["snapshot"], {"NO_COLOR": "1"})
+    case.check(not colour.search(text), "colour codes on a terminal with NO_COLOR set")
+    api.hostile.faults(broken_bodies=True)
+    with open(case.dir / "snapshot.log", "w") as sink:
+        subprocess.run([str(binary), "--config", str(case.config), "snapshot"], stdout=sink,
+                       stderr=subprocess.STDOUT, env=env, timeout=60)
+    logged = (case.dir / "snapshot.log").read_text()
+    case.check("retrying" in logged and "\x1b" not in logged, "colour codes went into a file")
+    api.hostile.faults()
+    return case
+
+
 SCENARIOS = [
     baseline, rate_limit_storm, broken_bodies, multibyte_error_body, revoked_key, hostile_strings,
     sigkill_mid_snapshot, other_org, black_hole, secret_in_broken_config, sighup_broken_config,
     corrupt_database, read_only_database, smtp_down, demo_dir_not_empty, never_firing_cron,
-    missing_key, readers_beside_the_daemon,
+    missing_key, readers_beside_the_daemon, terminal_hygiene,
 ]
 
 

@@ -210,6 +210,43 @@ async fn a_restart_mid_backfill_resumes_without_gaps_or_duplicates() {
 }
 
 #[tokio::test]
+async fn a_claude_code_failure_after_a_chunks_key_rows_were_written_stores_nothing_of_it() {
+    let mut app = TestApp::with_options(SimOptions::default(), USAGE).await;
+    // The first chunk takes 32 requests; the second chunk's messages page (the 33rd) is
+    // answered and its key and account rows go into the chunk's open transaction while its
+    // Claude Code days are fetched, and those fail.
+    app.sim.set_faults(Faults {
+        error_rate: 1.0,
+        path_contains: Some("usage_report".into()),
+        after_requests: 33,
+        ..Faults::default()
+    });
+    let error = jobs::usage_job(&mut app.ctx()).await.unwrap_err();
+    assert!(error.to_string().contains("claude_code"), "{error:#}");
+    // Only the first chunk's days, and rows of those days only, are in the file.
+    let reader = Store::open_reader(&app.config.store.path).unwrap();
+    let stored = days(&reader);
+    assert_eq!(stored.len(), 31);
+    let first = today(&app) - Span::days(30);
+    assert_eq!(stored.first().map(|d| d.0), Some(first));
+    let rows = reader.usage_rows_by_day().unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.keys().all(|day| *day >= first), "{rows:?}");
+    let view = reader.usage_view().unwrap().unwrap();
+    assert!(view.key_last_used.values().all(|day| *day >= first));
+    drop(reader);
+
+    // The next ingest fetches the second chunk again and ends where a clean one does.
+    app.sim.set_faults(Faults::default());
+    let (summary, _) = ingest(&mut app).await;
+    assert_eq!((summary.days, summary.chunks), (10, 2));
+    assert_eq!(
+        app.store.usage_rows_by_day().unwrap(),
+        reference_rows(&app).await
+    );
+}
+
+#[tokio::test]
 async fn disabled_usage_fetches_nothing() {
     let mut app = TestApp::new("[usage]\nenabled = false\n").await;
     app.cycle().await;

@@ -26,6 +26,10 @@ pub(crate) struct UsageFigures {
     /// The same pages fetched and decoded, nothing aggregated or stored.
     pub(crate) fetch_only_secs: f64,
     pub(crate) ingest_over_fetch: f64,
+    /// The CPU time of the whole process (simulator included) during the fetch-only bound and
+    /// during the backfill: on a busy machine, the work apart from waiting for a core.
+    pub(crate) fetch_only_cpu_secs: Option<f64>,
+    pub(crate) ingest_cpu_secs: Option<f64>,
     /// Of `ingest_secs`, the time spent writing the chunks to SQLite.
     pub(crate) ingest_store_secs: f64,
     pub(crate) key_day_rows: u64,
@@ -54,6 +58,7 @@ pub(crate) async fn bench_usage(
     let clock = ManualClock::new(start());
 
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     let plan = plan_days(&[], clock.now(), config.backfill_days, MAX_CHUNK_DAYS);
     for chunk in &plan {
         let mut page: Option<String> = None;
@@ -91,12 +96,15 @@ pub(crate) async fn bench_usage(
         fetched.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     }
     let fetch_only_secs = started.elapsed().as_secs_f64();
+    let fetch_only_cpu_secs = cpu_since(cpu_before);
     eprintln!("usage fetch only: {fetch_only_secs:.2}s");
 
     let mut store = Store::open_writer(db, "orgwarden-bench", clock.now())?;
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     let backfill = ingest_usage(client, &mut store, &config, &clock, max_in_flight).await?;
     let ingest_secs = started.elapsed().as_secs_f64();
+    let ingest_cpu_secs = cpu_since(cpu_before);
     let (key_day_rows, account_day_rows, claude_code_day_rows) = store.usage_row_counts()?;
     let db_bytes = db_size(db);
     eprintln!(
@@ -115,6 +123,8 @@ pub(crate) async fn bench_usage(
         ingest_requests: backfill.requests,
         fetch_only_secs,
         ingest_over_fetch: ingest_secs / fetch_only_secs,
+        fetch_only_cpu_secs,
+        ingest_cpu_secs,
         ingest_store_secs: backfill.store_millis as f64 / 1000.0,
         key_day_rows,
         account_day_rows,
@@ -135,4 +145,21 @@ fn db_size(db: &Path) -> u64 {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// The CPU time (user and system) of this process, every thread included (Linux:
+/// `/proc/self/stat`, in clock ticks of 1/100 s).
+fn process_cpu_secs() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn cpu_since(before: Option<f64>) -> Option<f64> {
+    Some(process_cpu_secs()? - before?)
 }
