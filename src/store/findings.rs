@@ -146,13 +146,50 @@ struct Tracked {
 
 /// One finding's row as an audit writes it.
 struct Upsert<'a> {
-    fingerprint: String,
+    fingerprint: &'a str,
     finding: &'a crate::policy::Finding,
     evidence: String,
     status: FindingStatus,
-    first_seen: String,
+    first_seen: &'a str,
     first_run: i64,
     consecutive: i64,
+}
+
+/// How many findings one upsert statement writes.
+const UPSERTS_PER_STATEMENT: usize = 32;
+/// The parameters of one row of an upsert statement (after `?1`, the time, and `?2`, the run).
+const UPSERT_ROW_PARAMS: usize = 16;
+
+/// The upsert of `n` findings: `?1` is `last_seen` and `?2` `last_run` for all of them, then
+/// [`UPSERT_ROW_PARAMS`] a row. A finding seen again keeps its row and takes the new values.
+fn upsert_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO findings (fingerprint, rule, severity, subject_kind, subject_id, subject, \
+           evidence, action, controls, status, exemption, workspace_id, user_id, first_seen, \
+           last_seen, resolved_at, first_run, last_run, consecutive) VALUES ",
+    );
+    for i in 0..n {
+        let p = |j: usize| 2 + i * UPSERT_ROW_PARAMS + j;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?1, NULL, ?{}, ?2, ?{})",
+            p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13),
+            p(14), p(15), p(16)
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (fingerprint) DO UPDATE SET severity = excluded.severity, \
+           subject = excluded.subject, evidence = excluded.evidence, \
+           action = excluded.action, controls = excluded.controls, \
+           status = excluded.status, exemption = excluded.exemption, \
+           workspace_id = excluded.workspace_id, user_id = excluded.user_id, \
+           first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
+           resolved_at = NULL, first_run = excluded.first_run, \
+           last_run = excluded.last_run, consecutive = excluded.consecutive",
+    );
+    sql
 }
 
 impl Store {
@@ -291,33 +328,39 @@ impl Store {
             }
         }
 
-        let mut events = super::events::EventWriter::new(&tx, &audited_at).ctx(&path)?;
-        let mut seen = HashSet::with_capacity(evaluation.findings.len());
+        let mut events = super::events::EventBatch::new(&tx, &audited_at);
+        // Each finding's identity, made once; `seen` and the rows borrow it.
+        let fingerprints: Vec<String> = evaluation
+            .findings
+            .iter()
+            .map(crate::policy::Finding::fingerprint)
+            .collect();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(fingerprints.len());
         let mut findings = Vec::with_capacity(evaluation.findings.len());
         // What to write, upserted in fingerprint order below.
         let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(evaluation.findings.len());
         let mut n_new = 0;
-        for finding in &evaluation.findings {
-            let fingerprint = finding.fingerprint();
-            if !seen.insert(fingerprint.clone()) {
+        for (finding, fingerprint) in evaluation.findings.iter().zip(&fingerprints) {
+            let fingerprint = fingerprint.as_str();
+            if !seen.insert(fingerprint) {
                 continue;
             }
-            let live = tracked.get(&fingerprint);
+            let live = tracked.get(fingerprint);
             let (first_seen, first_run, consecutive, was_new) = match live {
                 // Re-auditing the same snapshot changes nothing about its age.
                 Some(row) if row.last_run == run_id => (
-                    row.first_seen.clone(),
+                    row.first_seen.as_str(),
                     row.first_run,
                     row.consecutive,
                     row.status == "new",
                 ),
                 Some(row) => (
-                    row.first_seen.clone(),
+                    row.first_seen.as_str(),
                     row.first_run,
                     row.consecutive + 1,
                     false,
                 ),
-                None => (when.clone(), run_id, 1, true),
+                None => (when.as_str(), run_id, 1, true),
             };
             let status = if finding.exemption.is_some() {
                 FindingStatus::Exempted
@@ -364,14 +407,18 @@ impl Store {
                         subject_kind: finding.subject_kind.as_str(),
                         subject_id: &finding.subject_id,
                         subject: &finding.subject,
-                        fingerprint: &fingerprint,
+                        fingerprint,
                         evidence: &evidence,
                         run_id,
                     };
                     events.write(kind, payload).ctx(&path)?;
                 }
             }
-            let first_seen_at = parse_ts(&first_seen).ctx(&path)?;
+            // A new finding was first seen now; a tracked one's time is parsed from its row.
+            let first_seen_at = match live {
+                None => taken_at,
+                Some(_) => parse_ts(first_seen).ctx(&path)?,
+            };
             findings.push(FindingRecord {
                 rule: finding.rule.to_string(),
                 severity: finding.severity,
@@ -405,65 +452,74 @@ impl Store {
             .filter(|o| !matches!(o.status, RuleStatus::NotEvaluated(_)))
             .map(|o| o.rule.as_str())
             .collect();
-        let mut gone: Vec<(String, String, String)> = tracked
-            .into_iter()
+        let mut gone: Vec<(&str, &str, &str)> = tracked
+            .iter()
             .filter(|(fingerprint, row)| {
-                !seen.contains(fingerprint) && settled.contains(&row.rule.as_str())
+                !seen.contains(fingerprint.as_str()) && settled.contains(&row.rule.as_str())
             })
-            .map(|(fingerprint, row)| (row.status, row.rule, fingerprint))
+            .map(|(fingerprint, row)| {
+                (row.status.as_str(), row.rule.as_str(), fingerprint.as_str())
+            })
             .collect();
         gone.sort_unstable();
 
         // In key order, each upsert lands beside the last one in the B-tree instead of anywhere.
-        rows.sort_unstable_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        rows.sort_unstable_by(|a, b| a.fingerprint.cmp(b.fingerprint));
         {
-            let mut put = tx
-                .prepare(
-                    "INSERT INTO findings (fingerprint, rule, severity, subject_kind, subject_id, \
-                       subject, evidence, action, controls, status, exemption, workspace_id, \
-                       user_id, first_seen, last_seen, resolved_at, first_run, last_run, consecutive) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL, ?16, ?17, ?18) \
-                     ON CONFLICT (fingerprint) DO UPDATE SET severity = excluded.severity, \
-                       subject = excluded.subject, evidence = excluded.evidence, \
-                       action = excluded.action, controls = excluded.controls, \
-                       status = excluded.status, exemption = excluded.exemption, \
-                       workspace_id = excluded.workspace_id, user_id = excluded.user_id, \
-                       first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
-                       resolved_at = NULL, first_run = excluded.first_run, \
-                       last_run = excluded.last_run, consecutive = excluded.consecutive",
-                )
-                .ctx(&path)?;
             // The controls are one static list per rule: each list serialised once.
             let mut controls_json: HashMap<&[&str], String> = HashMap::new();
             for row in &rows {
-                let finding = row.finding;
-                let controls = controls_json
-                    .entry(finding.controls)
+                controls_json
+                    .entry(row.finding.controls)
                     .or_insert_with(|| {
-                        serde_json::to_string(finding.controls).unwrap_or_else(|_| "[]".to_owned())
-                    })
-                    .as_str();
-                put.execute(params![
-                    row.fingerprint,
-                    finding.rule.as_str(),
-                    finding.severity.as_str(),
-                    finding.subject_kind.as_str(),
-                    finding.subject_id,
-                    finding.subject,
-                    row.evidence,
-                    finding.action.as_str(),
-                    controls,
-                    row.status.as_str(),
-                    finding.exemption,
-                    finding.workspace_id,
-                    finding.user_id,
-                    row.first_seen,
-                    when,
-                    row.first_run,
-                    run_id,
-                    row.consecutive,
-                ])
-                .ctx(&path)?;
+                        serde_json::to_string(row.finding.controls)
+                            .unwrap_or_else(|_| "[]".to_owned())
+                    });
+            }
+            // Many rows to a statement: one statement per row costs more than its row.
+            let mut full = None;
+            for chunk in rows.chunks(UPSERTS_PER_STATEMENT) {
+                let mut tail;
+                let put = if chunk.len() == UPSERTS_PER_STATEMENT {
+                    match &mut full {
+                        Some(put) => put,
+                        full => full.insert(tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?),
+                    }
+                } else {
+                    tail = tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?;
+                    &mut tail
+                };
+                put.raw_bind_parameter(1, &when).ctx(&path)?;
+                put.raw_bind_parameter(2, run_id).ctx(&path)?;
+                for (i, row) in chunk.iter().enumerate() {
+                    let finding = row.finding;
+                    let controls = controls_json
+                        .get(finding.controls)
+                        .map_or("[]", String::as_str);
+                    let values: [&dyn rusqlite::ToSql; UPSERT_ROW_PARAMS] = [
+                        &row.fingerprint,
+                        &finding.rule.as_str(),
+                        &finding.severity.as_str(),
+                        &finding.subject_kind.as_str(),
+                        &finding.subject_id,
+                        &finding.subject,
+                        &row.evidence,
+                        &finding.action.as_str(),
+                        &controls,
+                        &row.status.as_str(),
+                        &finding.exemption,
+                        &finding.workspace_id,
+                        &finding.user_id,
+                        &row.first_seen,
+                        &row.first_run,
+                        &row.consecutive,
+                    ];
+                    let base = 2 + i * UPSERT_ROW_PARAMS;
+                    for (j, value) in values.iter().enumerate() {
+                        put.raw_bind_parameter(base + j + 1, value).ctx(&path)?;
+                    }
+                }
+                put.raw_execute().ctx(&path)?;
             }
         }
         drop(rows);
@@ -477,7 +533,7 @@ impl Store {
                 .ctx(&path)?;
             for (_, _, fingerprint) in gone {
                 let mut record = whole
-                    .query_row([&fingerprint], finding_from_row)
+                    .query_row([fingerprint], finding_from_row)
                     .ctx(&path)?;
                 record.status = FindingStatus::Resolved;
                 record.resolved_at = Some(taken_at);
@@ -534,9 +590,11 @@ impl Store {
             });
             events.write("run.finished", payload).ctx(&path)?;
         }
-        drop(events);
+        events.finish().ctx(&path)?;
         if store {
-            tx.commit().ctx(&path)?;
+            // Tens of megabytes at 5x: their copy into the database file is not the job's wait.
+            let committed = Store::commit_without_checkpoint(tx, &path);
+            self.checkpoint_apart(committed, &path)?;
         }
         // Dropping an uncommitted transaction rolls it back.
         Ok(AuditResult {

@@ -196,6 +196,17 @@ pub struct Store {
     writer_gone: bool,
     /// A private in-memory copy ([`Store::open_preview`]): writable, but nothing reaches the file.
     scratch: bool,
+    /// The WAL checkpoint [`Store::checkpoint_apart`] started, joined before the next one and
+    /// when the store closes (so that a one-shot command does not exit in the middle of it).
+    checkpointing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(thread) = self.checkpointing.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -389,6 +400,7 @@ impl Store {
             lock: Some(lock),
             writer_gone: false,
             scratch: false,
+            checkpointing: None,
         };
         store.migrate()?;
         let Some(now) = now else {
@@ -447,6 +459,7 @@ impl Store {
             lock: None,
             writer_gone,
             scratch: false,
+            checkpointing: None,
         };
         let version = store.user_version()?;
         if version > SCHEMA_VERSION {
@@ -501,6 +514,7 @@ impl Store {
             lock: None,
             writer_gone: reader.writer_gone,
             scratch: true,
+            checkpointing: None,
         })
     }
 
@@ -1097,6 +1111,69 @@ impl Store {
             .ctx(self)
     }
 
+    /// Commits `tx` without checkpointing the WAL on this thread: call
+    /// [`Store::checkpoint_apart`] right after, whatever the commit's outcome. For the
+    /// transactions that write tens of megabytes (an audit of a large organization), whose
+    /// commit would otherwise copy all of them into the database file before the job could go
+    /// on. Durability is unchanged: the commit is the same commit (`synchronous = NORMAL`),
+    /// only the copy into the main file moves.
+    pub(super) fn commit_without_checkpoint(
+        tx: rusqlite::Transaction<'_>,
+        path: &String,
+    ) -> Result<()> {
+        tx.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .ctx(path)?;
+        tx.commit().ctx(path)
+    }
+
+    /// After [`Store::commit_without_checkpoint`]: turns this connection's automatic
+    /// checkpoint back on and, when the commit went through, checkpoints the WAL (`PASSIVE`)
+    /// on a connection of its own in another thread. The WAL stays bounded as before: the next
+    /// commit here checkpoints if the background one could not, and closing the last
+    /// connection checkpoints too. The thread is joined before the next such checkpoint and
+    /// when the store is dropped: a one-shot command (`orgwarden audit`) waits for it as it
+    /// closes, after its job, rather than exit in the middle of it and leave the WAL full. An
+    /// in-memory preview has no WAL to checkpoint.
+    pub(super) fn checkpoint_apart(&mut self, committed: Result<()>, path: &String) -> Result<()> {
+        let restored = self
+            .conn
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"
+            ))
+            .ctx(path);
+        committed?;
+        restored?;
+        if self.scratch {
+            return Ok(());
+        }
+        if let Some(previous) = self.checkpointing.take() {
+            let _ = previous.join();
+        }
+        let file = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("orgwarden-checkpoint".to_owned())
+            .spawn(move || {
+                use rusqlite::OpenFlags;
+                // Never creates the file: one removed meanwhile has nothing to checkpoint.
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let checkpointed = Connection::open_with_flags(&file, flags).and_then(|conn| {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                });
+                if let Err(error) = checkpointed {
+                    tracing::debug!("background WAL checkpoint not done: {error}");
+                }
+            });
+        match spawned {
+            Ok(thread) => self.checkpointing = Some(thread),
+            // No thread: checkpoint here, as the commit would have.
+            Err(_) => self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .ctx(path)?,
+        }
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check`, `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String> {
         self.conn
@@ -1216,6 +1293,10 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
         detail: format!("quick_check: {}", rows.join("; ")),
     })
 }
+
+/// SQLite's default `wal_autocheckpoint`: a commit that leaves the WAL longer than this many
+/// pages checkpoints it.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 
 /// The pragmas every writing connection needs (set in code, not in migrations).
 fn configure(conn: &Connection, path: &Path) -> Result<()> {

@@ -1290,6 +1290,101 @@ fn stored_timestamps_read_back_exactly_and_other_forms_still_parse() {
     }
 }
 
+/// An audit writes its findings and events many to a statement: a number that is not a multiple
+/// of either batch still stores every finding once, every event in the evaluation's order, and
+/// the next audit resolves and reopens across batch boundaries.
+#[test]
+fn an_audit_larger_than_one_statement_stores_every_finding_and_event_in_order() {
+    use crate::policy::ORPHANED_KEYS;
+    use FindingStatus::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let members = vec![user("user_a", "user")];
+    // Descending ids: the evaluation's order is not the order the rows are written in.
+    let ids: Vec<String> = (0..203).rev().map(|i| format!("apikey_{i:03}")).collect();
+    let findings = |keep: &dyn Fn(usize) -> bool| {
+        let kept = ids.iter().enumerate().filter(|(i, _)| keep(*i));
+        evaluation(
+            kept.map(|(_, id)| finding(ORPHANED_KEYS, id)).collect(),
+            &[],
+        )
+    };
+    let events_after = |store: &Store, after: i64| -> Vec<(String, String)> {
+        store
+            .events(Some(crate::store::EventsSince::Id(after)), 1000)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let id = e.payload.get("subject_id").and_then(|v| v.as_str());
+                (e.kind, id.unwrap_or_default().to_owned())
+            })
+            .collect()
+    };
+    let last_event = |store: &Store| store.events(None, 10_000).unwrap().last().map(|e| e.id);
+
+    let r1 = snapshot(&store, &members, &[]);
+    let before = last_event(&store).unwrap_or(0);
+    let first = store
+        .record_audit(r1, t(1), &findings(&|_| true), t(1))
+        .unwrap();
+    assert_eq!((first.n_new, first.n_resolved), (203, 0));
+    // The audit committed without checkpointing; the automatic checkpoint is back on for the
+    // next commit, so the WAL cannot grow without bound.
+    let autocheckpoint: i64 = store
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(autocheckpoint, 1000);
+    let mut expected: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| ("finding.new".to_owned(), id.clone()))
+        .collect();
+    expected.push(("run.finished".into(), String::new()));
+    assert_eq!(events_after(&store, before), expected);
+    let stored = store.findings(true).unwrap();
+    assert_eq!(stored.len(), 203);
+    assert!(stored.iter().all(|f| f.status == New
+        && f.first_seen == t(1)
+        && f.evidence == format!("evidence for {}", f.subject_id)));
+
+    // Every third one is gone: 68 resolved, the other 135 open, with their first sighting kept.
+    let r2 = snapshot(&store, &members, &[]);
+    let before = last_event(&store).unwrap();
+    let second = store
+        .record_audit(r2, t(2), &findings(&|i| i % 3 != 0), t(2))
+        .unwrap();
+    assert_eq!((second.n_new, second.n_resolved), (0, 68));
+    let resolved: Vec<String> = events_after(&store, before)
+        .into_iter()
+        .filter(|(kind, _)| kind == "finding.resolved")
+        .map(|(_, id)| id)
+        .collect();
+    let mut gone: Vec<String> = ids.iter().step_by(3).cloned().collect();
+    gone.sort();
+    assert_eq!(resolved, gone);
+    let live = store.findings(true).unwrap();
+    assert_eq!(live.len(), 135);
+    assert!(live
+        .iter()
+        .all(|f| f.status == Open && f.first_seen == t(1) && f.last_seen == t(2)));
+
+    // They come back: new again, the open ones stay open.
+    let r3 = snapshot(&store, &members, &[]);
+    let third = store
+        .record_audit(r3, t(3), &findings(&|_| true), t(3))
+        .unwrap();
+    assert_eq!((third.n_new, third.n_resolved), (68, 0));
+    let back: Vec<(String, FindingStatus)> = statuses(&third)
+        .into_iter()
+        .filter(|(_, status)| *status == New)
+        .collect();
+    assert_eq!(
+        back,
+        gone.iter().map(|id| (id.clone(), New)).collect::<Vec<_>>()
+    );
+    assert_eq!(store.findings(true).unwrap().len(), 203);
+}
+
 /// The last day of each key and account as the rows say (a full scan), to compare with the
 /// `usage_*_last` rows the store keeps.
 fn usage_last_by_scan(store: &Store) -> (BTreeMap<String, NaiveDate>, BTreeMap<String, NaiveDate>) {

@@ -54,6 +54,16 @@ struct BenchArgs {
     /// `directory`: about how many people the directory holds.
     #[arg(long, default_value_t = 100_000)]
     people: usize,
+    /// `snapshot`: also copies the database to this path before the audit (for `audit --db`).
+    #[arg(long)]
+    save_db: Option<std::path::PathBuf>,
+    /// `audit`: the database to audit (a copy of it, each time: the first audit of its latest
+    /// snapshot, as in `snapshot`).
+    #[arg(long)]
+    db: Option<std::path::PathBuf>,
+    /// `audit`: how many times to audit a fresh copy of `--db`.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -65,6 +75,9 @@ enum BenchWhat {
     /// A 100k-person directory read from the Okta and Graph simulators at their documented
     /// rate limits, against the bound those set; and what the directory rules add to the audit.
     Directory,
+    /// Only the audit, of a copy of a database `snapshot --save-db` saved (`--db`), `--repeat`
+    /// times: the audit's figures without seeding and snapshotting again.
+    Audit,
 }
 
 /// The `argv[0]` under which this binary runs orgwarden's command line instead of the bench.
@@ -140,6 +153,21 @@ struct Figures {
 
 async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.scale >= 1, "--scale must be at least 1");
+    if matches!(args.what, BenchWhat::Audit) {
+        let db = args.db.as_deref().context("`audit` needs --db PATH")?;
+        let mut runs = Vec::new();
+        for _ in 0..args.repeat {
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            let copy = dir.path().join("orgwarden.db");
+            std::fs::copy(db, &copy).context("copying the database")?;
+            let audit = audit::bench_audit(&copy, orgwarden::clock::SystemClock::shared())?;
+            eprintln!("{}", serde_json::to_string(&audit)?);
+            runs.push(audit);
+        }
+        let json = serde_json::json!({ "runs": runs, "load_average": load_average() });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
     if matches!(args.what, BenchWhat::Directory) {
         let figures = directory::bench_directory(args.people).await?;
         let mut json = serde_json::to_value(&figures)?;
@@ -226,6 +254,9 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let changed = snapshot_child(&config).await?;
     let changed_1pct_growth_bytes = file_size(&db) as i64 - before as i64;
 
+    if let Some(save) = &args.save_db {
+        std::fs::copy(&db, save).context("saving a copy of the database")?;
+    }
     let audit = audit::bench_audit(&db, orgwarden::clock::SystemClock::shared())?;
     let peak_rss_bytes = first.peak_rss.max(unchanged.peak_rss).max(changed.peak_rss);
     let figures = Figures {
