@@ -17,7 +17,7 @@
 //! nothing for the properties it drops.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -77,6 +77,13 @@ struct Page<'a, T> {
     value: Vec<T>,
     #[serde(rename = "@odata.nextLink", default, borrow)]
     next_link: Option<Text<'a>>,
+}
+
+/// Only a page's next link (the rest of the body is checked to be JSON and skipped).
+#[derive(Deserialize)]
+struct NextLink {
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -197,29 +204,78 @@ impl Reader<'_> {
     }
 
     /// Every page from `first`, following `@odata.nextLink`; `parse` turns a page's body into
-    /// what the read keeps of its items, and its next link.
+    /// what the read keeps of its items.
+    ///
+    /// Pages are still asked for one at a time, but a page's items are parsed while the next
+    /// page is being fetched: a fetch checks only that the body is JSON and takes its next link
+    /// (so a broken body is asked again, as before), and the full parse of that body runs beside
+    /// the request for the next one. A body that is JSON but not a page of the expected items
+    /// fails the read.
     async fn all_pages<R>(
         &self,
         first: Url,
         parse: impl Fn(&[u8]) -> serde_json::Result<(Vec<R>, Option<String>)>,
     ) -> Result<Vec<R>, DirectoryError> {
-        let parse = &parse;
-        http::all_pages(&self.http, first, |url| async move {
-            let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
-            let key = self.token_key();
-            let (page, _) = self
-                .http
-                .get_parsed(
-                    &url,
-                    authorization,
-                    Some(&key),
-                    |what, f| self.describe(what, f),
-                    parse,
-                )
-                .await?;
-            Ok(page)
-        })
-        .await
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        seen.insert(first.to_string());
+        let mut current = self.page_body(first).await?;
+        loop {
+            let (url, body, link) = current;
+            let next = match link {
+                None => None,
+                Some(link) => {
+                    let next = self.http.follow(&link)?;
+                    if !seen.insert(next.to_string()) {
+                        return Err(self.http.error("the server repeated a next-page link"));
+                    }
+                    Some(next)
+                }
+            };
+            // The fetch first: `join!` polls in order, so the request is out before the parse
+            // (CPU work on this task) starts.
+            let (fetched, items) = tokio::join!(
+                async {
+                    match next {
+                        Some(next) => Some(self.page_body(next).await),
+                        None => None,
+                    }
+                },
+                async { parse(&body) }
+            );
+            let (items, _) = items.map_err(|e| {
+                self.http.error(format!(
+                    "{}: the answer is not the expected JSON: {e}",
+                    url.path()
+                ))
+            })?;
+            out.extend(items);
+            match fetched {
+                Some(page) => current = page?,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One page's body and its next link, retried as [`Http::get_parsed`] retries (a body that
+    /// is not JSON is asked again).
+    async fn page_body(&self, url: Url) -> Result<(Url, Vec<u8>, Option<String>), DirectoryError> {
+        let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
+        let key = self.token_key();
+        let (page, _) = self
+            .http
+            .get_parsed(
+                &url,
+                authorization,
+                Some(&key),
+                |what, f| self.describe(what, f),
+                |body: &[u8]| {
+                    serde_json::from_slice::<NextLink>(body)
+                        .map(|page| (body.to_vec(), page.next_link))
+                },
+            )
+            .await?;
+        Ok((url, page.0, page.1))
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {

@@ -359,6 +359,38 @@ async fn entra_lists_the_seeded_directory_with_deleted_users_and_assignments() {
     assert_eq!(normal(listing), entra_expected(&dir));
 }
 
+/// A directory of several 999-user pages, read with each page parsed while the next is fetched,
+/// with a share of the answers cut short (a broken body is asked again): every person once.
+#[tokio::test]
+async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
+    let h = SimHandle::start_local(SimOptions {
+        sizes: SeedSizes {
+            members: 2_600,
+            invites: 100,
+            ..SeedSizes::default()
+        },
+        now: Some("2026-03-01T00:00:00Z".parse().expect("time")),
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts");
+    let graph = GraphSim::start_local(&h, GraphOptions::default())
+        .await
+        .unwrap();
+    let dir = h.snapshot_state().directory();
+    let active = dir
+        .iter()
+        .filter(|e| e.state != DirectoryState::Deleted)
+        .count();
+    assert!(active > 2 * 999, "{active} users: not three pages");
+    graph.set_faults(Faults {
+        malformed_rate: 0.3,
+        ..Faults::default()
+    });
+    let listing = entra_listing(&graph).await;
+    assert_eq!(normal(listing), entra_expected(&dir));
+}
+
 #[tokio::test]
 async fn entra_rides_out_429s_with_retry_after() {
     let h = sim().await;
