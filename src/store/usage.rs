@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
+use rusqlite::types::{ToSqlOutput, Value::Null, ValueRef};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{ts, Context as _, Result, Store};
 use crate::policy::usage::UsageView;
@@ -114,6 +115,11 @@ fn values_sql(insert: &str, rows: usize, columns: usize) -> String {
         sql.push(')');
     }
     sql
+}
+
+/// Text bound without a copy.
+fn text(s: &str) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
 }
 
 fn int(n: u64) -> i64 {
@@ -413,34 +419,57 @@ impl UsageChunkWrite<'_> {
         Ok(())
     }
 
-    /// Adds API key days (a row already written for the same key and day is replaced), up to
-    /// [`ROWS_PER_STATEMENT`] rows to a statement: a backfill writes millions, and one statement
-    /// per row costs more than the row itself (binding, a cursor, a B-tree descent each).
+    /// Adds API key days (a row already written for the same key and day is replaced).
     pub fn key_days(&mut self, rows: &[KeyDay]) -> Result<()> {
+        self.insert_batched(
+            "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, input_tokens, \
+               output_tokens, web_search_requests)",
+            rows,
+            |k| k.day,
+            |k, day| {
+                [
+                    text(&k.api_key_id),
+                    text(day),
+                    k.account_id
+                        .as_deref()
+                        .map_or(ToSqlOutput::Owned(Null), text),
+                    int(k.input_tokens).into(),
+                    int(k.output_tokens).into(),
+                    int(k.web_search_requests).into(),
+                ]
+            },
+        )?;
+        self.counts.0 += rows.len();
+        let last = newest_days(rows.iter().map(|k| (k.api_key_id.as_str(), k.day)));
+        self.raise_last("usage_key_last", "api_key_id", &last)
+    }
+
+    /// Inserts `rows` with `insert` (`INSERT … (columns)`), up to [`ROWS_PER_STATEMENT`] rows to a
+    /// statement: a backfill writes millions, and one statement per row costs more than the row
+    /// itself (binding, a cursor, a B-tree descent each). `values` gives a row's `N` values, its
+    /// day as the stored text.
+    fn insert_batched<T, const N: usize>(
+        &mut self,
+        insert: &str,
+        rows: &[T],
+        day_of: impl Fn(&T) -> NaiveDate,
+        values: impl for<'v> Fn(&'v T, &'v str) -> [ToSqlOutput<'v>; N],
+    ) -> Result<()> {
         let mut days = std::mem::take(&mut self.days);
         for batch in rows.chunks(ROWS_PER_STATEMENT) {
+            for row in batch {
+                let day = day_of(row);
+                days.entry(day).or_insert_with(|| day_text(day));
+            }
             let mut stmt = self
                 .store
                 .conn
-                .prepare_cached(&values_sql(
-                    "INSERT OR REPLACE INTO usage_key_day (api_key_id, day, account_id, \
-                       input_tokens, output_tokens, web_search_requests)",
-                    batch.len(),
-                    6,
-                ))
+                .prepare_cached(&values_sql(insert, batch.len(), N))
                 .ctx(&self.path)?;
             let mut at = 1;
-            for k in batch {
-                let day = days.entry(k.day).or_insert_with(|| day_text(k.day));
-                let values: [&dyn ToSql; 6] = [
-                    &k.api_key_id,
-                    &*day,
-                    &k.account_id,
-                    &int(k.input_tokens),
-                    &int(k.output_tokens),
-                    &int(k.web_search_requests),
-                ];
-                for value in values {
+            for row in batch {
+                let day = days.get(&day_of(row)).map_or("", String::as_str);
+                for value in values(row, day) {
                     stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
                     at += 1;
                 }
@@ -448,9 +477,7 @@ impl UsageChunkWrite<'_> {
             stmt.raw_execute().ctx(&self.path)?;
         }
         self.days = days;
-        self.counts.0 += rows.len();
-        let last = newest_days(rows.iter().map(|k| (k.api_key_id.as_str(), k.day)));
-        self.raise_last("usage_key_last", "api_key_id", &last)
+        Ok(())
     }
 
     /// Raises the `usage_*_last` rows to the newest days just written.
@@ -510,38 +537,22 @@ impl UsageChunkWrite<'_> {
         Ok(())
     }
 
-    /// Adds account days (a row already written for the same account and day is replaced), as
-    /// many to a statement as [`UsageChunkWrite::key_days`].
+    /// Adds account days (a row already written for the same account and day is replaced).
     pub fn account_days(&mut self, rows: &[AccountDay]) -> Result<()> {
-        let mut days = std::mem::take(&mut self.days);
-        for batch in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut stmt = self
-                .store
-                .conn
-                .prepare_cached(&values_sql(
-                    "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
-                       output_tokens)",
-                    batch.len(),
-                    4,
-                ))
-                .ctx(&self.path)?;
-            let mut at = 1;
-            for a in batch {
-                let day = days.entry(a.day).or_insert_with(|| day_text(a.day));
-                let values: [&dyn ToSql; 4] = [
-                    &a.account_id,
-                    &*day,
-                    &int(a.input_tokens),
-                    &int(a.output_tokens),
-                ];
-                for value in values {
-                    stmt.raw_bind_parameter(at, value).ctx(&self.path)?;
-                    at += 1;
-                }
-            }
-            stmt.raw_execute().ctx(&self.path)?;
-        }
-        self.days = days;
+        self.insert_batched(
+            "INSERT OR REPLACE INTO usage_account_day (account_id, day, input_tokens, \
+               output_tokens)",
+            rows,
+            |a| a.day,
+            |a, day| {
+                [
+                    text(&a.account_id),
+                    text(day),
+                    int(a.input_tokens).into(),
+                    int(a.output_tokens).into(),
+                ]
+            },
+        )?;
         self.counts.1 += rows.len();
         let last = newest_days(rows.iter().map(|a| (a.account_id.as_str(), a.day)));
         self.raise_last("usage_account_last", "account_id", &last)
