@@ -59,6 +59,19 @@ fn snapshot(store: &Store, members: &[User], keys: &[ApiKey]) -> i64 {
     run
 }
 
+/// The kind and subject of the first `limit` events after event `after`.
+fn events_after(store: &Store, after: i64, limit: u32) -> Vec<(String, String)> {
+    store
+        .events(Some(crate::store::EventsSince::Id(after)), limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let id = e.payload.get("subject_id").and_then(|v| v.as_str());
+            (e.kind, id.unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
 fn version_rows(store: &Store) -> i64 {
     store
         .conn
@@ -586,17 +599,7 @@ fn recording_follows_the_evaluation_order_with_one_event_per_transition() {
             .collect();
         evaluation(findings, &[])
     };
-    let kinds = |store: &Store, after: i64| -> Vec<(String, String)> {
-        store
-            .events(Some(crate::store::EventsSince::Id(after)), 100)
-            .unwrap()
-            .into_iter()
-            .map(|e| {
-                let id = e.payload.get("subject_id").and_then(|v| v.as_str());
-                (e.kind, id.unwrap_or_default().to_owned())
-            })
-            .collect()
-    };
+    let kinds = |store: &Store, after: i64| events_after(store, after, 100);
     let last_event = |store: &Store| store.events(None, 1000).unwrap().last().unwrap().id;
     let ids = |result: &AuditResult| -> Vec<(String, FindingStatus)> {
         result
@@ -1309,17 +1312,7 @@ fn an_audit_larger_than_one_statement_stores_every_finding_and_event_in_order() 
             &[],
         )
     };
-    let events_after = |store: &Store, after: i64| -> Vec<(String, String)> {
-        store
-            .events(Some(crate::store::EventsSince::Id(after)), 1000)
-            .unwrap()
-            .into_iter()
-            .map(|e| {
-                let id = e.payload.get("subject_id").and_then(|v| v.as_str());
-                (e.kind, id.unwrap_or_default().to_owned())
-            })
-            .collect()
-    };
+    let events_after = |store: &Store, after: i64| events_after(store, after, 1000);
     let last_event = |store: &Store| store.events(None, 10_000).unwrap().last().map(|e| e.id);
 
     let r1 = snapshot(&store, &members, &[]);
