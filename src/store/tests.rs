@@ -59,6 +59,18 @@ fn snapshot(store: &Store, members: &[User], keys: &[ApiKey]) -> i64 {
     run
 }
 
+/// A database file at `path` with the first `version` schema steps applied, as an older
+/// orgwarden left it.
+fn database_at_schema(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = open_connection(path).unwrap();
+    for step in &MIGRATIONS[..version] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+        .unwrap();
+    conn
+}
+
 /// The kind and subject of the first `limit` events after event `after`.
 fn events_after(store: &Store, after: i64, limit: u32) -> Vec<(String, String)> {
     store
@@ -774,11 +786,7 @@ fn a_schema_4_outbox_upgrades_with_its_messages_readable() {
     let old = dir.path().join("old.db");
     {
         // Before per-recipient delivery: one message sent to both, one still pending.
-        let conn = open_connection(&old).unwrap();
-        for step in &MIGRATIONS[..4] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        let conn = database_at_schema(&old, 4);
         for (id, status) in [("m-sent", "sent"), ("m-pending", "pending")] {
             conn.execute(
                 "INSERT INTO outbox (message_id, created_at, subject, sender, recipients, raw, \
@@ -886,11 +894,7 @@ fn a_schema_4_database_keeps_its_sent_reports_and_drops_its_previews() {
     {
         // Before schema 7 every report was recorded, previews included; only sent ones have a
         // Message-ID.
-        let conn = open_connection(&old).unwrap();
-        for step in &MIGRATIONS[..4] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+        let conn = database_at_schema(&old, 4);
         conn.execute(
             "INSERT INTO reports (run_id, generated_at, message_id, out_dir) VALUES \
              (1, ?1, 'report-1', '/r/1'), (2, ?2, NULL, '/r/2')",
@@ -1508,11 +1512,7 @@ fn a_schema_13_database_upgrades_with_its_usage_rows_and_last_days() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.db");
     {
-        let conn = open_connection(&old).unwrap();
-        for step in &MIGRATIONS[..13] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.execute_batch("PRAGMA user_version = 13;").unwrap();
+        let conn = database_at_schema(&old, 13);
         for (key, account, day) in [
             ("k1", "a1", "2026-03-01"),
             ("k1", "a1", "2026-03-03"),
