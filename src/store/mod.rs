@@ -148,11 +148,11 @@ pub(crate) trait Database {
 /// `.ctx(db)`: a rusqlite error as a [`StoreError`] naming the database, so that queries read
 /// `conn.execute(...).ctx(self)?` instead of a closure each.
 pub(crate) trait Context<T> {
-    fn ctx(self, db: &impl Database) -> Result<T>;
+    fn ctx(self, db: &(impl Database + ?Sized)) -> Result<T>;
 }
 
 impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
-    fn ctx(self, db: &impl Database) -> Result<T> {
+    fn ctx(self, db: &(impl Database + ?Sized)) -> Result<T> {
         self.map_err(|source| StoreError::Sqlite {
             path: db.database(),
             source,
@@ -163,6 +163,12 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
 impl Database for String {
     fn database(&self) -> String {
         self.clone()
+    }
+}
+
+impl Database for str {
+    fn database(&self) -> String {
+        self.to_owned()
     }
 }
 
@@ -992,10 +998,20 @@ impl Store {
         // In time order, then by id (ids are unique within one snapshot). Sorted here rather
         // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
         // this is the order of their text, and it is several times cheaper.
-        members.sort_unstable_by(|a, b| (a.added_at, &a.id).cmp(&(b.added_at, &b.id)));
-        invites.sort_unstable_by(|a, b| (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id)));
-        workspaces.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        api_keys.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        // The values are large (a key is a few hundred bytes): sorted by index, then moved once.
+        use crate::order::sort_large_by;
+        sort_large_by(&mut members, |a, b| {
+            (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
+        });
+        sort_large_by(&mut invites, |a, b| {
+            (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
+        });
+        sort_large_by(&mut workspaces, |a, b| {
+            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
+        });
+        sort_large_by(&mut api_keys, |a, b| {
+            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
+        });
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),
