@@ -222,21 +222,12 @@ impl Http {
         Some(Duration::from_secs(secs).min(self.opts.max_wait))
     }
 
-    /// Sends a request (built anew for each attempt) and decodes its 2xx JSON body, retrying as
-    /// the module documentation says. A non-retryable answer is returned as
-    /// [`Failure::Status`] with its body for the caller to describe.
-    pub(crate) async fn json<T: DeserializeOwned>(
-        &self,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<(T, HeaderMap), Failure> {
-        self.fetch(build, |bytes| serde_json::from_slice::<T>(bytes))
-            .await
-    }
-
-    /// [`Http::json`] with the 2xx body decoded by `parse`, which may borrow from the body (a
-    /// page deserialized into borrowed structs and turned into what the caller keeps, without an
-    /// owned copy of every string first). A body `parse` refuses is retried like one that is not
-    /// JSON.
+    /// Sends a request (built anew for each attempt) and decodes its 2xx body with `parse`,
+    /// retrying as the module documentation says. `parse` may borrow from the body (a page
+    /// deserialized into borrowed structs and turned into what the caller keeps, without an
+    /// owned copy of every string first); a body it refuses is retried like one that is not
+    /// JSON. A non-retryable answer is returned as [`Failure::Status`] with its body for the
+    /// caller to describe.
     pub(crate) async fn fetch<R, E: std::fmt::Display>(
         &self,
         build: impl Fn() -> RequestBuilder,
@@ -350,20 +341,29 @@ impl Http {
             return Ok(token);
         }
         let form = form()?;
+        // A body that is not the expected answer is described by where it breaks only: the
+        // parser's message could quote the token.
+        let parse = |body: &[u8]| {
+            serde_json::from_slice::<TokenAnswer>(body)
+                .map_err(|e| format!("line {}, column {}", e.line(), e.column()))
+        };
         let (answer, _) = self
-            .json::<TokenAnswer>(|| {
-                self.client
-                    .post(url.clone())
-                    .header("accept", "application/json")
-                    .form(&form)
-            })
+            .fetch(
+                || {
+                    self.client
+                        .post(url.clone())
+                        .header("accept", "application/json")
+                        .form(&form)
+                },
+                parse,
+            )
             .await
             .map_err(|f| describe("token request", f))?;
         cache_token(key, answer.access_token.clone(), answer.expires_in);
         Ok(answer.access_token)
     }
 
-    /// One authenticated GET of JSON, as [`Http::json`]: `authorization` gives the header for
+    /// One authenticated GET of JSON, as [`Http::fetch`]: `authorization` gives the header for
     /// each attempt; a 401 drops the cached token `renewable` names (an OAuth source's) and
     /// tries once more with a new one. A failure is described by `describe` (what was read, why).
     pub(crate) async fn get_json<T, Fut>(
