@@ -476,6 +476,8 @@ mod tests {
             Some(Retry::RateLimit)
         );
         assert_eq!(google(503, "backendError").0, Some(Retry::Backoff));
+        assert_eq!(google(408, "requestTimeout").0, Some(Retry::Backoff));
+        assert_eq!(google(404, "notFound").0, None);
         let (retry, message) = google(403, "forbidden");
         assert_eq!(retry, None);
         assert!(message.contains("lack the right"), "{message}");

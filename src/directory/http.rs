@@ -149,7 +149,8 @@ impl Http {
     pub(crate) fn retry_of(&self, status: StatusCode, body: &[u8]) -> Option<Retry> {
         if status == StatusCode::TOO_MANY_REQUESTS || (self.rate_limit)(status, body) {
             Some(Retry::RateLimit)
-        } else if status.is_server_error() {
+        } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            // A 408 is the server giving up on a slow request: asking again is what it asks.
             Some(Retry::Backoff)
         } else {
             None
