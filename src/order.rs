@@ -34,6 +34,27 @@ pub fn sort_large_by<T>(items: &mut [T], mut compare: impl FnMut(&T, &T) -> Orde
     }
 }
 
+/// Merges `a` and `b`, each sorted by `compare`, into one sorted vector, moving each element
+/// once; on ties `a`'s element comes first (so merging the sorted halves of a list keeps a
+/// stable order).
+pub fn merge_sorted_by<T>(
+    a: Vec<T>,
+    b: Vec<T>,
+    mut compare: impl FnMut(&T, &T) -> Ordering,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => compare(x, y) != Ordering::Greater,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +95,34 @@ mod tests {
             expected.sort_by_key(|a| a.0);
             sort_large_by(&mut ours, |a, b| a.0.cmp(&b.0));
             assert_eq!(ours, expected, "seed {seed}, n {n}, modulo {modulo}");
+        }
+    }
+
+    #[test]
+    fn merging_two_sorted_lists_keeps_the_order_and_the_first_list_first_on_ties() {
+        for (seed, n, m) in [
+            (1, 0, 0),
+            (2, 0, 5),
+            (3, 5, 0),
+            (4, 100, 37),
+            (5, 1000, 1000),
+        ] {
+            let tag = |list: Vec<u64>, which: u8| -> Vec<(u64, u8, usize)> {
+                let mut list: Vec<_> = list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| (k, which, i))
+                    .collect();
+                list.sort();
+                list
+            };
+            let a = tag(numbers(seed, n, 50), 0);
+            let b = tag(numbers(seed + 100, m, 50), 1);
+            let mut expected: Vec<_> = a.iter().chain(&b).cloned().collect();
+            // Stable by key: a's elements (which 0) before b's among equals, each in its order.
+            expected.sort_by_key(|e| e.0);
+            let merged = merge_sorted_by(a, b, |x, y| x.0.cmp(&y.0));
+            assert_eq!(merged, expected, "seed {seed}");
         }
     }
 

@@ -220,6 +220,29 @@ fn a_snapshot_with_many_keys_reads_back_whole_in_order() {
 }
 
 #[test]
+fn the_key_split_lies_between_the_lowest_and_highest_ids() {
+    for (low, high, expected) in [
+        ("apikey_01A", "apikey_01z", Some("apikey_01]")),
+        ("apikey_00001", "apikey_25000", Some("apikey_1")),
+        ("a", "c", Some("b")),
+        // Adjacent bytes, a prefix, equal ids, non-ASCII: no middle, one reader.
+        ("apikey_a", "apikey_b", None),
+        ("apikey", "apikey_1", None),
+        ("apikey_1", "apikey_1", None),
+        ("k_\u{e9}", "k_\u{f6}", None),
+    ] {
+        let middle = middle_between(low, high);
+        assert_eq!(middle.as_deref(), expected, "{low} .. {high}");
+        if let Some(m) = middle {
+            assert!(
+                low < m.as_str() && m.as_str() <= high,
+                "{low} < {m} <= {high}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_escalation_baseline_holds_the_earlier_roles_of_todays_admins_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
