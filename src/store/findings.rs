@@ -1,7 +1,7 @@
 //! Findings and their lifecycle, audits, reports, and the former members the policy needs.
 
 use super::Context as _;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -441,7 +441,7 @@ impl Store {
         let when = ts(&taken_at);
 
         // The tracked (not resolved) findings, read in one pass rather than looked up one by one.
-        let mut tracked: HashMap<String, Tracked> = HashMap::new();
+        let mut tracked: foldhash::HashMap<String, Tracked> = foldhash::HashMap::default();
         {
             let mut stmt = tx
                 .prepare(
@@ -469,7 +469,8 @@ impl Store {
             .iter()
             .map(crate::policy::Finding::fingerprint)
             .collect();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(fingerprints.len());
+        let mut seen: foldhash::HashSet<&str> =
+            foldhash::HashSet::with_capacity_and_hasher(fingerprints.len(), Default::default());
         // What to write, in evaluation order: the lifecycle of each finding, worked out here.
         let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(evaluation.findings.len());
         let mut n_new = 0;

@@ -1056,6 +1056,22 @@ impl Store {
                         membership_from_row,
                     )?,
                 };
+                    // In time order, then by id (ids are unique within one snapshot), sorted
+                    // here while the keys are still being read. Sorted in Rust rather than by
+                    // SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
+                    // this is the order of their text, and it is several times cheaper. The
+                    // values are large: sorted by index, then each moved once.
+                    let (mut members, mut invites, mut workspaces) = (members, invites, workspaces);
+                    use crate::order::sort_large_by;
+                    sort_large_by(&mut members, |a, b| {
+                        (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
+                    });
+                    sort_large_by(&mut invites, |a, b| {
+                        (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
+                    });
+                    sort_large_by(&mut workspaces, |a, b| {
+                        (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
+                    });
                     Ok((members, invites, workspaces, workspace_members))
                 })();
                 let api_keys = match keys {
@@ -1087,23 +1103,6 @@ impl Store {
                 Ok((members, invites, workspaces, workspace_members, api_keys))
             },
         )?;
-        let mut members = members;
-        let mut invites = invites;
-        let mut workspaces = workspaces;
-        // In time order, then by id (ids are unique within one snapshot). Sorted here rather
-        // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
-        // this is the order of their text, and it is several times cheaper.
-        // The values are large (a key is a few hundred bytes): sorted by index, then moved once.
-        use crate::order::sort_large_by;
-        sort_large_by(&mut members, |a, b| {
-            (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
-        });
-        sort_large_by(&mut invites, |a, b| {
-            (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
-        });
-        sort_large_by(&mut workspaces, |a, b| {
-            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
-        });
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),
