@@ -962,18 +962,22 @@ impl Store {
                 None => vec![(keys_sql.clone(), None, true)],
             },
         };
-        let readers: Option<Vec<KeyReader>> = halves
-            .into_iter()
-            .map(|(sql, middle, lower)| {
-                let conn = connect(&self.path, true).ok()?;
-                Some(KeyReader {
-                    conn,
-                    sql,
-                    middle,
-                    lower,
+        // `None`: the keys are read here (a preview, the baseline, or a connection refused).
+        let readers: Option<Vec<KeyReader>> = match halves.is_empty() {
+            true => None,
+            false => halves
+                .into_iter()
+                .map(|(sql, middle, lower)| {
+                    let conn = connect(&self.path, true).ok()?;
+                    Some(KeyReader {
+                        conn,
+                        sql,
+                        middle,
+                        lower,
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        };
         let path = self.path_text();
         let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
             |scope| -> Result<_> {
