@@ -3253,7 +3253,12 @@ fn directory_rules_table() {
             name: "case and spaces on either side: addresses, aliases, non-ASCII, assignments",
             directories: vec![assigned(
                 company(vec![
-                    person(" J.Doe@Example.COM ", "J.Doe@Example.COM ", &[" JANE@example.com"], active()),
+                    person(
+                        " J.Doe@Example.COM ",
+                        "J.Doe@Example.COM ",
+                        &[" JANE@example.com"],
+                        active(),
+                    ),
                     person("2", "zoë@example.com", &[], disabled("SUSPENDED")),
                     person("4", "bob@example.com", &["Robert@Example.com"], active()),
                 ]),
@@ -3287,11 +3292,19 @@ fn directory_rules_table() {
             name: "two people share an address: the first listed speaks for it",
             directories: vec![company(vec![
                 person("1", "jane@example.com", &[], active()),
-                person("2", "j.doe@example.com", &["jane@example.com"], disabled("SUSPENDED")),
+                person(
+                    "2",
+                    "j.doe@example.com",
+                    &["jane@example.com"],
+                    disabled("SUSPENDED"),
+                ),
                 person("3", "bob@example.com", &["j.doe@example.com"], active()),
             ])],
             state: OrgState {
-                members: vec![jane.clone(), user("user_d", "J.Doe@example.com", "developer")],
+                members: vec![
+                    jane.clone(),
+                    user("user_d", "J.Doe@example.com", "developer"),
+                ],
                 ..state()
             },
             former: vec![],
