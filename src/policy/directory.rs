@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
@@ -74,10 +76,7 @@ impl DirectoryView {
 /// member, invite and key owner allocates only for the few mixed-case addresses.
 pub(super) fn normalized(address: &str) -> Cow<'_, str> {
     let trimmed = address.trim();
-    if trimmed
-        .bytes()
-        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-    {
+    if trimmed.is_ascii() && !trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Borrowed(trimmed)
     } else {
         Cow::Owned(trimmed.to_lowercase())
@@ -85,10 +84,12 @@ pub(super) fn normalized(address: &str) -> Cow<'_, str> {
 }
 
 /// The people of a read by every address (primary and aliases), lower-cased; the first person
-/// listed wins an address two share.
-pub(super) fn by_address(listing: &DirectoryListing) -> HashMap<Cow<'_, str>, &DirectoryPerson> {
+/// listed wins an address two share. Hashed with FxHash: every member, invite and key owner is
+/// looked up (several times), and SipHash's resistance to chosen keys buys nothing against
+/// addresses the organization and its own directory hold.
+pub(super) fn by_address(listing: &DirectoryListing) -> FxHashMap<Cow<'_, str>, &DirectoryPerson> {
     let addresses = listing.people.iter().map(|p| 1 + p.aliases.len()).sum();
-    let mut out = HashMap::with_capacity(addresses);
+    let mut out = FxHashMap::with_capacity_and_hasher(addresses, Default::default());
     for person in &listing.people {
         for address in std::iter::once(&person.email).chain(&person.aliases) {
             out.entry(normalized(address)).or_insert(person);

@@ -7,7 +7,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -694,11 +696,11 @@ pub(super) struct Directories<'a> {
 /// per unknown address) and its lower-cased app assignments.
 struct DirectoryIndex<'a> {
     view: &'a DirectoryView,
-    by_address: Option<HashMap<Cow<'a, str>, &'a DirectoryPerson>>,
+    by_address: Option<FxHashMap<Cow<'a, str>, &'a DirectoryPerson>>,
     lists_everyone: bool,
     /// The emails assigned to the Claude application: a set, so that judging every member is
     /// not members × assignments comparisons; `None` when the read has no assignments.
-    assigned: Option<HashSet<Cow<'a, str>>>,
+    assigned: Option<FxHashSet<Cow<'a, str>>>,
 }
 
 /// What the authoritative source says of one address.
@@ -786,8 +788,9 @@ fn directory_since(read: &DirectoryRead, person: &DirectoryPerson) -> String {
 
 pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.directory_departed;
-    // Worded once per departed person; a person is looked up by each of their addresses.
-    let mut gone: HashMap<String, Departure> = HashMap::new();
+    // Worded once per departed person; a person is looked up by each of their addresses (and
+    // every member, membership, invite and key owner by theirs: FxHash, as the directory's).
+    let mut gone: FxHashMap<String, Departure> = FxHashMap::default();
     let mut emails: Vec<&str> = ctx.state.members.iter().map(|m| m.email.as_str()).collect();
     emails.extend(ctx.state.invites.iter().map(|i| i.email.as_str()));
     emails.extend(ctx.input.former_members.iter().map(|f| f.email.as_str()));
@@ -919,7 +922,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
         let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
-    let current: HashSet<Cow<'_, str>> = ctx
+    let current: FxHashSet<Cow<'_, str>> = ctx
         .state
         .members
         .iter()

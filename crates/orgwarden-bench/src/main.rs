@@ -175,11 +175,8 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            let audit = audit::bench_audit_with(
-                &copy,
-                orgwarden::clock::SystemClock::shared(),
-                &extra,
-            )?;
+            let audit =
+                audit::bench_audit_with(&copy, orgwarden::clock::SystemClock::shared(), &extra)?;
             eprintln!("{}", serde_json::to_string(&audit)?);
             runs.push(audit);
         }
