@@ -542,8 +542,9 @@ fn departures<'d>(
     // Members added after their last day are a finding for a person to confirm (never acted on);
     // they are remembered so that what they got since (memberships, keys created after the last
     // day) is not reported as left over. Their earlier keys still are.
-    let mut returned: HashMap<&str, &Departure> = HashMap::new();
-    let mut departed_members: HashMap<&str, (&User, &Departure)> = HashMap::new();
+    // Looked up by every membership and key owner, never iterated: FxHash.
+    let mut returned: FxHashMap<&str, &Departure> = FxHashMap::default();
+    let mut departed_members: FxHashMap<&str, (&User, &Departure)> = FxHashMap::default();
     for member in &ctx.state.members {
         let Some(entry) = lookup(&member.email) else {
             continue;
