@@ -683,12 +683,17 @@ fn textfile(ctx: &JobContext<'_>) {
     crate::events::after_job(&ctx.config.events, ctx.store);
 }
 
-async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
-    // Before the database is opened: without a key there is nothing to record, not even a new
-    // empty database.
-    if config.api.admin_key.is_none() {
-        return Err(MissingAdminKey.into());
+/// Fails with [`MissingAdminKey`] before the database is opened: a command that would fetch
+/// from the Admin API without a key has nothing to record, not even a new empty database.
+fn require_admin_key(config: &Config) -> Result<(), MissingAdminKey> {
+    match config.api.admin_key {
+        Some(_) => Ok(()),
+        None => Err(MissingAdminKey),
     }
+}
+
+async fn snapshot_command(config: Config, accept_new_org: bool) -> anyhow::Result<ExitCode> {
+    require_admin_key(&config)?;
     let mut store = open_writer(&config, "orgwarden snapshot")?;
     let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
     ctx.accept_new_org = accept_new_org;
@@ -1062,6 +1067,7 @@ fn history_command(
 
 async fn usage_command(config: Config, fetch: bool, format: Format) -> anyhow::Result<ExitCode> {
     if fetch {
+        require_admin_key(&config)?;
         let mut store = open_writer(&config, "orgwarden usage --fetch")?;
         let mut ctx = JobContext::new(&config, &mut store, SystemClock::shared());
         let result = crate::jobs::usage_job(&mut ctx).await;

@@ -33,6 +33,7 @@ pub mod exporter;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod order;
 pub mod org;
 pub mod output;
 pub mod policy;

@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use super::http::{self, clip, Failure, Http, ReadOptions, TokenAnswer};
+use super::http::{self, clip, Failure, Http, ReadOptions};
 use super::DirectoryError;
 use crate::config::EntraSettings;
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
@@ -313,34 +313,24 @@ impl Reader<'_> {
     }
 
     async fn token(&self) -> Result<SecretString, DirectoryError> {
-        let key = self.token_key();
-        if let Some(token) = http::cached_token(&key) {
-            return Ok(token);
-        }
         let url = format!(
             "{}/{}/oauth2/v2.0/token",
             self.login, self.settings.tenant_id
         );
         let url = self.http.follow(&url)?;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.expose_secret()),
-            ("scope", SCOPE),
-        ];
-        let (answer, _) = self
-            .http
-            .json::<TokenAnswer>(|| {
-                self.http
-                    .client()
-                    .post(url.clone())
-                    .header("accept", "application/json")
-                    .form(&form)
+        let form = || {
+            Ok([
+                ("grant_type", "client_credentials"),
+                ("client_id", self.settings.client_id.as_str()),
+                ("client_secret", self.settings.client_secret.expose_secret()),
+                ("scope", SCOPE),
+            ])
+        };
+        self.http
+            .bearer_token(&self.token_key(), &url, form, |what, f| {
+                self.describe(what, f)
             })
             .await
-            .map_err(|f| self.describe("token request", f))?;
-        http::cache_token(&key, answer.access_token.clone(), answer.expires_in);
-        Ok(answer.access_token)
     }
 }
 

@@ -1,14 +1,19 @@
-//! What the HTTP directory sources (Okta, Microsoft Graph) share: one `reqwest` client with
-//! bounded retries, a deadline for the whole read, rate-limit waits, bearer tokens cached for
-//! their lifetime, and the private-key JWT (RS256, `ring`) of OAuth client assertions.
+//! What the HTTP directory sources (Okta, Microsoft Graph, Google Directory) share: one
+//! `reqwest` client with bounded retries, a deadline for the whole read, rate-limit waits,
+//! bearer tokens cached for their lifetime, and RS256 JWTs (`ring`) for OAuth client assertions
+//! and Google's JWT bearer grant.
 //!
-//! Retries: a transport error, a 5xx, a 429 or a 2xx whose body is not the expected JSON is
-//! tried again up to [`ReadOptions::max_retries`] times. The wait is the answer's `Retry-After`
-//! (seconds), else, when `X-Rate-Limit-Remaining` is `0`, the time until `X-Rate-Limit-Reset`
-//! (epoch seconds, measured against the answer's `Date` so a skewed local clock does not
-//! matter), else an exponential backoff with jitter. A success that spends the last request of
-//! a rate-limit window waits for its reset before the next request. No wait goes past the
-//! deadline: the read fails instead. Nothing here writes a credential into an error or a log.
+//! Retries: a transport error, a 5xx, a rate limit or a 2xx whose body is not the expected JSON
+//! is tried again up to [`ReadOptions::max_retries`] times (a refused connection only
+//! [`CONNECT_RETRIES`] times). A rate limit is a 429, or an answer the source's classifier
+//! ([`Http::with_rate_limit`]) calls one: Google's 403 `rateLimitExceeded`. The wait is the
+//! answer's `Retry-After` (seconds), else, when `X-Rate-Limit-Remaining` is `0`, the time until
+//! `X-Rate-Limit-Reset` (epoch seconds, measured against the answer's `Date` so a skewed local
+//! clock does not matter), else, for a rate limit at least a second, otherwise an exponential
+//! backoff with jitter. A success that spends the last request of a rate-limit window waits for
+//! its reset before the next request. No wait goes past the deadline: the read fails instead.
+//! Each retry is logged (source, attempt, wait, why). Nothing here writes a credential into an
+//! error or a log.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -79,6 +84,17 @@ pub(crate) struct Http {
     /// The origin every request must go to: a `next` link elsewhere is refused, so a token is
     /// never sent to another host.
     origins: Vec<String>,
+    /// Whether an error answer other than a 429 is a rate limit in this source's words.
+    rate_limit: fn(StatusCode, &[u8]) -> bool,
+}
+
+/// Why an error answer is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// A server error: after the backoff (or the server's hint).
+    Backoff,
+    /// A rate limit: after the server's hint, at least a second.
+    RateLimit,
 }
 
 /// A request that failed for good.
@@ -118,7 +134,27 @@ impl Http {
             opts: opts.clone(),
             deadline: Instant::now() + opts.deadline,
             origins,
+            rate_limit: |_, _| false,
         })
+    }
+
+    /// Takes the error answers `rate_limit` accepts (status and body) as rate limits, retried
+    /// like a 429.
+    pub(crate) fn with_rate_limit(mut self, rate_limit: fn(StatusCode, &[u8]) -> bool) -> Http {
+        self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Whether an error answer is tried again, and how; `None`: it fails the request at once.
+    pub(crate) fn retry_of(&self, status: StatusCode, body: &[u8]) -> Option<Retry> {
+        if status == StatusCode::TOO_MANY_REQUESTS || (self.rate_limit)(status, body) {
+            Some(Retry::RateLimit)
+        } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            // A 408 is the server giving up on a slow request: asking again is what it asks.
+            Some(Retry::Backoff)
+        } else {
+            None
+        }
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {
@@ -187,21 +223,12 @@ impl Http {
         Some(Duration::from_secs(secs).min(self.opts.max_wait))
     }
 
-    /// Sends a request (built anew for each attempt) and decodes its 2xx JSON body, retrying as
-    /// the module documentation says. A non-retryable answer is returned as
-    /// [`Failure::Status`] with its body for the caller to describe.
-    pub(crate) async fn json<T: DeserializeOwned>(
-        &self,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<(T, HeaderMap), Failure> {
-        self.fetch(build, |bytes| serde_json::from_slice::<T>(bytes))
-            .await
-    }
-
-    /// [`Http::json`] with the 2xx body decoded by `parse`, which may borrow from the body (a
-    /// page deserialized into borrowed structs and turned into what the caller keeps, without an
-    /// owned copy of every string first). A body `parse` refuses is retried like one that is not
-    /// JSON.
+    /// Sends a request (built anew for each attempt) and decodes its 2xx body with `parse`,
+    /// retrying as the module documentation says. `parse` may borrow from the body (a page
+    /// deserialized into borrowed structs and turned into what the caller keeps, without an
+    /// owned copy of every string first); a body it refuses is retried like one that is not
+    /// JSON. A non-retryable answer is returned as [`Failure::Status`] with its body for the
+    /// caller to describe.
     pub(crate) async fn fetch<R, E: std::fmt::Display>(
         &self,
         build: impl Fn() -> RequestBuilder,
@@ -258,14 +285,13 @@ impl Http {
                             ),
                         },
                         Ok(bytes) => {
+                            let retry = self.retry_of(status, &bytes);
                             let text = String::from_utf8_lossy(&bytes).into_owned();
-                            let retryable =
-                                status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                            if !retryable {
-                                return Err(Failure::Status(status, text));
-                            }
-                            let mut wait = self.hinted_wait(&headers, false);
-                            if status == StatusCode::TOO_MANY_REQUESTS {
+                            let mut wait = match retry {
+                                None => return Err(Failure::Status(status, text)),
+                                Some(_) => self.hinted_wait(&headers, false),
+                            };
+                            if retry == Some(Retry::RateLimit) {
                                 // A rate limit whose reset already passed still needs a pause.
                                 wait = Some(wait.unwrap_or_default().max(Duration::from_secs(1)));
                             }
@@ -283,10 +309,15 @@ impl Http {
                 });
             }
             let wait = wait.unwrap_or_else(|| self.backoff(attempt));
-            tracing::debug!(
+            let why = match &problem {
+                Failure::Status(status, _) => format!("HTTP {}", status.as_u16()),
+                Failure::Other(message) => message.clone(),
+            };
+            tracing::info!(
                 source = %self.source,
                 attempt = attempt + 1,
                 wait_ms = wait.as_millis() as u64,
+                why = %why,
                 "directory request retried"
             );
             self.wait(wait, "a retry").await?;
@@ -296,7 +327,44 @@ impl Http {
 }
 
 impl Http {
-    /// One authenticated GET of JSON, as [`Http::json`]: `authorization` gives the header for
+    /// The bearer token cached under `key` (token URL, client and the like, no secret), or one
+    /// fetched anew: the form `form` builds (only when there is no cached token: it may sign an
+    /// assertion) POSTed to `url`, the answer cached for its lifetime. A failure is described
+    /// by `describe` as a "token request".
+    pub(crate) async fn bearer_token<F: serde::Serialize>(
+        &self,
+        key: &str,
+        url: &Url,
+        form: impl FnOnce() -> Result<F, DirectoryError>,
+        describe: impl Fn(&str, Failure) -> DirectoryError,
+    ) -> Result<SecretString, DirectoryError> {
+        if let Some(token) = cached_token(key) {
+            return Ok(token);
+        }
+        let form = form()?;
+        // A body that is not the expected answer is described by where it breaks only: the
+        // parser's message could quote the token.
+        let parse = |body: &[u8]| {
+            serde_json::from_slice::<TokenAnswer>(body)
+                .map_err(|e| format!("line {}, column {}", e.line(), e.column()))
+        };
+        let (answer, _) = self
+            .fetch(
+                || {
+                    self.client
+                        .post(url.clone())
+                        .header("accept", "application/json")
+                        .form(&form)
+                },
+                parse,
+            )
+            .await
+            .map_err(|f| describe("token request", f))?;
+        cache_token(key, answer.access_token.clone(), answer.expires_in);
+        Ok(answer.access_token)
+    }
+
+    /// One authenticated GET of JSON, as [`Http::fetch`]: `authorization` gives the header for
     /// each attempt; a 401 drops the cached token `renewable` names (an OAuth source's) and
     /// tries once more with a new one. A failure is described by `describe` (what was read, why).
     pub(crate) async fn get_json<T, Fut>(
@@ -355,10 +423,16 @@ impl Http {
     }
 }
 
+/// A transport error as what happened and its causes, without the URL (the caller names the
+/// path; query strings such as Google's page tokens stay out of messages).
 fn describe_transport(e: &reqwest::Error) -> String {
-    // reqwest's Display names the URL, which never holds a credential here (tokens and keys
-    // travel in headers and bodies only).
-    let mut text = e.to_string();
+    // A body that broke is said so by the caller ("reading the answer failed").
+    let mut text = match (e.is_timeout(), e.is_connect()) {
+        (true, _) => "timed out",
+        (_, true) => "could not connect",
+        _ => "no answer",
+    }
+    .to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
@@ -368,9 +442,6 @@ fn describe_transport(e: &reqwest::Error) -> String {
     clip(&text)
 }
 
-/// An `Authorization` header value (`<scheme> <credential>`), marked sensitive so that no
-/// debug output of a request shows it. A credential that is not a valid header value gives an
-/// empty (refused) header rather than an error that could quote it.
 /// Reads every page from `first` on: `page` fetches one page's items and its next-page link as
 /// the server gave it (Okta's `Link: rel="next"`, Graph's `@odata.nextLink`), `None` on the last
 /// page. Each link is kept on the configured origins ([`Http::follow`]) and a link seen before
@@ -400,6 +471,9 @@ where
     Ok(out)
 }
 
+/// An `Authorization` header value (`<scheme> <credential>`), marked sensitive so that no
+/// debug output of a request shows it. A credential that is not a valid header value gives an
+/// empty (refused) header rather than an error that could quote it.
 pub(crate) fn auth_header(credential: &SecretString, scheme: &str) -> HeaderValue {
     let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose_secret()))
         .unwrap_or_else(|_| HeaderValue::from_static(""));
@@ -449,18 +523,18 @@ pub(crate) fn forget_token(key: &str) {
 
 /// An OAuth token endpoint's answer.
 #[derive(serde::Deserialize)]
-pub(crate) struct TokenAnswer {
-    pub(crate) access_token: SecretString,
+struct TokenAnswer {
+    access_token: SecretString,
     #[serde(default = "default_expires_in")]
-    pub(crate) expires_in: u64,
+    expires_in: u64,
 }
 
 fn default_expires_in() -> u64 {
     3600
 }
 
-/// An RS256 JWT client assertion (RFC 7523) for `client_id` at `audience`, signed with a PKCS#8
-/// PEM RSA key. The error never shows the key.
+/// An RS256 JWT client assertion (RFC 7523) for `client_id` at `audience`, as [`sign_jwt`]
+/// signs it. The error never shows the key.
 pub(crate) fn client_assertion(
     client_id: &str,
     audience: &str,
@@ -468,15 +542,6 @@ pub(crate) fn client_assertion(
     key_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
-    let der = pem_der(key_pem.expose_secret())
-        .ok_or_else(|| "the private key is not a PEM block".to_string())?;
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der)
-        .map_err(|_| "the private key is not a PKCS#8 RSA key".to_string())?;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
-    if let Some(kid) = key_id {
-        header["kid"] = serde_json::Value::String(kid.to_string());
-    }
     let jti: String = (0..32)
         .map(|_| char::from(b"0123456789abcdef"[fastrand::usize(..16)]))
         .collect();
@@ -489,6 +554,30 @@ pub(crate) fn client_assertion(
         "exp": iat + 300,
         "jti": jti,
     });
+    sign_jwt(&claims, key_pem, key_id)
+}
+
+/// The RS256 JWT `header.claims.signature` of `claims`, signed with a PEM RSA key (PKCS#8
+/// `PRIVATE KEY`, or PKCS#1 `RSA PRIVATE KEY`) and naming `key_id` as its `kid`. The error never
+/// shows the key.
+pub(crate) fn sign_jwt(
+    claims: &serde_json::Value,
+    key_pem: &SecretString,
+    key_id: Option<&str>,
+) -> Result<String, String> {
+    let pem = key_pem.expose_secret();
+    let der = pem_der(pem).ok_or_else(|| "the private key is not a PEM block".to_string())?;
+    let pair = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
+        ring::signature::RsaKeyPair::from_der(&der)
+    } else {
+        ring::signature::RsaKeyPair::from_pkcs8(&der)
+    }
+    .map_err(|e| format!("the private key is not a usable RSA key ({e})"))?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+    if let Some(kid) = key_id {
+        header["kid"] = serde_json::Value::String(kid.to_string());
+    }
     let signing_input = format!(
         "{}.{}",
         b64.encode(header.to_string()),
@@ -501,7 +590,7 @@ pub(crate) fn client_assertion(
         signing_input.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| "signing the client assertion failed".to_string())?;
+    .map_err(|_| "signing the JWT failed".to_string())?;
     Ok(format!("{signing_input}.{}", b64.encode(signature)))
 }
 
@@ -509,7 +598,7 @@ fn pem_der(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .map(str::trim)
-        .filter(|l| !l.starts_with("-----"))
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
         .collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }

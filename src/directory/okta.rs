@@ -24,7 +24,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{self, clip, Failure, Http, ReadOptions, TokenAnswer};
+use super::http::{self, clip, Failure, Http, ReadOptions};
 use super::DirectoryError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{OktaAuth, OktaSettings};
@@ -241,45 +241,37 @@ impl Reader<'_> {
                 key_id,
             } => (client_id, private_key, key_id),
         };
-        let key = self.token_key();
-        if let Some(token) = http::cached_token(&key) {
-            return Ok(http::auth_header(&token, "Bearer"));
-        }
-        let token_url = format!("{}/oauth2/v1/token", self.org);
-        let assertion = http::client_assertion(
-            client_id,
-            &token_url,
-            private_key,
-            key_id.as_deref(),
-            SystemClock.now(),
-        )
-        .map_err(|m| self.http.error(format!("OAuth client assertion: {m}")))?;
-        let mut scope = "okta.users.read".to_string();
-        if self.settings.app_id.is_some() {
-            scope.push_str(" okta.apps.read");
-        }
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("scope", scope.as_str()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ];
-        let (answer, _) = self
+        let token_url = self.url("/oauth2/v1/token")?;
+        let form = || {
+            let assertion = http::client_assertion(
+                client_id,
+                token_url.as_str(),
+                private_key,
+                key_id.as_deref(),
+                SystemClock.now(),
+            )
+            .map_err(|m| self.http.error(format!("OAuth client assertion: {m}")))?;
+            let mut scope = "okta.users.read".to_string();
+            if self.settings.app_id.is_some() {
+                scope.push_str(" okta.apps.read");
+            }
+            Ok([
+                ("grant_type", "client_credentials".to_string()),
+                ("scope", scope),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ),
+                ("client_assertion", assertion),
+            ])
+        };
+        let token = self
             .http
-            .json::<TokenAnswer>(|| {
-                self.http
-                    .client()
-                    .post(&token_url)
-                    .header("accept", "application/json")
-                    .form(&form)
+            .bearer_token(&self.token_key(), &token_url, form, |what, f| {
+                self.describe(what, f)
             })
-            .await
-            .map_err(|f| self.describe("token request", f))?;
-        http::cache_token(&key, answer.access_token.clone(), answer.expires_in);
-        Ok(http::auth_header(&answer.access_token, "Bearer"))
+            .await?;
+        Ok(http::auth_header(&token, "Bearer"))
     }
 }
 

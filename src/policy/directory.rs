@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use rustc_hash::FxHashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
@@ -84,12 +82,13 @@ pub(super) fn normalized(address: &str) -> Cow<'_, str> {
 }
 
 /// The people of a read by every address (primary and aliases), lower-cased; the first person
-/// listed wins an address two share. Hashed with FxHash: every member, invite and key owner is
-/// looked up (several times), and SipHash's resistance to chosen keys buys nothing against
-/// addresses the organization and its own directory hold.
-pub(super) fn by_address(listing: &DirectoryListing) -> FxHashMap<Cow<'_, str>, &DirectoryPerson> {
+/// listed wins an address two share. Hashed with foldhash (as the rules' other lookup maps):
+/// every member, invite and key owner is looked up, several times.
+pub(super) fn by_address(
+    listing: &DirectoryListing,
+) -> foldhash::HashMap<Cow<'_, str>, &DirectoryPerson> {
     let addresses = listing.people.iter().map(|p| 1 + p.aliases.len()).sum();
-    let mut out = FxHashMap::with_capacity_and_hasher(addresses, Default::default());
+    let mut out = foldhash::HashMap::with_capacity_and_hasher(addresses, Default::default());
     for person in &listing.people {
         for address in std::iter::once(&person.email).chain(&person.aliases) {
             out.entry(normalized(address)).or_insert(person);

@@ -568,13 +568,13 @@ pub fn evaluate(input: &PolicyInput<'_>) -> Evaluation {
         drift,
     ];
 
-    let mut findings = Vec::new();
+    let mut findings = Vec::with_capacity(runs.iter().map(|(_, found)| found.len()).sum());
     let mut outcomes = Vec::with_capacity(runs.len());
     for (outcome, found) in runs {
         findings.extend(found);
         outcomes.push(outcome);
     }
-    findings.sort_by(|a, b| {
+    crate::order::sort_large_by(&mut findings, |a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.rule.as_str().cmp(b.rule.as_str()))

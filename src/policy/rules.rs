@@ -9,7 +9,10 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+/// The maps looked up for every member and key: foldhash (seeded per process) rather than the
+/// standard SipHash, which was a few per cent of a large audit.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<T> = foldhash::HashSet<T>;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -39,10 +42,10 @@ pub(super) struct Context<'a> {
     now: DateTime<Utc>,
     /// Exemptions and roster last days are whole days, compared with `now`'s UTC date.
     today: NaiveDate,
-    members: HashMap<&'a str, &'a User>,
+    members: FastMap<&'a str, &'a User>,
     /// The most recent sighting of each former member.
-    former: HashMap<&'a str, &'a FormerMember>,
-    workspaces: HashMap<&'a str, &'a Workspace>,
+    former: FastMap<&'a str, &'a FormerMember>,
+    workspaces: FastMap<&'a str, &'a Workspace>,
 }
 
 /// A person found by user id: a current member, or someone orgwarden saw leave.
@@ -136,7 +139,7 @@ impl<'k> Draft<'k> {
 impl<'a> Context<'a> {
     pub(super) fn new(input: &'a PolicyInput<'a>) -> Context<'a> {
         let state = input.state;
-        let mut former: HashMap<&str, &FormerMember> = HashMap::new();
+        let mut former: FastMap<&str, &FormerMember> = FastMap::default();
         for person in input.former_members {
             let newest = former
                 .get(person.id.as_str())
@@ -300,9 +303,9 @@ pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
 struct DomainPolicy {
     departed: Vec<String>,
     allowed: Vec<String>,
-    /// Email domains as written → normalised (IDNA is costly, and an organization has few
-    /// distinct domains among many emails).
-    normalised: RefCell<HashMap<String, Option<String>>>,
+    /// Email domains as written → their verdict. Normalising (IDNA) and matching are costly,
+    /// and an organization has few distinct domains among many emails.
+    verdicts: RefCell<FastMap<String, Option<String>>>,
 }
 
 impl DomainPolicy {
@@ -315,40 +318,40 @@ impl DomainPolicy {
         DomainPolicy {
             departed: normalise(departed),
             allowed: normalise(allowed),
-            normalised: RefCell::new(HashMap::new()),
+            verdicts: RefCell::new(FastMap::default()),
         }
-    }
-
-    /// `normalize_domain(raw)`, remembered.
-    fn normalise(&self, raw: &str) -> Option<String> {
-        let mut cache = self.normalised.borrow_mut();
-        if let Some(known) = cache.get(raw) {
-            return known.clone();
-        }
-        let domain = normalize_domain(raw);
-        cache.insert(raw.to_owned(), domain.clone());
-        domain
     }
 
     /// Why `email` breaks the domain policy, as a clause for the evidence; `None` when it does
-    /// not.
+    /// not. Worked out once per domain as written.
     fn verdict(&self, email: &str) -> Option<String> {
-        let domain = email
-            .rsplit_once('@')
-            .and_then(|(_, domain)| self.normalise(domain));
+        let Some((_, raw)) = email.rsplit_once('@') else {
+            return self.judge(None);
+        };
+        let mut verdicts = self.verdicts.borrow_mut();
+        if let Some(known) = verdicts.get(raw) {
+            return known.clone();
+        }
+        let verdict = self.judge(normalize_domain(raw).as_deref());
+        verdicts.insert(raw.to_owned(), verdict.clone());
+        verdict
+    }
+
+    /// The verdict on a normalised email domain (`None`: no readable domain).
+    fn judge(&self, domain: Option<&str>) -> Option<String> {
         let Some(domain) = domain else {
             // Without a domain nothing can be departed, but nothing can be allowed either.
             return (!self.allowed.is_empty())
                 .then(|| "the email has no readable domain while allowed_domains is set".into());
         };
-        if let Some(departed) = self.departed.iter().find(|d| within(&domain, d)) {
+        if let Some(departed) = self.departed.iter().find(|d| within(domain, d)) {
             return Some(if domain == *departed {
                 format!("email domain {domain} is a departed domain")
             } else {
                 format!("email domain {domain} is under departed domain {departed}")
             });
         }
-        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| within(&domain, a)) {
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| within(domain, a)) {
             return Some(format!("email domain {domain} is not in allowed_domains"));
         }
         None
@@ -542,9 +545,9 @@ fn departures<'d>(
     // Members added after their last day are a finding for a person to confirm (never acted on);
     // they are remembered so that what they got since (memberships, keys created after the last
     // day) is not reported as left over. Their earlier keys still are.
-    // Looked up by every membership and key owner, never iterated: FxHash.
-    let mut returned: FxHashMap<&str, &Departure> = FxHashMap::default();
-    let mut departed_members: FxHashMap<&str, (&User, &Departure)> = FxHashMap::default();
+    // Looked up by every membership and key owner, never iterated.
+    let mut returned: FastMap<&str, &Departure> = FastMap::default();
+    let mut departed_members: FastMap<&str, (&User, &Departure)> = FastMap::default();
     for member in &ctx.state.members {
         let Some(entry) = lookup(&member.email) else {
             continue;
@@ -697,11 +700,11 @@ pub(super) struct Directories<'a> {
 /// per unknown address) and its lower-cased app assignments.
 struct DirectoryIndex<'a> {
     view: &'a DirectoryView,
-    by_address: Option<FxHashMap<Cow<'a, str>, &'a DirectoryPerson>>,
+    by_address: Option<FastMap<Cow<'a, str>, &'a DirectoryPerson>>,
     lists_everyone: bool,
     /// The emails assigned to the Claude application: a set, so that judging every member is
     /// not members × assignments comparisons; `None` when the read has no assignments.
-    assigned: Option<FxHashSet<Cow<'a, str>>>,
+    assigned: Option<FastSet<Cow<'a, str>>>,
 }
 
 /// What the authoritative source says of one address.
@@ -790,8 +793,8 @@ fn directory_since(read: &DirectoryRead, person: &DirectoryPerson) -> String {
 pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.directory_departed;
     // Worded once per departed person; a person is looked up by each of their addresses (and
-    // every member, membership, invite and key owner by theirs: FxHash, as the directory's).
-    let mut gone: FxHashMap<String, Departure> = FxHashMap::default();
+    // every member, membership, invite and key owner by theirs).
+    let mut gone: FastMap<String, Departure> = FastMap::default();
     let mut emails: Vec<&str> = ctx.state.members.iter().map(|m| m.email.as_str()).collect();
     emails.extend(ctx.state.invites.iter().map(|i| i.email.as_str()));
     emails.extend(ctx.input.former_members.iter().map(|f| f.email.as_str()));
@@ -923,7 +926,7 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
         let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
-    let current: FxHashSet<Cow<'_, str>> = ctx
+    let current: FastSet<Cow<'_, str>> = ctx
         .state
         .members
         .iter()

@@ -125,6 +125,26 @@ impl<'c> EventBatch<'c> {
         Ok(())
     }
 
+    /// Queues the events of `serialized`, in their order (appended at the latest by
+    /// [`EventBatch::finish`]).
+    pub(super) fn write_serialized(
+        &mut self,
+        serialized: &SerializedEvents,
+    ) -> rusqlite::Result<()> {
+        let mut start = 0;
+        for (&kind, end) in serialized.kinds.iter().zip(&serialized.ends) {
+            self.payloads
+                .extend_from_slice(&serialized.payloads[start..*end]);
+            start = *end;
+            self.kinds.push(kind);
+            self.ends.push(self.payloads.len());
+            if self.kinds.len() == EVENTS_PER_STATEMENT {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends every pending event.
     pub(super) fn finish(mut self) -> rusqlite::Result<()> {
         self.flush()
@@ -166,6 +186,30 @@ impl<'c> EventBatch<'c> {
         self.kinds.clear();
         self.ends.clear();
         self.payloads.clear();
+        Ok(())
+    }
+}
+
+/// Events serialised ahead of their [`EventBatch`], e.g. on another thread while the batch's
+/// connection writes something else; [`EventBatch::write_serialized`] queues them.
+#[derive(Default)]
+pub(super) struct SerializedEvents {
+    kinds: Vec<&'static str>,
+    /// The payloads, one after the other; `ends` marks where each ends.
+    payloads: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl SerializedEvents {
+    /// Serialises one event's payload (a map of plain values: it always serialises).
+    pub(super) fn push(
+        &mut self,
+        kind: &'static str,
+        payload: impl serde::Serialize,
+    ) -> serde_json::Result<()> {
+        serde_json::to_writer(&mut self.payloads, &payload)?;
+        self.kinds.push(kind);
+        self.ends.push(self.payloads.len());
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Findings and their lifecycle, audits, reports, and the former members the policy needs.
 
 use super::Context as _;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -125,7 +125,7 @@ struct FindingPayload<'a> {
 }
 
 pub(crate) fn sort_findings(findings: &mut [FindingRecord]) {
-    findings.sort_by(|a, b| {
+    crate::order::sort_large_by(findings, |a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.rule.cmp(&b.rule))
@@ -153,6 +153,141 @@ struct Upsert<'a> {
     first_seen: &'a str,
     first_run: i64,
     consecutive: i64,
+    /// Whether the finding was tracked (not resolved) before this audit.
+    tracked: bool,
+    /// The event this audit records for it, if its status changed.
+    transition: Option<&'static str>,
+}
+
+impl Upsert<'_> {
+    /// Serialises the event of this row's transition `kind` (`finding.new` is `guard.tripped`
+    /// for a remediation guard's finding: `log_audit` false).
+    fn push_event(
+        &self,
+        kind: &'static str,
+        log_audit: bool,
+        run_id: i64,
+        out: &mut super::events::SerializedEvents,
+    ) -> rusqlite::Result<()> {
+        let finding = self.finding;
+        let pushed = if !log_audit && kind == "finding.new" {
+            out.push(
+                "guard.tripped",
+                serde_json::json!({
+                    "guard": finding.subject,
+                    "reason": self.evidence,
+                    "rule": finding.rule.as_str(),
+                    "severity": finding.severity.as_str(),
+                    "fingerprint": self.fingerprint,
+                    "run_id": run_id,
+                }),
+            )
+        } else {
+            out.push(
+                kind,
+                FindingPayload {
+                    rule: finding.rule.as_str(),
+                    severity: finding.severity.as_str(),
+                    subject_kind: finding.subject_kind.as_str(),
+                    subject_id: &finding.subject_id,
+                    subject: &finding.subject,
+                    fingerprint: self.fingerprint,
+                    evidence: &self.evidence,
+                    run_id,
+                },
+            )
+        };
+        pushed.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+    }
+
+    /// The finding as this audit leaves it (snapshot time `taken_at`).
+    fn record(&self, taken_at: DateTime<Utc>) -> rusqlite::Result<FindingRecord> {
+        let finding = self.finding;
+        // A new finding was first seen now; a tracked one's time is parsed from its row.
+        let first_seen = match self.tracked {
+            false => taken_at,
+            true => parse_ts(self.first_seen)?,
+        };
+        Ok(FindingRecord {
+            rule: finding.rule.to_string(),
+            severity: finding.severity,
+            subject_kind: finding.subject_kind,
+            subject_id: finding.subject_id.clone(),
+            subject: finding.subject.clone(),
+            evidence: self.evidence.clone(),
+            action: finding.action,
+            status: self.status,
+            first_seen,
+            last_seen: taken_at,
+            resolved_at: None,
+            controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
+        })
+    }
+}
+
+/// Upserts `rows` (in key order), [`UPSERTS_PER_STATEMENT`] to a statement: one statement per
+/// row costs more than its row. `when` and `run_id` are the audit's snapshot.
+fn write_upserts(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[&Upsert<'_>],
+    when: &str,
+    run_id: i64,
+    path: &str,
+) -> Result<()> {
+    // The controls are one static list per rule: each list serialised once.
+    let mut controls_json: HashMap<&[&str], String> = HashMap::new();
+    for row in rows {
+        controls_json
+            .entry(row.finding.controls)
+            .or_insert_with(|| {
+                serde_json::to_string(row.finding.controls).unwrap_or_else(|_| "[]".to_owned())
+            });
+    }
+    let mut full = None;
+    for chunk in rows.chunks(UPSERTS_PER_STATEMENT) {
+        let mut tail;
+        let put = if chunk.len() == UPSERTS_PER_STATEMENT {
+            match &mut full {
+                Some(put) => put,
+                full => full.insert(tx.prepare(&upsert_sql(chunk.len())).ctx(path)?),
+            }
+        } else {
+            tail = tx.prepare(&upsert_sql(chunk.len())).ctx(path)?;
+            &mut tail
+        };
+        put.raw_bind_parameter(1, when).ctx(path)?;
+        put.raw_bind_parameter(2, run_id).ctx(path)?;
+        for (i, row) in chunk.iter().enumerate() {
+            let finding = row.finding;
+            let controls = controls_json
+                .get(finding.controls)
+                .map_or("[]", String::as_str);
+            let values: [&dyn rusqlite::ToSql; UPSERT_ROW_PARAMS] = [
+                &row.fingerprint,
+                &finding.rule.as_str(),
+                &finding.severity.as_str(),
+                &finding.subject_kind.as_str(),
+                &finding.subject_id,
+                &finding.subject,
+                &row.evidence,
+                &finding.action.as_str(),
+                &controls,
+                &row.status.as_str(),
+                &finding.exemption,
+                &finding.workspace_id,
+                &finding.user_id,
+                &row.first_seen,
+                &row.first_run,
+                &row.consecutive,
+            ];
+            let base = 2 + i * UPSERT_ROW_PARAMS;
+            for (j, value) in values.iter().enumerate() {
+                put.raw_bind_parameter(base + j + 1, value).ctx(path)?;
+            }
+        }
+        put.raw_execute().ctx(path)?;
+    }
+    Ok(())
 }
 
 /// How many findings one upsert statement writes.
@@ -306,7 +441,7 @@ impl Store {
         let when = ts(&taken_at);
 
         // The tracked (not resolved) findings, read in one pass rather than looked up one by one.
-        let mut tracked: HashMap<String, Tracked> = HashMap::new();
+        let mut tracked: foldhash::HashMap<String, Tracked> = foldhash::HashMap::default();
         {
             let mut stmt = tx
                 .prepare(
@@ -328,16 +463,15 @@ impl Store {
             }
         }
 
-        let mut events = super::events::EventBatch::new(&tx, &audited_at);
         // Each finding's identity, made once; `seen` and the rows borrow it.
         let fingerprints: Vec<String> = evaluation
             .findings
             .iter()
             .map(crate::policy::Finding::fingerprint)
             .collect();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(fingerprints.len());
-        let mut findings = Vec::with_capacity(evaluation.findings.len());
-        // What to write, upserted in fingerprint order below.
+        let mut seen: foldhash::HashSet<&str> =
+            foldhash::HashSet::with_capacity_and_hasher(fingerprints.len(), Default::default());
+        // What to write, in evaluation order: the lifecycle of each finding, worked out here.
         let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(evaluation.findings.len());
         let mut n_new = 0;
         for (finding, fingerprint) in evaluation.findings.iter().zip(&fingerprints) {
@@ -384,55 +518,6 @@ impl Store {
                 }
                 _ => None,
             };
-            if let Some(kind) = transition {
-                let kind = if log_audit || kind != "finding.new" {
-                    kind
-                } else {
-                    "guard.tripped"
-                };
-                if kind == "guard.tripped" {
-                    let payload = serde_json::json!({
-                        "guard": finding.subject,
-                        "reason": evidence,
-                        "rule": finding.rule.as_str(),
-                        "severity": finding.severity.as_str(),
-                        "fingerprint": fingerprint,
-                        "run_id": run_id,
-                    });
-                    events.write(kind, payload).ctx(&path)?;
-                } else {
-                    let payload = FindingPayload {
-                        rule: finding.rule.as_str(),
-                        severity: finding.severity.as_str(),
-                        subject_kind: finding.subject_kind.as_str(),
-                        subject_id: &finding.subject_id,
-                        subject: &finding.subject,
-                        fingerprint,
-                        evidence: &evidence,
-                        run_id,
-                    };
-                    events.write(kind, payload).ctx(&path)?;
-                }
-            }
-            // A new finding was first seen now; a tracked one's time is parsed from its row.
-            let first_seen_at = match live {
-                None => taken_at,
-                Some(_) => parse_ts(first_seen).ctx(&path)?,
-            };
-            findings.push(FindingRecord {
-                rule: finding.rule.to_string(),
-                severity: finding.severity,
-                subject_kind: finding.subject_kind,
-                subject_id: finding.subject_id.clone(),
-                subject: finding.subject.clone(),
-                evidence: evidence.clone(),
-                action: finding.action,
-                status,
-                first_seen: first_seen_at,
-                last_seen: taken_at,
-                resolved_at: None,
-                controls: finding.controls.iter().map(|c| (*c).to_owned()).collect(),
-            });
             rows.push(Upsert {
                 fingerprint,
                 finding,
@@ -441,8 +526,45 @@ impl Store {
                 first_seen,
                 first_run,
                 consecutive,
+                tracked: live.is_some(),
+                transition,
             });
         }
+
+        // Two things that need no database are made on a second thread while this one writes
+        // the rows: the transitions' events (serialised, appended after the rows, in evaluation
+        // order) and the findings this audit returns. For a large organization's first audit
+        // that is tens of thousands of payloads and records, a good part of the recording.
+        let (serialized, findings) = std::thread::scope(|scope| -> Result<_> {
+            let side = scope.spawn(|| -> rusqlite::Result<_> {
+                let mut serialized = super::events::SerializedEvents::default();
+                for row in rows.iter() {
+                    if let Some(kind) = row.transition {
+                        row.push_event(kind, log_audit, run_id, &mut serialized)?;
+                    }
+                }
+                let findings: Vec<FindingRecord> = rows
+                    .iter()
+                    .map(|row| row.record(taken_at))
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok((serialized, findings))
+            });
+            // In key order, each upsert lands beside the last one in the B-tree instead of
+            // anywhere; the rows themselves stay in evaluation order for the other thread.
+            let mut sorted: Vec<&Upsert<'_>> = rows.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.fingerprint.cmp(b.fingerprint));
+            let written = write_upserts(&tx, &sorted, &when, run_id, &path);
+            let made = side
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            written?;
+            made.ctx(&path)
+        })?;
+        let mut findings = findings;
+        let mut events = super::events::EventBatch::new(&tx, &audited_at);
+        events.write_serialized(&serialized).ctx(&path)?;
+        drop(serialized);
+
         // Resolve what this evaluation no longer shows, for the rules that ran (or were turned
         // off): the tracked findings it did not see, in the order of the status index (status,
         // rule, fingerprint) as a scan would list them. Only those are read whole below.
@@ -463,65 +585,6 @@ impl Store {
             .collect();
         gone.sort_unstable();
 
-        // In key order, each upsert lands beside the last one in the B-tree instead of anywhere.
-        rows.sort_unstable_by(|a, b| a.fingerprint.cmp(b.fingerprint));
-        {
-            // The controls are one static list per rule: each list serialised once.
-            let mut controls_json: HashMap<&[&str], String> = HashMap::new();
-            for row in &rows {
-                controls_json
-                    .entry(row.finding.controls)
-                    .or_insert_with(|| {
-                        serde_json::to_string(row.finding.controls)
-                            .unwrap_or_else(|_| "[]".to_owned())
-                    });
-            }
-            // Many rows to a statement: one statement per row costs more than its row.
-            let mut full = None;
-            for chunk in rows.chunks(UPSERTS_PER_STATEMENT) {
-                let mut tail;
-                let put = if chunk.len() == UPSERTS_PER_STATEMENT {
-                    match &mut full {
-                        Some(put) => put,
-                        full => full.insert(tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?),
-                    }
-                } else {
-                    tail = tx.prepare(&upsert_sql(chunk.len())).ctx(&path)?;
-                    &mut tail
-                };
-                put.raw_bind_parameter(1, &when).ctx(&path)?;
-                put.raw_bind_parameter(2, run_id).ctx(&path)?;
-                for (i, row) in chunk.iter().enumerate() {
-                    let finding = row.finding;
-                    let controls = controls_json
-                        .get(finding.controls)
-                        .map_or("[]", String::as_str);
-                    let values: [&dyn rusqlite::ToSql; UPSERT_ROW_PARAMS] = [
-                        &row.fingerprint,
-                        &finding.rule.as_str(),
-                        &finding.severity.as_str(),
-                        &finding.subject_kind.as_str(),
-                        &finding.subject_id,
-                        &finding.subject,
-                        &row.evidence,
-                        &finding.action.as_str(),
-                        &controls,
-                        &row.status.as_str(),
-                        &finding.exemption,
-                        &finding.workspace_id,
-                        &finding.user_id,
-                        &row.first_seen,
-                        &row.first_run,
-                        &row.consecutive,
-                    ];
-                    let base = 2 + i * UPSERT_ROW_PARAMS;
-                    for (j, value) in values.iter().enumerate() {
-                        put.raw_bind_parameter(base + j + 1, value).ctx(&path)?;
-                    }
-                }
-                put.raw_execute().ctx(&path)?;
-            }
-        }
         drop(rows);
 
         let mut resolved = Vec::with_capacity(gone.len());

@@ -148,11 +148,11 @@ pub(crate) trait Database {
 /// `.ctx(db)`: a rusqlite error as a [`StoreError`] naming the database, so that queries read
 /// `conn.execute(...).ctx(self)?` instead of a closure each.
 pub(crate) trait Context<T> {
-    fn ctx(self, db: &impl Database) -> Result<T>;
+    fn ctx(self, db: &(impl Database + ?Sized)) -> Result<T>;
 }
 
 impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
-    fn ctx(self, db: &impl Database) -> Result<T> {
+    fn ctx(self, db: &(impl Database + ?Sized)) -> Result<T> {
         self.map_err(|source| StoreError::Sqlite {
             path: db.database(),
             source,
@@ -163,6 +163,12 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
 impl Database for String {
     fn database(&self) -> String {
         self.clone()
+    }
+}
+
+impl Database for str {
+    fn database(&self) -> String {
+        self.to_owned()
     }
 }
 
@@ -321,7 +327,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 /// `capacity`; errors name `db`.
 fn query_rows<T>(
     conn: &Connection,
-    db: &impl Database,
+    db: &(impl Database + ?Sized),
     capacity: u64,
     sql: &str,
     params: impl rusqlite::Params,
@@ -335,6 +341,55 @@ fn query_rows<T>(
         out.push(row.ctx(db)?);
     }
     Ok(out)
+}
+
+/// A string between `low` and `high` in byte order: their common prefix and then the byte
+/// halfway between their first differing (ASCII) bytes; `None` when there is none such (the
+/// bytes are adjacent, or not ASCII). Ids drawn from an alphabet split near their median.
+fn middle_between(low: &str, high: &str) -> Option<String> {
+    let (a, b) = (low.as_bytes(), high.as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (&x, &y) = (a.get(common)?, b.get(common)?);
+    let middle = x / 2 + y / 2 + (x % 2 + y % 2) / 2;
+    if !(x.is_ascii() && y.is_ascii()) || middle <= x {
+        return None;
+    }
+    let mut out = a[..common].to_vec();
+    out.push(middle);
+    String::from_utf8(out).ok()
+}
+
+/// One reader of a snapshot's API keys: a read-only connection and its query (`?1` the run,
+/// `?2`, when there is a `middle`, where its half of the ids starts or ends).
+struct KeyReader {
+    conn: Connection,
+    sql: String,
+    middle: Option<String>,
+}
+
+impl KeyReader {
+    /// Reads this reader's keys of run `run_id`, of the `count` the run holds, sorted by
+    /// [`key_order`] (here, on the reader's thread).
+    fn read(&self, db: &str, run_id: i64, count: u64) -> Result<Vec<ApiKey>> {
+        let mut keys = match &self.middle {
+            Some(middle) => query_rows(
+                &self.conn,
+                db,
+                count / 2 + 1,
+                &self.sql,
+                params![run_id, middle],
+                key_from_row,
+            ),
+            None => query_rows(&self.conn, db, count, &self.sql, [run_id], key_from_row),
+        }?;
+        crate::order::sort_large_by(&mut keys, key_order);
+        Ok(keys)
+    }
+}
+
+/// The order of a snapshot's keys: creation time, then id (unique within a snapshot).
+fn key_order(a: &ApiKey, b: &ApiKey) -> std::cmp::Ordering {
+    (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
 }
 
 /// A member from the columns `id, email, name, role, added_at`.
@@ -846,6 +901,24 @@ impl Store {
         self.read_state(previous, Some(now))
     }
 
+    /// An id that splits the API keys about in half, or `None` when there are too few (`count`)
+    /// to be worth two readers or no middle is found. Any id would do for correctness (the
+    /// halves are `id < middle` and `id >= middle`); the middle of the lowest and highest ids
+    /// costs two lookups, where counting to the median walks half the keys (80 ms at 250 000).
+    fn key_split(&self, count: u64) -> Option<String> {
+        const SPLIT_FROM: u64 = 20_000;
+        if count < SPLIT_FROM {
+            return None;
+        }
+        let (low, high): (Option<String>, Option<String>) = self
+            .conn
+            .query_row("SELECT min(id), max(id) FROM api_keys", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .ok()?;
+        middle_between(&low?, &high?)
+    }
+
     /// Run `run_id` whole, or (`baseline_for`: `Some(now)`) as [`Store::escalation_baseline`].
     fn read_state(&self, run_id: i64, baseline_for: Option<i64>) -> Result<OrgState> {
         let whole = baseline_for.is_none();
@@ -865,24 +938,41 @@ impl Store {
         // Each list is collected into a vector of its final size, counted when it was written.
         let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
-        // The keys, the longest list, are read on a second (read-only) connection in another
-        // thread while this one reads the rest: two cores read a large snapshot in little more
-        // than the keys' time. Not for an in-memory preview (its rows are not in the file), nor
-        // when the file cannot be opened a second time (then the keys are read here after the
-        // rest).
+        // The keys, the longest list (about two thirds of the values read), are read on
+        // read-only connections of their own in other threads while this one reads the rest:
+        // in two halves by id when there are many, so that the three parts are of a size and two
+        // cores share them evenly. Not for an in-memory preview (its rows are not in the file),
+        // nor when the file cannot be opened again (then the keys are read here after the rest).
+        // The versions of a complete run do not change, so the connections agree on them.
         let keys_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {at}");
-        let side = match whole && !self.scratch {
-            true => connect(&self.path, true).ok(),
-            false => None,
+        let halves: Vec<(String, Option<String>)> = match whole && !self.scratch {
+            false => Vec::new(),
+            true => match self.key_split(capacity.api_keys) {
+                Some(middle) => vec![
+                    (format!("{keys_sql} AND id < ?2"), Some(middle.clone())),
+                    (format!("{keys_sql} AND id >= ?2"), Some(middle)),
+                ],
+                None => vec![(keys_sql.clone(), None)],
+            },
         };
+        let readers: Option<Vec<KeyReader>> = halves
+            .into_iter()
+            .map(|(sql, middle)| {
+                let conn = connect(&self.path, true).ok()?;
+                Some(KeyReader { conn, sql, middle })
+            })
+            .collect();
         let path = self.path_text();
         let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
             |scope| -> Result<_> {
-                let keys = side.map(|conn| {
-                    let (sql, path) = (&keys_sql, &path);
-                    scope.spawn(move || {
-                        query_rows(&conn, path, capacity.api_keys, sql, [run_id], key_from_row)
-                    })
+                let keys: Option<Vec<_>> = readers.map(|readers| {
+                    readers
+                        .into_iter()
+                        .map(|reader| {
+                            let path = &path;
+                            scope.spawn(move || reader.read(path, run_id, capacity.api_keys))
+                        })
+                        .collect()
                 });
                 let rest = (|| -> Result<_> {
                     let members = match baseline_for {
@@ -966,18 +1056,46 @@ impl Store {
                         membership_from_row,
                     )?,
                 };
+                    // In time order, then by id (ids are unique within one snapshot), sorted
+                    // here while the keys are still being read. Sorted in Rust rather than by
+                    // SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
+                    // this is the order of their text, and it is several times cheaper. The
+                    // values are large: sorted by index, then each moved once.
+                    let (mut members, mut invites, mut workspaces) = (members, invites, workspaces);
+                    use crate::order::sort_large_by;
+                    sort_large_by(&mut members, |a, b| {
+                        (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
+                    });
+                    sort_large_by(&mut invites, |a, b| {
+                        (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
+                    });
+                    sort_large_by(&mut workspaces, |a, b| {
+                        (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
+                    });
                     Ok((members, invites, workspaces, workspace_members))
                 })();
                 let api_keys = match keys {
-                    Some(thread) => thread.join().unwrap_or_else(|_| {
-                        Err(StoreError::Other {
-                            path: path.clone(),
-                            message: "reading the API keys failed (the reading thread panicked)"
-                                .to_owned(),
-                        })
-                    })?,
+                    Some(threads) => {
+                        // Each part comes sorted: merged, each key moves once.
+                        let mut all = Vec::new();
+                        for thread in threads {
+                            let part = thread.join().unwrap_or_else(|_| {
+                                Err(StoreError::Other {
+                                    path: path.clone(),
+                                    message:
+                                        "reading the API keys failed (the reading thread panicked)"
+                                            .to_owned(),
+                                })
+                            })?;
+                            all = crate::order::merge_sorted_by(all, part, key_order);
+                        }
+                        all
+                    }
                     None if whole => {
-                        self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?
+                        let mut keys =
+                            self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?;
+                        crate::order::sort_large_by(&mut keys, key_order);
+                        keys
                     }
                     None => Vec::new(),
                 };
@@ -985,17 +1103,6 @@ impl Store {
                 Ok((members, invites, workspaces, workspace_members, api_keys))
             },
         )?;
-        let mut members = members;
-        let mut invites = invites;
-        let mut workspaces = workspaces;
-        let mut api_keys = api_keys;
-        // In time order, then by id (ids are unique within one snapshot). Sorted here rather
-        // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
-        // this is the order of their text, and it is several times cheaper.
-        members.sort_unstable_by(|a, b| (a.added_at, &a.id).cmp(&(b.added_at, &b.id)));
-        invites.sort_unstable_by(|a, b| (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id)));
-        workspaces.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        api_keys.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),

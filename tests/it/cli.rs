@@ -87,6 +87,13 @@ async fn a_missing_admin_key_is_a_config_error() {
         let (code, _, err) = run(command).await;
         assert_eq!(code, 78, "{args:?}: {err}");
         assert!(err.contains("api.admin_key"), "{args:?}: {err}");
+        // Refused before the database is opened: no empty database (nor its journal) is left.
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["config.toml"], "{args:?} created a file");
     }
 }
 

@@ -1,8 +1,11 @@
 //! The Google Workspace directory source against the Google Directory API simulator over TCP:
 //! the whole seeded directory read through the JWT bearer grant and `users.list` pages, refusals
-//! described without secrets, a rate-limit storm ridden out, a source that is down.
+//! described without secrets, a rate-limit storm ridden out, a 403 rate limit retried where a
+//! 403 refusal is not, a source that is down.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use orgwarden::config::GoogleSettings;
 use orgwarden::directory::google::{read, read_with, ReadOptions};
@@ -37,11 +40,14 @@ fn settings(sim: &SimHandle) -> GoogleSettings {
 fn quick(page_size: u32) -> ReadOptions {
     ReadOptions {
         page_size,
-        max_retries: 8,
-        backoff_base: Duration::from_millis(5),
-        backoff_cap: Duration::from_millis(50),
-        request_timeout: Duration::from_secs(10),
-        deadline: Duration::from_secs(30),
+        http: orgwarden::directory::ReadOptions {
+            max_retries: 8,
+            backoff_base: Duration::from_millis(5),
+            backoff_cap: Duration::from_millis(50),
+            request_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            max_wait: Duration::from_secs(5),
+        },
     }
 }
 
@@ -208,10 +214,8 @@ async fn a_source_that_is_down_or_keeps_failing_is_an_error() {
     assert!(error.message.contains("users.list"), "{error}");
     assert!(error.message.contains("could not connect"), "{error}");
     // However many retries a source that answers may have, a refused connection gets three.
-    let patient = ReadOptions {
-        max_retries: 50,
-        ..quick(100)
-    };
+    let mut patient = quick(100);
+    patient.http.max_retries = 50;
     let error = read_with("gw", &down, &patient).await.unwrap_err();
     assert!(error.message.contains("after 4 attempts"), "{error}");
 
@@ -226,4 +230,78 @@ async fn a_source_that_is_down_or_keeps_failing_is_an_error() {
         .await
         .unwrap_err();
     assert!(error.message.contains("backendError"), "{error}");
+}
+
+/// A loopback `users.list` answering its requests with `answers` (status, JSON body) in turn, the
+/// last one from then on; with the number of requests it answered.
+async fn scripted_users(answers: Vec<(u16, serde_json::Value)>) -> (String, Arc<AtomicUsize>) {
+    crate::helpers::loopback_server(move |n| {
+        let (status, body) = &answers[n.min(answers.len() - 1)];
+        let body = body.to_string();
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+    .await
+}
+
+/// Google's error envelope for a 403 with `reason`.
+fn forbidden_answer(reason: &str, message: &str) -> (u16, serde_json::Value) {
+    let error = serde_json::json!({"domain": "usageLimits", "reason": reason, "message": message});
+    (
+        403,
+        serde_json::json!({"error": {"code": 403, "message": message, "errors": [error]}}),
+    )
+}
+
+#[tokio::test]
+async fn a_403_rate_limit_is_retried_and_a_403_refusal_fails_at_once() {
+    // The token from the simulator; users.list from a loopback server with scripted answers.
+    let sim = sim(5).await;
+    let page = serde_json::json!({"kind": "admin#directory#users",
+        "users": [{"id": "1", "primaryEmail": "Ann@Example.com", "suspended": false}]});
+    let (url, served) = scripted_users(vec![
+        forbidden_answer("rateLimitExceeded", "Rate Limit Exceeded"),
+        (200, page),
+    ])
+    .await;
+    let limited = GoogleSettings {
+        api_url: url,
+        ..settings(&sim)
+    };
+    let started = Instant::now();
+    let listing = read_with("gw", &limited, &quick(100)).await.expect("read");
+    // The users, then the deleted users (the same page, so the one person is listed deleted).
+    assert_eq!(listing.people.len(), 1);
+    assert_eq!(listing.people[0].email, "ann@example.com");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        3,
+        "one retry of the first page"
+    );
+    // Waited for like a 429 (a second at least), not after the 5 ms backoff of a 5xx.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    let (url, served) = scripted_users(vec![forbidden_answer(
+        "forbidden",
+        "Not Authorized to access this resource/api",
+    )])
+    .await;
+    let refused = GoogleSettings {
+        api_url: url,
+        ..settings(&sim)
+    };
+    let error = read_with("gw", &refused, &quick(100)).await.unwrap_err();
+    assert!(
+        error.message.contains("users.list: HTTP 403 forbidden"),
+        "{error}"
+    );
+    assert!(error.message.contains("lack the right"), "{error}");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "a refusal is not asked again"
+    );
 }

@@ -109,3 +109,37 @@ pub async fn run(mut command: Command) -> (i32, String, String) {
 pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
     orgwarden::clock::Clock::now(&orgwarden::clock::SystemClock)
 }
+
+/// A loopback HTTP server: the `n`th connection (from 0) has its request head read (the clients
+/// send no body) and is answered with the bytes `answer(n)` gives, then closed. Returns its URL
+/// and how many requests it answered.
+pub async fn loopback_server(
+    answer: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&served);
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let answer = std::sync::Arc::clone(&answer);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(&answer(n)).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, served)
+}

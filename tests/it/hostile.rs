@@ -10,7 +10,6 @@ use orgwarden::config::{Config, Environment};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One canned HTTP response, written byte for byte.
 #[derive(Debug, Clone)]
@@ -57,32 +56,10 @@ impl Canned {
 
 /// Answers every connection with the current canned response, then closes it.
 async fn responder() -> (String, Arc<Mutex<Vec<u8>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let response = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::clone(&response);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let response = shared.lock().unwrap().clone();
-            tokio::spawn(async move {
-                // Read the request head (the client sends no body on a GET).
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = socket.write_all(&response).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{address}"), response)
+    let (url, _) = crate::helpers::loopback_server(move |_| shared.lock().unwrap().clone()).await;
+    (url, response)
 }
 
 /// Text with multi-byte characters of every width, of about `chars` characters: the client cuts

@@ -6,6 +6,12 @@
 //! peak RSS reported is that of the real command alone (its `VmHWM`), not of the simulator. The
 //! fetch-only bound is measured here with the same client settings and concurrency. Figures are
 //! printed as one JSON object.
+#![forbid(unsafe_code)]
+
+/// The same allocator as the shipped `orgwarden` binary (see its `main.rs`): the audit and the
+/// usage ingest are measured in this process and must allocate as the real command does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod audit;
 mod directory;
