@@ -18,8 +18,42 @@ pub fn sort_large_by<T>(items: &mut [T], mut compare: impl FnMut(&T, &T) -> Orde
     // original index, so the unstable sort of the indices is a stable sort of the elements.
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_unstable_by(|&a, &b| compare(&items[a], &items[b]).then(a.cmp(&b)));
-    // Apply the permutation cycle by cycle: each swap puts one element in its final place, and
-    // a placed position is marked by pointing at itself.
+    permute(items, order);
+}
+
+/// Merges `a` and `b`, each sorted by `compare`, into one sorted vector; on ties `a`'s element
+/// comes first (so merging the sorted halves of a list keeps a stable order). `b` is appended to
+/// `a` (give `a` the room for both) and the merged order applied in place: no third vector of
+/// the elements, and each moves once.
+pub fn merge_sorted_by<T>(
+    mut a: Vec<T>,
+    mut b: Vec<T>,
+    mut compare: impl FnMut(&T, &T) -> Ordering,
+) -> Vec<T> {
+    let (n, m) = (a.len(), b.len());
+    let mut order = Vec::with_capacity(n + m);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if compare(&a[i], &b[j]) == Ordering::Greater {
+            order.push(n + j);
+            j += 1;
+        } else {
+            order.push(i);
+            i += 1;
+        }
+    }
+    order.extend(i..n);
+    order.extend(n + j..n + m);
+    a.append(&mut b);
+    permute(&mut a, order);
+    a
+}
+
+/// Puts `items[order[k]]` at position `k` for every `k` (`order` is a permutation of the
+/// indices), following the permutation's cycles: each swap puts one element in its final place,
+/// and a placed position is marked by pointing at itself.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    debug_assert_eq!(items.len(), order.len());
     for start in 0..items.len() {
         let mut at = start;
         loop {
@@ -31,27 +65,6 @@ pub fn sort_large_by<T>(items: &mut [T], mut compare: impl FnMut(&T, &T) -> Orde
             items.swap(at, from);
             at = from;
         }
-    }
-}
-
-/// Merges `a` and `b`, each sorted by `compare`, into one sorted vector, moving each element
-/// once; on ties `a`'s element comes first (so merging the sorted halves of a list keeps a
-/// stable order).
-pub fn merge_sorted_by<T>(
-    a: Vec<T>,
-    b: Vec<T>,
-    mut compare: impl FnMut(&T, &T) -> Ordering,
-) -> Vec<T> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => compare(x, y) != Ordering::Greater,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return out,
-        };
-        out.extend(if take_a { a.next() } else { b.next() });
     }
 }
 

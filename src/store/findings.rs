@@ -148,7 +148,8 @@ struct Tracked {
 struct Upsert<'a> {
     fingerprint: &'a str,
     finding: &'a crate::policy::Finding,
-    evidence: String,
+    /// The finding's evidence, with the exemption's reason when one matched.
+    evidence: std::borrow::Cow<'a, str>,
     status: FindingStatus,
     first_seen: &'a str,
     first_run: i64,
@@ -214,7 +215,7 @@ impl Upsert<'_> {
             subject_kind: finding.subject_kind,
             subject_id: finding.subject_id.clone(),
             subject: finding.subject.clone(),
-            evidence: self.evidence.clone(),
+            evidence: self.evidence.clone().into_owned(),
             action: finding.action,
             status: self.status,
             first_seen,
@@ -507,8 +508,8 @@ impl Store {
                 n_new += 1;
             }
             let evidence = match &finding.exemption {
-                Some(reason) => format!("{} (exempted: {reason})", finding.evidence),
-                None => finding.evidence.clone(),
+                Some(reason) => format!("{} (exempted: {reason})", finding.evidence).into(),
+                None => finding.evidence.as_str().into(),
             };
             let transition = match (status, live) {
                 (FindingStatus::New, None) => Some("finding.new"),

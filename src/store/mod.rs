@@ -365,17 +365,20 @@ struct KeyReader {
     conn: Connection,
     sql: String,
     middle: Option<String>,
+    /// The lower half (or the only reader).
+    lower: bool,
 }
 
 impl KeyReader {
     /// Reads this reader's keys of run `run_id`, of the `count` the run holds, sorted by
-    /// [`key_order`] (here, on the reader's thread).
+    /// [`key_order`] (here, on the reader's thread). The lower half's vector has room for all
+    /// of them: the upper half is merged into it.
     fn read(&self, db: &str, run_id: i64, count: u64) -> Result<Vec<ApiKey>> {
         let mut keys = match &self.middle {
             Some(middle) => query_rows(
                 &self.conn,
                 db,
-                count / 2 + 1,
+                if self.lower { count } else { count / 2 + 1 },
                 &self.sql,
                 params![run_id, middle],
                 key_from_row,
@@ -945,23 +948,36 @@ impl Store {
         // nor when the file cannot be opened again (then the keys are read here after the rest).
         // The versions of a complete run do not change, so the connections agree on them.
         let keys_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {at}");
-        let halves: Vec<(String, Option<String>)> = match whole && !self.scratch {
+        let halves: Vec<(String, Option<String>, bool)> = match whole && !self.scratch {
             false => Vec::new(),
             true => match self.key_split(capacity.api_keys) {
                 Some(middle) => vec![
-                    (format!("{keys_sql} AND id < ?2"), Some(middle.clone())),
-                    (format!("{keys_sql} AND id >= ?2"), Some(middle)),
+                    (
+                        format!("{keys_sql} AND id < ?2"),
+                        Some(middle.clone()),
+                        true,
+                    ),
+                    (format!("{keys_sql} AND id >= ?2"), Some(middle), false),
                 ],
-                None => vec![(keys_sql.clone(), None)],
+                None => vec![(keys_sql.clone(), None, true)],
             },
         };
-        let readers: Option<Vec<KeyReader>> = halves
-            .into_iter()
-            .map(|(sql, middle)| {
-                let conn = connect(&self.path, true).ok()?;
-                Some(KeyReader { conn, sql, middle })
-            })
-            .collect();
+        // `None`: the keys are read here (a preview, the baseline, or a connection refused).
+        let readers: Option<Vec<KeyReader>> = match halves.is_empty() {
+            true => None,
+            false => halves
+                .into_iter()
+                .map(|(sql, middle, lower)| {
+                    let conn = connect(&self.path, true).ok()?;
+                    Some(KeyReader {
+                        conn,
+                        sql,
+                        middle,
+                        lower,
+                    })
+                })
+                .collect(),
+        };
         let path = self.path_text();
         let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
             |scope| -> Result<_> {
@@ -1076,8 +1092,9 @@ impl Store {
                 })();
                 let api_keys = match keys {
                     Some(threads) => {
-                        // Each part comes sorted: merged, each key moves once.
-                        let mut all = Vec::new();
+                        // Each part comes sorted, the first with room for all: the others are
+                        // merged into it, each key moving once.
+                        let mut all: Option<Vec<ApiKey>> = None;
                         for thread in threads {
                             let part = thread.join().unwrap_or_else(|_| {
                                 Err(StoreError::Other {
@@ -1087,9 +1104,12 @@ impl Store {
                                             .to_owned(),
                                 })
                             })?;
-                            all = crate::order::merge_sorted_by(all, part, key_order);
+                            all = Some(match all {
+                                None => part,
+                                Some(all) => crate::order::merge_sorted_by(all, part, key_order),
+                            });
                         }
-                        all
+                        all.unwrap_or_default()
                     }
                     None if whole => {
                         let mut keys =

@@ -215,8 +215,23 @@ fn a_snapshot_with_many_keys_reads_back_whole_in_order() {
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         keys
     };
-    assert_eq!(store.state_at(r1).unwrap().api_keys, in_order(keys));
-    assert_eq!(store.state_at(r2).unwrap().api_keys, in_order(keys2));
+    let (keys, keys2) = (in_order(keys), in_order(keys2));
+    assert_eq!(store.state_at(r1).unwrap().api_keys, keys);
+    assert_eq!(store.state_at(r2).unwrap().api_keys, keys2);
+    // A reader splits the same way; a preview (an in-memory copy) reads them on its connection.
+    let path = dir.path().join("o.db");
+    let reader = Store::open_reader(&path).unwrap();
+    assert_eq!(reader.state_at(r2).unwrap().api_keys, keys2);
+    let preview = Store::open_preview(&path).unwrap();
+    assert_eq!(preview.state_at(r1).unwrap().api_keys, keys);
+    assert_eq!(preview.state_at(r2).unwrap().api_keys, keys2);
+    // A small snapshot is read by one reader, and whole in a preview too.
+    let few = vec![key("apikey_b", "active"), key("apikey_a", "inactive")];
+    let r3 = snapshot(&store, &members, &few);
+    let few = in_order(few);
+    assert_eq!(store.state_at(r3).unwrap().api_keys, few);
+    let preview = Store::open_preview(&path).unwrap();
+    assert_eq!(preview.state_at(r3).unwrap().api_keys, few);
 }
 
 #[test]
