@@ -66,7 +66,7 @@ fn status_since<'de, D: serde::Deserializer<'de>>(
             f.write_str("an RFC 3339 formatted date and time string")
         }
         fn visit_str<E: Error>(self, text: &str) -> Result<Self::Value, E> {
-            match whole_second_utc(text) {
+            match super::parse_fixed_utc(text) {
                 Some(time) => Ok(time),
                 None => text
                     .parse::<DateTime<chrono::FixedOffset>>()
@@ -76,35 +76,6 @@ fn status_since<'de, D: serde::Deserializer<'de>>(
         }
     }
     deserializer.deserialize_option(Since)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` with a valid date and time (no leap second), else `None` (then
-/// chrono's parser decides).
-fn whole_second_utc(text: &str) -> Option<DateTime<Utc>> {
-    let b = text.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    let year = i32::try_from(number(&b[0..4])?).ok()?;
-    let date = chrono::NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..10])?)?;
-    let time = chrono::NaiveTime::from_hms_opt(
-        number(&b[11..13])?,
-        number(&b[14..16])?,
-        number(&b[17..19])?,
-    )?;
-    Some(date.and_time(time).and_utc())
 }
 
 /// Everything one directory source returned in one complete read.

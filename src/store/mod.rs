@@ -225,7 +225,9 @@ impl std::fmt::Debug for Store {
 }
 
 pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
-    if let Some(time) = parse_own_ts(text) {
+    // The form `ts` writes (or whole seconds) is read field by field: a snapshot holds a few
+    // hundred thousand timestamps.
+    if let Some(time) = crate::org::parse_fixed_utc(text) {
         return Ok(time);
     }
     DateTime::parse_from_rfc3339(text)
@@ -233,38 +235,6 @@ pub(crate) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
         .map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })
-}
-
-/// The format [`ts`] writes (`2026-11-30T08:00:00.123456Z`, 27 bytes), read field by field: a
-/// snapshot holds a few hundred thousand timestamps and the general RFC 3339 parser costs several
-/// times more. Anything else (an older row, another offset) is `None` and goes to that parser.
-fn parse_own_ts(text: &str) -> Option<DateTime<Utc>> {
-    let b = text.as_bytes();
-    if b.len() != 27
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-        || b[26] != b'Z'
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range].iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let date =
-        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
-    let time = chrono::NaiveTime::from_hms_micro_opt(
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-        num(20..26)?,
-    )?;
-    Some(date.and_time(time).and_utc())
 }
 
 /// The text in column `idx`, borrowed: an open enum is made from it without a copy when the

@@ -1333,22 +1333,27 @@ fn stored_timestamps_read_back_exactly_and_other_forms_still_parse() {
     for step in 0..5_000i64 {
         let text = ts(&time);
         assert_eq!(parse_ts(&text).unwrap(), time, "{text}");
-        assert_eq!(parse_own_ts(&text), Some(time), "{text}");
+        assert_eq!(crate::org::parse_fixed_utc(&text), Some(time), "{text}");
         time +=
             Duration::seconds(86_399 * 3 + 7) + Duration::microseconds(step * 1_237 % 1_000_000);
     }
     let leap = Utc.with_ymd_and_hms(2028, 2, 29, 0, 0, 0).unwrap();
     assert_eq!(parse_ts(&ts(&leap)).unwrap(), leap);
+    // Whole seconds are the fast path's other form.
+    let text = "2026-11-30T08:00:00Z";
+    assert_eq!(
+        crate::org::parse_fixed_utc(text),
+        Some(Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap())
+    );
     // Other RFC 3339 forms are not the fast path's, and are read all the same.
     for (text, want) in [
-        ("2026-11-30T08:00:00Z", "2026-11-30T08:00:00.000000Z"),
         ("2026-11-30T09:00:00.5+01:00", "2026-11-30T08:00:00.500000Z"),
         (
             "2026-11-30T08:00:00.123456789Z",
             "2026-11-30T08:00:00.123456Z",
         ),
     ] {
-        assert_eq!(parse_own_ts(text), None, "{text}");
+        assert_eq!(crate::org::parse_fixed_utc(text), None, "{text}");
         assert_eq!(ts(&parse_ts(text).unwrap()), want, "{text}");
     }
     // What is not a time is an error on both paths, never a panic or a wrong date.
@@ -1360,7 +1365,7 @@ fn stored_timestamps_read_back_exactly_and_other_forms_still_parse() {
         "+026-11-30T08:00:00.000000Z",
         "",
     ] {
-        assert_eq!(parse_own_ts(text), None, "{text}");
+        assert_eq!(crate::org::parse_fixed_utc(text), None, "{text}");
         assert!(parse_ts(text).is_err(), "{text}");
     }
 }
