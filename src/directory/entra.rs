@@ -12,9 +12,10 @@
 //! the UPN. Graph gives no time for a change of `accountEnabled`, so `status_since` is empty there.
 //! A 429 or 503 is retried after its `Retry-After`.
 //!
-//! Each page is deserialized into structs that borrow its body's strings and turned into people
-//! at once, so a 100k-person read copies each kept string once (lower-cased) and allocates
-//! nothing for the properties it drops.
+//! Pages are read by [`http::all_pages`]: a fetch checks only that the body is JSON and takes its
+//! `@odata.nextLink`; the page is then deserialized into structs that borrow its body's strings
+//! and turned into people at once, while the next page is fetched, so a 100k-person read copies
+//! each kept string once (lower-cased) and allocates nothing for the properties it drops.
 
 use std::collections::HashMap;
 

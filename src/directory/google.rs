@@ -17,7 +17,9 @@
 //! [`rate_limited`]), 5xx answers, broken connections and bodies are retried a bounded number of
 //! times with exponential backoff and jitter (or the `Retry-After` when one is given, at least a
 //! second for a rate limit), each retry logged; a refused connection fails the read in seconds;
-//! the whole read has a deadline. Either every page arrives or the read fails. The access token
+//! the whole read has a deadline. Pages are read by [`http::all_pages`]: a fetch takes only the
+//! body's `nextPageToken` (borrowed, the rest skipped) and a page's users become people while the
+//! next page is fetched. Either every page arrives or the read fails. The access token
 //! is cached for its lifetime (a 401 drops it and signs a new assertion once). No error or log
 //! line holds the key, the JWT or the access token.
 

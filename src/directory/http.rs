@@ -1,7 +1,8 @@
 //! What the HTTP directory sources (Okta, Microsoft Graph, Google Directory) share: one
 //! `reqwest` client with bounded retries, a deadline for the whole read, rate-limit waits,
-//! bearer tokens cached for their lifetime, and RS256 JWTs (`ring`) for OAuth client assertions
-//! and Google's JWT bearer grant.
+//! bearer tokens cached for their lifetime, RS256 JWTs (`ring`) for OAuth client assertions
+//! and Google's JWT bearer grant, and one page loop ([`all_pages`]) that parses a page while the
+//! next one is fetched.
 //!
 //! Retries: a transport error, a 5xx, a rate limit or a 2xx whose body is not the expected JSON
 //! is tried again up to [`ReadOptions::max_retries`] times (a refused connection only
@@ -778,7 +779,8 @@ mod tests {
         assert_eq!(fetched.len(), 3, "{fetched:?}");
         let err = read.unwrap_err();
         assert!(
-            err.message.contains("/u: the answer is not the expected JSON"),
+            err.message
+                .contains("/u: the answer is not the expected JSON"),
             "{err}"
         );
         assert_eq!(err.source, "corp");

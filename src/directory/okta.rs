@@ -15,6 +15,10 @@
 //! Authentication: `SSWS` API token, or OAuth 2.0 client credentials with a private-key JWT
 //! (scopes `okta.users.read`, plus `okta.apps.read` for assignments) whose bearer token is cached
 //! for its lifetime (a 401 drops it and fetches a new one once).
+//!
+//! Pages are read by [`http::all_pages`]: a fetch checks that the body is a JSON array (a broken
+//! one is asked again) and takes the `Link` header's next page; the page's users become people
+//! (or the app's users emails) while the next page is fetched.
 
 use std::collections::{HashMap, HashSet};
 

@@ -345,7 +345,9 @@ async fn a_page_that_is_not_a_page_of_users_fails_the_read() {
     };
     let error = read_with("gw", &broken, &quick(100)).await.unwrap_err();
     assert!(
-        error.message.contains("the answer is not the expected JSON"),
+        error
+            .message
+            .contains("the answer is not the expected JSON"),
         "{error}"
     );
     assert_eq!(
