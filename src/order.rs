@@ -71,7 +71,7 @@ mod tests {
                 .map(|(i, &k)| (k, i, [i as u8; 64]))
                 .collect();
             let mut expected = ours.clone();
-            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            expected.sort_by_key(|a| a.0);
             sort_large_by(&mut ours, |a, b| a.0.cmp(&b.0));
             assert_eq!(ours, expected, "seed {seed}, n {n}, modulo {modulo}");
         }

@@ -297,9 +297,9 @@ pub(super) fn stale_invites(ctx: &Context<'_>) -> Vec<Finding> {
 struct DomainPolicy {
     departed: Vec<String>,
     allowed: Vec<String>,
-    /// Email domains as written → normalised (IDNA is costly, and an organization has few
-    /// distinct domains among many emails).
-    normalised: RefCell<HashMap<String, Option<String>>>,
+    /// Email domains as written → their verdict. Normalising (IDNA) and matching are costly,
+    /// and an organization has few distinct domains among many emails.
+    verdicts: RefCell<HashMap<String, Option<String>>>,
 }
 
 impl DomainPolicy {
@@ -312,40 +312,40 @@ impl DomainPolicy {
         DomainPolicy {
             departed: normalise(departed),
             allowed: normalise(allowed),
-            normalised: RefCell::new(HashMap::new()),
+            verdicts: RefCell::new(HashMap::new()),
         }
-    }
-
-    /// `normalize_domain(raw)`, remembered.
-    fn normalise(&self, raw: &str) -> Option<String> {
-        let mut cache = self.normalised.borrow_mut();
-        if let Some(known) = cache.get(raw) {
-            return known.clone();
-        }
-        let domain = normalize_domain(raw);
-        cache.insert(raw.to_owned(), domain.clone());
-        domain
     }
 
     /// Why `email` breaks the domain policy, as a clause for the evidence; `None` when it does
-    /// not.
+    /// not. Worked out once per domain as written.
     fn verdict(&self, email: &str) -> Option<String> {
-        let domain = email
-            .rsplit_once('@')
-            .and_then(|(_, domain)| self.normalise(domain));
+        let Some((_, raw)) = email.rsplit_once('@') else {
+            return self.judge(None);
+        };
+        let mut verdicts = self.verdicts.borrow_mut();
+        if let Some(known) = verdicts.get(raw) {
+            return known.clone();
+        }
+        let verdict = self.judge(normalize_domain(raw).as_deref());
+        verdicts.insert(raw.to_owned(), verdict.clone());
+        verdict
+    }
+
+    /// The verdict on a normalised email domain (`None`: no readable domain).
+    fn judge(&self, domain: Option<&str>) -> Option<String> {
         let Some(domain) = domain else {
             // Without a domain nothing can be departed, but nothing can be allowed either.
             return (!self.allowed.is_empty())
                 .then(|| "the email has no readable domain while allowed_domains is set".into());
         };
-        if let Some(departed) = self.departed.iter().find(|d| within(&domain, d)) {
+        if let Some(departed) = self.departed.iter().find(|d| within(domain, d)) {
             return Some(if domain == *departed {
                 format!("email domain {domain} is a departed domain")
             } else {
                 format!("email domain {domain} is under departed domain {departed}")
             });
         }
-        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| within(&domain, a)) {
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| within(domain, a)) {
             return Some(format!("email domain {domain} is not in allowed_domains"));
         }
         None

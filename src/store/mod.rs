@@ -327,7 +327,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 /// `capacity`; errors name `db`.
 fn query_rows<T>(
     conn: &Connection,
-    db: &impl Database,
+    db: &(impl Database + ?Sized),
     capacity: u64,
     sql: &str,
     params: impl rusqlite::Params,
@@ -341,6 +341,31 @@ fn query_rows<T>(
         out.push(row.ctx(db)?);
     }
     Ok(out)
+}
+
+/// One reader of a snapshot's API keys: a read-only connection and its query (`?1` the run,
+/// `?2`, when there is a `middle`, where its half of the ids starts or ends).
+struct KeyReader {
+    conn: Connection,
+    sql: String,
+    middle: Option<String>,
+}
+
+impl KeyReader {
+    /// Reads this reader's keys of run `run_id`, of the `count` the run holds.
+    fn read(&self, db: &str, run_id: i64, count: u64) -> Result<Vec<ApiKey>> {
+        match &self.middle {
+            Some(middle) => query_rows(
+                &self.conn,
+                db,
+                count / 2 + 1,
+                &self.sql,
+                params![run_id, middle],
+                key_from_row,
+            ),
+            None => query_rows(&self.conn, db, count, &self.sql, [run_id], key_from_row),
+        }
+    }
 }
 
 /// A member from the columns `id, email, name, role, added_at`.
@@ -852,6 +877,23 @@ impl Store {
         self.read_state(previous, Some(now))
     }
 
+    /// An id that splits the `count` current API keys about in half (the middle of the index of
+    /// current keys), or `None` when there are too few to be worth two readers. Any id would
+    /// do for correctness: the halves are `id < middle` and `id >= middle`.
+    fn key_split(&self, count: u64) -> Option<String> {
+        const SPLIT_FROM: u64 = 20_000;
+        if count < SPLIT_FROM {
+            return None;
+        }
+        self.conn
+            .query_row(
+                "SELECT id FROM api_keys WHERE valid_to IS NULL ORDER BY id LIMIT 1 OFFSET ?1",
+                [count / 2],
+                |row| row.get(0),
+            )
+            .ok()
+    }
+
     /// Run `run_id` whole, or (`baseline_for`: `Some(now)`) as [`Store::escalation_baseline`].
     fn read_state(&self, run_id: i64, baseline_for: Option<i64>) -> Result<OrgState> {
         let whole = baseline_for.is_none();
@@ -871,24 +913,41 @@ impl Store {
         // Each list is collected into a vector of its final size, counted when it was written.
         let capacity = run.counts.unwrap_or_default();
         let at = "valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1)";
-        // The keys, the longest list, are read on a second (read-only) connection in another
-        // thread while this one reads the rest: two cores read a large snapshot in little more
-        // than the keys' time. Not for an in-memory preview (its rows are not in the file), nor
-        // when the file cannot be opened a second time (then the keys are read here after the
-        // rest).
+        // The keys, the longest list (about two thirds of the values read), are read on
+        // read-only connections of their own in other threads while this one reads the rest:
+        // in two halves by id when there are many, so that the three parts are of a size and two
+        // cores share them evenly. Not for an in-memory preview (its rows are not in the file),
+        // nor when the file cannot be opened again (then the keys are read here after the rest).
+        // The versions of a complete run do not change, so the connections agree on them.
         let keys_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {at}");
-        let side = match whole && !self.scratch {
-            true => connect(&self.path, true).ok(),
-            false => None,
+        let halves: Vec<(String, Option<String>)> = match whole && !self.scratch {
+            false => Vec::new(),
+            true => match self.key_split(capacity.api_keys) {
+                Some(middle) => vec![
+                    (format!("{keys_sql} AND id < ?2"), Some(middle.clone())),
+                    (format!("{keys_sql} AND id >= ?2"), Some(middle)),
+                ],
+                None => vec![(keys_sql.clone(), None)],
+            },
         };
+        let readers: Option<Vec<KeyReader>> = halves
+            .into_iter()
+            .map(|(sql, middle)| {
+                let conn = connect(&self.path, true).ok()?;
+                Some(KeyReader { conn, sql, middle })
+            })
+            .collect();
         let path = self.path_text();
         let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
             |scope| -> Result<_> {
-                let keys = side.map(|conn| {
-                    let (sql, path) = (&keys_sql, &path);
-                    scope.spawn(move || {
-                        query_rows(&conn, path, capacity.api_keys, sql, [run_id], key_from_row)
-                    })
+                let keys: Option<Vec<_>> = readers.map(|readers| {
+                    readers
+                        .into_iter()
+                        .map(|reader| {
+                            let path = &path;
+                            scope.spawn(move || reader.read(path, run_id, capacity.api_keys))
+                        })
+                        .collect()
                 });
                 let rest = (|| -> Result<_> {
                     let members = match baseline_for {
@@ -975,13 +1034,22 @@ impl Store {
                     Ok((members, invites, workspaces, workspace_members))
                 })();
                 let api_keys = match keys {
-                    Some(thread) => thread.join().unwrap_or_else(|_| {
-                        Err(StoreError::Other {
-                            path: path.clone(),
-                            message: "reading the API keys failed (the reading thread panicked)"
-                                .to_owned(),
-                        })
-                    })?,
+                    Some(threads) => {
+                        let mut all = Vec::with_capacity(
+                            usize::try_from(capacity.api_keys).unwrap_or(0).min(1 << 24),
+                        );
+                        for thread in threads {
+                            all.extend(thread.join().unwrap_or_else(|_| {
+                                Err(StoreError::Other {
+                                    path: path.clone(),
+                                    message:
+                                        "reading the API keys failed (the reading thread panicked)"
+                                            .to_owned(),
+                                })
+                            })?);
+                        }
+                        all
+                    }
                     None if whole => {
                         self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?
                     }

@@ -189,6 +189,36 @@ fn history_grows_with_change_not_with_time() {
     assert!(crate::org::diff(&s1, &s2).is_empty());
 }
 
+/// A snapshot with enough keys to be read by two readers in halves (by id) reads back whole and
+/// in its order (creation time, then id), the older run as well as the latest one.
+#[test]
+fn a_snapshot_with_many_keys_reads_back_whole_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+    let members = vec![user("user_a", "user")];
+    // Creation times repeat and run against the ids, so neither order is the other's.
+    let keys: Vec<ApiKey> = (0..25_000u32)
+        .map(|i| {
+            let mut k = key(&format!("apikey_{i:05}"), "active");
+            k.created_at = t(1 + (24_999 - i) % 28);
+            k
+        })
+        .collect();
+    let r1 = snapshot(&store, &members, &keys);
+    // The second run deactivates every tenth key and drops the last thousand.
+    let mut keys2: Vec<ApiKey> = keys[..24_000].to_vec();
+    for k in keys2.iter_mut().step_by(10) {
+        k.status = "inactive".into();
+    }
+    let r2 = snapshot(&store, &members, &keys2);
+    let in_order = |mut keys: Vec<ApiKey>| {
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        keys
+    };
+    assert_eq!(store.state_at(r1).unwrap().api_keys, in_order(keys));
+    assert_eq!(store.state_at(r2).unwrap().api_keys, in_order(keys2));
+}
+
 #[test]
 fn the_escalation_baseline_holds_the_earlier_roles_of_todays_admins_only() {
     let dir = tempfile::tempdir().unwrap();
