@@ -18,8 +18,42 @@ pub fn sort_large_by<T>(items: &mut [T], mut compare: impl FnMut(&T, &T) -> Orde
     // original index, so the unstable sort of the indices is a stable sort of the elements.
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_unstable_by(|&a, &b| compare(&items[a], &items[b]).then(a.cmp(&b)));
-    // Apply the permutation cycle by cycle: each swap puts one element in its final place, and
-    // a placed position is marked by pointing at itself.
+    permute(items, order);
+}
+
+/// Merges `a` and `b`, each sorted by `compare`, into one sorted vector; on ties `a`'s element
+/// comes first (so merging the sorted halves of a list keeps a stable order). `b` is appended to
+/// `a` (give `a` the room for both) and the merged order applied in place: no third vector of
+/// the elements, and each moves once.
+pub fn merge_sorted_by<T>(
+    mut a: Vec<T>,
+    mut b: Vec<T>,
+    mut compare: impl FnMut(&T, &T) -> Ordering,
+) -> Vec<T> {
+    let (n, m) = (a.len(), b.len());
+    let mut order = Vec::with_capacity(n + m);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if compare(&a[i], &b[j]) == Ordering::Greater {
+            order.push(n + j);
+            j += 1;
+        } else {
+            order.push(i);
+            i += 1;
+        }
+    }
+    order.extend(i..n);
+    order.extend(n + j..n + m);
+    a.append(&mut b);
+    permute(&mut a, order);
+    a
+}
+
+/// Puts `items[order[k]]` at position `k` for every `k` (`order` is a permutation of the
+/// indices), following the permutation's cycles: each swap puts one element in its final place,
+/// and a placed position is marked by pointing at itself.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    debug_assert_eq!(items.len(), order.len());
     for start in 0..items.len() {
         let mut at = start;
         loop {
@@ -74,6 +108,34 @@ mod tests {
             expected.sort_by_key(|a| a.0);
             sort_large_by(&mut ours, |a, b| a.0.cmp(&b.0));
             assert_eq!(ours, expected, "seed {seed}, n {n}, modulo {modulo}");
+        }
+    }
+
+    #[test]
+    fn merging_two_sorted_lists_keeps_the_order_and_the_first_list_first_on_ties() {
+        for (seed, n, m) in [
+            (1, 0, 0),
+            (2, 0, 5),
+            (3, 5, 0),
+            (4, 100, 37),
+            (5, 1000, 1000),
+        ] {
+            let tag = |list: Vec<u64>, which: u8| -> Vec<(u64, u8, usize)> {
+                let mut list: Vec<_> = list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, k)| (k, which, i))
+                    .collect();
+                list.sort();
+                list
+            };
+            let a = tag(numbers(seed, n, 50), 0);
+            let b = tag(numbers(seed + 100, m, 50), 1);
+            let mut expected: Vec<_> = a.iter().chain(&b).cloned().collect();
+            // Stable by key: a's elements (which 0) before b's among equals, each in its order.
+            expected.sort_by_key(|e| e.0);
+            let merged = merge_sorted_by(a, b, |x, y| x.0.cmp(&y.0));
+            assert_eq!(merged, expected, "seed {seed}");
         }
     }
 

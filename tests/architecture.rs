@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "clock",
         "org",
+        "order",
         "policy::severity",
         "policy::exemption",
         "remediate::mode",
@@ -49,6 +50,7 @@ const LAYERS: &[&[&str]] = &[
 /// Modules that must do no I/O and read no clock: rendering and decisions are pure functions.
 const PURE: &[&str] = &[
     "org",
+    "order",
     "policy",
     "policy::severity",
     "policy::exemption",

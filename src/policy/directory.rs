@@ -3,6 +3,7 @@
 //! person so), or why there is none. The audit job builds them from the store;
 //! [`super::PolicyInput::directories`] carries them to the rules.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -68,12 +69,29 @@ impl DirectoryView {
     }
 }
 
-/// The people of a read by every address (primary and aliases), lower-cased.
-pub(super) fn by_address(listing: &DirectoryListing) -> HashMap<String, &DirectoryPerson> {
-    let mut out = HashMap::new();
+/// `address.trim().to_lowercase()`, borrowed when that changes nothing (the usual case: the
+/// sources store lower-cased addresses, and most members' emails are), so that judging every
+/// member, invite and key owner allocates only for the few mixed-case addresses.
+pub(super) fn normalized(address: &str) -> Cow<'_, str> {
+    let trimmed = address.trim();
+    if trimmed.is_ascii() && !trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(trimmed)
+    } else {
+        Cow::Owned(trimmed.to_lowercase())
+    }
+}
+
+/// The people of a read by every address (primary and aliases), lower-cased; the first person
+/// listed wins an address two share. Hashed with foldhash (as the rules' other lookup maps):
+/// every member, invite and key owner is looked up, several times.
+pub(super) fn by_address(
+    listing: &DirectoryListing,
+) -> foldhash::HashMap<Cow<'_, str>, &DirectoryPerson> {
+    let addresses = listing.people.iter().map(|p| 1 + p.aliases.len()).sum();
+    let mut out = foldhash::HashMap::with_capacity_and_hasher(addresses, Default::default());
     for person in &listing.people {
         for address in std::iter::once(&person.email).chain(&person.aliases) {
-            out.entry(address.trim().to_lowercase()).or_insert(person);
+            out.entry(normalized(address)).or_insert(person);
         }
     }
     out

@@ -5,12 +5,18 @@
 //! available inputs), must not drop exempted findings (they are listed with their reason), and,
 //! like all of policy, must not do I/O.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
+/// The maps looked up for every member and key: foldhash (seeded per process) rather than the
+/// standard SipHash, which was a few per cent of a large audit.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<T> = foldhash::HashSet<T>;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::directory::{by_address, DirectoryRead, DirectoryView};
+use super::directory::{by_address, normalized, DirectoryRead, DirectoryView};
 use super::glob::glob_match;
 use super::usage::UsageView;
 use super::{
@@ -36,10 +42,10 @@ pub(super) struct Context<'a> {
     now: DateTime<Utc>,
     /// Exemptions and roster last days are whole days, compared with `now`'s UTC date.
     today: NaiveDate,
-    members: HashMap<&'a str, &'a User>,
+    members: FastMap<&'a str, &'a User>,
     /// The most recent sighting of each former member.
-    former: HashMap<&'a str, &'a FormerMember>,
-    workspaces: HashMap<&'a str, &'a Workspace>,
+    former: FastMap<&'a str, &'a FormerMember>,
+    workspaces: FastMap<&'a str, &'a Workspace>,
 }
 
 /// A person found by user id: a current member, or someone orgwarden saw leave.
@@ -133,7 +139,7 @@ impl<'k> Draft<'k> {
 impl<'a> Context<'a> {
     pub(super) fn new(input: &'a PolicyInput<'a>) -> Context<'a> {
         let state = input.state;
-        let mut former: HashMap<&str, &FormerMember> = HashMap::new();
+        let mut former: FastMap<&str, &FormerMember> = FastMap::default();
         for person in input.former_members {
             let newest = former
                 .get(person.id.as_str())
@@ -299,7 +305,7 @@ struct DomainPolicy {
     allowed: Vec<String>,
     /// Email domains as written → their verdict. Normalising (IDNA) and matching are costly,
     /// and an organization has few distinct domains among many emails.
-    verdicts: RefCell<HashMap<String, Option<String>>>,
+    verdicts: RefCell<FastMap<String, Option<String>>>,
 }
 
 impl DomainPolicy {
@@ -312,7 +318,7 @@ impl DomainPolicy {
         DomainPolicy {
             departed: normalise(departed),
             allowed: normalise(allowed),
-            verdicts: RefCell::new(HashMap::new()),
+            verdicts: RefCell::new(FastMap::default()),
         }
     }
 
@@ -539,8 +545,9 @@ fn departures<'d>(
     // Members added after their last day are a finding for a person to confirm (never acted on);
     // they are remembered so that what they got since (memberships, keys created after the last
     // day) is not reported as left over. Their earlier keys still are.
-    let mut returned: HashMap<&str, &Departure> = HashMap::new();
-    let mut departed_members: HashMap<&str, (&User, &Departure)> = HashMap::new();
+    // Looked up by every membership and key owner, never iterated.
+    let mut returned: FastMap<&str, &Departure> = FastMap::default();
+    let mut departed_members: FastMap<&str, (&User, &Departure)> = FastMap::default();
     for member in &ctx.state.members {
         let Some(entry) = lookup(&member.email) else {
             continue;
@@ -683,23 +690,37 @@ fn departures<'d>(
 // ---- directory_departed, directory_unknown, assignment_drift -----------------------------------
 
 /// The directory sources indexed by address, each email judged by the first source (in
-/// configuration order) authoritative for its domain.
+/// configuration order) authoritative for its domain. Built once per evaluation; the addresses
+/// are borrowed from the reads where already lower-cased.
 pub(super) struct Directories<'a> {
-    views: Vec<(
-        &'a DirectoryView,
-        Option<HashMap<String, &'a DirectoryPerson>>,
-    )>,
-    /// Per read (by address), the lower-cased emails assigned to the Claude application: a set,
-    /// so that judging every member is not members × assignments comparisons.
-    assigned: Vec<(&'a DirectoryRead, std::collections::HashSet<String>)>,
+    views: Vec<DirectoryIndex<'a>>,
+}
+
+/// One source with its read's people by address, whether it lists everyone (computed once, not
+/// per unknown address) and its lower-cased app assignments.
+struct DirectoryIndex<'a> {
+    view: &'a DirectoryView,
+    by_address: Option<FastMap<Cow<'a, str>, &'a DirectoryPerson>>,
+    lists_everyone: bool,
+    /// The emails assigned to the Claude application: a set, so that judging every member is
+    /// not members × assignments comparisons; `None` when the read has no assignments.
+    assigned: Option<FastSet<Cow<'a, str>>>,
 }
 
 /// What the authoritative source says of one address.
 enum Verdict<'a> {
     /// No source is authoritative for the domain, or that source has no read.
     NotJudged,
-    Unknown(&'a DirectoryView, &'a DirectoryRead),
-    Listed(&'a DirectoryView, &'a DirectoryRead, &'a DirectoryPerson),
+    /// The source lists no one at this address; `lists_everyone` as [`DirectoryView`] says.
+    Unknown(&'a DirectoryView, &'a DirectoryRead, bool),
+    /// The source lists this person; their assignment to the Claude application as
+    /// [`Directories::assigned`] says.
+    Listed(
+        &'a DirectoryView,
+        &'a DirectoryRead,
+        &'a DirectoryPerson,
+        &'a DirectoryIndex<'a>,
+    ),
 }
 
 impl<'a> Directories<'a> {
@@ -707,14 +728,17 @@ impl<'a> Directories<'a> {
         Directories {
             views: views
                 .iter()
-                .map(|v| (v, v.read.as_ref().ok().map(|r| by_address(&r.listing))))
-                .collect(),
-            assigned: views
-                .iter()
-                .filter_map(|v| v.read.as_ref().ok())
-                .filter_map(|read| {
-                    let list = read.listing.assigned.as_ref()?;
-                    Some((read, list.iter().map(|e| e.trim().to_lowercase()).collect()))
+                .map(|view| {
+                    let read = view.read.as_ref().ok();
+                    DirectoryIndex {
+                        view,
+                        by_address: read.map(|r| by_address(&r.listing)),
+                        lists_everyone: view.lists_everyone(),
+                        assigned: read.and_then(|r| {
+                            let list = r.listing.assigned.as_ref()?;
+                            Some(list.iter().map(|e| normalized(e)).collect())
+                        }),
+                    }
                 })
                 .collect(),
         }
@@ -722,36 +746,37 @@ impl<'a> Directories<'a> {
 
     /// Whether the person is assigned to the Claude application by any of their addresses;
     /// `None` when the read has no assignments.
-    fn assigned(&self, read: &DirectoryRead, person: &DirectoryPerson) -> Option<bool> {
-        let (_, set) = self.assigned.iter().find(|(r, _)| std::ptr::eq(*r, read))?;
+    fn assigned(index: &DirectoryIndex<'_>, person: &DirectoryPerson) -> Option<bool> {
+        let set = index.assigned.as_ref()?;
         Some(
             std::iter::once(&person.email)
                 .chain(&person.aliases)
-                .any(|a| set.contains(&a.trim().to_lowercase())),
+                .any(|a| set.contains(&*normalized(a))),
         )
     }
 
     /// The reasons the directory rules are partial: one per source without a read.
     pub(super) fn failures(&self) -> Option<String> {
-        let reasons: Vec<String> = self.views.iter().filter_map(|(v, _)| v.failure()).collect();
+        let reasons: Vec<String> = self.views.iter().filter_map(|v| v.view.failure()).collect();
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
-    fn judge(&self, email: &str) -> Verdict<'a> {
-        let email = email.trim().to_lowercase();
+    /// What the authoritative source says of `email` (any case, surrounding spaces ignored).
+    fn judge(&self, email: &str) -> Verdict<'_> {
+        let email = normalized(email);
         let Some((_, domain)) = email.rsplit_once('@') else {
             return Verdict::NotJudged;
         };
-        let Some((view, index)) = self.views.iter().find(|(v, _)| v.covers(domain)) else {
+        let Some(index) = self.views.iter().find(|v| v.view.covers(domain)) else {
             return Verdict::NotJudged;
         };
-        let view: &'a DirectoryView = view;
-        let (Ok(read), Some(index)) = (&view.read, index) else {
+        let view = index.view;
+        let (Ok(read), Some(by_address)) = (&view.read, &index.by_address) else {
             return Verdict::NotJudged;
         };
-        match index.get(&email) {
-            Some(&person) => Verdict::Listed(view, read, person),
-            None => Verdict::Unknown(view, read),
+        match by_address.get(&*email) {
+            Some(&person) => Verdict::Listed(view, read, person, index),
+            None => Verdict::Unknown(view, read, index.lists_everyone),
         }
     }
 }
@@ -767,17 +792,18 @@ fn directory_since(read: &DirectoryRead, person: &DirectoryPerson) -> String {
 
 pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.directory_departed;
-    // Worded once per departed person; a person is looked up by each of their addresses.
-    let mut gone: HashMap<String, Departure> = HashMap::new();
+    // Worded once per departed person; a person is looked up by each of their addresses (and
+    // every member, membership, invite and key owner by theirs).
+    let mut gone: FastMap<String, Departure> = FastMap::default();
     let mut emails: Vec<&str> = ctx.state.members.iter().map(|m| m.email.as_str()).collect();
     emails.extend(ctx.state.invites.iter().map(|i| i.email.as_str()));
     emails.extend(ctx.input.former_members.iter().map(|f| f.email.as_str()));
     for email in emails {
-        let key = email.trim().to_lowercase();
-        if gone.contains_key(&key) {
+        let key = normalized(email);
+        if gone.contains_key(&*key) {
             continue;
         }
-        let Verdict::Listed(view, read, person) = dirs.judge(email) else {
+        let Verdict::Listed(view, read, person, _) = dirs.judge(&key) else {
             continue;
         };
         // A roster's last day still ahead is not a departure yet.
@@ -798,7 +824,7 @@ pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> V
             ),
         };
         gone.insert(
-            key,
+            key.into_owned(),
             Departure {
                 last_day: None,
                 says,
@@ -806,14 +832,14 @@ pub(super) fn directory_departed(ctx: &Context<'_>, dirs: &Directories<'_>) -> V
         );
     }
     departures(ctx, DIRECTORY_DEPARTED, config.severity, |email| {
-        gone.get(&email.trim().to_lowercase())
+        gone.get(&*normalized(email))
     })
 }
 
 pub(super) fn directory_unknown(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec<Finding> {
     let config = &ctx.input.rules.directory_unknown;
     let unknown = |email: &str| match dirs.judge(email) {
-        Verdict::Unknown(view, read) if view.lists_everyone() => Some(format!(
+        Verdict::Unknown(view, read, true) => Some(format!(
             "directory {} is authoritative for its domain and has no account for it (read {})",
             view.name,
             day(read.read_at)
@@ -882,10 +908,12 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
     let config = &ctx.input.rules.assignment_drift;
     let mut out = Vec::new();
     for member in &ctx.state.members {
-        let Verdict::Listed(view, read, person) = dirs.judge(&member.email) else {
+        let Verdict::Listed(view, _, person, index) = dirs.judge(&member.email) else {
             continue;
         };
-        if person.status != DirectoryStatus::Active || dirs.assigned(read, person) != Some(false) {
+        if person.status != DirectoryStatus::Active
+            || Directories::assigned(index, person) != Some(false)
+        {
             continue;
         }
         let evidence = format!(
@@ -898,24 +926,26 @@ pub(super) fn assignment_drift(ctx: &Context<'_>, dirs: &Directories<'_>) -> Vec
         let draft = Draft::member_review(&member.id, &member.email, evidence);
         out.push(ctx.finish(ASSIGNMENT_DRIFT, config.severity, draft));
     }
-    let current: std::collections::HashSet<String> = ctx
+    let current: FastSet<Cow<'_, str>> = ctx
         .state
         .members
         .iter()
-        .map(|m| m.email.trim().to_lowercase())
+        .map(|m| normalized(&m.email))
         .collect();
     let mut former: Vec<&FormerMember> = ctx.former.values().copied().collect();
     former.sort_by(|a, b| a.id.cmp(&b.id));
     for person_left in former {
         if ctx.members.contains_key(person_left.id.as_str())
-            || current.contains(&person_left.email.trim().to_lowercase())
+            || current.contains(&*normalized(&person_left.email))
         {
             continue;
         }
-        let Verdict::Listed(view, read, person) = dirs.judge(&person_left.email) else {
+        let Verdict::Listed(view, _, person, index) = dirs.judge(&person_left.email) else {
             continue;
         };
-        if person.status != DirectoryStatus::Active || dirs.assigned(read, person) != Some(true) {
+        if person.status != DirectoryStatus::Active
+            || Directories::assigned(index, person) != Some(true)
+        {
             continue;
         }
         let evidence = format!(

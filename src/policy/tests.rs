@@ -3249,6 +3249,138 @@ fn directory_rules_table() {
                 ("assignment_drift:member:user_d", Action::Review),
             ],
         },
+        DirectoryRow {
+            name: "case and spaces on either side: addresses, aliases, non-ASCII, assignments",
+            directories: vec![assigned(
+                company(vec![
+                    person(
+                        " J.Doe@Example.COM ",
+                        "J.Doe@Example.COM ",
+                        &[" JANE@example.com"],
+                        active(),
+                    ),
+                    person("2", "zoë@example.com", &[], disabled("SUSPENDED")),
+                    person("4", "bob@example.com", &["Robert@Example.com"], active()),
+                ]),
+                &[" ROBERT@example.COM "],
+            )],
+            state: OrgState {
+                members: vec![
+                    jane.clone(),
+                    bob.clone(),
+                    user("user_z", "ZOË@Example.com", "developer"),
+                    user("user_u", " Ulla@EXAMPLE.com ", "developer"),
+                ],
+                invites: vec![invite(
+                    "invite_j",
+                    " jane@EXAMPLE.com",
+                    "pending",
+                    at("2026-01-20T00:00:00Z"),
+                )],
+                ..state()
+            },
+            // Someone removed under an address a member still has (in other case) is no drift.
+            former: vec![former("user_d", "BOB@example.com ", "2026-01-01T00:00:00Z")],
+            want: &[
+                // Jane is listed (by alias) and active but not assigned; Bob is assigned by alias.
+                ("assignment_drift:member:user_j", Action::Review),
+                ("directory_departed:member:user_z", Action::RemoveMember),
+                ("directory_unknown:member:user_u", Action::Review),
+            ],
+        },
+        DirectoryRow {
+            name: "two people share an address: the first listed speaks for it",
+            directories: vec![company(vec![
+                person("1", "jane@example.com", &[], active()),
+                person(
+                    "2",
+                    "j.doe@example.com",
+                    &["jane@example.com"],
+                    disabled("SUSPENDED"),
+                ),
+                person("3", "bob@example.com", &["j.doe@example.com"], active()),
+            ])],
+            state: OrgState {
+                members: vec![
+                    jane.clone(),
+                    user("user_d", "J.Doe@example.com", "developer"),
+                ],
+                ..state()
+            },
+            former: vec![],
+            want: &[("directory_departed:member:user_d", Action::RemoveMember)],
+        },
+        DirectoryRow {
+            name: "several sources: the first covering a domain (subdomains too) judges it",
+            directories: vec![
+                view(
+                    "ldap",
+                    &["corp.example.com"],
+                    vec![person("k", "kim@corp.example.com", &[], active())],
+                ),
+                company(vec![
+                    person("a", "ada@example.com", &[], active()),
+                    person("1", "jane@example.com", &[], disabled("SUSPENDED")),
+                    person("k", "kim@corp.example.com", &[], DirectoryStatus::Deleted),
+                    person("e", "eva@eu.example.com", &[], DirectoryStatus::Deleted),
+                ]),
+                view(
+                    "roster",
+                    &[],
+                    vec![
+                        person("b", "bob@example.com", &[], DirectoryStatus::Deleted),
+                        person("o", "olga@other.org", &[], DirectoryStatus::Deleted),
+                    ],
+                ),
+            ],
+            state: OrgState {
+                members: vec![
+                    jane.clone(),
+                    bob.clone(),
+                    outsider.clone(),
+                    user("user_k", "kim@corp.example.com", "developer"),
+                    user("user_e", "eva@eu.example.com", "developer"),
+                    user("user_n", "nina@noexample.com", "developer"),
+                ],
+                ..state()
+            },
+            former: vec![],
+            want: &[
+                ("directory_departed:member:user_j", Action::RemoveMember),
+                ("directory_departed:member:user_e", Action::RemoveMember),
+                ("directory_departed:member:user_o", Action::RemoveMember),
+                // okta lists everyone in example.com, and not bob; nina's domain is the
+                // roster's (no active people: it cannot say who is unknown).
+                ("directory_unknown:member:user_b", Action::Review),
+            ],
+        },
+        DirectoryRow {
+            name: "a source not evaluated judges none of its domains, later sources neither",
+            directories: vec![
+                DirectoryView {
+                    name: "okta".into(),
+                    domains: vec!["example.com".into()],
+                    read: Err("not read yet".into()),
+                },
+                assigned(
+                    view(
+                        "roster",
+                        &[],
+                        vec![
+                            person("j", "jane@example.com", &[], DirectoryStatus::Deleted),
+                            person("o", "olga@other.org", &[], active()),
+                        ],
+                    ),
+                    &[],
+                ),
+            ],
+            state: OrgState {
+                members: vec![jane.clone(), outsider.clone()],
+                ..state()
+            },
+            former: vec![],
+            want: &[("assignment_drift:member:user_o", Action::Review)],
+        },
     ];
     for row in rows {
         let case = Case {

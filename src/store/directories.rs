@@ -275,23 +275,52 @@ impl Store {
                 |r| r.get(0),
             )
             .ctx(self)?;
+        // The reads the people's statuses date from: a few per source, each looked up and
+        // parsed once (not once per person).
+        let mut read_time = self
+            .conn
+            .prepare("SELECT finished_at FROM directory_reads WHERE id = ?1")
+            .ctx(self)?;
+        let mut read_times: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.data, s.finished_at FROM directory_people p \
-                 JOIN directory_reads s ON s.id = p.status_since_read \
+                "SELECT p.data, p.status_since_read FROM directory_people p \
                  WHERE p.source = ?1 AND p.valid_from <= ?2 \
                    AND (p.valid_to IS NULL OR p.valid_to > ?2) ORDER BY p.person_id",
             )
             .ctx(self)?;
         let mut rows = stmt.query(params![read.source, read.id]).ctx(self)?;
-        let mut people = Vec::new();
-        let mut since = HashMap::new();
+        let capacity = usize::try_from(read.n_people).unwrap_or(0);
+        let mut people = Vec::with_capacity(capacity);
+        let mut since = HashMap::with_capacity(capacity);
         while let Some(row) = rows.next().ctx(self)? {
-            let data: String = row.get(0).ctx(self)?;
-            let person: DirectoryPerson = json(&data).ctx(self)?;
-            let seen: String = row.get(1).ctx(self)?;
-            since.insert(person.id.clone(), parse_ts(&seen).ctx(self)?);
+            let since_read: i64 = row.get(1).ctx(self)?;
+            let seen = match read_times.get(&since_read) {
+                Some(&seen) => seen,
+                None => {
+                    let text: Option<String> = read_time
+                        .query_row([since_read], |r| r.get(0))
+                        .optional()
+                        .ctx(self)?;
+                    let seen = text.as_deref().map(parse_ts).transpose().ctx(self)?;
+                    read_times.insert(since_read, seen);
+                    seen
+                }
+            };
+            // A version whose status read is gone is not listed (as a join on it would not).
+            let Some(seen) = seen else {
+                continue;
+            };
+            // The JSON is parsed where SQLite holds it, not copied into a String first.
+            let data = row
+                .get_ref(0)
+                .ctx(self)?
+                .as_str()
+                .map_err(rusqlite::Error::from)
+                .ctx(self)?;
+            let person: DirectoryPerson = json(data).ctx(self)?;
+            since.insert(person.id.clone(), seen);
             people.push(person);
         }
         let assigned = match assigned {

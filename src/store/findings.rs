@@ -1,7 +1,7 @@
 //! Findings and their lifecycle, audits, reports, and the former members the policy needs.
 
 use super::Context as _;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -148,7 +148,8 @@ struct Tracked {
 struct Upsert<'a> {
     fingerprint: &'a str,
     finding: &'a crate::policy::Finding,
-    evidence: String,
+    /// The finding's evidence, with the exemption's reason when one matched.
+    evidence: std::borrow::Cow<'a, str>,
     status: FindingStatus,
     first_seen: &'a str,
     first_run: i64,
@@ -214,7 +215,7 @@ impl Upsert<'_> {
             subject_kind: finding.subject_kind,
             subject_id: finding.subject_id.clone(),
             subject: finding.subject.clone(),
-            evidence: self.evidence.clone(),
+            evidence: self.evidence.clone().into_owned(),
             action: finding.action,
             status: self.status,
             first_seen,
@@ -441,7 +442,7 @@ impl Store {
         let when = ts(&taken_at);
 
         // The tracked (not resolved) findings, read in one pass rather than looked up one by one.
-        let mut tracked: HashMap<String, Tracked> = HashMap::new();
+        let mut tracked: foldhash::HashMap<String, Tracked> = foldhash::HashMap::default();
         {
             let mut stmt = tx
                 .prepare(
@@ -469,7 +470,8 @@ impl Store {
             .iter()
             .map(crate::policy::Finding::fingerprint)
             .collect();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(fingerprints.len());
+        let mut seen: foldhash::HashSet<&str> =
+            foldhash::HashSet::with_capacity_and_hasher(fingerprints.len(), Default::default());
         // What to write, in evaluation order: the lifecycle of each finding, worked out here.
         let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(evaluation.findings.len());
         let mut n_new = 0;
@@ -506,8 +508,8 @@ impl Store {
                 n_new += 1;
             }
             let evidence = match &finding.exemption {
-                Some(reason) => format!("{} (exempted: {reason})", finding.evidence),
-                None => finding.evidence.clone(),
+                Some(reason) => format!("{} (exempted: {reason})", finding.evidence).into(),
+                None => finding.evidence.as_str().into(),
             };
             let transition = match (status, live) {
                 (FindingStatus::New, None) => Some("finding.new"),

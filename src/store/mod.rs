@@ -343,29 +343,56 @@ fn query_rows<T>(
     Ok(out)
 }
 
+/// A string between `low` and `high` in byte order: their common prefix and then the byte
+/// halfway between their first differing (ASCII) bytes; `None` when there is none such (the
+/// bytes are adjacent, or not ASCII). Ids drawn from an alphabet split near their median.
+fn middle_between(low: &str, high: &str) -> Option<String> {
+    let (a, b) = (low.as_bytes(), high.as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (&x, &y) = (a.get(common)?, b.get(common)?);
+    let middle = x / 2 + y / 2 + (x % 2 + y % 2) / 2;
+    if !(x.is_ascii() && y.is_ascii()) || middle <= x {
+        return None;
+    }
+    let mut out = a[..common].to_vec();
+    out.push(middle);
+    String::from_utf8(out).ok()
+}
+
 /// One reader of a snapshot's API keys: a read-only connection and its query (`?1` the run,
 /// `?2`, when there is a `middle`, where its half of the ids starts or ends).
 struct KeyReader {
     conn: Connection,
     sql: String,
     middle: Option<String>,
+    /// The lower half (or the only reader).
+    lower: bool,
 }
 
 impl KeyReader {
-    /// Reads this reader's keys of run `run_id`, of the `count` the run holds.
+    /// Reads this reader's keys of run `run_id`, of the `count` the run holds, sorted by
+    /// [`key_order`] (here, on the reader's thread). The lower half's vector has room for all
+    /// of them: the upper half is merged into it.
     fn read(&self, db: &str, run_id: i64, count: u64) -> Result<Vec<ApiKey>> {
-        match &self.middle {
+        let mut keys = match &self.middle {
             Some(middle) => query_rows(
                 &self.conn,
                 db,
-                count / 2 + 1,
+                if self.lower { count } else { count / 2 + 1 },
                 &self.sql,
                 params![run_id, middle],
                 key_from_row,
             ),
             None => query_rows(&self.conn, db, count, &self.sql, [run_id], key_from_row),
-        }
+        }?;
+        crate::order::sort_large_by(&mut keys, key_order);
+        Ok(keys)
     }
+}
+
+/// The order of a snapshot's keys: creation time, then id (unique within a snapshot).
+fn key_order(a: &ApiKey, b: &ApiKey) -> std::cmp::Ordering {
+    (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
 }
 
 /// A member from the columns `id, email, name, role, added_at`.
@@ -877,21 +904,22 @@ impl Store {
         self.read_state(previous, Some(now))
     }
 
-    /// An id that splits the `count` current API keys about in half (the middle of the index of
-    /// current keys), or `None` when there are too few to be worth two readers. Any id would
-    /// do for correctness: the halves are `id < middle` and `id >= middle`.
+    /// An id that splits the API keys about in half, or `None` when there are too few (`count`)
+    /// to be worth two readers or no middle is found. Any id would do for correctness (the
+    /// halves are `id < middle` and `id >= middle`); the middle of the lowest and highest ids
+    /// costs two lookups, where counting to the median walks half the keys (80 ms at 250 000).
     fn key_split(&self, count: u64) -> Option<String> {
         const SPLIT_FROM: u64 = 20_000;
         if count < SPLIT_FROM {
             return None;
         }
-        self.conn
-            .query_row(
-                "SELECT id FROM api_keys WHERE valid_to IS NULL ORDER BY id LIMIT 1 OFFSET ?1",
-                [count / 2],
-                |row| row.get(0),
-            )
-            .ok()
+        let (low, high): (Option<String>, Option<String>) = self
+            .conn
+            .query_row("SELECT min(id), max(id) FROM api_keys", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .ok()?;
+        middle_between(&low?, &high?)
     }
 
     /// Run `run_id` whole, or (`baseline_for`: `Some(now)`) as [`Store::escalation_baseline`].
@@ -920,23 +948,36 @@ impl Store {
         // nor when the file cannot be opened again (then the keys are read here after the rest).
         // The versions of a complete run do not change, so the connections agree on them.
         let keys_sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {at}");
-        let halves: Vec<(String, Option<String>)> = match whole && !self.scratch {
+        let halves: Vec<(String, Option<String>, bool)> = match whole && !self.scratch {
             false => Vec::new(),
             true => match self.key_split(capacity.api_keys) {
                 Some(middle) => vec![
-                    (format!("{keys_sql} AND id < ?2"), Some(middle.clone())),
-                    (format!("{keys_sql} AND id >= ?2"), Some(middle)),
+                    (
+                        format!("{keys_sql} AND id < ?2"),
+                        Some(middle.clone()),
+                        true,
+                    ),
+                    (format!("{keys_sql} AND id >= ?2"), Some(middle), false),
                 ],
-                None => vec![(keys_sql.clone(), None)],
+                None => vec![(keys_sql.clone(), None, true)],
             },
         };
-        let readers: Option<Vec<KeyReader>> = halves
-            .into_iter()
-            .map(|(sql, middle)| {
-                let conn = connect(&self.path, true).ok()?;
-                Some(KeyReader { conn, sql, middle })
-            })
-            .collect();
+        // `None`: the keys are read here (a preview, the baseline, or a connection refused).
+        let readers: Option<Vec<KeyReader>> = match halves.is_empty() {
+            true => None,
+            false => halves
+                .into_iter()
+                .map(|(sql, middle, lower)| {
+                    let conn = connect(&self.path, true).ok()?;
+                    Some(KeyReader {
+                        conn,
+                        sql,
+                        middle,
+                        lower,
+                    })
+                })
+                .collect(),
+        };
         let path = self.path_text();
         let (members, invites, workspaces, workspace_members, api_keys) = std::thread::scope(
             |scope| -> Result<_> {
@@ -1031,27 +1072,50 @@ impl Store {
                         membership_from_row,
                     )?,
                 };
+                    // In time order, then by id (ids are unique within one snapshot), sorted
+                    // here while the keys are still being read. Sorted in Rust rather than by
+                    // SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
+                    // this is the order of their text, and it is several times cheaper. The
+                    // values are large: sorted by index, then each moved once.
+                    let (mut members, mut invites, mut workspaces) = (members, invites, workspaces);
+                    use crate::order::sort_large_by;
+                    sort_large_by(&mut members, |a, b| {
+                        (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
+                    });
+                    sort_large_by(&mut invites, |a, b| {
+                        (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
+                    });
+                    sort_large_by(&mut workspaces, |a, b| {
+                        (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
+                    });
                     Ok((members, invites, workspaces, workspace_members))
                 })();
                 let api_keys = match keys {
                     Some(threads) => {
-                        let mut all = Vec::with_capacity(
-                            usize::try_from(capacity.api_keys).unwrap_or(0).min(1 << 24),
-                        );
+                        // Each part comes sorted, the first with room for all: the others are
+                        // merged into it, each key moving once.
+                        let mut all: Option<Vec<ApiKey>> = None;
                         for thread in threads {
-                            all.extend(thread.join().unwrap_or_else(|_| {
+                            let part = thread.join().unwrap_or_else(|_| {
                                 Err(StoreError::Other {
                                     path: path.clone(),
                                     message:
                                         "reading the API keys failed (the reading thread panicked)"
                                             .to_owned(),
                                 })
-                            })?);
+                            })?;
+                            all = Some(match all {
+                                None => part,
+                                Some(all) => crate::order::merge_sorted_by(all, part, key_order),
+                            });
                         }
-                        all
+                        all.unwrap_or_default()
                     }
                     None if whole => {
-                        self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?
+                        let mut keys =
+                            self.query(capacity.api_keys, &keys_sql, [run_id], key_from_row)?;
+                        crate::order::sort_large_by(&mut keys, key_order);
+                        keys
                     }
                     None => Vec::new(),
                 };
@@ -1059,27 +1123,6 @@ impl Store {
                 Ok((members, invites, workspaces, workspace_members, api_keys))
             },
         )?;
-        let mut members = members;
-        let mut invites = invites;
-        let mut workspaces = workspaces;
-        let mut api_keys = api_keys;
-        // In time order, then by id (ids are unique within one snapshot). Sorted here rather
-        // than by SQLite's sorter: the stored timestamps have one fixed-width UTC format, so
-        // this is the order of their text, and it is several times cheaper.
-        // The values are large (a key is a few hundred bytes): sorted by index, then moved once.
-        use crate::order::sort_large_by;
-        sort_large_by(&mut members, |a, b| {
-            (a.added_at, &a.id).cmp(&(b.added_at, &b.id))
-        });
-        sort_large_by(&mut invites, |a, b| {
-            (a.invited_at, &a.id).cmp(&(b.invited_at, &b.id))
-        });
-        sort_large_by(&mut workspaces, |a, b| {
-            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
-        });
-        sort_large_by(&mut api_keys, |a, b| {
-            (a.created_at, &a.id).cmp(&(b.created_at, &b.id))
-        });
         Ok(OrgState {
             run_id,
             taken_at: run.finished_at.unwrap_or(run.started_at),

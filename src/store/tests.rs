@@ -215,8 +215,46 @@ fn a_snapshot_with_many_keys_reads_back_whole_in_order() {
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         keys
     };
-    assert_eq!(store.state_at(r1).unwrap().api_keys, in_order(keys));
-    assert_eq!(store.state_at(r2).unwrap().api_keys, in_order(keys2));
+    let (keys, keys2) = (in_order(keys), in_order(keys2));
+    assert_eq!(store.state_at(r1).unwrap().api_keys, keys);
+    assert_eq!(store.state_at(r2).unwrap().api_keys, keys2);
+    // A reader splits the same way; a preview (an in-memory copy) reads them on its connection.
+    let path = dir.path().join("o.db");
+    let reader = Store::open_reader(&path).unwrap();
+    assert_eq!(reader.state_at(r2).unwrap().api_keys, keys2);
+    let preview = Store::open_preview(&path).unwrap();
+    assert_eq!(preview.state_at(r1).unwrap().api_keys, keys);
+    assert_eq!(preview.state_at(r2).unwrap().api_keys, keys2);
+    // A small snapshot is read by one reader, and whole in a preview too.
+    let few = vec![key("apikey_b", "active"), key("apikey_a", "inactive")];
+    let r3 = snapshot(&store, &members, &few);
+    let few = in_order(few);
+    assert_eq!(store.state_at(r3).unwrap().api_keys, few);
+    let preview = Store::open_preview(&path).unwrap();
+    assert_eq!(preview.state_at(r3).unwrap().api_keys, few);
+}
+
+#[test]
+fn the_key_split_lies_between_the_lowest_and_highest_ids() {
+    for (low, high, expected) in [
+        ("apikey_01A", "apikey_01z", Some("apikey_01]")),
+        ("apikey_00001", "apikey_25000", Some("apikey_1")),
+        ("a", "c", Some("b")),
+        // Adjacent bytes, a prefix, equal ids, non-ASCII: no middle, one reader.
+        ("apikey_a", "apikey_b", None),
+        ("apikey", "apikey_1", None),
+        ("apikey_1", "apikey_1", None),
+        ("k_\u{e9}", "k_\u{f6}", None),
+    ] {
+        let middle = middle_between(low, high);
+        assert_eq!(middle.as_deref(), expected, "{low} .. {high}");
+        if let Some(m) = middle {
+            assert!(
+                low < m.as_str() && m.as_str() <= high,
+                "{low} < {m} <= {high}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -152,7 +152,10 @@ async fn timed_read(config: &DirectoryConfig) -> anyhow::Result<(DirectoryListin
 
 /// Seeds an organization whose directory has about `people` persons and reads it from both
 /// simulators; then measures the audit of the benchmark organization with its directory.
-pub(crate) async fn bench_directory(people: usize) -> anyhow::Result<DirectoryFigures> {
+pub(crate) async fn bench_directory(
+    people: usize,
+    save_db: Option<&std::path::Path>,
+) -> anyhow::Result<DirectoryFigures> {
     // The directory is derived from the organization: about 1.06 persons per member (with the
     // invites, former members and directory-only people).
     let sizes = SeedSizes {
@@ -281,7 +284,7 @@ pub(crate) async fn bench_directory(people: usize) -> anyhow::Result<DirectoryFi
     graph.shutdown();
     sim.shutdown();
 
-    let audit = audit_with_directory().await?;
+    let audit = audit_with_directory(save_db).await?;
     Ok(DirectoryFigures {
         okta: okta_read,
         entra: entra_read,
@@ -384,8 +387,11 @@ async fn graph_fetch_only(graph: &GraphSim, bearer: &str) -> anyhow::Result<(usi
 
 /// The benchmark organization (the snapshot bench's 1× sizes) with its Okta directory read
 /// before the snapshot, as the audit cycle reads a source; then the audit of copies of that
-/// database without and with the source configured.
-async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
+/// database without and with the source configured. With `save_db`, that database is also copied
+/// there (for `audit --db PATH --with-directory`).
+pub(crate) async fn audit_with_directory(
+    save_db: Option<&std::path::Path>,
+) -> anyhow::Result<AuditWithDirectory> {
     eprintln!("seeding the benchmark organization for the audit...");
     let sim = SimHandle::start_local(SimOptions {
         sizes: SeedSizes {
@@ -410,11 +416,7 @@ async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
     .await?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let db = dir.path().join("orgwarden.db");
-    let source = format!(
-        "[[directories]]\nname = \"okta\"\ntype = \"okta\"\ndomains = [\"{MAIN_DOMAIN}\"]\n\
-         org_url = \"{}\"\napi_token = \"{DEMO_OKTA_TOKEN}\"\napp_id = \"{OKTA_CLAUDE_APP_ID}\"\n",
-        okta.base_url()
-    );
+    let source = audit_source(&okta.base_url());
     let text = format!(
         "[api]\nbase_url = \"{}\"\n[store]\npath = {:?}\n\n{source}",
         sim.base_url(),
@@ -442,6 +444,9 @@ async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
     };
     okta.shutdown();
     sim.shutdown();
+    if let Some(path) = save_db {
+        std::fs::copy(&db, path).context("saving the database")?;
+    }
 
     const RUNS: usize = 3;
     let mut without = Vec::new();
@@ -485,6 +490,15 @@ async fn audit_with_directory() -> anyhow::Result<AuditWithDirectory> {
         directory_rules_add_secs: with_secs - without_secs,
         directory_rules_add_cpu_secs: with_cpu_secs.zip(without_cpu_secs).map(|(w, o)| w - o),
     })
+}
+
+/// The audit's directory source: the Okta simulator at `org_url` (the audit only reads what the
+/// store recorded, so a saved database is audited with any URL).
+pub(crate) fn audit_source(org_url: &str) -> String {
+    format!(
+        "[[directories]]\nname = \"okta\"\ntype = \"okta\"\ndomains = [\"{MAIN_DOMAIN}\"]\n\
+         org_url = \"{org_url}\"\napi_token = \"{DEMO_OKTA_TOKEN}\"\napp_id = \"{OKTA_CLAUDE_APP_ID}\"\n"
+    )
 }
 
 /// This process's CPU time so far (`/proc/self/stat`), where Linux gives it.

@@ -61,8 +61,18 @@ struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     people: usize,
     /// `snapshot`: also copies the database to this path before the audit (for `audit --db`).
+    /// `directory`: copies the audit's database, its directory read recorded, to this path (for
+    /// `audit --db PATH --with-directory`).
     #[arg(long)]
     save_db: Option<std::path::PathBuf>,
+    /// `directory`: skips the Okta and Graph reads and measures only what the directory rules
+    /// add to the audit (the `audit` figures alone).
+    #[arg(long)]
+    audit_only: bool,
+    /// `audit`: audits with the Okta source of a database `directory --save-db` saved
+    /// configured, as `directory` does for its audit with the source.
+    #[arg(long)]
+    with_directory: bool,
     /// `audit`: the database to audit (a copy of it, each time: the first audit of its latest
     /// snapshot, as in `snapshot`).
     #[arg(long)]
@@ -166,7 +176,13 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             let dir = tempfile::tempdir().context("creating a temporary directory")?;
             let copy = dir.path().join("orgwarden.db");
             std::fs::copy(db, &copy).context("copying the database")?;
-            let audit = audit::bench_audit(&copy, orgwarden::clock::SystemClock::shared())?;
+            let extra = if args.with_directory {
+                directory::audit_source("http://127.0.0.1:9")
+            } else {
+                String::new()
+            };
+            let audit =
+                audit::bench_audit_with(&copy, orgwarden::clock::SystemClock::shared(), &extra)?;
             eprintln!("{}", serde_json::to_string(&audit)?);
             runs.push(audit);
         }
@@ -175,8 +191,13 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if matches!(args.what, BenchWhat::Directory) {
-        let figures = directory::bench_directory(args.people).await?;
-        let mut json = serde_json::to_value(&figures)?;
+        let mut json = if args.audit_only {
+            let audit = directory::audit_with_directory(args.save_db.as_deref()).await?;
+            serde_json::json!({ "audit": audit })
+        } else {
+            let figures = directory::bench_directory(args.people, args.save_db.as_deref()).await?;
+            serde_json::to_value(&figures)?
+        };
         if let Some(object) = json.as_object_mut() {
             object.insert("load_average".into(), serde_json::json!(load_average()));
         }
