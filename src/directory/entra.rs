@@ -12,20 +12,20 @@
 //! the UPN. Graph gives no time for a change of `accountEnabled`, so `status_since` is empty there.
 //! A 429 or 503 is retried after its `Retry-After`.
 //!
-//! Each page is deserialized into structs that borrow its body's strings and turned into people
-//! at once, so a 100k-person read copies each kept string once (lower-cased) and allocates
-//! nothing for the properties it drops.
+//! Pages are read by [`http::all_pages`]: a fetch checks only that the body is JSON and takes its
+//! `@odata.nextLink`; the page is then deserialized into structs that borrow its body's strings
+//! and turned into people at once, while the next page is fetched, so a 100k-person read copies
+//! each kept string once (lower-cased) and allocates nothing for the properties it drops.
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use url::Url;
 
-use super::http::{self, clip, Failure, Http, ReadOptions};
+use super::http::{self, clip, Failure, Fetched, Http, ReadOptions, Text};
 use super::DirectoryError;
 use crate::config::EntraSettings;
 use crate::org::{DirectoryListing, DirectoryPerson, DirectoryStatus};
@@ -38,52 +38,17 @@ pub const TOP: &str = "999";
 /// The client-credentials scope.
 pub const SCOPE: &str = "https://graph.microsoft.com/.default";
 
-/// A JSON string borrowed from the page's body, or owned when it had escapes to undo.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
-    }
-}
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// One page of a Graph collection: its items and the link to the next page.
+/// One page of a Graph collection: its items (the next link was taken by the fetch).
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>"))]
-struct Page<'a, T> {
+struct Page<T> {
     value: Vec<T>,
-    #[serde(rename = "@odata.nextLink", default, borrow)]
-    next_link: Option<Text<'a>>,
 }
 
 /// Only a page's next link (the rest of the body is checked to be JSON and skipped).
 #[derive(Deserialize)]
-struct NextLink {
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
+struct NextLink<'a> {
+    #[serde(rename = "@odata.nextLink", default, borrow)]
+    next_link: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -203,63 +168,21 @@ impl Reader<'_> {
             .map_err(|e| self.http.error(format!("invalid URL: {e}")))
     }
 
-    /// Every page from `first`, following `@odata.nextLink`; `parse` turns a page's body into
-    /// what the read keeps of its items.
-    ///
-    /// Pages are still asked for one at a time, but a page's items are parsed while the next
-    /// page is being fetched: a fetch checks only that the body is JSON and takes its next link
-    /// (so a broken body is asked again, as before), and the full parse of that body runs beside
-    /// the request for the next one. A body that is JSON but not a page of the expected items
-    /// fails the read.
+    /// Every page from `first`, following `@odata.nextLink`, as [`http::all_pages`] reads
+    /// them: `parse` turns a page's body into what the read keeps of its items while the next
+    /// page is fetched.
     async fn all_pages<R>(
         &self,
         first: Url,
-        parse: impl Fn(&[u8]) -> serde_json::Result<(Vec<R>, Option<String>)>,
+        mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<R>>,
     ) -> Result<Vec<R>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        seen.insert(first.to_string());
-        let mut current = self.page_body(first).await?;
-        loop {
-            let (url, body, link) = current;
-            let next = match link {
-                None => None,
-                Some(link) => {
-                    let next = self.http.follow(&link)?;
-                    if !seen.insert(next.to_string()) {
-                        return Err(self.http.error("the server repeated a next-page link"));
-                    }
-                    Some(next)
-                }
-            };
-            // The fetch first: `join!` polls in order, so the request is out before the parse
-            // (CPU work on this task) starts.
-            let (fetched, items) = tokio::join!(
-                async {
-                    match next {
-                        Some(next) => Some(self.page_body(next).await),
-                        None => None,
-                    }
-                },
-                async { parse(&body) }
-            );
-            let (items, _) = items.map_err(|e| {
-                self.http.error(format!(
-                    "{}: the answer is not the expected JSON: {e}",
-                    url.path()
-                ))
-            })?;
-            out.extend(items);
-            match fetched {
-                Some(page) => current = page?,
-                None => return Ok(out),
-            }
-        }
+        let parse = |body: &Vec<u8>| parse(body);
+        http::all_pages(&self.http, first, |url| self.page_body(url), parse).await
     }
 
     /// One page's body and its next link, retried as [`Http::get_parsed`] retries (a body that
     /// is not JSON is asked again).
-    async fn page_body(&self, url: Url) -> Result<(Url, Vec<u8>, Option<String>), DirectoryError> {
+    async fn page_body(&self, url: Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
         let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
         let key = self.token_key();
         let (page, _) = self
@@ -270,12 +193,12 @@ impl Reader<'_> {
                 Some(&key),
                 |what, f| self.describe(what, f),
                 |body: &[u8]| {
-                    serde_json::from_slice::<NextLink>(body)
-                        .map(|page| (body.to_vec(), page.next_link))
+                    serde_json::from_slice::<NextLink<'_>>(body)
+                        .map(|page| (body.to_vec(), page.next_link.map(|l| l.0.into_owned())))
                 },
             )
             .await?;
-        Ok((url, page.0, page.1))
+        Ok(page)
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {
@@ -334,29 +257,27 @@ impl Reader<'_> {
     }
 }
 
-/// A page of users as the people it lists, and its next link.
-fn user_page(body: &[u8]) -> serde_json::Result<(Vec<DirectoryPerson>, Option<String>)> {
-    let page: Page<'_, User<'_>> = serde_json::from_slice(body)?;
-    let people = page.value.into_iter().filter_map(person).collect();
-    Ok((people, page.next_link.map(|l| l.0.into_owned())))
+/// A page of users as the people it lists.
+fn user_page(body: &[u8]) -> serde_json::Result<Vec<DirectoryPerson>> {
+    let page: Page<User<'_>> = serde_json::from_slice(body)?;
+    Ok(page.value.into_iter().filter_map(person).collect())
 }
 
 /// A page of app-role assignments as the emails of the users it assigns, found by object id
-/// (`first`: a person's index in `people`), and its next link.
+/// (`first`: a person's index in `people`).
 fn assignment_page(
     body: &[u8],
     first: &HashMap<&str, usize>,
     people: &[DirectoryPerson],
-) -> serde_json::Result<(Vec<String>, Option<String>)> {
-    let page: Page<'_, Assignment<'_>> = serde_json::from_slice(body)?;
-    let emails = page
+) -> serde_json::Result<Vec<String>> {
+    let page: Page<Assignment<'_>> = serde_json::from_slice(body)?;
+    Ok(page
         .value
         .iter()
         .filter(|a| a.principal_type.as_deref() == Some("User"))
         .filter_map(|a| first.get(a.principal_id.as_deref()?))
         .map(|&i| people[i].email.clone())
-        .collect();
-    Ok((emails, page.next_link.map(|l| l.0.into_owned())))
+        .collect())
 }
 
 /// `s` trimmed and lower-cased, when it looks like an address.
@@ -472,9 +393,10 @@ mod tests {
                "proxyAddresses":null,"otherMails":["a.b@example.com"],"accountEnabled":true},
               {"id":"2","mail":null,"userPrincipalName":"no-address"}
             ]}"#;
-        let (people, next) = user_page(body).unwrap();
+        let people = user_page(body).unwrap();
+        let next: NextLink<'_> = serde_json::from_slice(body).unwrap();
         assert_eq!(
-            next.as_deref(),
+            next.next_link.as_deref(),
             Some("https://graph.example/v1.0/users?$skiptoken=a&b")
         );
         assert_eq!(people.len(), 1, "a user without an address is left out");

@@ -17,7 +17,9 @@
 //! [`rate_limited`]), 5xx answers, broken connections and bodies are retried a bounded number of
 //! times with exponential backoff and jitter (or the `Retry-After` when one is given, at least a
 //! second for a rate limit), each retry logged; a refused connection fails the read in seconds;
-//! the whole read has a deadline. Either every page arrives or the read fails. The access token
+//! the whole read has a deadline. Pages are read by [`http::all_pages`]: a fetch takes only the
+//! body's `nextPageToken` (borrowed, the rest skipped) and a page's users become people while the
+//! next page is fetched. Either every page arrives or the read fails. The access token
 //! is cached for its lifetime (a 401 drops it and signs a new assertion once). No error or log
 //! line holds the key, the JWT or the access token.
 
@@ -31,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{self, clip, Failure, Http};
+use super::http::{self, clip, Failure, Fetched, Http, Text};
 use super::DirectoryError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{check_base_url, GoogleSettings};
@@ -109,9 +111,14 @@ pub async fn read_with(
             .append_pair("maxResults", &options.page_size.to_string())
             .append_pair("projection", "basic")
             .append_pair("showDeleted", if deleted { "true" } else { "false" });
-        let users = http::all_pages(&reader.http, first.clone(), |url| reader.page(url, &first));
-        for user in users.await? {
-            let person = person(user, deleted);
+        // A page's users become people while the next page is fetched.
+        let parse = |body: &Vec<u8>| {
+            serde_json::from_slice::<UsersPage>(body)
+                .map(|page| page.users.into_iter().map(|u| person(u, deleted)).collect())
+        };
+        let fetch = |url| reader.page_body(url, &first);
+        let read = http::all_pages(&reader.http, first.clone(), fetch, parse);
+        for person in read.await? {
             // Listed twice (deleted between the two reads): the deleted entry wins.
             if deleted || !people.contains_key(&person.id) {
                 people.insert(person.id.clone(), person);
@@ -136,13 +143,19 @@ struct KeyFile {
     token_uri: String,
 }
 
+/// A `users.list` page's users (its `nextPageToken` was taken by the fetch).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct UsersPage {
     #[serde(default)]
     users: Vec<User>,
-    #[serde(default)]
-    next_page_token: Option<String>,
+}
+
+/// Only a page's `nextPageToken`, borrowed from the body (the rest is checked to be JSON and
+/// skipped).
+#[derive(Deserialize)]
+struct NextPage<'a> {
+    #[serde(rename = "nextPageToken", default, borrow)]
+    next_page_token: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -255,27 +268,30 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// One `users.list` page and the next page's URL (`first` with its `pageToken`).
-    async fn page(
-        &self,
-        url: Url,
-        first: &Url,
-    ) -> Result<(Vec<User>, Option<String>), DirectoryError> {
-        let (page, _): (UsersPage, _) = self
+    /// One `users.list` page's body and the next page's URL (`first` with its `pageToken`); a
+    /// body that is not JSON is asked again.
+    async fn page_body(&self, url: Url, first: &Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
+        let next_url = |token: &str| {
+            let mut next = first.clone();
+            next.query_pairs_mut().append_pair("pageToken", token);
+            next.to_string()
+        };
+        let (page, _) = self
             .http
-            .get_json(
+            .get_parsed(
                 &url,
                 || self.authorization(),
                 Some(&self.token_key()),
                 |_, f| self.describe("users.list", f),
+                |body: &[u8]| {
+                    serde_json::from_slice::<NextPage<'_>>(body).map(|page| {
+                        let next = page.next_page_token.filter(|t| !t.is_empty());
+                        (body.to_vec(), next.map(|t| next_url(&t)))
+                    })
+                },
             )
             .await?;
-        let next = page.next_page_token.filter(|t| !t.is_empty()).map(|t| {
-            let mut next = first.clone();
-            next.query_pairs_mut().append_pair("pageToken", &t);
-            next.to_string()
-        });
-        Ok((page.users, next))
+        Ok(page)
     }
 
     /// Where the access token is cached: the token endpoint, the account, its key's id and whom

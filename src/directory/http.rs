@@ -1,7 +1,8 @@
 //! What the HTTP directory sources (Okta, Microsoft Graph, Google Directory) share: one
 //! `reqwest` client with bounded retries, a deadline for the whole read, rate-limit waits,
-//! bearer tokens cached for their lifetime, and RS256 JWTs (`ring`) for OAuth client assertions
-//! and Google's JWT bearer grant.
+//! bearer tokens cached for their lifetime, RS256 JWTs (`ring`) for OAuth client assertions
+//! and Google's JWT bearer grant, and one page loop ([`all_pages`]) that parses a page while the
+//! next one is fetched.
 //!
 //! Retries: a transport error, a 5xx, a rate limit or a 2xx whose body is not the expected JSON
 //! is tried again up to [`ReadOptions::max_retries`] times (a refused connection only
@@ -15,6 +16,7 @@
 //! Each retry is logged (source, attempt, wait, why). Nothing here writes a credential into an
 //! error or a log.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -24,7 +26,6 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
@@ -364,27 +365,10 @@ impl Http {
         Ok(answer.access_token)
     }
 
-    /// One authenticated GET of JSON, as [`Http::fetch`]: `authorization` gives the header for
-    /// each attempt; a 401 drops the cached token `renewable` names (an OAuth source's) and
-    /// tries once more with a new one. A failure is described by `describe` (what was read, why).
-    pub(crate) async fn get_json<T, Fut>(
-        &self,
-        url: &Url,
-        authorization: impl Fn() -> Fut,
-        renewable: Option<&str>,
-        describe: impl Fn(&str, Failure) -> DirectoryError,
-    ) -> Result<(T, HeaderMap), DirectoryError>
-    where
-        T: DeserializeOwned,
-        Fut: std::future::Future<Output = Result<HeaderValue, DirectoryError>>,
-    {
-        self.get_parsed(url, authorization, renewable, describe, |bytes| {
-            serde_json::from_slice::<T>(bytes)
-        })
-        .await
-    }
-
-    /// [`Http::get_json`] with the body decoded by `parse`, as [`Http::fetch`].
+    /// One authenticated GET, its body decoded by `parse` as [`Http::fetch`] does:
+    /// `authorization` gives the header for each attempt; a 401 drops the cached token
+    /// `renewable` names (an OAuth source's) and tries once more with a new one. A failure is
+    /// described by `describe` (what was read, why).
     pub(crate) async fn get_parsed<R, E, Fut>(
         &self,
         url: &Url,
@@ -442,33 +426,108 @@ fn describe_transport(e: &reqwest::Error) -> String {
     clip(&text)
 }
 
-/// Reads every page from `first` on: `page` fetches one page's items and its next-page link as
-/// the server gave it (Okta's `Link: rel="next"`, Graph's `@odata.nextLink`), `None` on the last
-/// page. Each link is kept on the configured origins ([`Http::follow`]) and a link seen before
-/// is an error, never an endless read.
-pub(crate) async fn all_pages<T, F, Fut>(
+/// One page as its fetch step took it: the body, kept for the parse step, and the next-page link
+/// as the server gave it (`None` on the last page).
+pub(crate) type Fetched<B> = (B, Option<String>);
+
+/// Reads every page from `first` on, each page parsed while the next one is fetched.
+///
+/// `fetch` asks for one page and checks only what it must to go on: that the body is whole (a
+/// broken body is retried there, by [`Http::fetch`]) and where the next page is (Okta's
+/// `Link: rel="next"`, Graph's `@odata.nextLink`, Google's `nextPageToken` made into a URL). It
+/// returns the body with that link. `parse` turns a kept body into the items the read keeps; it
+/// runs on page N while the request for page N+1 is in flight (`tokio::join!` polls the fetch
+/// first, so the request is out before the parse, CPU work on this task, starts). Pages are
+/// still asked for one at a time. A body `parse` refuses fails the read, even when the next page
+/// has already arrived: either every page's items come back, in page order, or an error.
+///
+/// Each link is kept on the configured origins ([`Http::follow`]) and a link seen before is an
+/// error, never an endless read.
+pub(crate) async fn all_pages<T, B, E, F, Fut, P>(
     http: &Http,
     first: Url,
-    mut page: F,
+    fetch: F,
+    mut parse: P,
 ) -> Result<Vec<T>, DirectoryError>
 where
-    F: FnMut(Url) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), DirectoryError>>,
+    F: Fn(Url) -> Fut,
+    Fut: std::future::Future<Output = Result<Fetched<B>, DirectoryError>>,
+    P: FnMut(&B) -> Result<Vec<T>, E>,
+    E: std::fmt::Display,
 {
     let mut out = Vec::new();
-    let mut next = Some(first);
     let mut seen = std::collections::HashSet::new();
-    while let Some(url) = next.take() {
-        if !seen.insert(url.to_string()) {
-            return Err(http.error("the server repeated a next-page link"));
-        }
-        let (items, link) = page(url).await?;
+    seen.insert(first.to_string());
+    let mut url = first.clone();
+    let mut current = fetch(first).await?;
+    loop {
+        let (body, link) = current;
+        let next = match link {
+            None => None,
+            Some(link) => {
+                let next = http.follow(&link)?;
+                if !seen.insert(next.to_string()) {
+                    return Err(http.error("the server repeated a next-page link"));
+                }
+                Some(next)
+            }
+        };
+        let (fetched, items) = tokio::join!(
+            async {
+                match &next {
+                    Some(next) => Some(fetch(next.clone()).await),
+                    None => None,
+                }
+            },
+            async { parse(&body) }
+        );
+        let items = items.map_err(|e| {
+            http.error(format!(
+                "{}: the answer is not the expected JSON: {e}",
+                url.path()
+            ))
+        })?;
         out.extend(items);
-        if let Some(link) = link {
-            next = Some(http.follow(&link)?);
+        match (fetched, next) {
+            (Some(page), Some(next)) => {
+                current = page?;
+                url = next;
+            }
+            _ => return Ok(out),
         }
     }
-    Ok(out)
+}
+
+/// A JSON string borrowed from a page's body, or owned when it had escapes to undo.
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// An `Authorization` header value (`<scheme> <credential>`), marked sensitive so that no
@@ -616,18 +675,42 @@ mod tests {
         .unwrap()
     }
 
-    /// Pages served from a table: url -> (items, next link).
-    async fn read(pages: &[(&str, &[u32], Option<&str>)]) -> Result<Vec<u32>, DirectoryError> {
+    /// A page of the table: its URL, its items, its next link.
+    type Page<'a> = (&'a str, &'a [u32], Option<&'a str>);
+
+    /// Pages served from a table, each fetch taking a little while (so that parses and fetches
+    /// interleave); a body holding `0` is refused by the parse step. Returns the read and the
+    /// URLs fetched, in order.
+    async fn read_logged(pages: &[Page<'_>]) -> (Result<Vec<u32>, DirectoryError>, Vec<String>) {
         let http = http();
         let first = Url::parse(pages[0].0).unwrap();
-        all_pages(&http, first, |url| {
-            let page = pages.iter().find(|(u, ..)| *u == url.as_str()).copied();
-            async move {
-                let (_, items, next) = page.expect("a known page");
-                Ok((items.to_vec(), next.map(str::to_owned)))
-            }
-        })
-        .await
+        let fetched = Mutex::new(Vec::new());
+        let read = all_pages(
+            &http,
+            first,
+            |url| {
+                let page = pages.iter().find(|(u, ..)| *u == url.as_str()).copied();
+                fetched.lock().unwrap().push(url.to_string());
+                async move {
+                    let (_, items, next) = page.expect("a known page");
+                    tokio::time::sleep(Duration::from_millis(items.len() as u64)).await;
+                    Ok((items.to_vec(), next.map(str::to_owned)))
+                }
+            },
+            |body: &Vec<u32>| {
+                if body.contains(&0) {
+                    Err("a body that is JSON but not a page")
+                } else {
+                    Ok(body.clone())
+                }
+            },
+        )
+        .await;
+        (read, fetched.into_inner().unwrap())
+    }
+
+    async fn read(pages: &[Page<'_>]) -> Result<Vec<u32>, DirectoryError> {
+        read_logged(pages).await.0
     }
 
     #[tokio::test]
@@ -648,6 +731,59 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(items, vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn items_keep_their_page_order_however_long_each_fetch_takes() {
+        // Pages of falling then rising sizes: each fetch takes as many milliseconds as its page
+        // has items, so a quick page follows a slow one and the other way round.
+        let sizes = [9usize, 1, 6, 2, 8, 3, 5];
+        let urls: Vec<String> = (0..sizes.len())
+            .map(|i| format!("https://idp.example.com/u?p={i}"))
+            .collect();
+        let mut items = Vec::new();
+        let mut n = 1u32;
+        for size in sizes {
+            items.push((n..n + size as u32).collect::<Vec<u32>>());
+            n += size as u32;
+        }
+        let pages: Vec<Page<'_>> = (0..sizes.len())
+            .map(|i| {
+                let next = urls.get(i + 1).map(String::as_str);
+                (urls[i].as_str(), items[i].as_slice(), next)
+            })
+            .collect();
+        let (read, fetched) = read_logged(&pages).await;
+        assert_eq!(read.unwrap(), (1..n).collect::<Vec<u32>>());
+        assert_eq!(fetched, urls);
+    }
+
+    #[tokio::test]
+    async fn a_page_refused_after_the_next_one_arrived_fails_the_whole_read() {
+        let (read, fetched) = read_logged(&[
+            (
+                "https://idp.example.com/u",
+                &[1, 2],
+                Some("https://idp.example.com/u?p=2"),
+            ),
+            (
+                "https://idp.example.com/u?p=2",
+                &[3, 0],
+                Some("https://idp.example.com/u?p=3"),
+            ),
+            ("https://idp.example.com/u?p=3", &[4], None),
+        ])
+        .await;
+        // The third page was fetched while the second was parsed; the second's parse error
+        // still ends the read with nothing of the first.
+        assert_eq!(fetched.len(), 3, "{fetched:?}");
+        let err = read.unwrap_err();
+        assert!(
+            err.message
+                .contains("/u: the answer is not the expected JSON"),
+            "{err}"
+        );
+        assert_eq!(err.source, "corp");
     }
 
     #[tokio::test]

@@ -15,16 +15,21 @@
 //! Authentication: `SSWS` API token, or OAuth 2.0 client credentials with a private-key JWT
 //! (scopes `okta.users.read`, plus `okta.apps.read` for assignments) whose bearer token is cached
 //! for its lifetime (a 401 drops it and fetches a new one once).
+//!
+//! Pages are read by [`http::all_pages`]: a fetch checks that the body is a JSON array (a broken
+//! one is asked again) and takes the `Link` header's next page; the page's users become people
+//! (or the app's users emails) while the next page is fetched.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{self, clip, Failure, Http, ReadOptions};
+use super::http::{self, clip, Failure, Fetched, Http, ReadOptions};
 use super::DirectoryError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{OktaAuth, OktaSettings};
@@ -112,7 +117,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     async fn read(&self) -> Result<DirectoryListing, DirectoryError> {
-        let mut users: Vec<User> = Vec::new();
+        let mut people: Vec<DirectoryPerson> = Vec::new();
         let mut seen = HashSet::new();
         let mut searches = vec![self.settings.search.clone()];
         if self.settings.search.is_none() {
@@ -125,39 +130,43 @@ impl Reader<'_> {
             if let Some(s) = &search {
                 url.query_pairs_mut().append_pair("search", s);
             }
-            for user in self.all_pages::<User>(url).await? {
-                if seen.insert(user.id.clone()) {
-                    users.push(user);
+            // A page's users become people while the next page is fetched.
+            let page = |body: &[u8]| {
+                serde_json::from_slice::<Vec<User>>(body)
+                    .map(|users| users.into_iter().filter_map(person).collect())
+            };
+            for person in self.all_pages(url, page).await? {
+                if seen.insert(person.id.clone()) {
+                    people.push(person);
                 }
-            }
-        }
-        let mut email_of = HashMap::new();
-        let mut people = Vec::with_capacity(users.len());
-        for user in users {
-            if let Some(person) = person(user) {
-                email_of.insert(person.id.clone(), person.email.clone());
-                people.push(person);
             }
         }
         let assigned = match &self.settings.app_id {
             None => None,
             Some(app) => {
+                let email_of: HashMap<&str, &str> = people
+                    .iter()
+                    .map(|p| (p.id.as_str(), p.email.as_str()))
+                    .collect();
                 let mut url = self.url(&format!("/api/v1/apps/{app}/users"))?;
                 url.query_pairs_mut()
                     .append_pair("limit", &APP_PAGE.to_string());
-                let mut emails: Vec<String> = self
-                    .all_pages::<AppUser>(url)
-                    .await?
-                    .into_iter()
-                    .filter_map(|a| match email_of.get(&a.id) {
-                        Some(email) => Some(email.clone()),
-                        None => a
-                            .credentials
-                            .and_then(|c| c.user_name)
-                            .filter(|u| u.contains('@'))
-                            .map(|u| u.trim().to_lowercase()),
+                let page = |body: &[u8]| {
+                    serde_json::from_slice::<Vec<AppUser>>(body).map(|users| {
+                        users
+                            .into_iter()
+                            .filter_map(|a| match email_of.get(a.id.as_str()) {
+                                Some(email) => Some((*email).to_string()),
+                                None => a
+                                    .credentials
+                                    .and_then(|c| c.user_name)
+                                    .filter(|u| u.contains('@'))
+                                    .map(|u| u.trim().to_lowercase()),
+                            })
+                            .collect()
                     })
-                    .collect();
+                };
+                let mut emails: Vec<String> = self.all_pages(url, page).await?;
                 emails.sort();
                 emails.dedup();
                 Some(emails)
@@ -171,33 +180,37 @@ impl Reader<'_> {
             .map_err(|e| self.http.error(format!("invalid URL: {e}")))
     }
 
-    /// Every page from `first`, following `Link: rel="next"`.
-    async fn all_pages<T: serde::de::DeserializeOwned>(
+    /// Every page from `first`, following `Link: rel="next"`, as [`http::all_pages`] reads
+    /// them: a fetch checks that the body is a JSON array (a broken one is asked again) and
+    /// takes the header's link; `parse` turns the kept body into what the read keeps while the
+    /// next page is fetched.
+    async fn all_pages<R>(
         &self,
         first: Url,
-    ) -> Result<Vec<T>, DirectoryError> {
-        http::all_pages(&self.http, first, |url| async move {
-            let (items, headers) = self.get::<Vec<T>>(&url).await?;
-            Ok((items, next_link(&headers)))
-        })
-        .await
+        mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<R>>,
+    ) -> Result<Vec<R>, DirectoryError> {
+        let parse = |body: &Vec<u8>| parse(body);
+        http::all_pages(&self.http, first, |url| self.page_body(url), parse).await
     }
 
-    /// One authenticated GET; a 401 with a cached OAuth token fetches a new token once.
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        url: &Url,
-    ) -> Result<(T, HeaderMap), DirectoryError> {
+    /// One page's body and its next link; a 401 with a cached OAuth token fetches a new token
+    /// once.
+    async fn page_body(&self, url: Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
         let key =
             matches!(self.settings.auth, OktaAuth::PrivateKeyJwt { .. }).then(|| self.token_key());
-        self.http
-            .get_json(
-                url,
+        let (body, headers) = self
+            .http
+            .get_parsed(
+                &url,
                 || self.authorization(),
                 key.as_deref(),
                 |what, f| self.describe(what, f),
+                |body: &[u8]| {
+                    serde_json::from_slice::<Vec<IgnoredAny>>(body).map(|_| body.to_vec())
+                },
             )
-            .await
+            .await?;
+        Ok((body, next_link(&headers)))
     }
 
     fn describe(&self, what: &str, failure: Failure) -> DirectoryError {

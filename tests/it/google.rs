@@ -305,3 +305,54 @@ async fn a_403_rate_limit_is_retried_and_a_403_refusal_fails_at_once() {
         "a refusal is not asked again"
     );
 }
+
+/// Several pages, each parsed while the next is fetched, with three in ten `users.list` answers
+/// cut short or not JSON (a broken body is asked again): every person once, as seeded.
+#[tokio::test]
+async fn several_pages_are_read_while_parsing_and_broken_bodies_are_asked_again() {
+    let sim = sim(300).await;
+    sim.google_set_faults(Faults {
+        malformed_rate: 0.3,
+        path_contains: Some("/users".into()),
+        ..Faults::default()
+    });
+    let want = expected(&sim);
+    assert!(want.people.len() > 3 * 50, "not several pages");
+    let listing = read_with("gw", &settings(&sim), &quick(50))
+        .await
+        .expect("read");
+    assert_eq!(listing, want);
+    let pages = want.people.len().div_ceil(50) as u64;
+    assert!(
+        sim.google_requests_served() > pages + 3,
+        "some broken bodies were asked again"
+    );
+}
+
+/// A page that is JSON but not a page of users fails the read, though the next page (fetched
+/// while it was parsed) is fine: no partial listing.
+#[tokio::test]
+async fn a_page_that_is_not_a_page_of_users_fails_the_read() {
+    let sim = sim(5).await;
+    let first = serde_json::json!({"kind": "admin#directory#users", "nextPageToken": "p2",
+        "users": [{"id": "1", "primaryEmail": "ann@example.com"}, {"id": 2}]});
+    let second = serde_json::json!({"kind": "admin#directory#users",
+        "users": [{"id": "3", "primaryEmail": "bob@example.com"}]});
+    let (url, served) = scripted_users(vec![(200, first), (200, second)]).await;
+    let broken = GoogleSettings {
+        api_url: url,
+        ..settings(&sim)
+    };
+    let error = read_with("gw", &broken, &quick(100)).await.unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("the answer is not the expected JSON"),
+        "{error}"
+    );
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        2,
+        "the second page was fetched while the first was parsed, neither asked again"
+    );
+}

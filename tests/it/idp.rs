@@ -285,6 +285,41 @@ async fn transient_faults_are_ridden_out_and_a_lasting_one_is_an_error() {
     assert!(err.message.contains("HTTP 5"), "{err}");
 }
 
+/// Okta's pages of 200, each parsed while the next is fetched, with three in ten answers cut
+/// short or not JSON (a broken body is asked again): every person once, the app's assignments.
+#[tokio::test]
+async fn okta_reads_several_pages_while_parsing_and_retries_broken_bodies() {
+    let h = sim().await;
+    let okta = OktaSim::start_local(&h, OktaOptions::default())
+        .await
+        .unwrap();
+    let dir = h.snapshot_state().directory();
+    let listed = dir
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e.state,
+                DirectoryState::Deprovisioned | DirectoryState::Deleted
+            )
+        })
+        .count();
+    assert!(listed > 2 * 200, "{listed} users: not three pages");
+    okta.set_faults(Faults {
+        malformed_rate: 0.3,
+        ..Faults::default()
+    });
+    let before = okta.requests_served();
+    let listing = okta::read_with("okta", &okta_settings(&okta, token()), &fast())
+        .await
+        .expect("read");
+    assert_eq!(normal(listing), okta_expected(&dir));
+    let pages = (listed.div_ceil(200) + 2) as u64;
+    assert!(
+        okta.requests_served() - before > pages,
+        "some broken bodies were asked again"
+    );
+}
+
 #[tokio::test]
 async fn a_source_that_is_down_is_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
