@@ -132,7 +132,11 @@ impl Reader<'_> {
             url.query_pairs_mut()
                 .append_pair("$select", SELECT)
                 .append_pair("$top", TOP);
-            people.extend(self.all_pages(url, user_page).await?);
+            // The users' pages are the bulk of a read: each is parsed on a thread of its own.
+            people.extend(
+                http::all_pages_apart(&self.http, url, |url| self.page_body(url), user_page)
+                    .await?,
+            );
         }
         // A person listed twice (deleted between the two lists) is kept where first seen.
         let mut first: HashMap<&str, usize> = HashMap::with_capacity(people.len());

@@ -455,6 +455,57 @@ where
     P: FnMut(&B) -> Result<Vec<T>, E>,
     E: std::fmt::Display,
 {
+    page_loop(http, first, fetch, |body: B| {
+        // Run when first polled, after the next request is out (see above).
+        let parsed = parse(&body).map_err(|e| e.to_string());
+        std::future::ready(parsed)
+    })
+    .await
+}
+
+/// [`all_pages`] with each page parsed on a thread of the blocking pool instead of this task,
+/// for a parse that needs nothing but the body (a plain function): while a large page is turned
+/// into items on one core, this task goes on reading the next answer on another. On this task
+/// the parse and the next answer's bytes take turns.
+pub(crate) async fn all_pages_apart<T, B, E, F, Fut>(
+    http: &Http,
+    first: Url,
+    fetch: F,
+    parse: fn(&[u8]) -> Result<Vec<T>, E>,
+) -> Result<Vec<T>, DirectoryError>
+where
+    F: Fn(Url) -> Fut,
+    Fut: std::future::Future<Output = Result<Fetched<B>, DirectoryError>>,
+    B: AsRef<[u8]> + Send + 'static,
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    page_loop(http, first, fetch, |body: B| async move {
+        match tokio::task::spawn_blocking(move || parse(body.as_ref()).map_err(|e| e.to_string()))
+            .await
+        {
+            Ok(parsed) => parsed,
+            // A parse that panicked fails this read like a page it refused.
+            Err(_) => Err("the page's parse failed".to_owned()),
+        }
+    })
+    .await
+}
+
+/// The loop of [`all_pages`]: `start` begins the parse of a kept body (its future is polled
+/// beside the next fetch) and gives the items or why the body was refused.
+async fn page_loop<T, B, F, Fut, S, SFut>(
+    http: &Http,
+    first: Url,
+    fetch: F,
+    mut start: S,
+) -> Result<Vec<T>, DirectoryError>
+where
+    F: Fn(Url) -> Fut,
+    Fut: std::future::Future<Output = Result<Fetched<B>, DirectoryError>>,
+    S: FnMut(B) -> SFut,
+    SFut: std::future::Future<Output = Result<Vec<T>, String>>,
+{
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     seen.insert(first.to_string());
@@ -479,7 +530,7 @@ where
                     None => None,
                 }
             },
-            async { parse(&body) }
+            async { start(body).await }
         );
         let items = items.map_err(|e| {
             http.error(format!(
@@ -784,6 +835,61 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.source, "corp");
+    }
+
+    /// The parse of [`all_pages_apart`]: each byte an item; a 0 byte makes the body refused.
+    fn bytes_page(body: &[u8]) -> Result<Vec<u32>, String> {
+        if body.contains(&0) {
+            return Err("a body that is JSON but not a page".into());
+        }
+        Ok(body.iter().map(|b| u32::from(*b)).collect())
+    }
+
+    /// The table's pages read with [`all_pages_apart`] (bodies as bytes), on the current-thread
+    /// runtime the tests use: the parse still gets its own thread.
+    async fn read_apart(pages: &[Page<'_>]) -> Result<Vec<u32>, DirectoryError> {
+        let http = http();
+        let first = Url::parse(pages[0].0).unwrap();
+        all_pages_apart(
+            &http,
+            first,
+            |url| {
+                let page = pages.iter().find(|(u, ..)| *u == url.as_str()).copied();
+                async move {
+                    let (_, items, next) = page.expect("a known page");
+                    tokio::time::sleep(Duration::from_millis(items.len() as u64)).await;
+                    let body: Vec<u8> = items.iter().map(|i| *i as u8).collect();
+                    Ok((body, next.map(str::to_owned)))
+                }
+            },
+            bytes_page,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn pages_parsed_apart_keep_their_order_and_a_refused_one_fails_the_read() {
+        let pages: [Page<'_>; 3] = [
+            (
+                "https://idp.example.com/u",
+                &[1, 2, 3],
+                Some("https://idp.example.com/u?p=2"),
+            ),
+            (
+                "https://idp.example.com/u?p=2",
+                &[4],
+                Some("https://idp.example.com/u?p=3"),
+            ),
+            ("https://idp.example.com/u?p=3", &[5, 6], None),
+        ];
+        assert_eq!(read_apart(&pages).await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        let mut refused = pages;
+        refused[1].1 = &[4, 0];
+        let err = read_apart(&refused).await.unwrap_err();
+        assert!(
+            err.message.contains("the answer is not the expected JSON"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
