@@ -15,7 +15,9 @@
 //! Pages are read by [`http::all_pages`]: a fetch checks only that the body is JSON and takes its
 //! `@odata.nextLink`; the page is then deserialized into structs that borrow its body's strings
 //! and turned into people at once, while the next page is fetched, so a 100k-person read copies
-//! each kept string once (lower-cased) and allocates nothing for the properties it drops.
+//! each kept string once (lower-cased) and allocates nothing for the properties it drops. The
+//! users' pages, the bulk of a read, go through [`http::all_pages_apart`]: each is parsed on a
+//! thread of the blocking pool, so the next answer is read meanwhile on another core.
 
 use std::collections::HashMap;
 

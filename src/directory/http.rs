@@ -2,7 +2,7 @@
 //! `reqwest` client with bounded retries, a deadline for the whole read, rate-limit waits,
 //! bearer tokens cached for their lifetime, RS256 JWTs (`ring`) for OAuth client assertions
 //! and Google's JWT bearer grant, and one page loop ([`all_pages`]) that parses a page while the
-//! next one is fetched.
+//! next one is fetched (on this task, or on a thread of its own: [`all_pages_apart`]).
 //!
 //! Retries: a transport error, a 5xx, a rate limit or a 2xx whose body is not the expected JSON
 //! is tried again up to [`ReadOptions::max_retries`] times (a refused connection only
