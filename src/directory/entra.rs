@@ -16,8 +16,8 @@
 //! `@odata.nextLink`; the page is then deserialized into structs that borrow its body's strings
 //! and turned into people at once, while the next page is fetched, so a 100k-person read copies
 //! each kept string once (lower-cased) and allocates nothing for the properties it drops. The
-//! users' pages, the bulk of a read, go through [`http::all_pages_apart`]: each is parsed on a
-//! thread of the blocking pool, so the next answer is read meanwhile on another core.
+//! pages go through [`http::all_pages_apart`]: each is parsed on a thread of the blocking pool,
+//! so the next answer is read meanwhile on another core.
 
 use std::collections::HashMap;
 
@@ -134,11 +134,7 @@ impl Reader<'_> {
             url.query_pairs_mut()
                 .append_pair("$select", SELECT)
                 .append_pair("$top", TOP);
-            // The users' pages are the bulk of a read: each is parsed on a thread of its own.
-            people.extend(
-                http::all_pages_apart(&self.http, url, |url| self.page_body(url), user_page)
-                    .await?,
-            );
+            people.extend(self.all_pages(url, user_page).await?);
         }
         // A person listed twice (deleted between the two lists) is kept where first seen.
         let mut first: HashMap<&str, usize> = HashMap::with_capacity(people.len());
@@ -154,9 +150,13 @@ impl Reader<'_> {
                 let mut url =
                     self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
                 url.query_pairs_mut().append_pair("$top", TOP);
-                let mut emails = self
-                    .all_pages(url, |body| assignment_page(body, &first, &people))
-                    .await?;
+                // The ids become emails once every page is in.
+                let ids = self.all_pages(url, assignment_page).await?;
+                let mut emails: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| first.get(id.as_str()))
+                    .map(|&i| people[i].email.clone())
+                    .collect();
                 emails.sort_unstable();
                 emails.dedup();
                 Some(emails)
@@ -174,16 +174,15 @@ impl Reader<'_> {
             .map_err(|e| self.http.error(format!("invalid URL: {e}")))
     }
 
-    /// Every page from `first`, following `@odata.nextLink`, as [`http::all_pages`] reads
-    /// them: `parse` turns a page's body into what the read keeps of its items while the next
-    /// page is fetched.
-    async fn all_pages<R>(
+    /// Every page from `first`, following `@odata.nextLink`, as [`http::all_pages_apart`] reads
+    /// them: `parse` turns a page's body into what the read keeps of its items, on a thread of
+    /// its own while the next page is fetched.
+    async fn all_pages<R: Send + 'static>(
         &self,
         first: Url,
-        mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<R>>,
+        parse: fn(&[u8]) -> serde_json::Result<Vec<R>>,
     ) -> Result<Vec<R>, DirectoryError> {
-        let parse = |body: &Vec<u8>| parse(body);
-        http::all_pages(&self.http, first, |url| self.page_body(url), parse).await
+        http::all_pages_apart(&self.http, first, |url| self.page_body(url), parse).await
     }
 
     /// One page's body and its next link, retried as [`Http::get_parsed`] retries (a body that
@@ -271,18 +270,15 @@ fn user_page(body: &[u8]) -> serde_json::Result<Vec<DirectoryPerson>> {
 
 /// A page of app-role assignments as the emails of the users it assigns, found by object id
 /// (`first`: a person's index in `people`).
-fn assignment_page(
-    body: &[u8],
-    first: &HashMap<&str, usize>,
-    people: &[DirectoryPerson],
-) -> serde_json::Result<Vec<String>> {
+/// The users a page of `appRoleAssignedTo` assigns: their ids (groups and service principals
+/// are left out). Their emails are looked up once every page is in.
+fn assignment_page(body: &[u8]) -> serde_json::Result<Vec<String>> {
     let page: Page<Assignment<'_>> = serde_json::from_slice(body)?;
     Ok(page
         .value
-        .iter()
+        .into_iter()
         .filter(|a| a.principal_type.as_deref() == Some("User"))
-        .filter_map(|a| first.get(a.principal_id.as_deref()?))
-        .map(|&i| people[i].email.clone())
+        .filter_map(|a| a.principal_id.map(|id| id.0.into_owned()))
         .collect())
 }
 
