@@ -88,10 +88,8 @@ const EVENTS_PER_STATEMENT: usize = 64;
 pub(super) struct EventBatch<'c> {
     conn: &'c Connection,
     at: String,
-    kinds: Vec<&'static str>,
-    /// The pending payloads, serialised one after the other; `ends` marks where each ends.
-    payloads: Vec<u8>,
-    ends: Vec<usize>,
+    /// The events written and not yet appended.
+    pending: SerializedEvents,
     /// The statement of a whole batch, prepared at its first use.
     full: Option<rusqlite::Statement<'c>>,
 }
@@ -101,9 +99,7 @@ impl<'c> EventBatch<'c> {
         EventBatch {
             conn,
             at: ts(at),
-            kinds: Vec::with_capacity(EVENTS_PER_STATEMENT),
-            payloads: Vec::new(),
-            ends: Vec::with_capacity(EVENTS_PER_STATEMENT),
+            pending: SerializedEvents::default(),
             full: None,
         }
     }
@@ -115,32 +111,24 @@ impl<'c> EventBatch<'c> {
         kind: &'static str,
         payload: impl serde::Serialize,
     ) -> rusqlite::Result<()> {
-        serde_json::to_writer(&mut self.payloads, &payload)
+        self.pending
+            .push(kind, payload)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-        self.kinds.push(kind);
-        self.ends.push(self.payloads.len());
-        if self.kinds.len() == EVENTS_PER_STATEMENT {
+        if self.pending.len() == EVENTS_PER_STATEMENT {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Queues the events of `serialized`, in their order (appended at the latest by
-    /// [`EventBatch::finish`]).
+    /// Appends the events of `serialized` after those pending, in their order.
     pub(super) fn write_serialized(
         &mut self,
         serialized: &SerializedEvents,
     ) -> rusqlite::Result<()> {
-        let mut start = 0;
-        for (&kind, end) in serialized.kinds.iter().zip(&serialized.ends) {
-            self.payloads
-                .extend_from_slice(&serialized.payloads[start..*end]);
-            start = *end;
-            self.kinds.push(kind);
-            self.ends.push(self.payloads.len());
-            if self.kinds.len() == EVENTS_PER_STATEMENT {
-                self.flush()?;
-            }
+        self.flush()?;
+        let n = serialized.len();
+        for start in (0..n).step_by(EVENTS_PER_STATEMENT) {
+            self.append(serialized, start..n.min(start + EVENTS_PER_STATEMENT))?;
         }
         Ok(())
     }
@@ -151,7 +139,21 @@ impl<'c> EventBatch<'c> {
     }
 
     fn flush(&mut self) -> rusqlite::Result<()> {
-        let n = self.kinds.len();
+        let pending = std::mem::take(&mut self.pending);
+        self.append(&pending, 0..pending.len())?;
+        // The buffers are kept for the next events.
+        self.pending = pending;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Appends events `range` of `events` in one statement.
+    fn append(
+        &mut self,
+        events: &SerializedEvents,
+        range: std::ops::Range<usize>,
+    ) -> rusqlite::Result<()> {
+        let n = range.len();
         if n == 0 {
             return Ok(());
         }
@@ -174,24 +176,20 @@ impl<'c> EventBatch<'c> {
             &mut tail
         };
         statement.raw_bind_parameter(1, &self.at)?;
-        let mut start = 0;
-        for (i, (kind, end)) in self.kinds.iter().zip(&self.ends).enumerate() {
-            let text = std::str::from_utf8(&self.payloads[start..*end])
+        for (i, event) in range.enumerate() {
+            let (kind, payload) = events.get(event);
+            let text = std::str::from_utf8(payload)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
             statement.raw_bind_parameter(2 + 2 * i, kind)?;
             statement.raw_bind_parameter(3 + 2 * i, text)?;
-            start = *end;
         }
         statement.raw_execute()?;
-        self.kinds.clear();
-        self.ends.clear();
-        self.payloads.clear();
         Ok(())
     }
 }
 
 /// Events serialised ahead of their [`EventBatch`], e.g. on another thread while the batch's
-/// connection writes something else; [`EventBatch::write_serialized`] queues them.
+/// connection writes something else; [`EventBatch::write_serialized`] appends them.
 #[derive(Default)]
 pub(super) struct SerializedEvents {
     kinds: Vec<&'static str>,
@@ -211,6 +209,22 @@ impl SerializedEvents {
         self.kinds.push(kind);
         self.ends.push(self.payloads.len());
         Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Event `i`: its kind and its payload's text.
+    fn get(&self, i: usize) -> (&'static str, &[u8]) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (self.kinds[i], &self.payloads[start..self.ends[i]])
+    }
+
+    fn clear(&mut self) {
+        self.kinds.clear();
+        self.payloads.clear();
+        self.ends.clear();
     }
 }
 
