@@ -33,8 +33,31 @@ const OKTA_PER_MINUTE: u32 = 600;
 /// second.
 const GRAPH_TOP: usize = 999;
 const GRAPH_PER_SECOND: u32 = 800;
-/// Timed rounds of the Graph read and of its pages fetched alone.
-const GRAPH_ROUNDS: usize = 3;
+/// Timed rounds of the Graph read and of its pages fetched alone (`--graph-rounds`).
+pub(crate) const GRAPH_ROUNDS: usize = 3;
+
+/// Which of the Graph rounds' two reads run (`--graph-side`): both, for the figures; one alone,
+/// to profile it (e.g. under callgrind, the difference between a `read` and a `fetch` run is what
+/// orgwarden's read adds to the same pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum GraphSide {
+    Both,
+    /// Only orgwarden's read.
+    Read,
+    /// Only the fetch-only read.
+    Fetch,
+}
+
+/// What `directory` measures.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectoryBench {
+    pub(crate) people: usize,
+    pub(crate) save_db: Option<std::path::PathBuf>,
+    /// Only the Graph part (no Okta read, no audit).
+    pub(crate) graph_only: bool,
+    pub(crate) graph_rounds: usize,
+    pub(crate) graph_side: GraphSide,
+}
 
 /// One source's read of the whole directory.
 #[derive(Debug, Serialize)]
@@ -99,9 +122,11 @@ pub(crate) struct AuditWithDirectory {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct DirectoryFigures {
-    okta: SourceRead,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    okta: Option<SourceRead>,
     entra: SourceRead,
-    audit: AuditWithDirectory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit: Option<AuditWithDirectory>,
 }
 
 fn fixed_now() -> chrono::DateTime<chrono::Utc> {
@@ -152,10 +177,8 @@ async fn timed_read(config: &DirectoryConfig) -> anyhow::Result<(DirectoryListin
 
 /// Seeds an organization whose directory has about `people` persons and reads it from both
 /// simulators; then measures the audit of the benchmark organization with its directory.
-pub(crate) async fn bench_directory(
-    people: usize,
-    save_db: Option<&std::path::Path>,
-) -> anyhow::Result<DirectoryFigures> {
+pub(crate) async fn bench_directory(bench: &DirectoryBench) -> anyhow::Result<DirectoryFigures> {
+    let people = bench.people;
     // The directory is derived from the organization: about 1.06 persons per member (with the
     // invites, former members and directory-only people).
     let sizes = SeedSizes {
@@ -177,8 +200,31 @@ pub(crate) async fn bench_directory(
     let assigned = directory.iter().filter(|e| e.assigned).count();
     eprintln!("directory: {persons} persons, {assigned} assigned to the app");
 
+    let okta_read = if bench.graph_only {
+        None
+    } else {
+        Some(bench_okta(&sim, &directory).await?)
+    };
+    let entra_read = bench_graph(&sim, &directory, bench).await?;
+    sim.shutdown();
+    let audit = if bench.graph_only {
+        None
+    } else {
+        Some(audit_with_directory(bench.save_db.as_deref()).await?)
+    };
+    Ok(DirectoryFigures {
+        okta: okta_read,
+        entra: entra_read,
+        audit,
+    })
+}
+
+/// Orgwarden's read of the Okta simulator at its documented rate limit.
+async fn bench_okta(sim: &SimHandle, directory: &[DirectoryEntry]) -> anyhow::Result<SourceRead> {
+    let persons = directory.len();
+    let assigned = directory.iter().filter(|e| e.assigned).count();
     let okta = OktaSim::start_local(
-        &sim,
+        sim,
         OktaOptions {
             rate_limit: OKTA_PER_MINUTE,
             rate_window: Duration::from_secs(60),
@@ -209,9 +255,19 @@ pub(crate) async fn bench_directory(
     );
     eprintln!("okta: {okta_read:?}");
     okta.shutdown();
+    Ok(okta_read)
+}
 
+/// Rounds of orgwarden's read of the Graph simulator and of the same pages fetched alone.
+async fn bench_graph(
+    sim: &SimHandle,
+    directory: &[DirectoryEntry],
+    bench: &DirectoryBench,
+) -> anyhow::Result<SourceRead> {
+    let persons = directory.len();
+    let assigned = directory.iter().filter(|e| e.assigned).count();
     let graph = GraphSim::start_local(
-        &sim,
+        sim,
         GraphOptions {
             rps: Some(GRAPH_PER_SECOND),
             ..GraphOptions::default()
@@ -227,7 +283,7 @@ pub(crate) async fn bench_directory(
         + ceil_div(assigned, GRAPH_TOP);
     // A first read, untimed in the ratio: it pays for the simulator's one-time derivation of its
     // directory and sort of its lists (no part of pages arriving) and caches orgwarden's token.
-    let (_, first_read_secs) = timed_read(&settings_entra(&graph)).await?;
+    let (first_listing, first_read_secs) = timed_read(&settings_entra(&graph)).await?;
     let bearer = graph_token(&graph).await?;
     // Then rounds of orgwarden's read and the same pages fetched alone, neither asking for a
     // token (orgwarden's is cached, the fetch-only one taken before its clock starts), in
@@ -235,8 +291,16 @@ pub(crate) async fn bench_directory(
     let (mut reads, mut fetches) = (Vec::new(), Vec::new());
     let mut listing = None;
     let mut requests = 0;
-    for round in 0..GRAPH_ROUNDS {
+    for round in 0..bench.graph_rounds {
         for fetch_first in [round % 2 == 1, round % 2 == 0] {
+            let skipped = match bench.graph_side {
+                GraphSide::Both => false,
+                GraphSide::Read => fetch_first,
+                GraphSide::Fetch => !fetch_first,
+            };
+            if skipped {
+                continue;
+            }
             if fetch_first {
                 let cpu = process_cpu_secs();
                 let (fetched_pages, secs) = graph_fetch_only(&graph, &bearer).await?;
@@ -255,7 +319,11 @@ pub(crate) async fn bench_directory(
             }
         }
     }
-    let listing = listing.context("no Graph read")?;
+    let listing = match listing {
+        Some(listing) => listing,
+        // Fetch-only rounds (profiling): the first read's listing gives the persons.
+        None => first_listing,
+    };
     let median = |runs: &[(f64, Option<f64>)], cpu: bool| -> Option<f64> {
         let mut values: Vec<f64> = runs
             .iter()
@@ -274,7 +342,7 @@ pub(crate) async fn bench_directory(
         f64::from(GRAPH_PER_SECOND),
         Some(fetch_only),
     );
-    entra_read.rounds = Some(GRAPH_ROUNDS);
+    entra_read.rounds = Some(bench.graph_rounds);
     entra_read.first_read_secs = Some(first_read_secs);
     entra_read.cpu_secs = median(&reads, true);
     entra_read.fetch_only_cpu_secs = median(&fetches, true);
@@ -282,14 +350,7 @@ pub(crate) async fn bench_directory(
     entra_read.all_fetch_only_secs = fetches.iter().map(|r| r.0).collect();
     eprintln!("entra: {entra_read:?}");
     graph.shutdown();
-    sim.shutdown();
-
-    let audit = audit_with_directory(save_db).await?;
-    Ok(DirectoryFigures {
-        okta: okta_read,
-        entra: entra_read,
-        audit,
-    })
+    Ok(entra_read)
 }
 
 fn source_read(

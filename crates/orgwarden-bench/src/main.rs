@@ -69,6 +69,16 @@ struct BenchArgs {
     /// add to the audit (the `audit` figures alone).
     #[arg(long)]
     audit_only: bool,
+    /// `directory`: only the Graph part (its rounds of orgwarden's read and of the same pages
+    /// fetched alone), without the Okta read and the audit.
+    #[arg(long)]
+    graph_only: bool,
+    /// `directory`: rounds of the Graph read and of the fetch-only read.
+    #[arg(long, default_value_t = directory::GRAPH_ROUNDS)]
+    graph_rounds: usize,
+    /// `directory`: which of the two Graph reads each round runs (one alone: to profile it).
+    #[arg(long, value_enum, default_value = "both")]
+    graph_side: directory::GraphSide,
     /// `audit`: audits with the Okta source of a database `directory --save-db` saved
     /// configured, as `directory` does for its audit with the source.
     #[arg(long)]
@@ -195,7 +205,14 @@ async fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             let audit = directory::audit_with_directory(args.save_db.as_deref()).await?;
             serde_json::json!({ "audit": audit })
         } else {
-            let figures = directory::bench_directory(args.people, args.save_db.as_deref()).await?;
+            let bench = directory::DirectoryBench {
+                people: args.people,
+                save_db: args.save_db.clone(),
+                graph_only: args.graph_only,
+                graph_rounds: args.graph_rounds,
+                graph_side: args.graph_side,
+            };
+            let figures = directory::bench_directory(&bench).await?;
             serde_json::to_value(&figures)?
         };
         if let Some(object) = json.as_object_mut() {
