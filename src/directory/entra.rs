@@ -19,8 +19,7 @@
 //! pages go through [`http::all_pages_apart`]: each is parsed on a thread of the blocking pool,
 //! so the next answer is read meanwhile on another core.
 
-use std::collections::HashMap;
-
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -106,10 +105,15 @@ pub async fn read_with(
     let graph = settings.graph_url.trim_end_matches('/').to_string();
     let login = settings.login_url.trim_end_matches('/').to_string();
     let http = Http::new(name, opts, &[graph.as_str(), login.as_str()])?;
+    let token_key = format!(
+        "entra {login} {} {}",
+        settings.tenant_id, settings.client_id
+    );
     Reader {
         http,
         graph,
         login,
+        token_key,
         settings,
     }
     .read()
@@ -120,53 +124,48 @@ struct Reader<'a> {
     http: Http,
     graph: String,
     login: String,
+    /// Where the token is cached: the login URL, tenant and client (no secret).
+    token_key: String,
     settings: &'a EntraSettings,
 }
 
 impl Reader<'_> {
     async fn read(&self) -> Result<DirectoryListing, DirectoryError> {
-        let mut people = Vec::new();
-        for path in [
-            "/v1.0/users",
-            "/v1.0/directory/deletedItems/microsoft.graph.user",
-        ] {
-            let mut url = self.url(path)?;
-            url.query_pairs_mut()
-                .append_pair("$select", SELECT)
-                .append_pair("$top", TOP);
-            people.extend(self.all_pages(url, user_page).await?);
-        }
-        // A person listed twice (deleted between the two lists) is kept where first seen.
-        let mut first: HashMap<&str, usize> = HashMap::with_capacity(people.len());
-        let mut repeated = Vec::new();
-        for (i, p) in people.iter().enumerate() {
-            if *first.entry(p.id.as_str()).or_insert(i) != i {
-                repeated.push(i);
-            }
-        }
-        let assigned = match &self.settings.service_principal_id {
+        let users = self.users_url("/v1.0/users")?;
+        let deleted = self.users_url("/v1.0/directory/deletedItems/microsoft.graph.user")?;
+        let assignments = match &self.settings.service_principal_id {
             None => None,
             Some(sp) => {
                 let mut url =
                     self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
                 url.query_pairs_mut().append_pair("$top", TOP);
-                // The ids become emails once every page is in.
-                let ids = self.all_pages(url, assignment_page).await?;
-                let mut emails: Vec<String> = ids
-                    .iter()
-                    .filter_map(|id| first.get(id.as_str()))
-                    .map(|&i| people[i].email.clone())
-                    .collect();
-                emails.sort_unstable();
-                emails.dedup();
-                Some(emails)
+                Some(url)
             }
         };
-        drop(first);
-        for i in repeated.into_iter().rev() {
-            people.remove(i);
-        }
-        Ok(DirectoryListing { people, assigned })
+        // The lists are independent chains of pages: they are read side by side, each still one
+        // page at a time (at most three requests in flight). A list that fails fails the read.
+        let (mut people, deleted, ids) = tokio::try_join!(
+            self.all_pages(users, user_page),
+            self.all_pages(deleted, user_page),
+            async {
+                match assignments {
+                    None => Ok(None),
+                    // The ids become emails once every page is in.
+                    Some(url) => self.all_pages(url, assignment_page).await.map(Some),
+                }
+            },
+        )?;
+        people.extend(deleted);
+        Ok(listing(people, ids))
+    }
+
+    /// A users list's first page: the `$select`ed properties, the largest page.
+    fn users_url(&self, path: &str) -> Result<Url, DirectoryError> {
+        let mut url = self.url(path)?;
+        url.query_pairs_mut()
+            .append_pair("$select", SELECT)
+            .append_pair("$top", TOP);
+        Ok(url)
     }
 
     fn url(&self, path: &str) -> Result<Url, DirectoryError> {
@@ -187,19 +186,19 @@ impl Reader<'_> {
 
     /// One page's body and its next link, retried as [`Http::get_parsed`] retries (a body that
     /// is not JSON is asked again).
-    async fn page_body(&self, url: Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
+    async fn page_body(&self, url: Url) -> Result<Fetched<Bytes>, DirectoryError> {
         let authorization = || async { Ok(http::auth_header(&self.token().await?, "Bearer")) };
-        let key = self.token_key();
         let (page, _) = self
             .http
             .get_parsed(
                 &url,
                 authorization,
-                Some(&key),
+                Some(&self.token_key),
                 |what, f| self.describe(what, f),
-                |body: &[u8]| {
+                |body: &Bytes| {
+                    // The body is kept as the answer gave it (shared, not copied).
                     serde_json::from_slice::<NextLink<'_>>(body)
-                        .map(|page| (body.to_vec(), page.next_link.map(|l| l.0.into_owned())))
+                        .map(|page| (body.clone(), page.next_link.map(|l| l.0.into_owned())))
                 },
             )
             .await?;
@@ -233,14 +232,11 @@ impl Reader<'_> {
         self.http.error(message)
     }
 
-    fn token_key(&self) -> String {
-        format!(
-            "entra {} {} {}",
-            self.login, self.settings.tenant_id, self.settings.client_id
-        )
-    }
-
     async fn token(&self) -> Result<SecretString, DirectoryError> {
+        // Every page asks: a cached token is returned before any URL is built.
+        if let Some(token) = http::cached_token(&self.token_key) {
+            return Ok(token);
+        }
         let url = format!(
             "{}/{}/oauth2/v2.0/token",
             self.login, self.settings.tenant_id
@@ -255,31 +251,78 @@ impl Reader<'_> {
             ])
         };
         self.http
-            .bearer_token(&self.token_key(), &url, form, |what, f| {
+            .bearer_token(&self.token_key, &url, form, |what, f| {
                 self.describe(what, f)
             })
             .await
     }
 }
 
+/// The listing of the users then the deleted users (`people`, in that order) and the assigned
+/// users' ids: a person listed twice (deleted between the two lists) is kept where first seen;
+/// the assigned ids become the sorted, distinct emails of the people they name (an id nobody has
+/// is left out).
+fn listing(mut people: Vec<DirectoryPerson>, ids: Option<Vec<String>>) -> DirectoryListing {
+    let mut first: foldhash::HashMap<&str, usize> =
+        foldhash::HashMap::with_capacity_and_hasher(people.len(), Default::default());
+    let mut kept = vec![true; people.len()];
+    for (i, p) in people.iter().enumerate() {
+        if *first.entry(p.id.as_str()).or_insert(i) != i {
+            kept[i] = false;
+        }
+    }
+    let assigned = ids.map(|ids| {
+        // Distinct people first (integers), then their emails sorted as borrowed strings and
+        // copied once.
+        let mut found: Vec<usize> = ids
+            .iter()
+            .filter_map(|id| first.get(id.as_str()).copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let mut emails: Vec<&str> = found.iter().map(|&i| people[i].email.as_str()).collect();
+        emails.sort_unstable();
+        emails.dedup();
+        emails
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    });
+    drop(first);
+    if kept.contains(&false) {
+        let mut kept = kept.into_iter();
+        people.retain(|_| kept.next().unwrap_or(true));
+    }
+    DirectoryListing { people, assigned }
+}
+
 /// A page of users as the people it lists.
 fn user_page(body: &[u8]) -> serde_json::Result<Vec<DirectoryPerson>> {
-    let page: Page<User<'_>> = serde_json::from_slice(body)?;
+    let page: Page<User<'_>> = serde_json::from_str(utf8(body)?)?;
     Ok(page.value.into_iter().filter_map(person).collect())
 }
 
-/// A page of app-role assignments as the emails of the users it assigns, found by object id
-/// (`first`: a person's index in `people`).
 /// The users a page of `appRoleAssignedTo` assigns: their ids (groups and service principals
 /// are left out). Their emails are looked up once every page is in.
 fn assignment_page(body: &[u8]) -> serde_json::Result<Vec<String>> {
-    let page: Page<Assignment<'_>> = serde_json::from_slice(body)?;
+    let page: Page<Assignment<'_>> = serde_json::from_str(utf8(body)?)?;
     Ok(page
         .value
         .into_iter()
         .filter(|a| a.principal_type.as_deref() == Some("User"))
         .filter_map(|a| a.principal_id.map(|id| id.0.into_owned()))
         .collect())
+}
+
+/// A page's body as text, checked to be UTF-8 once as a whole (JSON is UTF-8): parsed from
+/// `&str`, the strings it borrows are not checked again one by one.
+fn utf8(body: &[u8]) -> serde_json::Result<&str> {
+    std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// `s` trimmed and lower-cased, when it looks like an address.

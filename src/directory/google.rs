@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
@@ -112,7 +113,7 @@ pub async fn read_with(
             .append_pair("projection", "basic")
             .append_pair("showDeleted", if deleted { "true" } else { "false" });
         // A page's users become people while the next page is fetched.
-        let parse = |body: &Vec<u8>| {
+        let parse = |body: &Bytes| {
             serde_json::from_slice::<UsersPage>(body)
                 .map(|page| page.users.into_iter().map(|u| person(u, deleted)).collect())
         };
@@ -270,7 +271,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// One `users.list` page's body and the next page's URL (`first` with its `pageToken`); a
     /// body that is not JSON is asked again.
-    async fn page_body(&self, url: Url, first: &Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
+    async fn page_body(&self, url: Url, first: &Url) -> Result<Fetched<Bytes>, DirectoryError> {
         let next_url = |token: &str| {
             let mut next = first.clone();
             next.query_pairs_mut().append_pair("pageToken", token);
@@ -283,10 +284,10 @@ impl Reader<'_> {
                 || self.authorization(),
                 Some(&self.token_key()),
                 |_, f| self.describe("users.list", f),
-                |body: &[u8]| {
+                |body: &Bytes| {
                     serde_json::from_slice::<NextPage<'_>>(body).map(|page| {
                         let next = page.next_page_token.filter(|t| !t.is_empty());
-                        (body.to_vec(), next.map(|t| next_url(&t)))
+                        (body.clone(), next.map(|t| next_url(&t)))
                     })
                 },
             )

@@ -22,6 +22,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, StatusCode};
@@ -233,7 +234,7 @@ impl Http {
     pub(crate) async fn fetch<R, E: std::fmt::Display>(
         &self,
         build: impl Fn() -> RequestBuilder,
-        parse: impl Fn(&[u8]) -> Result<R, E>,
+        parse: impl Fn(&Bytes) -> Result<R, E>,
     ) -> Result<(R, HeaderMap), Failure> {
         let mut attempt = 0u32;
         loop {
@@ -345,7 +346,7 @@ impl Http {
         let form = form()?;
         // A body that is not the expected answer is described by where it breaks only: the
         // parser's message could quote the token.
-        let parse = |body: &[u8]| {
+        let parse = |body: &Bytes| {
             serde_json::from_slice::<TokenAnswer>(body)
                 .map_err(|e| format!("line {}, column {}", e.line(), e.column()))
         };
@@ -375,7 +376,7 @@ impl Http {
         authorization: impl Fn() -> Fut,
         renewable: Option<&str>,
         describe: impl Fn(&str, Failure) -> DirectoryError,
-        parse: impl Fn(&[u8]) -> Result<R, E>,
+        parse: impl Fn(&Bytes) -> Result<R, E>,
     ) -> Result<(R, HeaderMap), DirectoryError>
     where
         E: std::fmt::Display,

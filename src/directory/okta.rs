@@ -22,6 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
@@ -189,13 +190,13 @@ impl Reader<'_> {
         first: Url,
         mut parse: impl FnMut(&[u8]) -> serde_json::Result<Vec<R>>,
     ) -> Result<Vec<R>, DirectoryError> {
-        let parse = |body: &Vec<u8>| parse(body);
+        let parse = |body: &Bytes| parse(body);
         http::all_pages(&self.http, first, |url| self.page_body(url), parse).await
     }
 
     /// One page's body and its next link; a 401 with a cached OAuth token fetches a new token
     /// once.
-    async fn page_body(&self, url: Url) -> Result<Fetched<Vec<u8>>, DirectoryError> {
+    async fn page_body(&self, url: Url) -> Result<Fetched<Bytes>, DirectoryError> {
         let key =
             matches!(self.settings.auth, OktaAuth::PrivateKeyJwt { .. }).then(|| self.token_key());
         let (body, headers) = self
@@ -205,8 +206,8 @@ impl Reader<'_> {
                 || self.authorization(),
                 key.as_deref(),
                 |what, f| self.describe(what, f),
-                |body: &[u8]| {
-                    serde_json::from_slice::<Vec<IgnoredAny>>(body).map(|_| body.to_vec())
+                |body: &Bytes| {
+                    serde_json::from_slice::<Vec<IgnoredAny>>(body).map(|_| body.clone())
                 },
             )
             .await?;
