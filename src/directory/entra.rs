@@ -36,6 +36,8 @@ pub const SELECT: &str =
     "id,mail,userPrincipalName,proxyAddresses,accountEnabled,otherMails,deletedDateTime";
 /// The page size asked for (`$top`, Graph's largest for users).
 pub const TOP: &str = "999";
+/// The assignment properties each page of `appRoleAssignedTo` asks for (`$select`).
+pub const ASSIGNMENT_SELECT: &str = "principalId,principalType";
 /// The client-credentials scope.
 pub const SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -138,7 +140,9 @@ impl Reader<'_> {
             Some(sp) => {
                 let mut url =
                     self.url(&format!("/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"))?;
-                url.query_pairs_mut().append_pair("$top", TOP);
+                url.query_pairs_mut()
+                    .append_pair("$select", ASSIGNMENT_SELECT)
+                    .append_pair("$top", TOP);
                 Some(url)
             }
         };

@@ -412,7 +412,7 @@ async fn graph_token(graph: &GraphSim) -> anyhow::Result<String> {
 /// by side (as orgwarden reads them), each one page at a time, each page's body read whole and
 /// only its `@odata.nextLink` looked at. Returns the pages and the seconds.
 async fn graph_fetch_only(graph: &GraphSim, bearer: &str) -> anyhow::Result<(usize, f64)> {
-    use orgwarden::directory::entra::{SELECT, TOP};
+    use orgwarden::directory::entra::{ASSIGNMENT_SELECT, SELECT, TOP};
     let base = graph.base_url();
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -428,7 +428,7 @@ async fn graph_fetch_only(graph: &GraphSim, bearer: &str) -> anyhow::Result<(usi
             &client,
             bearer,
             format!(
-                "{base}/v1.0/servicePrincipals/{GRAPH_CLAUDE_SP_ID}/appRoleAssignedTo?$top={TOP}"
+                "{base}/v1.0/servicePrincipals/{GRAPH_CLAUDE_SP_ID}/appRoleAssignedTo?$select={ASSIGNMENT_SELECT}&$top={TOP}"
             )
         ),
     )?;

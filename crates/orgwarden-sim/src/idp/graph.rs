@@ -11,7 +11,8 @@
 //!   Deleted people are not there but in `GET /v1.0/directory/deletedItems/microsoft.graph.user`
 //!   (with their `deletedDateTime`), as in Entra ID's recycle bin.
 //! - `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo`: the Claude enterprise application's
-//!   user assignments (only for the configured service principal; another is a 404).
+//!   user assignments (only for the configured service principal; another is a 404), `$select`
+//!   as for users (without it, every property), `$top`, `@odata.nextLink`.
 //! - Errors `{error: {code, message, innerError: {date, request-id, client-request-id}}}`; a
 //!   token bucket (`rps`) answers `429 TooManyRequests` with `Retry-After`; injected 503s carry
 //!   `Retry-After: 1`.
@@ -412,6 +413,19 @@ fn chosen_properties(selected: &[String]) -> Vec<&'static str> {
         .collect()
 }
 
+/// The properties of an app-role assignment, in Graph's spelling.
+const ASSIGNMENT_PROPERTIES: [&str; 9] = [
+    "id",
+    "deletedDateTime",
+    "appRoleId",
+    "createdDateTime",
+    "principalDisplayName",
+    "principalId",
+    "principalType",
+    "resourceDisplayName",
+    "resourceId",
+];
+
 /// The properties of a simulated user, in Graph's spelling.
 const USER_PROPERTIES: [&str; 16] = [
     "id",
@@ -534,20 +548,39 @@ async fn list_assignments(
     }
     let sorted = sh.sorted();
     let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
+    // `$select` as for users (case-insensitive); without it, every property.
+    let chosen: Vec<&'static str> = match form(query.as_deref().unwrap_or("")).get("$select") {
+        Some(s) => {
+            let selected: Vec<&str> = s.split(',').map(str::trim).collect();
+            ASSIGNMENT_PROPERTIES
+                .iter()
+                .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(p)))
+                .copied()
+                .collect()
+        }
+        None => ASSIGNMENT_PROPERTIES.to_vec(),
+    };
     let render = |i: usize| {
         let e = &sorted.directory[i];
-        let principal = object_id(e);
-        json!({
-                "id": assignment_id(e),
-                "deletedDateTime": null,
-                "appRoleId": "00000000-0000-0000-0000-000000000000",
-                "createdDateTime": ts(e.state_changed),
-                "principalDisplayName": format!("{} {}", e.given_name, e.family_name).trim(),
-                "principalId": principal,
-                "principalType": "User",
-                "resourceDisplayName": "Claude",
-                "resourceId": id,
-        })
+        let mut object = Map::new();
+        for &name in &chosen {
+            let value = match name {
+                "id" => json!(assignment_id(e)),
+                "deletedDateTime" => Value::Null,
+                "appRoleId" => json!("00000000-0000-0000-0000-000000000000"),
+                "createdDateTime" => json!(ts(e.state_changed)),
+                "principalDisplayName" => {
+                    json!(format!("{} {}", e.given_name, e.family_name).trim())
+                }
+                "principalId" => json!(object_id(e)),
+                "principalType" => json!("User"),
+                "resourceDisplayName" => json!("Claude"),
+                "resourceId" => json!(id),
+                _ => Value::Null,
+            };
+            object.insert(name.to_owned(), value);
+        }
+        Value::Object(object)
     };
     page(
         &sh,
