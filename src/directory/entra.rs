@@ -5,8 +5,12 @@
 //! It reads `GET /v1.0/users?$select=…&$top=999` and the recycle bin,
 //! `GET /v1.0/directory/deletedItems/microsoft.graph.user` (soft-deleted users, kept 30 days),
 //! following `@odata.nextLink`; with a service principal configured, also
-//! `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo` (user assignments; group assignments are
-//! not expanded). `accountEnabled: false` is [`DirectoryStatus::Disabled`]`("accountEnabled=false")`,
+//! `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo?$select=principalId,principalType`
+//! (user assignments; group assignments are not expanded). The three lists are independent
+//! chains of pages, read side by side (each one page at a time: at most three requests in
+//! flight); a list that fails fails the read. A person in both user lists (deleted between the
+//! two) is kept as the users list has them; the assignments' ids become emails once every page
+//! is in. `accountEnabled: false` is [`DirectoryStatus::Disabled`]`("accountEnabled=false")`,
 //! a `deletedDateTime` is [`DirectoryStatus::Deleted`] since then. The primary email is `mail`
 //! (else `userPrincipalName`); aliases are `proxyAddresses` (`smtp:` stripped), `otherMails` and
 //! the UPN. Graph gives no time for a change of `accountEnabled`, so `status_since` is empty there.
@@ -15,9 +19,11 @@
 //! Pages are read by [`http::all_pages`]: a fetch checks only that the body is JSON and takes its
 //! `@odata.nextLink`; the page is then deserialized into structs that borrow its body's strings
 //! and turned into people at once, while the next page is fetched, so a 100k-person read copies
-//! each kept string once (lower-cased) and allocates nothing for the properties it drops. The
-//! pages go through [`http::all_pages_apart`]: each is parsed on a thread of the blocking pool,
-//! so the next answer is read meanwhile on another core.
+//! each kept string once (lower-cased) and allocates nothing for the properties it drops; the
+//! body is checked to be UTF-8 once as a whole, not string by string. The fetch keeps the body
+//! as the answer gave it (shared, not copied), and a page's token comes from the cache before
+//! any token URL is built. The pages go through [`http::all_pages_apart`]: each is parsed on a
+//! thread of the blocking pool, so the next answer is read meanwhile on another core.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -431,6 +437,72 @@ mod tests {
         let a =
             user(serde_json::json!({"id": "3", "mail": "a@example.com", "accountEnabled": true}));
         assert_eq!((a.status, a.aliases.len()), (DirectoryStatus::Active, 0));
+    }
+
+    fn someone(id: &str, email: &str, status: DirectoryStatus) -> DirectoryPerson {
+        DirectoryPerson {
+            id: id.into(),
+            email: email.into(),
+            aliases: Vec::new(),
+            status,
+            status_since: None,
+        }
+    }
+
+    #[test]
+    fn the_lists_become_one_listing_whatever_order_their_pages_came_in() {
+        // Users then deleted users, as the read concatenates them: "b" was deleted between the
+        // two lists and is kept where first seen (active); "e" shares its address with "d".
+        let people = vec![
+            someone("a", "ann@example.com", DirectoryStatus::Active),
+            someone("b", "bob@example.com", DirectoryStatus::Active),
+            someone("d", "dee@example.com", DirectoryStatus::Active),
+            someone("b", "bob@example.com", DirectoryStatus::Deleted),
+            someone("c", "cat@example.com", DirectoryStatus::Deleted),
+            someone("e", "dee@example.com", DirectoryStatus::Deleted),
+        ];
+        let ids = ["c", "b", "x", "b", "a", "e", "d"].map(String::from).to_vec();
+        let read = listing(people.clone(), Some(ids));
+        let kept: Vec<(&str, &DirectoryStatus)> = read
+            .people
+            .iter()
+            .map(|p| (p.id.as_str(), &p.status))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("a", &DirectoryStatus::Active),
+                ("b", &DirectoryStatus::Active),
+                ("d", &DirectoryStatus::Active),
+                ("c", &DirectoryStatus::Deleted),
+                ("e", &DirectoryStatus::Deleted),
+            ]
+        );
+        // Sorted, distinct, an id nobody has ("x") left out.
+        assert_eq!(
+            read.assigned.as_deref(),
+            Some(
+                &[
+                    "ann@example.com".to_string(),
+                    "bob@example.com".into(),
+                    "cat@example.com".into(),
+                    "dee@example.com".into()
+                ][..]
+            )
+        );
+        let unassigned = listing(people, None);
+        assert_eq!((unassigned.people.len(), unassigned.assigned), (5, None));
+        let empty = listing(Vec::new(), Some(Vec::new()));
+        assert_eq!((empty.people.len(), empty.assigned), (0, Some(Vec::new())));
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_where_it_breaks() {
+        let mut body = br#"{"value":[{"id":"1","mail":"ann@example.com"}]}"#.to_vec();
+        body[25] = 0xFF;
+        let err = user_page(&body).unwrap_err().to_string();
+        assert!(err.contains("invalid UTF-8 at byte 25"), "{err}");
+        assert!(assignment_page(&body).is_err());
     }
 
     #[test]

@@ -426,6 +426,45 @@ async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
     assert_eq!(normal(listing), entra_expected(&dir));
 }
 
+/// The three lists are read side by side: one that fails (an unknown service principal's
+/// assignments, a 404 while the users are still being read) fails the whole read, with the
+/// list's path and Graph's words; the same read with the right principal lists everyone.
+#[tokio::test]
+async fn entra_fails_the_read_when_one_of_its_lists_fails() {
+    let h = SimHandle::start_local(SimOptions {
+        sizes: SeedSizes {
+            members: 2_600,
+            invites: 100,
+            ..SeedSizes::default()
+        },
+        now: Some("2026-03-01T00:00:00Z".parse().expect("time")),
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts");
+    let graph = GraphSim::start_local(&h, GraphOptions::default())
+        .await
+        .unwrap();
+    let mut settings = entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET);
+    settings.service_principal_id = Some("no-such-principal".into());
+    let err = entra::read_with("corp-entra", &settings, &fast())
+        .await
+        .expect_err("404");
+    let text = err.to_string();
+    assert!(
+        text.contains("/v1.0/servicePrincipals/no-such-principal/appRoleAssignedTo")
+            && text.contains("HTTP 404")
+            && text.contains("Request_ResourceNotFound"),
+        "{text}"
+    );
+    assert_eq!(err.source, "corp-entra");
+    let listing = entra_listing(&graph).await;
+    assert_eq!(
+        normal(listing),
+        entra_expected(&h.snapshot_state().directory())
+    );
+}
+
 #[tokio::test]
 async fn entra_rides_out_429s_with_retry_after() {
     let h = sim().await;

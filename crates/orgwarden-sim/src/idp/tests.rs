@@ -350,6 +350,23 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     )
     .await;
     assert_eq!(assigned.len(), count(&|e| e.assigned));
+    assert!(assigned[0]["resourceDisplayName"].is_string(), "{}", assigned[0]);
+    // `$select` keeps only the properties it names (case-insensitive), as Graph does.
+    let selected = graph_all(
+        format!(
+            "{base}/v1.0/servicePrincipals/{GRAPH_CLAUDE_SP_ID}/appRoleAssignedTo\
+             ?$select=principalId,PRINCIPALTYPE&$top=15"
+        ),
+        &auth,
+    )
+    .await;
+    assert_eq!(selected.len(), assigned.len());
+    for (one, full) in selected.iter().zip(&assigned) {
+        let keys: Vec<&String> = one.as_object().expect("an object").keys().collect();
+        assert_eq!(keys, ["principalId", "principalType"], "{one}");
+        assert_eq!(one["principalId"], full["principalId"]);
+        assert_eq!(one["principalType"], "User");
+    }
     let missing = get(
         &format!("{base}/v1.0/servicePrincipals/nope/appRoleAssignedTo"),
         &auth,
