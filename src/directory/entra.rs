@@ -461,7 +461,9 @@ mod tests {
             someone("c", "cat@example.com", DirectoryStatus::Deleted),
             someone("e", "dee@example.com", DirectoryStatus::Deleted),
         ];
-        let ids = ["c", "b", "x", "b", "a", "e", "d"].map(String::from).to_vec();
+        let ids = ["c", "b", "x", "b", "a", "e", "d"]
+            .map(String::from)
+            .to_vec();
         let read = listing(people.clone(), Some(ids));
         let kept: Vec<(&str, &DirectoryStatus)> = read
             .people

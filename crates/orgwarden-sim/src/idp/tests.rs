@@ -350,7 +350,11 @@ async fn graph_pages_users_deleted_users_and_assignments() {
     )
     .await;
     assert_eq!(assigned.len(), count(&|e| e.assigned));
-    assert!(assigned[0]["resourceDisplayName"].is_string(), "{}", assigned[0]);
+    assert!(
+        assigned[0]["resourceDisplayName"].is_string(),
+        "{}",
+        assigned[0]
+    );
     // `$select` keeps only the properties it names (case-insensitive), as Graph does.
     let selected = graph_all(
         format!(
