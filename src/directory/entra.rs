@@ -152,6 +152,8 @@ impl Reader<'_> {
                 Some(url)
             }
         };
+        // One token for the three lists (cached; a chain that gets a 401 renews it).
+        self.token().await?;
         // The lists are independent chains of pages: they are read side by side, each still one
         // page at a time (at most three requests in flight). A list that fails fails the read.
         let (mut people, deleted, ids) = tokio::try_join!(

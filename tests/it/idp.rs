@@ -392,6 +392,8 @@ async fn entra_lists_the_seeded_directory_with_deleted_users_and_assignments() {
     let dir = h.snapshot_state().directory();
     assert!(dir.iter().any(|e| e.state == DirectoryState::Deleted));
     assert_eq!(normal(listing), entra_expected(&dir));
+    // One token request, though the three lists are read side by side, and one page each.
+    assert_eq!(graph.requests_served(), 4);
 }
 
 /// A directory of several 999-user pages, read with each page parsed while the next is fetched,

@@ -73,9 +73,10 @@ pub(crate) struct SourceRead {
     rate_limit_per_sec: f64,
     /// `pages / rate_limit_per_sec`: how long the pages take to arrive at that rate.
     bound_at_rate_limit_secs: f64,
-    /// The same pages fetched alone from this simulator (the token, then each page's body read
-    /// and its next link followed, nothing else parsed or kept), where measured: how long the
-    /// pages take to arrive when the server, not the rate limit, is the slower.
+    /// The same pages fetched alone from this simulator, as orgwarden asks for them (the same
+    /// URLs, the three lists as chains side by side, each page's body read and its next link
+    /// followed, nothing else parsed or kept), where measured: how long the pages take to arrive
+    /// when the server, not the rate limit, is the slower.
     fetch_only_secs: Option<f64>,
     /// When the pages can arrive at the earliest: the larger of the two above.
     arrival_secs: f64,
