@@ -271,6 +271,23 @@ where
     Ok(items)
 }
 
+/// [`drain`], then tells the writer the list is read (see `Batch::ListRead`).
+async fn drain_list<T, F>(
+    pager: Pager<T>,
+    slots: &Slots,
+    sink: &Option<mpsc::Sender<Batch>>,
+    progress: ResourceProgress,
+    wrap: F,
+) -> anyhow::Result<u64>
+where
+    T: serde::de::DeserializeOwned,
+    F: Fn(Vec<T>) -> Batch,
+{
+    let n = drain(pager, slots, sink, progress, wrap).await?;
+    forward(sink, Batch::ListRead).await?;
+    Ok(n)
+}
+
 /// Sends one batch to the writer, if there is one.
 async fn forward(sink: &Option<mpsc::Sender<Batch>>, batch: Batch) -> anyhow::Result<()> {
     if let Some(sink) = sink {
@@ -300,33 +317,20 @@ async fn fetch_all(
         forward(&sink, Batch::Organization(organization)).await
     };
     // After each organization-wide list, the writer is told it is read (see `Batch::ListRead`).
-    let sink_ref = &sink;
-    let read = move |list: u64| async move {
-        forward(sink_ref, Batch::ListRead).await?;
-        anyhow::Ok(list)
-    };
-    let members = async {
-        let n = drain(
-            client.users(),
-            &slots,
-            &sink,
-            progress.resource("members"),
-            Batch::Members,
-        )
-        .await?;
-        read(n).await
-    };
-    let invites = async {
-        let n = drain(
-            client.invites(),
-            &slots,
-            &sink,
-            progress.resource("invites"),
-            Batch::Invites,
-        )
-        .await?;
-        read(n).await
-    };
+    let members = drain_list(
+        client.users(),
+        &slots,
+        &sink,
+        progress.resource("members"),
+        Batch::Members,
+    );
+    let invites = drain_list(
+        client.invites(),
+        &slots,
+        &sink,
+        progress.resource("invites"),
+        Batch::Invites,
+    );
     let (probe_sender, probe_workspace) = oneshot::channel();
     let api_keys = async {
         let n = fetch_api_keys(
@@ -338,7 +342,8 @@ async fn fetch_all(
             options.max_in_flight,
         )
         .await?;
-        read(n).await
+        forward(&sink, Batch::ListRead).await?;
+        anyhow::Ok(n)
     };
     let workspaces_and_members = fetch_workspaces_and_members(
         client,
