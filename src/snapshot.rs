@@ -5,7 +5,7 @@
 //! becomes `complete` only when every list was read to its end; any failure rolls the transaction
 //! back and records the run as `failed` with the error text.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,9 @@ enum Batch {
     Workspaces(Vec<Workspace>),
     WorkspaceMembers(Vec<WorkspaceMember>),
     ApiKeys(Vec<ApiKey>),
+    /// An organization-wide list was read to its end: the writer writes what it has so far to
+    /// the WAL while the rest is fetched.
+    ListRead,
 }
 
 /// What a finished snapshot recorded.
@@ -268,6 +271,23 @@ where
     Ok(items)
 }
 
+/// [`drain`], then tells the writer the list is read (see `Batch::ListRead`).
+async fn drain_list<T, F>(
+    pager: Pager<T>,
+    slots: &Slots,
+    sink: &Option<mpsc::Sender<Batch>>,
+    progress: ResourceProgress,
+    wrap: F,
+) -> anyhow::Result<u64>
+where
+    T: serde::de::DeserializeOwned,
+    F: Fn(Vec<T>) -> Batch,
+{
+    let n = drain(pager, slots, sink, progress, wrap).await?;
+    forward(sink, Batch::ListRead).await?;
+    Ok(n)
+}
+
 /// Sends one batch to the writer, if there is one.
 async fn forward(sink: &Option<mpsc::Sender<Batch>>, batch: Batch) -> anyhow::Result<()> {
     if let Some(sink) = sink {
@@ -296,29 +316,43 @@ async fn fetch_all(
         };
         forward(&sink, Batch::Organization(organization)).await
     };
-    let members = drain(
+    // After each organization-wide list, the writer is told it is read (see `Batch::ListRead`).
+    let members = drain_list(
         client.users(),
         &slots,
         &sink,
         progress.resource("members"),
         Batch::Members,
     );
-    let invites = drain(
+    let invites = drain_list(
         client.invites(),
         &slots,
         &sink,
         progress.resource("invites"),
         Batch::Invites,
     );
-    let api_keys = drain(
-        client.api_keys(),
+    let (probe_sender, probe_workspace) = oneshot::channel();
+    let api_keys = async {
+        let n = fetch_api_keys(
+            client,
+            &slots,
+            &sink,
+            progress.resource("api keys"),
+            probe_workspace,
+            options.max_in_flight,
+        )
+        .await?;
+        forward(&sink, Batch::ListRead).await?;
+        anyhow::Ok(n)
+    };
+    let workspaces_and_members = fetch_workspaces_and_members(
+        client,
         &slots,
         &sink,
-        progress.resource("api keys"),
-        Batch::ApiKeys,
+        &progress,
+        options.max_in_flight,
+        probe_sender,
     );
-    let workspaces_and_members =
-        fetch_workspaces_and_members(client, &slots, &sink, &progress, options.max_in_flight);
     let ((), members, invites, api_keys, (workspaces, workspace_members)) = tokio::try_join!(
         organization,
         members,
@@ -343,6 +377,7 @@ async fn fetch_workspaces_and_members(
     sink: &Option<mpsc::Sender<Batch>>,
     progress: &Progress,
     max_in_flight: usize,
+    probe: oneshot::Sender<Option<String>>,
 ) -> anyhow::Result<(u64, u64)> {
     let mut workspaces: Vec<Workspace> = Vec::new();
     let mut pager = client.workspaces(true);
@@ -358,6 +393,16 @@ async fn fetch_workspaces_and_members(
         forward(sink, Batch::Workspaces(page)).await?;
     }
     ws_progress.done();
+    // The key list is split at keys of the oldest workspace still open (keys are made in it
+    // over the longest time), else of the oldest one. Nobody listening is fine.
+    let oldest = |open: bool| {
+        workspaces
+            .iter()
+            .filter(|w| !open || w.archived_at.is_none())
+            .min_by_key(|w| w.created_at)
+            .map(|w| w.id.clone())
+    };
+    let _ = probe.send(oldest(true).or_else(|| oldest(false)));
     let mut member_progress = progress.resource("workspace members");
     let pending: Vec<_> = workspaces
         .iter()
@@ -399,6 +444,237 @@ async fn workspace_members(
     Ok(pages)
 }
 
+// ---- The API key list in segments -----------------------------------------------------------------
+
+/// How the key list's segments end, shared by the tasks reading them.
+///
+/// The key list is the longest (50 of a 177-request snapshot at 50k keys) and each page's cursor
+/// comes from the page before, so read as one chain it sets the snapshot's length. A first
+/// segment reads from the start at once. Once its first page shows there is more, a probe reads
+/// one page of one workspace's keys (`workspace_id` filter): keys spread over the list. A few of
+/// them, at even spacing, become **pivots**, and a segment starts after each pivot
+/// (`after_id = pivot`). Every segment ends at the first open pivot it meets, that pivot
+/// included, or at the list's end.
+///
+/// Whatever the list's order (undocumented) and wherever the pivots fall in it, the segments
+/// then cover the list exactly once: the pivots cut it into stretches, the stretch before the
+/// first pivot belongs to the first segment, and the stretch after each pivot to that pivot's
+/// segment. Pivots only decide how evenly the work is shared.
+#[derive(Default)]
+struct KeySplit {
+    /// Pivots whose segment was started: a segment ends at the first of these it meets.
+    open: HashSet<String>,
+    /// Pivots a segment ended at.
+    met: HashSet<String>,
+    /// Until the pivots are chosen, every key the first segment has read (a pivot it has
+    /// already passed gets no segment: its stretch is the first segment's to read).
+    first_read: Option<HashSet<String>>,
+    /// The first segment reached the list's end before the pivots were chosen.
+    first_done: bool,
+}
+
+impl KeySplit {
+    fn lock(state: &std::sync::Mutex<KeySplit>) -> std::sync::MutexGuard<'_, KeySplit> {
+        // Never held across an await; a poisoned lock still holds valid sets.
+        state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// A page a segment has read: where it ends (the index after the first open pivot, which is
+    /// recorded as met), or `None` when the segment goes on. `first` is the first segment's.
+    fn end_of(&mut self, page: &[ApiKey], first: bool, last_page: bool) -> Option<usize> {
+        if first {
+            if let Some(read) = &mut self.first_read {
+                read.extend(page.iter().map(|k| k.id.clone()));
+                self.first_done = last_page;
+                return None;
+            }
+        }
+        let i = page.iter().position(|k| self.open.contains(&k.id))?;
+        self.met.insert(page[i].id.clone());
+        Some(i + 1)
+    }
+
+    /// A pivot whose cursor was refused (the key went away after the probe): no segment can
+    /// end at it any more, so the one that would have reads on through its stretch. Unless one
+    /// already ended there, which would leave that stretch unread: then the read fails (the
+    /// snapshot is all or nothing; the next one reads the list again).
+    fn gone(&mut self, pivot: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.met.contains(pivot),
+            "reading api keys: the list changed during the read (key {pivot} went away); the \
+             next snapshot reads it again"
+        );
+        self.open.remove(pivot);
+        Ok(())
+    }
+
+    /// Opens the pivots the first segment has not passed (none once it is done), each once:
+    /// those to read after.
+    fn open_pivots(&mut self, pivots: Vec<String>) -> Vec<String> {
+        let read = self.first_read.take().unwrap_or_default();
+        if self.first_done {
+            return Vec::new();
+        }
+        // A pivot given twice is opened once: two segments after one key would read it twice.
+        pivots
+            .into_iter()
+            .filter(|p| !read.contains(p) && self.open.insert(p.clone()))
+            .collect()
+    }
+}
+
+/// Up to `n` keys at even spacing over `keys` (none of them twice), in their order.
+fn pivots_of(keys: &[ApiKey], n: usize) -> Vec<String> {
+    let mut pivots: Vec<String> = Vec::new();
+    for i in 1..=n {
+        let Some(key) = keys.get(keys.len() * i / (n + 1)) else {
+            break;
+        };
+        if !pivots.contains(&key.id) {
+            pivots.push(key.id.clone());
+        }
+    }
+    pivots
+}
+
+/// Every API key, in up to `segments` segments read at once (see [`KeySplit`]); the probe's
+/// workspace comes from the workspace list. The count of keys.
+async fn fetch_api_keys(
+    client: &AdminClient,
+    slots: &Slots,
+    sink: &Option<mpsc::Sender<Batch>>,
+    progress: ResourceProgress,
+    probe_workspace: oneshot::Receiver<Option<String>>,
+    segments: usize,
+) -> anyhow::Result<u64> {
+    if segments <= 1 {
+        return drain(client.api_keys(), slots, sink, progress, Batch::ApiKeys).await;
+    }
+    let choose = async {
+        // No workspace, no split.
+        let Ok(Some(workspace)) = probe_workspace.await else {
+            return Ok(Vec::new());
+        };
+        let keys = {
+            let _slot = slots.acquire(Priority::List).await;
+            client.api_keys_of_workspace_first_page(&workspace).await
+        };
+        // A failed probe costs only the split: the first segment reads on alone.
+        Ok(match keys {
+            Ok(keys) => pivots_of(&keys, segments - 1),
+            Err(error) => {
+                tracing::debug!(%error, "probing a workspace's keys failed; reading the key list in one segment");
+                Vec::new()
+            }
+        })
+    };
+    read_keys_split(client, slots, sink, progress, choose).await
+}
+
+/// The key list read from its start at once and, if its first page is not the last, also after
+/// each pivot `choose` gives (see [`KeySplit`]). The count of keys.
+async fn read_keys_split(
+    client: &AdminClient,
+    slots: &Slots,
+    sink: &Option<mpsc::Sender<Batch>>,
+    progress: ResourceProgress,
+    choose: impl std::future::Future<Output = anyhow::Result<Vec<String>>>,
+) -> anyhow::Result<u64> {
+    let split = std::sync::Mutex::new(KeySplit {
+        first_read: Some(HashSet::new()),
+        ..KeySplit::default()
+    });
+    let progress = std::sync::Mutex::new(progress);
+    let (more_sender, more) = oneshot::channel();
+    let first = segment(
+        client,
+        slots,
+        sink,
+        &split,
+        &progress,
+        None,
+        Some(more_sender),
+    );
+    let rest = async {
+        // Only a list of more than one page is split.
+        let pivots = match more.await {
+            Ok(true) => choose.await?,
+            _ => Vec::new(),
+        };
+        let pivots = KeySplit::lock(&split).open_pivots(pivots);
+        futures::future::try_join_all(
+            pivots
+                .into_iter()
+                .map(|p| segment(client, slots, sink, &split, &progress, Some(p), None)),
+        )
+        .await
+        .map(drop)
+    };
+    tokio::try_join!(first, rest)?;
+    let progress = progress
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let items = progress.items;
+    progress.done();
+    Ok(items)
+}
+
+/// One segment of the key list: from the start (`after` none) or after a pivot, to the first
+/// open pivot or the end. The first segment says on `more` whether its first page was not the
+/// last.
+async fn segment(
+    client: &AdminClient,
+    slots: &Slots,
+    sink: &Option<mpsc::Sender<Batch>>,
+    split: &std::sync::Mutex<KeySplit>,
+    progress: &std::sync::Mutex<ResourceProgress>,
+    after: Option<String>,
+    mut more: Option<oneshot::Sender<bool>>,
+) -> anyhow::Result<()> {
+    let mut pager = match &after {
+        None => client.api_keys(),
+        Some(pivot) => client.api_keys_after(pivot),
+    };
+    let mut first_page = true;
+    loop {
+        let page = {
+            let _slot = slots.acquire(Priority::List).await;
+            pager.next_page().await
+        };
+        let mut page = match page {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(error) if first_page && after.is_some() && error.status() == Some(400) => {
+                // The pivot's cursor was refused: the key went away after the probe.
+                return KeySplit::lock(split).gone(after.as_deref().unwrap_or_default());
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context("reading api keys"));
+            }
+        };
+        first_page = false;
+        let end = KeySplit::lock(split).end_of(&page, after.is_none(), pager.is_done());
+        if let Some(more) = more.take() {
+            let _ = more.send(!pager.is_done());
+        }
+        if let Some(end) = end {
+            page.truncate(end);
+        }
+        lock_progress(progress).page(page.len());
+        forward(sink, Batch::ApiKeys(page)).await?;
+        if end.is_some() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn lock_progress(
+    progress: &std::sync::Mutex<ResourceProgress>,
+) -> std::sync::MutexGuard<'_, ResourceProgress> {
+    progress.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// Fetches every page without storing anything: the bound a snapshot is measured against.
 pub async fn fetch_only(client: &AdminClient, max_in_flight: usize) -> anyhow::Result<Counts> {
     fetch_all(
@@ -435,6 +711,7 @@ pub async fn run_snapshot(
                     Batch::Workspaces(page) => writer.workspaces(&page)?,
                     Batch::WorkspaceMembers(page) => writer.workspace_members(&page)?,
                     Batch::ApiKeys(page) => writer.api_keys(&page)?,
+                    Batch::ListRead => writer.flush_cache(),
                 }
             }
             Ok(writer)
@@ -551,5 +828,227 @@ mod tests {
 
     fn noop() -> std::task::Context<'static> {
         std::task::Context::from_waker(std::task::Waker::noop())
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    //! The key list in segments: a model of the segments' reads over a list (every order of
+    //! their steps, pivots anywhere, gone or refused), then the real reads against the simulator.
+
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+    use secrecy::SecretString;
+    use tokio::sync::mpsc;
+
+    use super::{read_keys_split, Batch, KeySplit, Progress, Slots};
+    use crate::admin_api::{AdminClient, ClientOptions};
+    use crate::org::ApiKey;
+
+    fn key(id: &str) -> ApiKey {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": "k", "workspace_id": null,
+            "created_at": "2026-01-01T00:00:00Z", "status": "active"
+        }))
+        .unwrap()
+    }
+
+    /// One segment of the model: where it reads next, or how its start went.
+    struct Model {
+        pivot: Option<String>,
+        next: Option<usize>,
+        started: bool,
+        done: bool,
+    }
+
+    /// Reads `list` in segments with `pivots` (some not in the list: gone; those in `refused`
+    /// are in it but their cursor is refused), the pivots chosen after the first segment's
+    /// `decide_after` pages, every step taken in the order `schedule` picks. The ids read, or
+    /// the error.
+    fn run_model(
+        list: &[String],
+        page: usize,
+        pivots: Vec<String>,
+        refused: &HashSet<String>,
+        decide_after: usize,
+        schedule: &[usize],
+    ) -> Result<Vec<String>, String> {
+        let mut split = KeySplit {
+            first_read: Some(HashSet::new()),
+            ..KeySplit::default()
+        };
+        let keys: Vec<ApiKey> = list.iter().map(|id| key(id)).collect();
+        let mut segments = vec![Model {
+            pivot: None,
+            next: Some(0),
+            started: true,
+            done: false,
+        }];
+        let mut read = Vec::new();
+        let mut first_pages = 0;
+        let mut decided = false;
+        let mut steps = schedule.iter().cycle();
+        loop {
+            if !decided && (first_pages >= decide_after || segments[0].done) {
+                decided = true;
+                for p in split.open_pivots(pivots.clone()) {
+                    segments.push(Model {
+                        pivot: Some(p),
+                        next: None,
+                        started: false,
+                        done: false,
+                    });
+                }
+            }
+            let live: Vec<usize> = (0..segments.len()).filter(|&i| !segments[i].done).collect();
+            if live.is_empty() && decided {
+                return Ok(read);
+            }
+            let i = live[steps.next().copied().unwrap_or(0) % live.len().max(1)];
+            let s = &mut segments[i];
+            if !s.started {
+                s.started = true;
+                let pivot = s.pivot.clone().unwrap();
+                match list.iter().position(|id| *id == pivot) {
+                    Some(at) if !refused.contains(&pivot) => s.next = Some(at + 1),
+                    _ => {
+                        split.gone(&pivot).map_err(|e| e.to_string())?;
+                        s.done = true;
+                        continue;
+                    }
+                }
+            }
+            let from = s.next.unwrap();
+            let to = (from + page).min(keys.len());
+            let last = to == keys.len();
+            let chunk = &keys[from..to];
+            let end = split.end_of(chunk, s.pivot.is_none(), last);
+            let taken = end.unwrap_or(chunk.len());
+            read.extend(chunk[..taken].iter().map(|k| k.id.clone()));
+            s.next = Some(to);
+            s.done = end.is_some() || last;
+            if s.pivot.is_none() {
+                first_pages += 1;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn segments_read_every_key_once_whatever_the_pivots_and_the_order(
+            n in 1usize..60,
+            page in 1usize..9,
+            picks in proptest::collection::vec(0usize..80, 0..5),
+            refused_picks in proptest::collection::vec(0usize..80, 0..2),
+            decide_after in 1usize..4,
+            schedule in proptest::collection::vec(0usize..7, 1..40),
+        ) {
+            let list: Vec<String> = (0..n).map(|i| format!("k{i:03}")).collect();
+            // A pick past the list's end is a pivot that is gone.
+            let pivots: Vec<String> = picks.iter().map(|&p| format!("k{p:03}")).collect();
+            let refused: HashSet<String> = refused_picks
+                .iter()
+                .map(|&p| format!("k{p:03}"))
+                .filter(|p| pivots.contains(p) && list.contains(p))
+                .collect();
+            match run_model(&list, page, pivots, &refused, decide_after, &schedule) {
+                Ok(mut read) => {
+                    read.sort();
+                    prop_assert_eq!(read, list);
+                }
+                // Only a refused pivot that a segment had already ended at fails the read.
+                Err(error) => {
+                    prop_assert!(!refused.is_empty(), "{}", error);
+                    prop_assert!(error.contains("the list changed during the read"), "{}", error);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pivots_are_evenly_spaced_and_never_repeated() {
+        let keys: Vec<ApiKey> = (0..100).map(|i| key(&format!("k{i}"))).collect();
+        assert_eq!(pivots_of_ids(&keys, 3), ["k25", "k50", "k75"]);
+        assert_eq!(pivots_of_ids(&keys[..2], 3), ["k0", "k1"]);
+        assert!(pivots_of_ids(&[], 3).is_empty());
+        assert_eq!(pivots_of_ids(&keys[..1], 3), ["k0"]);
+    }
+
+    fn pivots_of_ids(keys: &[ApiKey], n: usize) -> Vec<String> {
+        super::pivots_of(keys, n)
+    }
+
+    /// The segments' reads against the simulator, with the pivots given: every key once.
+    async fn read_with_pivots(sim: &orgwarden_sim::SimHandle, page: u32, pivots: Vec<String>) {
+        let mut options = ClientOptions::new(sim.base_url().parse().unwrap());
+        options.page_size = page;
+        options.max_retries = 0;
+        let client =
+            AdminClient::new(options, SecretString::from(sim.admin_key().to_owned())).unwrap();
+        let truth: HashSet<String> = sim
+            .snapshot_state()
+            .api_keys()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect();
+        let slots = Slots::new(4);
+        let (sender, mut receiver) = mpsc::channel(1024);
+        let sink = Some(sender);
+        let progress = Progress::new(false);
+        let count = read_keys_split(
+            &client,
+            &slots,
+            &sink,
+            progress.resource("api keys"),
+            std::future::ready(Ok(pivots.clone())),
+        )
+        .await
+        .unwrap();
+        drop(sink);
+        let mut read = Vec::new();
+        while let Some(batch) = receiver.recv().await {
+            if let Batch::ApiKeys(page) = batch {
+                read.extend(page.into_iter().map(|k| k.id));
+            }
+        }
+        assert_eq!(count as usize, read.len(), "pivots {pivots:?}");
+        let unique: HashSet<String> = read.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            read.len(),
+            "a key read twice, pivots {pivots:?}"
+        );
+        assert_eq!(unique, truth, "pivots {pivots:?}");
+    }
+
+    #[tokio::test]
+    async fn segments_over_http_read_every_key_once_even_past_a_refused_cursor() {
+        let sim = orgwarden_sim::SimHandle::start_local(orgwarden_sim::SimOptions::default())
+            .await
+            .unwrap();
+        let ids: Vec<String> = sim
+            .snapshot_state()
+            .api_keys()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(ids.len() >= 40, "the default seed has {} keys", ids.len());
+        let at = |f: usize| ids[ids.len() * f / 10].clone();
+        for pivots in [
+            vec![at(3), at(6), at(8)],
+            // Out of the list's order, side by side, the last key, one in the first page.
+            vec![at(8), at(3), at(6)],
+            vec![at(5), ids[ids.len() * 5 / 10 + 1].clone()],
+            vec![ids[ids.len() - 1].clone(), ids[1].clone()],
+            // A pivot that is not in the list: its cursor is refused (400) and the segment
+            // before it reads on.
+            vec![at(3), "apikey_01gonegonegonegonegonegone".to_owned(), at(7)],
+            Vec::new(),
+        ] {
+            read_with_pivots(&sim, 5, pivots).await;
+        }
     }
 }

@@ -201,6 +201,27 @@ impl AdminClient {
         self.pager(&["api_keys"], Vec::new())
     }
 
+    /// The API keys listed after the key `after_id` (which the list must still hold: an unknown
+    /// cursor is a 400), to the list's end.
+    pub fn api_keys_after(&self, after_id: &str) -> Pager<ApiKey> {
+        let mut pager = self.pager(&["api_keys"], Vec::new());
+        pager.after_id = Some(after_id.to_owned());
+        pager
+    }
+
+    /// The first page of one workspace's API keys (`workspace_id` filter), in the list's order.
+    pub async fn api_keys_of_workspace_first_page(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<ApiKey>, ApiError> {
+        let query = vec![("workspace_id".to_owned(), workspace_id.to_owned())];
+        Ok(self
+            .pager(&["api_keys"], query)
+            .next_page()
+            .await?
+            .unwrap_or_default())
+    }
+
     pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
         self.get(&["users", user_id]).await
     }
@@ -915,6 +936,11 @@ impl<T: DeserializeOwned> Pager<T> {
         }
         self.after_id = Some(last_id);
         Ok(Some(page.data))
+    }
+
+    /// True once the last page was returned.
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 
     /// Reads every page into one vector.

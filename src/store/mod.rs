@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/012_key_scope.sql"),
     include_str!("sql/013_directories.sql"),
     include_str!("sql/014_usage_by_day.sql"),
+    include_str!("sql/015_ended_versions.sql"),
 ];
 
 /// The schema version this build writes.

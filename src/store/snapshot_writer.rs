@@ -450,6 +450,17 @@ impl SnapshotWriter {
         Ok(())
     }
 
+    /// Writes the pages this transaction has dirtied to the WAL now (uncommitted: nothing
+    /// becomes visible, a rollback still discards them), so that the commit has less to write
+    /// once the last page is in. Called when an organization-wide list has been read, while
+    /// the rest is still being fetched; a page dirtied again later is written again, so not
+    /// after every page. A flush that cannot be done now is left to the commit.
+    pub fn flush_cache(&mut self) {
+        if let Err(error) = self.conn.cache_flush() {
+            tracing::debug!("snapshot writer: cache flush left to the commit: {error}");
+        }
+    }
+
     /// Folds the staged lists into the history and marks the run complete, atomically.
     pub fn finish(mut self, requests: u64, retries: u64, now: DateTime<Utc>) -> Result<Counts> {
         let Some(organization) = self.organization.take() else {

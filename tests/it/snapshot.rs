@@ -6,7 +6,7 @@ use orgwarden::admin_api::models::*;
 use orgwarden::clock::SystemClock;
 use orgwarden::snapshot::{run_snapshot, FetchOptions};
 use orgwarden::store::{RunStatus, Store};
-use orgwarden_sim::{Faults, SimOptions};
+use orgwarden_sim::{Faults, SeedSizes, SimOptions};
 
 use crate::helpers::*;
 
@@ -82,6 +82,49 @@ async fn a_snapshot_stores_exactly_what_the_api_lists() {
     assert_eq!(run.status, RunStatus::Complete);
     assert_eq!(run.counts.unwrap().members, users.len() as u64);
     assert!(run.requests.unwrap() >= 5);
+}
+
+/// With several requests in flight, the key list is read in segments (a probe of one
+/// workspace's keys gives the pivots): the same keys as one request at a time, none twice, at
+/// every page size, and a changed key is seen as changed.
+#[tokio::test]
+async fn the_key_list_read_in_segments_stores_every_key_once() {
+    let sim = sim(SeedSizes {
+        keys: 300,
+        ..small()
+    })
+    .await;
+    let truth: Vec<ApiKey> = parse(sim.snapshot_state().api_keys());
+    let expected = sorted(&truth, |k| k.id.clone());
+    for page in [3, 7, 40, 1000] {
+        let mut requests = Vec::new();
+        for max_in_flight in [1, 4, 8] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open_writer(&dir.path().join("o.db"), "test", wall_now()).unwrap();
+            let fetch = FetchOptions {
+                max_in_flight,
+                progress: false,
+            };
+            let summary = run_snapshot(&client(&sim, page), &store, fetch, &SystemClock)
+                .await
+                .unwrap();
+            assert_eq!(summary.counts.api_keys, truth.len() as u64);
+            let state = store.state_at(summary.run_id).unwrap();
+            assert_eq!(
+                sorted(&state.api_keys, |k| k.id.clone()),
+                expected,
+                "page {page}, {max_in_flight} in flight"
+            );
+            requests.push(summary.requests);
+        }
+        if page < 1000 {
+            // The probe and the segments' ends at their pivots: more requests than one chain.
+            assert!(requests[1] > requests[0], "page {page}: {requests:?}");
+        } else {
+            // One page holds every key: nothing to split, no probe.
+            assert_eq!(requests[0], requests[1], "page {page}: {requests:?}");
+        }
+    }
 }
 
 #[tokio::test]
