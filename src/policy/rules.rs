@@ -1394,7 +1394,9 @@ pub(super) fn key_hygiene(ctx: &Context<'_>) -> Vec<Finding> {
 // ---- Wording helpers ----------------------------------------------------------------------------
 
 fn day(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
+    // `NaiveDate`'s `Display` writes `%Y-%m-%d` field by field, without parsing a format string
+    // for each of the thousands of findings that name a day.
+    at.date_naive().to_string()
 }
 
 /// "1 admin", "2 admins".
@@ -1421,5 +1423,24 @@ fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
         days if days < 1 => "less than a day ago".to_owned(),
         1 => "about 1 day ago".to_owned(),
         days => format!("about {days} days ago"),
+    }
+}
+
+#[cfg(test)]
+mod wording_tests {
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_day_is_written_as_the_format_string_would() {
+        for (y, m, d, h) in [
+            (2026, 12, 2, 23),
+            (2026, 1, 1, 0),
+            (1999, 9, 30, 12),
+            (33, 3, 3, 3),
+            (9999, 12, 31, 23),
+        ] {
+            let at = Utc.with_ymd_and_hms(y, m, d, h, 59, 59).unwrap();
+            assert_eq!(super::day(at), at.format("%Y-%m-%d").to_string());
+        }
     }
 }
