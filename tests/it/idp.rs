@@ -396,10 +396,9 @@ async fn entra_lists_the_seeded_directory_with_deleted_users_and_assignments() {
     assert_eq!(graph.requests_served(), 4);
 }
 
-/// A directory of several 999-user pages, read with each page parsed while the next is fetched,
-/// with a share of the answers cut short (a broken body is asked again): every person once.
-#[tokio::test]
-async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
+/// An organization of 2 600 members and its Graph simulator: a directory of several 999-user
+/// pages.
+async fn graph_of_several_pages() -> (SimHandle, GraphSim) {
     let h = SimHandle::start_local(SimOptions {
         sizes: SeedSizes {
             members: 2_600,
@@ -414,6 +413,14 @@ async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
     let graph = GraphSim::start_local(&h, GraphOptions::default())
         .await
         .unwrap();
+    (h, graph)
+}
+
+/// A directory of several 999-user pages, read with each page parsed while the next is fetched,
+/// with a share of the answers cut short (a broken body is asked again): every person once.
+#[tokio::test]
+async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
+    let (h, graph) = graph_of_several_pages().await;
     let dir = h.snapshot_state().directory();
     let active = dir
         .iter()
@@ -433,20 +440,7 @@ async fn entra_reads_several_pages_while_parsing_and_retries_broken_bodies() {
 /// list's path and Graph's words; the same read with the right principal lists everyone.
 #[tokio::test]
 async fn entra_fails_the_read_when_one_of_its_lists_fails() {
-    let h = SimHandle::start_local(SimOptions {
-        sizes: SeedSizes {
-            members: 2_600,
-            invites: 100,
-            ..SeedSizes::default()
-        },
-        now: Some("2026-03-01T00:00:00Z".parse().expect("time")),
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let graph = GraphSim::start_local(&h, GraphOptions::default())
-        .await
-        .unwrap();
+    let (h, graph) = graph_of_several_pages().await;
     let mut settings = entra_settings(&graph, DEMO_GRAPH_CLIENT_SECRET);
     settings.service_principal_id = Some("no-such-principal".into());
     let err = entra::read_with("corp-entra", &settings, &fast())
