@@ -981,6 +981,15 @@ mod split_tests {
         super::pivots_of(keys, n)
     }
 
+    /// The simulator's key ids, in its list's order.
+    fn key_ids(sim: &orgwarden_sim::SimHandle) -> Vec<String> {
+        sim.snapshot_state()
+            .api_keys()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The segments' reads against the simulator, with the pivots given: every key once.
     async fn read_with_pivots(sim: &orgwarden_sim::SimHandle, page: u32, pivots: Vec<String>) {
         let mut options = ClientOptions::new(sim.base_url().parse().unwrap());
@@ -988,12 +997,7 @@ mod split_tests {
         options.max_retries = 0;
         let client =
             AdminClient::new(options, SecretString::from(sim.admin_key().to_owned())).unwrap();
-        let truth: HashSet<String> = sim
-            .snapshot_state()
-            .api_keys()
-            .iter()
-            .map(|k| k["id"].as_str().unwrap().to_owned())
-            .collect();
+        let truth: HashSet<String> = key_ids(sim).into_iter().collect();
         let slots = Slots::new(4);
         let (sender, mut receiver) = mpsc::channel(1024);
         let sink = Some(sender);
@@ -1029,12 +1033,7 @@ mod split_tests {
         let sim = orgwarden_sim::SimHandle::start_local(orgwarden_sim::SimOptions::default())
             .await
             .unwrap();
-        let ids: Vec<String> = sim
-            .snapshot_state()
-            .api_keys()
-            .iter()
-            .map(|k| k["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids = key_ids(&sim);
         assert!(ids.len() >= 40, "the default seed has {} keys", ids.len());
         let at = |f: usize| ids[ids.len() * f / 10].clone();
         for pivots in [
