@@ -27,6 +27,27 @@ fn run_status(dir: &Path, id: i64) -> String {
         .unwrap()
 }
 
+/// The writer lock of `db`, which this process's `Store` has just released. Another test of
+/// this binary may be starting a child process at that moment: between its fork and its exec the
+/// child holds a copy of every descriptor, the lock file's too (close-on-exec closes it only at
+/// the exec), so the lock can stay taken for that instant. Asked again for up to 5 s.
+async fn acquire_once_released(db: &Path) -> WriterLock {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match WriterLock::acquire(db, "orgwarden run", Some(wall_now())) {
+            Ok(lock) => return lock,
+            Err(error) if std::time::Instant::now() < deadline => {
+                assert!(
+                    matches!(error, orgwarden::store::StoreError::Locked { .. }),
+                    "{error}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("the lock was not released: {error}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn readers_show_a_run_whose_writer_is_gone_as_abandoned_without_writing() {
     let sim = sim(small()).await;
@@ -43,7 +64,7 @@ async fn readers_show_a_run_whose_writer_is_gone_as_abandoned_without_writing() 
 
     // While a writer holds the lock, the run is honestly `running`.
     {
-        let _held = WriterLock::acquire(&db, "orgwarden run", Some(wall_now())).unwrap();
+        let _held = acquire_once_released(&db).await;
         let (code, out, err) = run(orgwarden(&config, &["history", "--format", "json"])).await;
         assert_eq!(code, 0, "{err}");
         let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
