@@ -245,27 +245,21 @@ impl Reader<'_> {
     }
 
     async fn token(&self) -> Result<SecretString, DirectoryError> {
-        // Every page asks: a cached token is returned before any URL is built.
-        if let Some(token) = http::cached_token(&self.token_key) {
-            return Ok(token);
-        }
-        let url = format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.login, self.settings.tenant_id
-        );
-        let url = self.http.follow(&url)?;
-        let form = || {
-            Ok([
+        let request = || {
+            let url = format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.login, self.settings.tenant_id
+            );
+            let form = [
                 ("grant_type", "client_credentials"),
                 ("client_id", self.settings.client_id.as_str()),
                 ("client_secret", self.settings.client_secret.expose_secret()),
                 ("scope", SCOPE),
-            ])
+            ];
+            Ok((self.http.follow(&url)?, form))
         };
         self.http
-            .bearer_token(&self.token_key, &url, form, |what, f| {
-                self.describe(what, f)
-            })
+            .bearer_token(&self.token_key, request, |what, f| self.describe(what, f))
             .await
     }
 }

@@ -309,19 +309,18 @@ impl Reader<'_> {
 
     /// The bearer header: the cached token, or a new one for a freshly signed assertion.
     async fn authorization(&self) -> Result<HeaderValue, DirectoryError> {
-        let form = || {
+        let request = || {
             let assertion = sign_assertion(&self.key, self.subject, &self.token_uri)
                 .map_err(|m| self.http.error(m))?;
-            Ok([
+            let form = [
                 ("grant_type", JWT_BEARER.to_owned()),
                 ("assertion", assertion),
-            ])
+            ];
+            Ok((self.token_uri.clone(), form))
         };
         let token = self
             .http
-            .bearer_token(&self.token_key(), &self.token_uri, form, |what, f| {
-                self.describe(what, f)
-            })
+            .bearer_token(&self.token_key(), request, |what, f| self.describe(what, f))
             .await?;
         Ok(http::auth_header(&token, "Bearer"))
     }

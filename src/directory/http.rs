@@ -330,20 +330,20 @@ impl Http {
 
 impl Http {
     /// The bearer token cached under `key` (token URL, client and the like, no secret), or one
-    /// fetched anew: the form `form` builds (only when there is no cached token: it may sign an
-    /// assertion) POSTed to `url`, the answer cached for its lifetime. A failure is described
-    /// by `describe` as a "token request".
+    /// fetched anew: `request` gives the token endpoint and the form to POST there (called only
+    /// when there is no cached token: it may sign an assertion, and every page asks for the
+    /// token), the answer cached for its lifetime. A failure is described by `describe` as a
+    /// "token request".
     pub(crate) async fn bearer_token<F: serde::Serialize>(
         &self,
         key: &str,
-        url: &Url,
-        form: impl FnOnce() -> Result<F, DirectoryError>,
+        request: impl FnOnce() -> Result<(Url, F), DirectoryError>,
         describe: impl Fn(&str, Failure) -> DirectoryError,
     ) -> Result<SecretString, DirectoryError> {
         if let Some(token) = cached_token(key) {
             return Ok(token);
         }
-        let form = form()?;
+        let (url, form) = request()?;
         // A body that is not the expected answer is described by where it breaks only: the
         // parser's message could quote the token.
         let parse = |body: &Bytes| {

@@ -255,8 +255,8 @@ impl Reader<'_> {
                 key_id,
             } => (client_id, private_key, key_id),
         };
-        let token_url = self.url("/oauth2/v1/token")?;
-        let form = || {
+        let request = || {
+            let token_url = self.url("/oauth2/v1/token")?;
             let assertion = http::client_assertion(
                 client_id,
                 token_url.as_str(),
@@ -269,7 +269,7 @@ impl Reader<'_> {
             if self.settings.app_id.is_some() {
                 scope.push_str(" okta.apps.read");
             }
-            Ok([
+            let form = [
                 ("grant_type", "client_credentials".to_string()),
                 ("scope", scope),
                 (
@@ -277,13 +277,12 @@ impl Reader<'_> {
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
                 ),
                 ("client_assertion", assertion),
-            ])
+            ];
+            Ok((token_url, form))
         };
         let token = self
             .http
-            .bearer_token(&self.token_key(), &token_url, form, |what, f| {
-                self.describe(what, f)
-            })
+            .bearer_token(&self.token_key(), request, |what, f| self.describe(what, f))
             .await?;
         Ok(http::auth_header(&token, "Bearer"))
     }
