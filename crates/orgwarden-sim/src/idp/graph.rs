@@ -403,10 +403,19 @@ fn user_json(e: &DirectoryEntry, properties: &[&'static str]) -> Value {
     Value::Object(object)
 }
 
-/// The properties of a simulated user that `$select` names (case-insensitive, in Graph's
-/// spelling); one it does not know is left out, as Graph leaves out what a user lacks.
-fn chosen_properties(selected: &[String]) -> Vec<&'static str> {
-    USER_PROPERTIES
+/// The properties among `known` that the query's `$select` names (case-insensitive, in
+/// Graph's spelling), or that `default` names when there is no `$select`; one it does not know
+/// is left out, as Graph leaves out what an object lacks.
+fn chosen_properties(
+    query: Option<&str>,
+    known: &[&'static str],
+    default: &[&str],
+) -> Vec<&'static str> {
+    let selected: Vec<String> = match form(query.unwrap_or("")).get("$select") {
+        Some(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        None => default.iter().map(|s| s.to_string()).collect(),
+    };
+    known
         .iter()
         .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(p)))
         .copied()
@@ -500,15 +509,8 @@ fn page(
     Json(body).into_response()
 }
 
-fn selected(query: Option<&str>) -> Vec<String> {
-    match form(query.unwrap_or("")).get("$select") {
-        Some(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
-        None => DEFAULT_SELECT.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Response {
-    let chosen = chosen_properties(&selected(query));
+    let chosen = chosen_properties(query, &USER_PROPERTIES, &DEFAULT_SELECT);
     let sorted = sh.sorted();
     let items = if deleted {
         &sorted.deleted
@@ -548,18 +550,12 @@ async fn list_assignments(
     }
     let sorted = sh.sorted();
     let path = format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo");
-    // `$select` as for users (case-insensitive); without it, every property.
-    let chosen: Vec<&'static str> = match form(query.as_deref().unwrap_or("")).get("$select") {
-        Some(s) => {
-            let selected: Vec<&str> = s.split(',').map(str::trim).collect();
-            ASSIGNMENT_PROPERTIES
-                .iter()
-                .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(p)))
-                .copied()
-                .collect()
-        }
-        None => ASSIGNMENT_PROPERTIES.to_vec(),
-    };
+    // `$select` as for users; without it, every property.
+    let chosen = chosen_properties(
+        query.as_deref(),
+        &ASSIGNMENT_PROPERTIES,
+        &ASSIGNMENT_PROPERTIES,
+    );
     let render = |i: usize| {
         let e = &sorted.directory[i];
         let mut object = Map::new();
