@@ -7,6 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io::IsTerminal;
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -459,7 +460,8 @@ async fn workspace_members(
 /// Whatever the list's order (undocumented) and wherever the pivots fall in it, the segments
 /// then cover the list exactly once: the pivots cut it into stretches, the stretch before the
 /// first pivot belongs to the first segment, and the stretch after each pivot to that pivot's
-/// segment. Pivots only decide how evenly the work is shared.
+/// segment. Pivots only decide how evenly the work is shared. The segments share it behind a
+/// mutex, never held across an await (a poisoned lock still holds valid sets).
 #[derive(Default)]
 struct KeySplit {
     /// Pivots whose segment was started: a segment ends at the first of these it meets.
@@ -474,11 +476,6 @@ struct KeySplit {
 }
 
 impl KeySplit {
-    fn lock(state: &std::sync::Mutex<KeySplit>) -> std::sync::MutexGuard<'_, KeySplit> {
-        // Never held across an await; a poisoned lock still holds valid sets.
-        state.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
     /// A page a segment has read: where it ends (the index after the first open pivot, which is
     /// recorded as met), or `None` when the segment goes on. `first` is the first segment's.
     fn end_of(&mut self, page: &[ApiKey], first: bool, last_page: bool) -> Option<usize> {
@@ -601,7 +598,10 @@ async fn read_keys_split(
             Ok(true) => choose.await?,
             _ => Vec::new(),
         };
-        let pivots = KeySplit::lock(&split).open_pivots(pivots);
+        let pivots = split
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open_pivots(pivots);
         futures::future::try_join_all(
             pivots
                 .into_iter()
@@ -613,7 +613,7 @@ async fn read_keys_split(
     tokio::try_join!(first, rest)?;
     let progress = progress
         .into_inner()
-        .unwrap_or_else(|poison| poison.into_inner());
+        .unwrap_or_else(PoisonError::into_inner);
     let items = progress.items;
     progress.done();
     Ok(items)
@@ -646,33 +646,37 @@ async fn segment(
             Ok(None) => break,
             Err(error) if first_page && after.is_some() && error.status() == Some(400) => {
                 // The pivot's cursor was refused: the key went away after the probe.
-                return KeySplit::lock(split).gone(after.as_deref().unwrap_or_default());
+                return split
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .gone(after.as_deref().unwrap_or_default());
             }
             Err(error) => {
                 return Err(anyhow::Error::new(error).context("reading api keys"));
             }
         };
         first_page = false;
-        let end = KeySplit::lock(split).end_of(&page, after.is_none(), pager.is_done());
+        let end = split.lock().unwrap_or_else(PoisonError::into_inner).end_of(
+            &page,
+            after.is_none(),
+            pager.is_done(),
+        );
         if let Some(more) = more.take() {
             let _ = more.send(!pager.is_done());
         }
         if let Some(end) = end {
             page.truncate(end);
         }
-        lock_progress(progress).page(page.len());
+        progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .page(page.len());
         forward(sink, Batch::ApiKeys(page)).await?;
         if end.is_some() {
             break;
         }
     }
     Ok(())
-}
-
-fn lock_progress(
-    progress: &std::sync::Mutex<ResourceProgress>,
-) -> std::sync::MutexGuard<'_, ResourceProgress> {
-    progress.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// Fetches every page without storing anything: the bound a snapshot is measured against.
