@@ -303,6 +303,11 @@ remediate = true
 [remediation]
 mode = "enforce"
 
+# The simulator's usage reports follow the real date it was seeded at, not this test's March
+# week: usage-based findings would come and go with the day the test runs.
+[usage]
+enabled = false
+
 [mail]
 from = "orgwarden <orgwarden@example.com>"
 to = ["security@example.com"]
