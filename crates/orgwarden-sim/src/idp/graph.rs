@@ -16,12 +16,17 @@
 //! - Errors `{error: {code, message, innerError: {date, request-id, client-request-id}}}`; a
 //!   token bucket (`rps`) answers `429 TooManyRequests` with `Retry-After`; injected 503s carry
 //!   `Retry-After: 1`.
+//! - A page is rendered once per directory value: the same request (path and query) is answered
+//!   with the same bytes, kept in memory, until the directory changes (a state change or, for a
+//!   clock that is not frozen, any tick). A reader of a large directory then waits for the pages
+//!   as it would for Graph's servers, not for this process rendering JSON on its own cores.
 //!
 //! Directory states: active people have `accountEnabled: true`, every other state `false` (Entra
 //! has no separate suspended or locked-out state in the user list); deleted people are only in the
 //! deleted items. `mail` is the primary address, `userPrincipalName` the first alias when there is
 //! one, `proxyAddresses` the primary as `SMTP:` and the aliases as `smtp:`.
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,12 +112,47 @@ struct GraphShared {
     sorted: Mutex<Option<Arc<Sorted>>>,
 }
 
-/// A directory value with its three lists as `(id, index in the directory)`, sorted by id.
+/// A directory value with its three lists as `(id, index in the directory)`, sorted by id, and
+/// the pages of them already served.
 struct Sorted {
     directory: Arc<Vec<DirectoryEntry>>,
     users: Vec<(String, usize)>,
     deleted: Vec<(String, usize)>,
     assigned: Vec<(String, usize)>,
+    /// The body of each page served from this directory value, by path and query: the same
+    /// request gets the same bytes without rendering them again (a 999-user page is milliseconds
+    /// of JSON, which a real Graph spends on its own servers and not on the reader's cores).
+    pages: Mutex<HashMap<String, Bytes>>,
+}
+
+impl Sorted {
+    /// The answer to the page request `key` (path and query): served from `pages`, else
+    /// `render`ed, kept and served. Only a page is kept, never an error.
+    fn page(&self, key: String, render: impl FnOnce() -> Result<Value, Box<Response>>) -> Response {
+        if let Some(body) = lock(&self.pages).get(&key) {
+            return json_body(body.clone());
+        }
+        match render() {
+            Ok(value) => {
+                let body = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+                lock(&self.pages).insert(key, body.clone());
+                json_body(body)
+            }
+            Err(response) => *response,
+        }
+    }
+}
+
+/// A 200 whose JSON body is already serialised.
+fn json_body(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 impl GraphShared {
@@ -141,6 +181,7 @@ impl GraphShared {
             deleted: list(&|e| e.state == DirectoryState::Deleted, &object_id),
             assigned: list(&|e| e.assigned, &assignment_id),
             directory,
+            pages: Mutex::new(HashMap::new()),
         });
         *cache = Some(Arc::clone(&sorted));
         sorted
@@ -465,7 +506,7 @@ fn page(
     path: &str,
     context: &str,
     render: impl Fn(usize) -> Value,
-) -> Response {
+) -> Result<Value, Box<Response>> {
     let params = form(query.unwrap_or(""));
     let top = match params.get("$top").map(|t| t.parse::<usize>()) {
         None => TOP_DEFAULT,
@@ -475,12 +516,12 @@ fn page(
                 "Invalid page size specified: '{}'. Must be between 1 and {TOP_MAX} inclusive.",
                 params["$top"]
             );
-            return error(
+            return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
                 &message,
                 &sh.core,
-            );
+            )));
         }
     };
     let start = match params.get("$skiptoken") {
@@ -506,7 +547,12 @@ fn page(
             body["@odata.nextLink"] = Value::String(format!("{base}{path}?{}", next.finish()));
         }
     }
-    Json(body).into_response()
+    Ok(body)
+}
+
+/// The cache key of a page request.
+fn page_key(path: &str, query: Option<&str>) -> String {
+    format!("{path}?{}", query.unwrap_or(""))
 }
 
 fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Response {
@@ -517,8 +563,10 @@ fn users(sh: &GraphShared, query: Option<&str>, deleted: bool, path: &str) -> Re
     } else {
         &sorted.users
     };
-    page(sh, items, query, path, "users", |i| {
-        user_json(&sorted.directory[i], &chosen)
+    sorted.page(page_key(path, query), || {
+        page(sh, items, query, path, "users", |i| {
+            user_json(&sorted.directory[i], &chosen)
+        })
     })
 }
 
@@ -578,14 +626,16 @@ async fn list_assignments(
         }
         Value::Object(object)
     };
-    page(
-        &sh,
-        &sorted.assigned,
-        query.as_deref(),
-        &path,
-        &format!("servicePrincipals('{id}')/appRoleAssignedTo"),
-        render,
-    )
+    sorted.page(page_key(&path, query.as_deref()), || {
+        page(
+            &sh,
+            &sorted.assigned,
+            query.as_deref(),
+            &path,
+            &format!("servicePrincipals('{id}')/appRoleAssignedTo"),
+            render,
+        )
+    })
 }
 
 async fn fallback(State(sh): St) -> Response {

@@ -411,3 +411,48 @@ async fn graph_throttles_with_retry_after_and_injects_faults() {
     assert!(failed.status.is_server_error());
     assert!(failed.body["error"]["code"].is_string());
 }
+
+#[tokio::test]
+async fn graph_serves_a_page_again_from_memory_until_the_directory_changes() {
+    let h = sim().await;
+    let graph = GraphSim::start_local(&h, GraphOptions::default())
+        .await
+        .expect("graph");
+    let base = graph.base_url();
+    let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
+    let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
+    let url = format!(
+        "{base}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,deletedDateTime&$top=3"
+    );
+    let first = get(&url, &auth).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body["value"][0]["deletedDateTime"].is_string());
+    assert_eq!(get(&url, &auth).await.body, first.body, "the same page");
+    // Another query is another page, not the one kept for the first.
+    let other = get(&url.replace("$top=3", "$top=2"), &auth).await;
+    assert_eq!(other.body["value"].as_array().map(Vec::len), Some(2));
+    // A kept page still goes through fault injection.
+    graph.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..Faults::default()
+    });
+    let broken = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(broken.status(), StatusCode::OK);
+    let text = broken.text().await.unwrap_or_default();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    graph.set_faults(Faults::default());
+    // The directory's times follow the clock: a day later the same request is rendered again.
+    h.set_now("2026-01-02T00:00:00Z".parse().expect("time"));
+    let later = get(&url, &auth).await;
+    assert_eq!(later.status, StatusCode::OK);
+    assert_ne!(later.body, first.body, "a page of the changed directory");
+    assert_eq!(
+        later.body["value"][0]["id"], first.body["value"][0]["id"],
+        "the same people"
+    );
+}
