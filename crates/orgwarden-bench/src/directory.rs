@@ -1,14 +1,15 @@
 //! `orgwarden-bench directory`: reading a large directory through orgwarden's own source code
 //! (`orgwarden::directory::read`, the function the audit cycle and the daemon's scheduled job
-//! call) from the Okta and Microsoft Graph simulators at their documented rate limits and page
-//! sizes, against the bound those limits set; then what the directory rules add to the
-//! benchmark audit.
+//! call) from the Okta, Google Directory API and Microsoft Graph simulators at their documented
+//! rate limits and page sizes, against the bound those limits set; then what the directory rules
+//! add to the benchmark audit.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use orgwarden::config::{
-    Config, DirectoryConfig, DirectorySource, EntraSettings, Environment, OktaAuth, OktaSettings,
+    Config, DirectoryConfig, DirectorySource, EntraSettings, Environment, GoogleSettings, OktaAuth,
+    OktaSettings,
 };
 use orgwarden::org::DirectoryListing;
 use orgwarden_sim::idp::graph::{
@@ -33,6 +34,11 @@ const OKTA_PER_MINUTE: u32 = 600;
 /// second.
 const GRAPH_TOP: usize = 999;
 const GRAPH_PER_SECOND: u32 = 800;
+/// Google Workspace: `users.list` pages of at most 500 (`maxResults`) and the Admin SDK's default
+/// quota of 2 400 queries a minute per user ("Directory API: Limits and quotas"): 40 a second on
+/// average, the whole minute's quota at once.
+const GOOGLE_PAGE: usize = 500;
+const GOOGLE_PER_MINUTE: u32 = 2_400;
 /// Timed rounds of the Graph read and of its pages fetched alone (`--graph-rounds`).
 pub(crate) const GRAPH_ROUNDS: usize = 3;
 
@@ -125,6 +131,8 @@ pub(crate) struct AuditWithDirectory {
 pub(crate) struct DirectoryFigures {
     #[serde(skip_serializing_if = "Option::is_none")]
     okta: Option<SourceRead>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    google: Option<SourceRead>,
     entra: SourceRead,
     #[serde(skip_serializing_if = "Option::is_none")]
     audit: Option<AuditWithDirectory>,
@@ -176,8 +184,8 @@ async fn timed_read(config: &DirectoryConfig) -> anyhow::Result<(DirectoryListin
     Ok((listing, started.elapsed().as_secs_f64()))
 }
 
-/// Seeds an organization whose directory has about `people` persons and reads it from both
-/// simulators; then measures the audit of the benchmark organization with its directory.
+/// Seeds an organization whose directory has about `people` persons and reads it from the Okta,
+/// Google and Graph simulators; then measures the audit of the benchmark organization with its directory.
 pub(crate) async fn bench_directory(bench: &DirectoryBench) -> anyhow::Result<DirectoryFigures> {
     let people = bench.people;
     // The directory is derived from the organization: about 1.06 persons per member (with the
@@ -201,10 +209,13 @@ pub(crate) async fn bench_directory(bench: &DirectoryBench) -> anyhow::Result<Di
     let assigned = directory.iter().filter(|e| e.assigned).count();
     eprintln!("directory: {persons} persons, {assigned} assigned to the app");
 
-    let okta_read = if bench.graph_only {
-        None
+    let (okta_read, google_read) = if bench.graph_only {
+        (None, None)
     } else {
-        Some(bench_okta(&sim, &directory).await?)
+        (
+            Some(bench_okta(&sim, &directory).await?),
+            Some(bench_google(&sim, &directory).await?),
+        )
     };
     let entra_read = bench_graph(&sim, &directory, bench).await?;
     sim.shutdown();
@@ -215,6 +226,7 @@ pub(crate) async fn bench_directory(bench: &DirectoryBench) -> anyhow::Result<Di
     };
     Ok(DirectoryFigures {
         okta: okta_read,
+        google: google_read,
         entra: entra_read,
         audit,
     })
@@ -257,6 +269,43 @@ async fn bench_okta(sim: &SimHandle, directory: &[DirectoryEntry]) -> anyhow::Re
     eprintln!("okta: {okta_read:?}");
     okta.shutdown();
     Ok(okta_read)
+}
+
+/// Orgwarden's read of the Google Directory API simulator (beside the Admin API simulator) at the
+/// Admin SDK's documented default quota, enforced by the simulator as a minute's quota.
+async fn bench_google(sim: &SimHandle, directory: &[DirectoryEntry]) -> anyhow::Result<SourceRead> {
+    let persons = directory.len();
+    let deleted = directory
+        .iter()
+        .filter(|e| e.state == DirectoryState::Deleted)
+        .count();
+    let google_pages = ceil_div(persons - deleted, GOOGLE_PAGE) + ceil_div(deleted, GOOGLE_PAGE);
+    let config = DirectoryConfig {
+        name: "google".into(),
+        domains: vec![MAIN_DOMAIN.into()],
+        schedule: None,
+        source: DirectorySource::Google(GoogleSettings {
+            service_account_key: SecretString::from(sim.google_service_account_key()),
+            subject: orgwarden_sim::google_admin(),
+            customer: "my_customer".into(),
+            api_url: sim.google_url(),
+        }),
+    };
+    // The quota starts whole, as a reader's does at the start of a minute.
+    sim.google_set_quota_per_minute(GOOGLE_PER_MINUTE);
+    let before = sim.google_requests_served();
+    let (listing, seconds) = timed_read(&config).await?;
+    let google_read = source_read(
+        &listing,
+        google_pages,
+        sim.google_requests_served() - before,
+        seconds,
+        f64::from(GOOGLE_PER_MINUTE) / 60.0,
+        None,
+    );
+    sim.google_set_rps(None);
+    eprintln!("google: {google_read:?}");
+    Ok(google_read)
 }
 
 /// Rounds of orgwarden's read of the Graph simulator and of the same pages fetched alone.

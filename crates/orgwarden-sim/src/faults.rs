@@ -181,34 +181,50 @@ impl FaultState {
 /// A token bucket; `None` rps means unlimited.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    rps: Option<u32>,
+    /// Tokens a second; `None` is unlimited.
+    rate: Option<f64>,
+    /// The most tokens the bucket holds: the burst a full bucket allows.
+    capacity: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl RateLimiter {
-    /// A full bucket for `rps` requests per second.
+    /// A full bucket for `rps` requests per second (a second's worth of burst).
     pub(crate) fn new(rps: Option<u32>) -> Self {
+        let rps = rps.map(f64::from);
         RateLimiter {
-            rps,
-            tokens: f64::from(rps.unwrap_or(0)),
+            rate: rps,
+            capacity: rps.unwrap_or(0.0),
+            tokens: rps.unwrap_or(0.0),
+            last: Instant::now(),
+        }
+    }
+
+    /// A full bucket for a quota of `limit` requests per `window` (e.g. 2 400 a minute): the
+    /// whole quota at once, refilled at its average rate.
+    pub(crate) fn per_window(limit: u32, window: Duration) -> Self {
+        let secs = window.as_secs_f64().max(f64::MIN_POSITIVE);
+        RateLimiter {
+            rate: Some(f64::from(limit) / secs),
+            capacity: f64::from(limit),
+            tokens: f64::from(limit),
             last: Instant::now(),
         }
     }
 
     /// Takes a token, or returns the whole seconds (at least 1) until one is available.
     pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), u64> {
-        let Some(rps) = self.rps else {
+        let Some(rate) = self.rate else {
             return Ok(());
         };
-        if rps == 0 {
+        if rate <= 0.0 {
             // A budget of zero refuses everything; one second is as good a hint as any.
             return Err(1);
         }
-        let rate = f64::from(rps);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.tokens = (self.tokens + elapsed * rate).min(self.capacity);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -320,5 +336,22 @@ mod tests {
         assert_eq!(slow.try_acquire(start), Err(1));
         let mut none = RateLimiter::new(None);
         assert!((0..10_000).all(|_| none.try_acquire(start).is_ok()));
+    }
+
+    #[test]
+    fn a_quota_per_window_allows_it_at_once_then_its_average_rate() {
+        let start = Instant::now();
+        // 120 a minute: two a second on average, all 120 at once from a full bucket.
+        let mut rl = RateLimiter::per_window(120, Duration::from_secs(60));
+        assert!((0..120).all(|_| rl.try_acquire(start).is_ok()));
+        assert_eq!(rl.try_acquire(start), Err(1));
+        let later = start + Duration::from_secs(1);
+        assert!(rl.try_acquire(later).is_ok());
+        assert!(rl.try_acquire(later).is_ok());
+        assert_eq!(rl.try_acquire(later), Err(1));
+        // A long pause refills it to the quota, not beyond.
+        let much_later = start + Duration::from_secs(3600);
+        assert!((0..120).all(|_| rl.try_acquire(much_later).is_ok()));
+        assert!(rl.try_acquire(much_later).is_err());
     }
 }

@@ -316,6 +316,13 @@ impl SimHandle {
         self.google.set_rps(rps);
     }
 
+    /// Sets the Google simulator's rate limit to a quota of `limit` requests a minute, as the
+    /// Admin SDK states its quotas (the default is 2 400 a minute per user): the whole quota at
+    /// once, refilled at its average rate. The bucket starts full.
+    pub fn google_set_quota_per_minute(&self, limit: u32) {
+        self.google.set_quota_per_minute(limit);
+    }
+
     /// Requests the Google simulator received so far, whatever their answer.
     pub fn google_requests_served(&self) -> u64 {
         self.google.requests_served()

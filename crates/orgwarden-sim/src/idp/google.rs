@@ -133,6 +133,10 @@ impl Google {
         *lock(&self.limiter) = RateLimiter::new(rps);
     }
 
+    pub(crate) fn set_quota_per_minute(&self, limit: u32) {
+        *lock(&self.limiter) = RateLimiter::per_window(limit, Duration::from_secs(60));
+    }
+
     pub(crate) fn requests_served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
