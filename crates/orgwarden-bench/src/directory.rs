@@ -185,7 +185,8 @@ async fn timed_read(config: &DirectoryConfig) -> anyhow::Result<(DirectoryListin
 }
 
 /// Seeds an organization whose directory has about `people` persons and reads it from the Okta,
-/// Google and Graph simulators; then measures the audit of the benchmark organization with its directory.
+/// Google and Graph simulators; then measures the audit of the benchmark organization with its
+/// directory.
 pub(crate) async fn bench_directory(bench: &DirectoryBench) -> anyhow::Result<DirectoryFigures> {
     let people = bench.people;
     // The directory is derived from the organization: about 1.06 persons per member (with the

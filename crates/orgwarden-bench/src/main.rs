@@ -65,12 +65,12 @@ struct BenchArgs {
     /// `audit --db PATH --with-directory`).
     #[arg(long)]
     save_db: Option<std::path::PathBuf>,
-    /// `directory`: skips the Okta and Graph reads and measures only what the directory rules
-    /// add to the audit (the `audit` figures alone).
+    /// `directory`: skips the Okta, Google and Graph reads and measures only what the directory
+    /// rules add to the audit (the `audit` figures alone).
     #[arg(long)]
     audit_only: bool,
     /// `directory`: only the Graph part (its rounds of orgwarden's read and of the same pages
-    /// fetched alone), without the Okta read and the audit.
+    /// fetched alone), without the Okta and Google reads and the audit.
     #[arg(long)]
     graph_only: bool,
     /// `directory`: rounds of the Graph read and of the fetch-only read.
@@ -98,7 +98,7 @@ enum BenchWhat {
     /// The usage ingest: a 90-day backfill against fetching the pages alone, and a one-day
     /// increment.
     Usage,
-    /// A 100k-person directory read from the Okta and Graph simulators at their documented
+    /// A 100k-person directory read from the Okta, Google and Graph simulators at their documented
     /// rate limits, against the bound those set; and what the directory rules add to the audit.
     Directory,
     /// Only the audit, of a copy of a database `snapshot --save-db` saved (`--db`), `--repeat`
