@@ -192,12 +192,14 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     /// A full bucket for `rps` requests per second (a second's worth of burst).
     pub(crate) fn new(rps: Option<u32>) -> Self {
-        let rps = rps.map(f64::from);
-        RateLimiter {
-            rate: rps,
-            capacity: rps.unwrap_or(0.0),
-            tokens: rps.unwrap_or(0.0),
-            last: Instant::now(),
+        match rps {
+            Some(rps) => RateLimiter::per_window(rps, Duration::from_secs(1)),
+            None => RateLimiter {
+                rate: None,
+                capacity: 0.0,
+                tokens: 0.0,
+                last: Instant::now(),
+            },
         }
     }
 
