@@ -276,6 +276,13 @@ async fn graph_token(base: &str, secret: &str) -> Got {
     .await
 }
 
+/// The `Authorization` value of a token the simulator issues for the demo credentials.
+async fn graph_auth(base: &str) -> String {
+    let ok = graph_token(base, DEMO_GRAPH_CLIENT_SECRET).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    format!("Bearer {}", ok.body["access_token"].as_str().unwrap())
+}
+
 async fn graph_all(first: String, auth: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut url = Some(first);
@@ -301,8 +308,7 @@ async fn graph_pages_users_deleted_users_and_assignments() {
         .as_str()
         .unwrap()
         .starts_with("AADSTS7000215"));
-    let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
-    let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
+    let auth = graph_auth(&base).await;
     let none = get(&format!("{base}/v1.0/users"), "").await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_eq!(none.body["error"]["code"], "InvalidAuthenticationToken");
@@ -392,8 +398,7 @@ async fn graph_throttles_with_retry_after_and_injects_faults() {
     .await
     .expect("graph");
     let base = graph.base_url();
-    let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
-    let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
+    let auth = graph_auth(&base).await;
     assert_eq!(
         get(&format!("{base}/v1.0/users"), &auth).await.status,
         StatusCode::OK
@@ -419,8 +424,7 @@ async fn graph_serves_a_page_again_from_memory_until_the_directory_changes() {
         .await
         .expect("graph");
     let base = graph.base_url();
-    let ok = graph_token(&base, DEMO_GRAPH_CLIENT_SECRET).await;
-    let auth = format!("Bearer {}", ok.body["access_token"].as_str().unwrap());
+    let auth = graph_auth(&base).await;
     let url = format!(
         "{base}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,deletedDateTime&$top=3"
     );
